@@ -1,0 +1,39 @@
+// swift-tools-version: 6.0
+// cfi-sh: configuration infrastructure shell for pools of Linux machines.
+// Dependencies point down: cfi-sh → CFIScript → Runtime. See README.md.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+  .enableUpcomingFeature("MemberImportVisibility"),
+  .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+  name: "cfi-sh",
+  platforms: [.macOS(.v15)],
+  products: [
+    .executable(name: "cfi-sh", targets: ["cfi-sh"]),
+    .library(name: "CFIScript", targets: ["CFIScript"]),
+    .library(name: "Runtime", targets: ["Runtime"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+  ],
+  targets: [
+    .target(name: "Runtime", swiftSettings: strict),
+    .target(name: "CFIScript", dependencies: ["Runtime"], exclude: ["Syntax/README.md"], swiftSettings: strict),
+    .executableTarget(
+      name: "cfi-sh",
+      dependencies: [
+        "CFIScript", "Runtime",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      swiftSettings: strict),
+    .testTarget(name: "RuntimeTests", dependencies: ["Runtime"], swiftSettings: strict),
+    .testTarget(
+      name: "CFIScriptTests", dependencies: ["CFIScript", "Runtime"],
+      resources: [.copy("Golden")], swiftSettings: strict),
+    .testTarget(name: "cfi-shTests", dependencies: ["cfi-sh"], swiftSettings: strict),
+  ],
+  swiftLanguageModes: [.v6]
+)

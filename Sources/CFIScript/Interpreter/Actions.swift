@@ -1,0 +1,59 @@
+// Actions: from an ActionStatement to a Runtime.Action performed on the frame's host.
+
+import Runtime
+
+extension Interpreter {
+  /// Builds the typed action from the evaluated arguments.
+  func buildAction(_ action: ActionStatement, in frame: Frame) throws -> Action {
+    let values = try action.arguments.map { try evaluate($0, in: frame) }
+    func single(_ index: Int, _ what: String) throws -> String {
+      try text(values[index], "the \(what) of '\(action.kind.rawValue)'", at: action.arguments[index].range)
+    }
+    func spread(from index: Int) throws -> [String] {
+      try values[index...].enumerated().flatMap { offset, value in
+        try value.flattened.map { try text($0, "an argument", at: action.arguments[index + offset].range) }
+      }
+    }
+    switch action.kind {
+    case .copy:
+      let destination = try action.destination.map { try text(evaluate($0, in: frame), "the destination of 'copy'", at: $0.range) }
+      return .copy(path: try single(0, "path"), destination: destination)
+    case .sync: return .sync
+    case .run: return .run(command: try single(0, "command"))
+    case .script: return .script(path: try single(0, "file"), arguments: try spread(from: 1))
+    case .password: return .password(user: try single(0, "user"), hash: Secret(try single(1, "hash")))
+    case .install: return .install(packages: try spread(from: 0))
+    case .remove: return .remove(packages: try spread(from: 0))
+    case .upgrade: return .upgrade
+    case .pkgsync: return .pkgsync
+    }
+  }
+
+  /// Performs an action on the frame's host and reports it; a failure ends the host's block.
+  func perform(_ statement: ActionStatement, in frame: inout Frame) async throws -> StepResult {
+    guard let host = frame.host else {
+      throw RuntimeError("'\(statement.kind.rawValue)' must run inside an 'on' block", at: statement.keyword)
+    }
+    let action = try buildAction(statement, in: frame)
+    let step = StepInfo(
+      block: frame.block, location: location(statement.range), label: action.description, tolerated: frame.insideTry)
+    sink.emit(.stepStarted(step, host: host))
+    let stepOptions = StepOptions(
+      check: options.check, timeout: frame.settings.timeout, connectTimeout: frame.settings.connectTimeout)
+    let result = await transport.perform(action, on: host, options: stepOptions)
+    sink.emit(.stepFinished(step, host: host, result: result))
+    switch result.status {
+    case .ok, .skipped:
+      break
+    case .changed:
+      frame.changed = true
+    case .failed:
+      throw HostStop.failed(result.message ?? "'\(statement.kind.rawValue)' failed")
+    case .unreachable:
+      throw HostStop.unreachable(result.message ?? "unreachable")
+    case .interrupted:
+      throw HostStop.interrupted
+    }
+    return result
+  }
+}

@@ -1,0 +1,191 @@
+// `on` blocks: resolving targets to hosts, and fanning the body out over them with
+// `parallel`, `serial` and `max_fail`.
+
+import Runtime
+import Synchronization
+
+/// Counts hosts that failed or were unreachable in a block, shared by its host tasks.
+private final class FailureCounter: Sendable {
+  private let count = Mutex(0)
+  func increment() { count.withLock { $0 += 1 } }
+  var value: Int { count.withLock { $0 } }
+}
+
+extension Interpreter {
+  /// The group a host named only by a `group` statement or pattern falls into: that group if
+  /// the store has it, else `unknown`.
+  private func fallbackGroup(_ group: String) -> String {
+    options.store.hasGroup(group) ? group : Host.unknownGroup
+  }
+
+  /// Parses pattern items into patterns (strings are evaluated now and may hold a list).
+  private func patterns(_ items: [PatternItem], in frame: Frame) throws -> [(HostPattern, SourceRange)] {
+    try items.flatMap { item -> [(HostPattern, SourceRange)] in
+      switch item {
+      case .pattern(let text, let range):
+        do throws(HostPatternError) { return [(try HostPattern(parsing: text), range)] } catch {
+          throw RuntimeError(error.message, at: range)
+        }
+      case .expression(let expression):
+        let value = try evaluate(expression, in: frame)
+        return try value.flattened.flatMap { element -> [(HostPattern, SourceRange)] in
+          let text = try self.text(element, "a host pattern", at: expression.range)
+          do throws(HostPatternError) { return try HostPattern.parseList(text).map { ($0, expression.range) } } catch {
+            throw RuntimeError("in '\(text)': \(error.message)", at: expression.range)
+          }
+        }
+      }
+    }
+  }
+
+  /// Whether a group exists: in the inventory, in the store, or `unknown`.
+  private func groupExists(_ group: String, _ inventory: Inventory) -> Bool {
+    group == Host.unknownGroup || inventory.hasGroup(group) || options.store.hasGroup(group)
+  }
+
+  private func hosts(inGroup group: String, _ inventory: Inventory, at range: SourceRange) throws -> [Host] {
+    guard groupExists(group, inventory) else { throw RuntimeError("unknown group '\(group)'", at: range) }
+    return inventory.hosts(inGroup: group, fallbackGroup: fallbackGroup)
+  }
+
+  /// The hosts that pattern items name, in order, without duplicates.
+  private func hosts(_ items: [PatternItem], in frame: Frame) throws -> [Host] {
+    let inventory = frame.top?.inventory ?? options.inventory
+    var result: [Host] = []
+    var seen: Set<String> = []
+    for (pattern, range) in try patterns(items, in: frame) {
+      let found: [Host]
+      if let group = pattern.groupReference {
+        found = try hosts(inGroup: group, inventory, at: range)
+      } else {
+        do throws(HostPatternError) { found = try pattern.expand().map { inventory.hostOrNew(named: $0) } } catch {
+          throw RuntimeError(error.message, at: range)
+        }
+      }
+      for host in found where seen.insert(host.name).inserted { result.append(host) }
+    }
+    return result
+  }
+
+  /// Host names for a `group` statement.
+  func hostNames(_ items: [PatternItem], in frame: Frame) throws -> [String] {
+    try hosts(items, in: frame).map(\.name)
+  }
+
+  /// The hosts an `on` target names, in natural order of their names.
+  func targetHosts(_ target: Target, in frame: Frame) throws -> [Host] {
+    let inventory = frame.top?.inventory ?? options.inventory
+    var selected: [Host]
+    switch target.kind {
+    case .all:
+      let members = inventory.namedSets.values.flatMap { $0 }.filter { inventory.host(named: $0) == nil }
+      selected = inventory.hosts + Set(members).map { name in
+        let group = inventory.namedSets.first { $0.value.contains(name) }?.key ?? Host.unknownGroup
+        return Host(name: name, group: fallbackGroup(group))
+      }
+    case .groups(let items):
+      selected = []
+      var seen: Set<String> = []
+      for item in items {
+        let names: [(String, SourceRange)]
+        switch item {
+        case .pattern(let name, let range): names = [(name, range)]
+        case .expression(let expression):
+          names = try evaluate(expression, in: frame).flattened.map {
+            (try text($0, "a group name", at: expression.range), expression.range)
+          }
+        }
+        for (name, range) in names {
+          for host in try hosts(inGroup: name, inventory, at: range) where seen.insert(host.name).inserted {
+            selected.append(host)
+          }
+        }
+      }
+    case .hosts(let items):
+      selected = try hosts(items, in: frame)
+    }
+    if !target.except.isEmpty {
+      let excluded = Set(try hosts(target.except, in: frame).map(\.name))
+      selected.removeAll { excluded.contains($0.name) }
+    }
+    return selected.sorted { HostFolding.naturalLess($0.name, $1.name) }
+  }
+
+  /// Runs an `on` block: each host runs the body as its own thread, at most `parallel` at a
+  /// time, in batches of `serial`; once more than `max_fail` hosts have failed, no new host
+  /// starts and the run stops after this block.
+  func runBlock(_ target: Target, _ body: Block, statement: Statement, in frame: inout Frame) async throws {
+    guard frame.top != nil else {
+      throw RuntimeError("'on' blocks cannot be nested", at: statement.range)
+    }
+    let hosts = try targetHosts(target, in: frame)
+    frame.top!.blockCount += 1
+    let blockID = frame.top!.blockCount
+    let settings = frame.settings
+    let label = files[target.range.file.rawValue].text(target.range)
+    sink.emit(.blockStarted(BlockInfo(id: blockID, label: label, location: location(statement.range), hosts: hosts)))
+
+    let maxFail = settings.maxFail?.resolved(total: hosts.count)
+    let batchSize = max(1, settings.serial?.resolved(total: hosts.count) ?? hosts.count)
+    let failures = FailureCounter()
+    let globals = frame.globals
+    let functions = frame.functions
+    var outcomes: [HostOutcome?] = []
+    for batchStart in stride(from: 0, to: hosts.count, by: batchSize) {
+      let batch = Array(hosts[batchStart..<min(hosts.count, batchStart + batchSize)])
+      let canStart = { maxFail.map { failures.value <= $0 } ?? true }
+      guard canStart(), !Task.isCancelled else {
+        outcomes += batch.map { _ in nil }
+        continue
+      }
+      outcomes += await fanOut(batch, limit: settings.parallel, shouldStart: canStart) { host in
+        var hostFrame = Frame(
+          globals: globals, locals: [:], functions: functions, host: host, top: nil, settings: settings, block: blockID)
+        let outcome = await self.runHost(body, in: &hostFrame)
+        if outcome.status == .failed || outcome.status == .unreachable { failures.increment() }
+        self.sink.emit(.hostFinished(block: blockID, outcome))
+        return outcome
+      }
+    }
+
+    let stopped = maxFail.map { failures.value > $0 } ?? false
+    let interrupted = Task.isCancelled
+    let final = zip(hosts, outcomes).map { host, outcome in
+      if let outcome { return outcome }
+      let skipped = HostOutcome(
+        host: host, status: interrupted ? .interrupted : .skipped,
+        message: interrupted ? "interrupted before it started" : "not started: more than max_fail hosts failed")
+      sink.emit(.hostFinished(block: blockID, skipped))
+      return skipped
+    }
+    sink.emit(.blockFinished(id: blockID, outcomes: final, stopped: stopped))
+    for outcome in final {
+      let name = outcome.host.name
+      if let known = frame.top!.outcomes[name] {
+        if outcome.status > known.status { frame.top!.outcomes[name] = outcome }
+      } else {
+        frame.top!.outcomes[name] = outcome
+        frame.top!.hostOrder.append(name)
+      }
+    }
+    if stopped { frame.top!.stoppedByMaxFail = true }
+    if interrupted { throw CancellationError() }
+  }
+
+  /// Runs a block body on one host and says how it ended there.
+  private func runHost(_ body: Block, in frame: inout Frame) async -> HostOutcome {
+    let host = frame.host!
+    do {
+      try await execute(body.statements, in: &frame)
+      return HostOutcome(host: host, status: frame.changed ? .changed : .ok)
+    } catch HostStop.failed(let message) {
+      return HostOutcome(host: host, status: .failed, message: message)
+    } catch HostStop.unreachable(let message) {
+      return HostOutcome(host: host, status: .unreachable, message: message)
+    } catch let error as RuntimeError {
+      return HostOutcome(host: host, status: .failed, message: describe(error.diagnostic))
+    } catch {
+      return HostOutcome(host: host, status: .interrupted)
+    }
+  }
+}

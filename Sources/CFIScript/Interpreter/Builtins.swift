@@ -1,0 +1,82 @@
+// The built-in functions: what they take and what they give.
+
+/// A built-in function.
+enum Builtin: String, CaseIterable {
+  /// `lines(PATH)` / `lines(PATH, GROUP)`: a list file from the store.
+  case lines
+  /// `env(NAME)` / `env(NAME, DEFAULT)`: an environment variable of cfi-sh.
+  case env
+  /// `len(LIST or STRING)`: number of elements or characters.
+  case len
+
+  /// How many arguments it takes.
+  var arity: ClosedRange<Int> {
+    switch self {
+    case .lines, .env: 1...2
+    case .len: 1...1
+    }
+  }
+
+  var signature: String {
+    switch self {
+    case .lines: "lines(path) or lines(path, group)"
+    case .env: "env(name) or env(name, default)"
+    case .len: "len(value)"
+    }
+  }
+}
+
+/// The settings `set` accepts.
+enum Setting: String, CaseIterable {
+  case parallel, timeout, connect_timeout, max_fail, serial, discovery
+
+  var expectation: String {
+    switch self {
+    case .parallel: "a number of hosts of at least 1"
+    case .timeout: "a duration such as 30s or 5m (0 for none)"
+    case .connect_timeout: "a duration such as 10s"
+    case .max_fail: "a number of hosts (0 or more) or a percentage such as 10%"
+    case .serial: "a number of hosts (1 or more) or a percentage such as 25%"
+    case .discovery: "on or off"
+    }
+  }
+}
+
+import Runtime
+
+extension RunSettings {
+  /// Applies `set NAME = value`, returning what is wrong with the value, if anything.
+  mutating func apply(_ setting: Setting, _ value: Value) -> String? {
+    let bad = "'\(setting.rawValue)' must be \(setting.expectation), not \(value.typeName)"
+    switch (setting, value) {
+    case (.parallel, .integer(let count)):
+      guard count >= 1 else { return "'parallel' must be at least 1" }
+      parallel = count
+    case (.timeout, .duration(let duration)):
+      guard duration > .zero else { return "'timeout' must be positive (or 0 for none)" }
+      timeout = duration
+    case (.timeout, .integer(0)):
+      timeout = nil
+    case (.connect_timeout, .duration(let duration)):
+      guard duration >= .seconds(1) else { return "'connect_timeout' must be at least 1s (ssh counts whole seconds)" }
+      connectTimeout = duration
+    case (.max_fail, .integer(let count)):
+      guard count >= 0 else { return "'max_fail' must not be negative" }
+      maxFail = .count(count)
+    case (.max_fail, .percent(let percent)):
+      guard (0...100).contains(percent) else { return "'max_fail' must be between 0% and 100%" }
+      maxFail = .percent(percent)
+    case (.serial, .integer(let count)):
+      guard count >= 1 else { return "'serial' must be at least 1" }
+      serial = .count(count)
+    case (.serial, .percent(let percent)):
+      guard (1...100).contains(percent) else { return "'serial' must be between 1% and 100%" }
+      serial = .percent(percent)
+    case (.discovery, .boolean(let on)):
+      discovery = on
+    default:
+      return bad
+    }
+    return nil
+  }
+}

@@ -1,0 +1,417 @@
+// The resolver: static checks that need names and the fleet's vocabulary, run before
+// anything executes (and by `cfi-sh -n`): unknown variables, functions, groups and settings,
+// bad host patterns, arity of calls, store files named by literal paths, defs that run
+// actions being called outside `on`. It reports; it never runs anything.
+
+import Runtime
+
+/// What the resolver knows beyond the program: the fleet's groups and the store.
+public struct ResolverContext: Sendable {
+  /// Groups that exist without the runbook defining them (inventory, store, `unknown`).
+  public var knownGroups: Set<String>
+  /// The store, for checking literal store paths; nil to skip those checks.
+  public var store: Store?
+  /// Variables already defined (by earlier REPL lines).
+  public var globals: Set<String>
+  /// Functions already defined (by earlier REPL lines): name → parameter count, and whether
+  /// they must run inside `on`.
+  public var functions: [String: (arity: Int, needsHost: Bool)]
+
+  public init(
+    knownGroups: Set<String> = [Host.unknownGroup], store: Store? = nil, globals: Set<String> = [],
+    functions: [String: (arity: Int, needsHost: Bool)] = [:]
+  ) {
+    self.knownGroups = knownGroups.union([Host.unknownGroup])
+    self.store = store
+    self.globals = globals
+    self.functions = functions
+  }
+}
+
+/// Checks a loaded runbook; see the file comment.
+public struct Resolver {
+  private var context: ResolverContext
+  private var diagnostics: [Diagnostic] = []
+  /// Names visible now: the global scope, then (inside `on` or `def`) one local scope.
+  private var globals: Set<String>
+  private var locals: Set<String>?
+  /// All names bound anywhere at the top level (def bodies may use globals defined later).
+  private var allGlobals: Set<String> = []
+  private var groups: Set<String>
+  private var insideOn = false
+  private var insideDef = false
+  /// Groups an `on` block targets, when they are known statically (for store checks).
+  private var staticGroups: [String]? = nil
+  private var functions: [String: (arity: Int, needsHost: Bool)]
+
+  /// Runs the checks and returns the diagnostics (errors and warnings), in source order.
+  public static func check(_ runbook: LoadedRunbook, context: ResolverContext) -> [Diagnostic] {
+    var resolver = Resolver(context: context)
+    resolver.prepare(runbook.program.statements)
+    resolver.statements(runbook.program.statements)
+    return resolver.diagnostics.sorted { $0.range < $1.range }
+  }
+
+  private init(context: ResolverContext) {
+    self.context = context
+    globals = context.globals.union(["args"])
+    groups = context.knownGroups
+    functions = context.functions
+  }
+
+  private mutating func error(_ id: DiagnosticID, _ message: String, at range: SourceRange) {
+    diagnostics.append(Diagnostic(id, message, at: range))
+  }
+
+  // MARK: - Pre-pass: defs and top-level names
+
+  /// Collects defs (with arity and whether they need a host) and every top-level binding.
+  private mutating func prepare(_ statements: [Statement]) {
+    var bodies: [String: Block] = [:]
+    func collect(_ statements: [Statement], topLevel: Bool) {
+      for statement in statements {
+        switch statement.kind {
+        case .def(let name, let parameters, let body):
+          functions[name.name] = (parameters.count, false)
+          bodies[name.name] = body
+        case .include(_, _, let program?):
+          collect(program.statements, topLevel: topLevel)
+        case .let(let name, _) where topLevel, .letAction(let name, _) where topLevel:
+          allGlobals.insert(name.name)
+        case .for(let name, _, let body) where topLevel:
+          allGlobals.insert(name.name)
+          collect(body.statements, topLevel: true)
+        case .if(_, let then, let otherwise) where topLevel:
+          collect(then.statements, topLevel: true)
+          collect(otherwise?.statements ?? [], topLevel: true)
+        case .try(let body) where topLevel:
+          collect(body.statements, topLevel: true)
+        default: break
+        }
+      }
+    }
+    collect(statements, topLevel: true)
+    allGlobals.formUnion(globals)
+    // A def needs a host if it runs an action, uses `host`, or calls a def that does.
+    var changed = true
+    while changed {
+      changed = false
+      for (name, body) in bodies where functions[name]?.needsHost == false {
+        if Resolver.needsHost(body.statements, functions: functions) {
+          functions[name]?.needsHost = true
+          changed = true
+        }
+      }
+    }
+  }
+
+  private static func needsHost(_ statements: [Statement], functions: [String: (arity: Int, needsHost: Bool)]) -> Bool {
+    statements.contains { statement in
+      switch statement.kind {
+      case .action, .letAction: true
+      case .call(let name, _): functions[name.name]?.needsHost ?? false
+      case .if(let condition, let then, let otherwise):
+        usesHost(condition) || needsHost(then.statements, functions: functions)
+          || needsHost(otherwise?.statements ?? [], functions: functions)
+      case .for(_, let sequence, let body): usesHost(sequence) || needsHost(body.statements, functions: functions)
+      case .try(let body): needsHost(body.statements, functions: functions)
+      case .let(_, let value): usesHost(value)
+      case .print(let values): values.contains(where: usesHost)
+      default: false
+      }
+    }
+  }
+
+  private static func usesHost(_ expression: Expression) -> Bool {
+    switch expression.kind {
+    case .variable(let name): name == "host"
+    case .string(let parts, _): parts.contains { if case .variable(let path) = $0 { path.first?.name == "host" } else { false } }
+    case .list(let elements): elements.contains(where: usesHost)
+    case .member(let base, _): usesHost(base)
+    case .call(let name, let arguments): (name.name == "lines" && arguments.count == 1) || arguments.contains(where: usesHost)
+    case .not(let operand): usesHost(operand)
+    case .binary(_, let left, let right): usesHost(left) || usesHost(right)
+    default: false
+    }
+  }
+
+  // MARK: - Statements
+
+  private mutating func statements(_ statements: [Statement]) {
+    for statement in statements { self.statement(statement) }
+  }
+
+  private mutating func bind(_ name: Identifier) {
+    if name.name == "host" || name.name == "args" {
+      error(.misplaced, "'\(name.name)' is a built-in variable and cannot be rebound", at: name.range)
+    }
+    if locals != nil { locals!.insert(name.name) } else { globals.insert(name.name) }
+  }
+
+  private mutating func statement(_ statement: Statement) {
+    switch statement.kind {
+    case .let(let name, let value):
+      expression(value)
+      bind(name)
+    case .letAction(let name, let action):
+      self.action(action)
+      bind(name)
+    case .group(let name, let items):
+      if !Store.isValidGroupName(name.name) {
+        error(.badHostPattern, "'\(name.name)' is not a valid group name (letters, digits, '-', '_', '.')", at: name.range)
+      }
+      patterns(items)
+      groups.insert(name.name)
+    case .on(let target, let body):
+      on(target, body)
+    case .action(let action):
+      self.action(action)
+    case .if(let condition, let then, let otherwise):
+      expression(condition)
+      statements(then.statements)
+      if let otherwise { statements(otherwise.statements) }
+    case .for(let name, let sequence, let body):
+      expression(sequence)
+      bind(name)
+      statements(body.statements)
+    case .def(_, let parameters, let body):
+      let saved = (locals, insideDef, globals)
+      locals = Set(parameters.map(\.name))
+      insideDef = true
+      globals = allGlobals
+      statements(body.statements)
+      (locals, insideDef, globals) = saved
+    case .call(let name, let arguments):
+      arguments.forEach { expression($0) }
+      call(name, arguments: arguments.count, asStatement: true)
+    case .include(_, _, let program):
+      if let program { statements(program.statements) }
+    case .try(let body):
+      statements(body.statements)
+    case .set(let name, let value):
+      setting(name, value)
+    case .print(let values):
+      values.forEach { expression($0) }
+    case .fail(let message):
+      if let message { expression(message) }
+    case .invalid:
+      break
+    }
+  }
+
+  private mutating func on(_ target: Target, _ body: Block) {
+    var known: [String]? = nil
+    switch target.kind {
+    case .all:
+      break
+    case .groups(let items):
+      known = []
+      for item in items {
+        switch item {
+        case .pattern(let name, let range):
+          if !Store.isValidGroupName(name) {
+            error(.badHostPattern, "'\(name)' is not a valid group name (letters, digits, '-', '_', '.')", at: range)
+          } else if !groups.contains(name) {
+            unknownGroup(name, at: range)
+          } else {
+            known?.append(name)
+          }
+        case .expression(let expression):
+          self.expression(expression)
+          known = nil
+        }
+      }
+    case .hosts(let items):
+      patterns(items)
+    }
+    patterns(target.except)
+    let saved = (locals, insideOn, staticGroups)
+    locals = []
+    insideOn = true
+    staticGroups = known
+    statements(body.statements)
+    (locals, insideOn, staticGroups) = saved
+  }
+
+  private mutating func unknownGroup(_ name: String, at range: SourceRange) {
+    var message = "unknown group '\(name)'"
+    if let guess = closestMatch(to: name, in: groups) {
+      message += "; did you mean '\(guess)'?"
+    } else {
+      message += "; groups come from the store's directories, the client list and 'group' statements"
+    }
+    error(.unknownGroup, message, at: range)
+  }
+
+  private mutating func patterns(_ items: [PatternItem]) {
+    for item in items {
+      switch item {
+      case .pattern(let text, let range):
+        do throws(HostPatternError) {
+          let pattern = try HostPattern(parsing: text)
+          if let group = pattern.groupReference {
+            if !groups.contains(group) { unknownGroup(group, at: range) }
+          } else {
+            _ = try pattern.expand()
+          }
+        } catch {
+          let start = range.start + min(error.offset, text.utf8.count)
+          self.error(
+            .badHostPattern, error.message,
+            at: SourceRange(file: range.file, start: start, end: min(start + error.length, range.end)))
+        }
+      case .expression(let expression):
+        self.expression(expression)
+      }
+    }
+  }
+
+  private mutating func action(_ action: ActionStatement) {
+    action.arguments.forEach { expression($0) }
+    if let destination = action.destination { expression(destination) }
+    guard let groups = staticGroups, let store = context.store else { return }
+    // Store paths written literally are checked now, for every group the block targets.
+    switch action.kind {
+    case .copy, .script:
+      if let first = action.arguments.first, let path = first.literalString {
+        storePath(path, groups: groups, store: store, at: first.range)
+      }
+    default: break
+    }
+  }
+
+  private mutating func storePath(_ path: String, groups: [String], store: Store, at range: SourceRange) {
+    for group in groups {
+      do throws(StoreError) { _ = try store.resolve(path, group: group) } catch {
+        self.error(.store, error.message, at: range)
+        return
+      }
+    }
+  }
+
+  private mutating func setting(_ name: Identifier, _ value: Expression) {
+    expression(value)
+    guard let setting = Setting(rawValue: name.name) else {
+      var message = "unknown setting '\(name.name)'"
+      if let guess = closestMatch(to: name.name, in: Setting.allCases.map(\.rawValue)) {
+        message += "; did you mean '\(guess)'?"
+      } else {
+        message += "; settings are " + Setting.allCases.map(\.rawValue).joined(separator: ", ")
+      }
+      error(.badSetting, message, at: name.range)
+      return
+    }
+    if let constant = Resolver.constant(value) {
+      var scratch = RunSettings()
+      if let problem = scratch.apply(setting, constant) { error(.badSetting, problem, at: value.range) }
+    }
+  }
+
+  /// The value of a literal expression, if it is one.
+  static func constant(_ expression: Expression) -> Value? {
+    switch expression.kind {
+    case .integer(let value): .integer(value)
+    case .percent(let value): .percent(value)
+    case .boolean(let value): .boolean(value)
+    case .duration(let milliseconds): .duration(.milliseconds(milliseconds))
+    default: expression.literalString.map(Value.string)
+    }
+  }
+
+  // MARK: - Expressions
+
+  private mutating func variable(_ name: String, at range: SourceRange) {
+    if name == "host" {
+      if !insideOn && !insideDef {
+        error(.unknownVariable, "'host' is only defined inside an 'on' block", at: range)
+      }
+      return
+    }
+    if locals?.contains(name) == true || globals.contains(name) { return }
+    var message = "unknown variable '\(name)'"
+    let candidates = globals.union(locals ?? []).union(insideOn || insideDef ? ["host"] : [])
+    if let guess = closestMatch(to: name, in: candidates) { message += "; did you mean '\(guess)'?" }
+    error(.unknownVariable, message, at: range)
+  }
+
+  private mutating func expression(_ expression: Expression) {
+    switch expression.kind {
+    case .string(let parts, _):
+      for case .variable(let path) in parts {
+        variable(path[0].name, at: path[0].range)
+        if path[0].name == "host" {
+          hostField(path.dropFirst().first, count: path.count - 1, at: path[0].range)
+        } else if path.count > 1 {
+          error(.badInterpolation, "'\(path[0].name)' has no fields; only 'host' does ('${host.name}')", at: path[1].range)
+        }
+      }
+    case .list(let elements):
+      elements.forEach { self.expression($0) }
+    case .variable(let name):
+      variable(name, at: expression.range)
+    case .member(let base, let field):
+      self.expression(base)
+      if case .variable("host") = base.kind {
+        hostField(field, count: 1, at: field.range)
+      } else if case .variable = base.kind {
+        error(.unknownVariable, "only 'host' has fields ('host.name', 'host.group', 'host.address')", at: field.range)
+      }
+    case .call(let name, let arguments):
+      arguments.forEach { self.expression($0) }
+      call(name, arguments: arguments.count, asStatement: false)
+    case .not(let operand):
+      self.expression(operand)
+    case .binary(_, let left, let right):
+      self.expression(left)
+      self.expression(right)
+    case .integer, .duration, .percent, .boolean, .invalid:
+      break
+    }
+  }
+
+  private mutating func hostField(_ field: Identifier?, count: Int, at range: SourceRange) {
+    guard let field else { return }
+    if count > 1 {
+      error(.unknownVariable, "'host.\(field.name)' has no fields", at: field.range)
+    } else if HostField(rawValue: field.name) == nil {
+      var message = "'host' has no field '\(field.name)'"
+      if let guess = closestMatch(to: field.name, in: HostField.allCases.map(\.rawValue)) {
+        message += "; did you mean '\(guess)'?"
+      } else {
+        message += "; its fields are name, group and address"
+      }
+      error(.unknownVariable, message, at: field.range)
+    }
+  }
+
+  private mutating func call(_ name: Identifier, arguments: Int, asStatement: Bool) {
+    if let builtin = Builtin(rawValue: name.name) {
+      if asStatement {
+        error(.misplaced, "'\(name.name)' gives a value and does nothing else; use it in an expression", at: name.range)
+      } else if !builtin.arity.contains(arguments) {
+        error(.badArgumentCount, "wrong number of arguments: \(builtin.signature)", at: name.range)
+      } else if builtin == .lines && arguments == 1 && !insideOn && !insideDef {
+        error(.misplaced, "outside an 'on' block, 'lines' needs the group: lines(\"packages.list\", \"lab\")", at: name.range)
+      }
+      return
+    }
+    guard let function = functions[name.name] else {
+      var message = "unknown function '\(name.name)'"
+      if let guess = closestMatch(to: name.name, in: Array(functions.keys) + Builtin.allCases.map(\.rawValue)) {
+        message += "; did you mean '\(guess)'?"
+      }
+      error(.unknownFunction, message, at: name.range)
+      return
+    }
+    if !asStatement {
+      error(.misplaced, "'\(name.name)' is a def and gives no value; call it as a statement", at: name.range)
+    } else if function.arity != arguments {
+      error(
+        .badArgumentCount,
+        "'\(name.name)' takes \(function.arity) argument\(function.arity == 1 ? "" : "s"), found \(arguments)",
+        at: name.range)
+    } else if function.needsHost && !insideOn && !insideDef {
+      error(.actionOutsideOn, "'\(name.name)' runs actions on hosts, so it must be called inside an 'on' block", at: name.range)
+    }
+  }
+}

@@ -1,0 +1,70 @@
+// Values of CFIScript at run time.
+
+import Runtime
+
+/// A run-time value.
+public enum Value: Hashable, Sendable {
+  case string(String)
+  case integer(Int)
+  case boolean(Bool)
+  case duration(Duration)
+  case percent(Int)
+  case list([Value])
+  /// `host` inside an `on` block.
+  case host(Host)
+
+  /// The type's name, for error messages.
+  public var typeName: String {
+    switch self {
+    case .string: "a string"
+    case .integer: "a number"
+    case .boolean: "a boolean"
+    case .duration: "a duration"
+    case .percent: "a percentage"
+    case .list: "a list"
+    case .host: "a host"
+    }
+  }
+
+  /// The value as text, as interpolation shows it: lists joined with spaces.
+  public var text: String {
+    switch self {
+    case .string(let text): text
+    case .integer(let value): String(value)
+    case .boolean(let value): String(value)
+    case .duration(let duration): Value.format(duration)
+    case .percent(let value): "\(value)%"
+    case .list(let elements): elements.map(\.text).joined(separator: " ")
+    case .host(let host): host.name
+    }
+  }
+
+  /// The value with nested lists flattened into one list (a scalar is a list of itself).
+  public var flattened: [Value] {
+    if case .list(let elements) = self { return elements.flatMap(\.flattened) }
+    return [self]
+  }
+
+  /// `30s`, `5m`, `1h30m`-free canonical form: the largest unit that divides it exactly.
+  static func format(_ duration: Duration) -> String {
+    let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    for (unit, size) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000)]
+    where milliseconds != 0 && milliseconds % size == 0 {
+      return "\(milliseconds / size)\(unit)"
+    }
+    return "\(milliseconds)ms"
+  }
+}
+
+/// The fields of `host` (`host.name`, …).
+enum HostField: String, CaseIterable {
+  case name, group, address
+
+  func value(of host: Host) -> Value {
+    switch self {
+    case .name: .string(host.name)
+    case .group: .string(host.group)
+    case .address: .string(host.connectAddress)
+    }
+  }
+}

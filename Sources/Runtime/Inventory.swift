@@ -1,0 +1,132 @@
+// Inventory: every host the server knows, and the named groups they form.
+// Owns merging host sources and answering "which hosts are in group G / match pattern P".
+// It does not discover (Discovery does) and does not connect (Transport does).
+
+import Foundation
+
+/// An error in an inventory source, with the line it is on.
+public struct InventoryError: Error, Hashable, Sendable, CustomStringConvertible {
+  public var file: String
+  public var line: Int
+  public var message: String
+  public init(file: String, line: Int, message: String) {
+    self.file = file
+    self.line = line
+    self.message = message
+  }
+  public var description: String { "\(file):\(line): error: \(message)" }
+}
+
+/// The hosts the server knows, in a stable order, plus named host sets (groups).
+///
+/// A host has exactly one *own* group (the one it announced or the static list gives; it
+/// picks the store tree it receives). Named sets from other sources (`group` statements,
+/// dsh group files) can also name hosts; `on group G` targets the union of both.
+public struct Inventory: Sendable {
+  /// Known hosts by name, in insertion order.
+  public private(set) var hosts: [Host] = []
+  private var index: [String: Int] = [:]
+  /// Extra named sets: group name → host names, in order of definition.
+  public private(set) var namedSets: [String: [String]] = [:]
+
+  /// An empty inventory.
+  public init() {}
+
+  /// An inventory of `hosts` (later duplicates are merged into earlier ones).
+  public init(hosts: [Host]) {
+    for host in hosts { add(host) }
+  }
+
+  /// Adds a host, or updates the known one of that name with the new one's details.
+  public mutating func add(_ host: Host) {
+    if let position = index[host.name] {
+      var known = hosts[position]
+      known.group = host.group
+      known.address = host.address ?? known.address
+      known.port = host.port ?? known.port
+      known.user = host.user ?? known.user
+      hosts[position] = known
+    } else {
+      index[host.name] = hosts.count
+      hosts.append(host)
+    }
+  }
+
+  /// Adds `names` to the named set `group` (creating it), keeping order and uniqueness.
+  public mutating func addToGroup(_ group: String, names: [String]) {
+    var members = namedSets[group] ?? []
+    var seen = Set(members)
+    for name in names where seen.insert(name).inserted { members.append(name) }
+    namedSets[group] = members
+  }
+
+  /// The known host of that name.
+  public func host(named name: String) -> Host? { index[name].map { hosts[$0] } }
+
+  /// A host for `name`: the known one, or a new one in `fallbackGroup` reached by name.
+  public func hostOrNew(named name: String, fallbackGroup: String = Host.unknownGroup) -> Host {
+    host(named: name) ?? Host(name: name, group: fallbackGroup)
+  }
+
+  /// Every group name: own groups of hosts and named sets.
+  public var groupNames: Set<String> {
+    Set(hosts.map(\.group)).union(namedSets.keys)
+  }
+
+  /// Whether a group of that name exists here.
+  public func hasGroup(_ group: String) -> Bool {
+    namedSets[group] != nil || hosts.contains { $0.group == group }
+  }
+
+  /// The hosts of a group: those whose own group it is, then the named set's members.
+  public func hosts(inGroup group: String, fallbackGroup: (String) -> String = { _ in Host.unknownGroup }) -> [Host] {
+    var result = hosts.filter { $0.group == group }
+    var seen = Set(result.map(\.name))
+    for name in namedSets[group] ?? [] where seen.insert(name).inserted {
+      result.append(hostOrNew(named: name, fallbackGroup: fallbackGroup(group)))
+    }
+    return result
+  }
+
+  /// Parses a static client list: one host per line, `NAME [key=value …]` with keys
+  /// `address`, `port`, `user`, `group`; `#` starts a comment. A group that is not in
+  /// `knownGroups` (when given) becomes `unknown`, as the seed spec says.
+  public static func parseStaticList(
+    _ text: String, file: String, knownGroups: Set<String>? = nil
+  ) throws(InventoryError) -> [Host] {
+    var result: [Host] = []
+    for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+      let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+      let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+      guard let nameWord = words.first else { continue }
+      func fail(_ message: String) -> InventoryError {
+        InventoryError(file: file, line: number + 1, message: message)
+      }
+      let name = String(nameWord)
+      guard (try? HostPattern(parsing: name))?.count == 1, !name.hasPrefix("@") else {
+        throw fail("'\(name)' is not a valid host name")
+      }
+      var host = Host(name: name)
+      for word in words.dropFirst() {
+        let pair = word.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+        guard pair.count == 2, !pair[1].isEmpty else { throw fail("expected key=value, found '\(word)'") }
+        let value = String(pair[1])
+        switch pair[0] {
+        case "address": host.address = value
+        case "port":
+          guard let port = Int(value), (1...65535).contains(port) else { throw fail("invalid port '\(value)'") }
+          host.port = port
+        case "user": host.user = value
+        case "group":
+          guard Store.isValidGroupName(value) else { throw fail("invalid group name '\(value)'") }
+          host.group = value
+        default:
+          throw fail("unknown key '\(pair[0])' (known: address, port, user, group)")
+        }
+      }
+      if let knownGroups, !knownGroups.contains(host.group) { host.group = Host.unknownGroup }
+      result.append(host)
+    }
+    return result
+  }
+}

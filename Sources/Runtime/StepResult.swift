@@ -1,0 +1,81 @@
+// StepResult: what one action did on one host.
+
+/// The outcome class of an action on a host, ordered from best to worst for recaps.
+public enum StepStatus: String, Hashable, Sendable, Codable, CaseIterable, Comparable {
+  /// Done, nothing needed changing.
+  case ok
+  /// Done, and something changed on the host.
+  case changed
+  /// Not attempted (check mode for a command, or the run stopped before this host).
+  case skipped
+  /// Attempted and failed on the host (non-zero exit, invalid input, …).
+  case failed
+  /// The host could not be reached.
+  case unreachable
+  /// Stopped by the operator (Ctrl-C).
+  case interrupted
+
+  private var rank: Int {
+    switch self {
+    case .skipped: 0
+    case .ok: 1
+    case .changed: 2
+    case .failed: 3
+    case .unreachable: 4
+    case .interrupted: 5
+    }
+  }
+
+  public static func < (lhs: StepStatus, rhs: StepStatus) -> Bool { lhs.rank < rhs.rank }
+}
+
+/// The result of one action on one host. A non-zero exit is a normal result, not an error.
+public struct StepResult: Hashable, Sendable {
+  /// The outcome class.
+  public var status: StepStatus
+  /// The remote exit code, when a command ran.
+  public var exitCode: Int32?
+  /// Standard output of the remote command (bounded by the transport).
+  public var output: String
+  /// Standard error of the remote command, or the transport's own explanation.
+  public var errorOutput: String
+  /// A one-line explanation for the operator: why it failed, what would change, …
+  public var message: String?
+  /// How long the step took.
+  public var duration: Duration
+
+  /// Creates a result.
+  public init(
+    status: StepStatus, exitCode: Int32? = nil, output: String = "", errorOutput: String = "",
+    message: String? = nil, duration: Duration = .zero
+  ) {
+    self.status = status
+    self.exitCode = exitCode
+    self.output = output
+    self.errorOutput = errorOutput
+    self.message = message
+    self.duration = duration
+  }
+
+  /// A failed result carrying only an explanation (no command ran).
+  public static func failure(_ message: String) -> StepResult {
+    StepResult(status: .failed, message: message)
+  }
+}
+
+/// Per-step knobs the interpreter passes down to a transport.
+public struct StepOptions: Hashable, Sendable {
+  /// Dry run: report what would change, change nothing.
+  public var check: Bool
+  /// Limit for the whole step on the host; `nil` means none.
+  public var timeout: Duration?
+  /// Limit for establishing the connection.
+  public var connectTimeout: Duration
+
+  /// Creates options.
+  public init(check: Bool = false, timeout: Duration? = nil, connectTimeout: Duration = .seconds(10)) {
+    self.check = check
+    self.timeout = timeout
+    self.connectTimeout = connectTimeout
+  }
+}

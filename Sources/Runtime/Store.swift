@@ -1,0 +1,131 @@
+// Store: the server's per-group file trees, `STORE/<group>/…`, laid out relative to the
+// client's root. Owns path resolution (nothing may escape a group's tree) and reading
+// lists from it. It never writes to a host.
+
+import Foundation
+
+/// An error about a path in the store, worded for the operator.
+public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
+  public var message: String
+  public init(_ message: String) { self.message = message }
+  public var description: String { message }
+}
+
+/// The server's store: one directory per group under `root` (default `/var/lib/cfi`).
+public struct Store: Hashable, Sendable {
+  /// Where stores live unless told otherwise.
+  public static let defaultRoot = "/var/lib/cfi"
+
+  /// The store's root directory, without a trailing slash.
+  public let root: String
+
+  /// A store rooted at `root`.
+  public init(root: String = Store.defaultRoot) {
+    var root = root
+    while root.count > 1, root.hasSuffix("/") { root.removeLast() }
+    self.root = root
+  }
+
+  /// Whether `name` can be a group: letters, digits, `-`, `_`, `.` (not leading), at most 64.
+  public static func isValidGroupName(_ name: String) -> Bool {
+    guard let first = name.utf8.first, name.utf8.count <= 64, first != UInt8(ascii: "."),
+      first != UInt8(ascii: "-")
+    else { return false }
+    return name.utf8.allSatisfy { byte in
+      switch byte {
+      case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+        UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."):
+        true
+      default: false
+      }
+    }
+  }
+
+  /// The groups the store knows: its subdirectories with valid group names, sorted.
+  public func groups() -> [String] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+    return entries.filter { name in
+      var isDirectory: ObjCBool = false
+      return Store.isValidGroupName(name)
+        && FileManager.default.fileExists(atPath: root + "/" + name, isDirectory: &isDirectory)
+        && isDirectory.boolValue
+    }.sorted()
+  }
+
+  /// Whether the store has a tree for `group`.
+  public func hasGroup(_ group: String) -> Bool {
+    var isDirectory: ObjCBool = false
+    return Store.isValidGroupName(group)
+      && FileManager.default.fileExists(atPath: directory(of: group), isDirectory: &isDirectory)
+      && isDirectory.boolValue
+  }
+
+  /// The directory of a group's tree.
+  public func directory(of group: String) -> String { root + "/" + group }
+
+  /// Resolves `path` (relative to the group's tree, as it will be on the client's `/`) to a
+  /// file or directory in the store. Refuses absolute paths, `..` components and symlinks
+  /// that lead out of the group's tree; requires the path to exist.
+  public func resolve(_ path: String, group: String) throws(StoreError) -> String {
+    let relative = try Store.normalizedRelativePath(path)
+    guard hasGroup(group) else {
+      throw StoreError("the store has no group '\(group)' (no directory \(directory(of: group)))")
+    }
+    let base = directory(of: group)
+    let candidate = relative.isEmpty ? base : base + "/" + relative
+    guard FileManager.default.fileExists(atPath: candidate) else {
+      throw StoreError("'\(path)' is not in the store of group '\(group)' (no \(candidate))")
+    }
+    let realBase = URL(fileURLWithPath: base).resolvingSymlinksInPath().path
+    let realCandidate = URL(fileURLWithPath: candidate).resolvingSymlinksInPath().path
+    guard realCandidate == realBase || realCandidate.hasPrefix(realBase + "/") else {
+      throw StoreError("'\(path)' leads out of the store of group '\(group)' (it resolves to \(realCandidate))")
+    }
+    return candidate
+  }
+
+  /// Checks the shape of a store path without touching the disk: relative, no `..`, no NUL.
+  /// Returns it without `./` components, duplicate or trailing slashes (a trailing slash is
+  /// kept when given, since it means "the directory's contents" to rsync).
+  public static func normalizedRelativePath(_ path: String) throws(StoreError) -> String {
+    guard !path.isEmpty else { throw StoreError("a store path must not be empty") }
+    guard !path.hasPrefix("/") else {
+      throw StoreError("'\(path)' is absolute; store paths are relative to the group's tree (write it without the leading '/')")
+    }
+    guard !path.contains("\0") else { throw StoreError("a store path must not contain a NUL byte") }
+    let components = path.split(separator: "/", omittingEmptySubsequences: true)
+    if components.contains("..") {
+      throw StoreError("'\(path)' contains '..'; store paths must stay inside the group's tree")
+    }
+    let kept = components.filter { $0 != "." }.joined(separator: "/")
+    return path.hasSuffix("/") && !kept.isEmpty ? kept + "/" : kept
+  }
+
+  /// Reads a list file from a group's tree: one item per line, blank lines and `#` comments
+  /// (whole-line or after whitespace) dropped, surrounding whitespace trimmed.
+  public func lines(_ path: String, group: String) throws(StoreError) -> [String] {
+    let file = try resolve(path, group: group)
+    let data: Data
+    do { data = try Data(contentsOf: URL(fileURLWithPath: file)) } catch {
+      throw StoreError("cannot read '\(file)': \(error.localizedDescription)")
+    }
+    guard let text = String(data: data, encoding: .utf8) else {
+      throw StoreError("'\(file)' is not UTF-8 text")
+    }
+    return Store.listItems(text)
+  }
+
+  /// The items of a list text (see `lines(_:group:)`).
+  public static func listItems(_ text: String) -> [String] {
+    text.split(whereSeparator: \.isNewline).compactMap { line in
+      var item = Substring(line)
+      if let hash = item.firstIndex(of: "#"),
+        hash == item.startIndex || item[item.index(before: hash)].isWhitespace
+      {
+        item = item[..<hash]
+      }
+      let trimmed = item.trimmingCharacters(in: .whitespaces)
+      return trimmed.isEmpty ? nil : trimmed
+    }
+  }
+}
