@@ -18,9 +18,13 @@ let package = Package(
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
   ],
   targets: [
-    .target(name: "Runtime", swiftSettings: strict),
+    .target(
+      name: "Runtime",
+      dependencies: [.product(name: "Subprocess", package: "swift-subprocess")],
+      swiftSettings: strict),
     .target(name: "CFIScript", dependencies: ["Runtime"], exclude: ["Syntax/README.md"], swiftSettings: strict),
     .executableTarget(
       name: "cfi-sh",

@@ -48,7 +48,8 @@ extension Interpreter {
     case .changed:
       frame.changed = true
     case .failed:
-      throw HostStop.failed(result.message ?? "'\(statement.kind.rawValue)' failed")
+      let reason = result.message ?? result.exitCode.map { "exit status \($0)" } ?? "failed"
+      throw HostStop.failed("\(step.location): \(statement.kind.rawValue): \(reason)")
     case .unreachable:
       throw HostStop.unreachable(result.message ?? "unreachable")
     case .interrupted:

@@ -586,8 +586,12 @@ public struct Parser {
 
   /// or -> and ("or" and)*
   private mutating func parseOr() -> Expression {
+    let outer = nesting
+    defer { nesting = outer }
     var left = parseAnd()
     while at(.or) {
+      // Each operator in a chain makes the tree one level deeper.
+      guard enterNesting() else { return Expression(.invalid, left.range) }
       advance()
       let right = parseAnd()
       left = Expression(.binary(.or, left, right), left.range.union(right.range))
@@ -597,8 +601,11 @@ public struct Parser {
 
   /// and -> not ("and" not)*
   private mutating func parseAnd() -> Expression {
+    let outer = nesting
+    defer { nesting = outer }
     var left = parseNot()
     while at(.and) {
+      guard enterNesting() else { return Expression(.invalid, left.range) }
       advance()
       let right = parseNot()
       left = Expression(.binary(.and, left, right), left.range.union(right.range))
@@ -606,10 +613,14 @@ public struct Parser {
     return left
   }
 
-  /// not -> "not"* comparison   (iterative: a long run of `not` cannot overflow the stack)
+  /// not -> "not"* comparison   (iterative: a long run of `not` cannot overflow the stack,
+  /// and counted as nesting, since the tree it makes is as deep as the run is long)
   private mutating func parseNot() -> Expression {
+    let outer = nesting
+    defer { nesting = outer }
     var negations: [SourceRange] = []
     while at(.not) {
+      guard enterNesting() else { return Expression(.invalid, current.range) }
       negations.append(current.range)
       advance()
     }
@@ -646,8 +657,11 @@ public struct Parser {
 
   /// postfix -> primary ("." NAME)*  |  NAME "(" arguments ")"
   private mutating func parsePostfix() -> Expression {
+    let outer = nesting
+    defer { nesting = outer }
     var expression = parsePrimary()
     while at(.dot) {
+      guard enterNesting() else { return Expression(.invalid, expression.range) }
       advance()
       let nameToken = current
       let name: Identifier

@@ -1,0 +1,228 @@
+// The OpenSSH transport: one ControlMaster per host for the whole run (one handshake per
+// host, however many steps), commands multiplexed over it, rsync riding the same master.
+// Host keys are pinned in the server's own known_hosts on first contact; a changed key fails
+// the host. Never a prompt (BatchMode), never StrictHostKeyChecking=no.
+
+import Foundation
+import Subprocess
+import Synchronization
+
+/// Performs actions on real hosts over ssh and rsync.
+public final class SSHTransport: Transport {
+  private let configuration: SSHConfiguration
+  private let store: Store
+  private let controlDirectory: String
+  private let connections = Mutex<[String: Connection]>([:])
+  /// Hosts whose package lists were refreshed in this run (apt-get update once per host).
+  private let aptUpdated = Mutex<Set<String>>([])
+
+  /// The state of a host's master connection.
+  enum Connection {
+    case open
+    /// Connecting failed: every later step on the host fails the same way, without retrying.
+    case failed(StepResult)
+  }
+
+  /// The most output kept per stream of a command; why: a runaway command must not eat the
+  /// server's memory across hundreds of hosts.
+  static let outputLimit = 16 << 20
+
+  /// A transport for `store`'s groups with `configuration`.
+  public init(configuration: SSHConfiguration, store: Store) {
+    self.configuration = configuration
+    self.store = store
+    if let directory = configuration.controlDirectory {
+      controlDirectory = directory
+    } else {
+      // Control socket paths must be short (sun_path is 108 bytes): a private dir under /tmp.
+      var template = Array("/tmp/cfi-ssh-XXXXXX".utf8CString)
+      let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+      controlDirectory = made.map { String(cString: $0) } ?? "/tmp/cfi-ssh-\(getpid())"
+    }
+  }
+
+  // MARK: - ssh command lines
+
+  /// Options common to ssh and rsync's ssh, for `host`. User options (`-F`) come first so
+  /// that ours cannot be overridden by accident where it matters.
+  func sshOptions(for host: Host, connectTimeout: Duration) -> [String] {
+    var options: [String] = []
+    if let configFile = configuration.configFile { options += ["-F", configFile] }
+    let seconds = max(1, Int(connectTimeout.components.seconds))
+    options += [
+      "-o", "BatchMode=yes",
+      "-o", "ConnectTimeout=\(seconds)",
+      "-o", "ServerAliveInterval=\(configuration.serverAliveInterval)",
+      "-o", "ServerAliveCountMax=\(configuration.serverAliveCountMax)",
+      "-o", "StrictHostKeyChecking=accept-new",
+      "-o", "UserKnownHostsFile=\(configuration.knownHostsFile)",
+      "-o", "GlobalKnownHostsFile=/dev/null",
+      "-o", "HostKeyAlias=\(host.name)",
+      "-o", "ControlPath=\(controlDirectory)/\(host.name)",
+      "-o", "ForwardAgent=no",
+      "-o", "ForwardX11=no",
+      "-o", "LogLevel=ERROR",
+      "-l", host.user ?? "root",
+    ]
+    if let identityFile = configuration.identityFile { options += ["-i", identityFile, "-o", "IdentitiesOnly=yes"] }
+    if let port = host.port { options += ["-p", String(port)] }
+    return options
+  }
+
+  struct Output {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+  }
+
+  /// Runs a local program, returning exit status and output. Throws only if it cannot start.
+  private func execute(_ executable: String, _ arguments: [String], input: String? = nil) async throws -> Output {
+    let result = try await Subprocess.run(
+      .name(executable), arguments: Arguments(arguments), input: .string(input ?? ""),
+      output: .string(limit: SSHTransport.outputLimit), error: .string(limit: SSHTransport.outputLimit))
+    let status: Int32
+    switch result.terminationStatus {
+    case .exited(let code): status = code
+    case .signaled(let signal): status = 128 + signal
+    }
+    return Output(status: status, stdout: result.standardOutput, stderr: result.standardError)
+  }
+
+  // MARK: - Connections
+
+  /// Opens (once) the host's master connection; returns a result to report if it failed.
+  private func connect(_ host: Host, options: StepOptions) async -> StepResult? {
+    switch connections.withLock({ $0[host.name] }) {
+    case .open: return nil
+    case .failed(let result): return result
+    case nil: break
+    }
+    let clock = ContinuousClock()
+    let start = clock.now
+    try? FileManager.default.createDirectory(
+      atPath: (configuration.knownHostsFile as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
+      attributes: [.posixPermissions: 0o700])
+    var arguments = sshOptions(for: host, connectTimeout: options.connectTimeout)
+    arguments += ["-o", "ControlMaster=yes", "-o", "ControlPersist=120", "-N", "-f", host.connectAddress]
+    let failure: StepResult?
+    do {
+      let output = try await execute("ssh", arguments)
+      failure = output.status == 0 ? nil : SSHTransport.classifyConnectFailure(host, output.stderr, options.connectTimeout)
+    } catch {
+      failure = StepResult(status: .failed, message: "cannot start ssh: \(error)")
+    }
+    var result = failure
+    result?.duration = clock.now - start
+    connections.withLock { $0[host.name] = result.map(Connection.failed) ?? .open }
+    return result
+  }
+
+  /// Says why ssh could not connect, in the operator's words.
+  static func classifyConnectFailure(_ host: Host, _ stderr: String, _ timeout: Duration) -> StepResult {
+    let text = stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+    if text.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") || text.contains("Host key verification failed") {
+      return StepResult(
+        status: .failed, errorOutput: text,
+        message: "host key of \(host.name) has changed; if the host was reinstalled, run 'cfi-sh hosts forget \(host.name)' to accept its new key")
+    }
+    let message: String
+    if text.contains("timed out") {
+      message = "connect timeout after \(Int(timeout.components.seconds))s"
+    } else if text.contains("Permission denied") {
+      message = "authentication failed (is the server's key in root's authorized_keys?)"
+    } else if let last = text.split(separator: "\n").last {
+      message = String(last).replacingOccurrences(of: "ssh: ", with: "")
+    } else {
+      message = "cannot connect"
+    }
+    return StepResult(status: .unreachable, errorOutput: text, message: message)
+  }
+
+  /// Runs a remote shell command over the host's master. `input` goes to its stdin (secrets
+  /// travel this way, never in argv). A step timeout is enforced on the host too.
+  func remote(_ host: Host, _ command: String, input: String? = nil, options: StepOptions) async -> (Output?, StepResult?) {
+    if let failure = await connect(host, options: options) { return (nil, failure) }
+    var remoteCommand = command
+    if let timeout = options.timeout {
+      let seconds = max(1, Int(timeout.components.seconds))
+      remoteCommand = "timeout -k 5 \(seconds) sh -c \(ShellQuote.quote(command))"
+    }
+    var arguments = sshOptions(for: host, connectTimeout: options.connectTimeout)
+    arguments += ["-o", "ControlMaster=no", host.connectAddress, "--", remoteCommand]
+    do {
+      let output = try await execute("ssh", arguments, input: input)
+      if output.status == 255, !(await masterAlive(host, options: options)) {
+        connections.withLock { $0[host.name] = nil }
+        return (nil, StepResult(status: .unreachable, errorOutput: output.stderr, message: "connection to \(host.name) lost"))
+      }
+      if options.timeout != nil, output.status == 124 || output.status == 137 {
+        var result = StepResult(status: .failed, exitCode: output.status, output: output.stdout, errorOutput: output.stderr)
+        result.message = "timed out after \(Value(options.timeout!)) (the command was killed on the host)"
+        return (nil, result)
+      }
+      return (output, nil)
+    } catch {
+      if Task.isCancelled { return (nil, StepResult(status: .interrupted)) }
+      return (nil, StepResult(status: .failed, message: "cannot run ssh: \(error)"))
+    }
+  }
+
+  private func masterAlive(_ host: Host, options: StepOptions) async -> Bool {
+    let arguments = sshOptions(for: host, connectTimeout: options.connectTimeout) + ["-O", "check", host.connectAddress]
+    return (try? await execute("ssh", arguments))?.status == 0
+  }
+
+  // MARK: - Transport
+
+  public func perform(_ action: Action, on host: Host, options: StepOptions) async -> StepResult {
+    let clock = ContinuousClock()
+    let start = clock.now
+    var result = await ActionScripts(transport: self, store: store).perform(action, on: host, options: options)
+    if Task.isCancelled && result.status != .ok && result.status != .changed { result.status = .interrupted }
+    result.duration = clock.now - start
+    return result
+  }
+
+  public func shutdown() async {
+    let open = connections.withLock { connections in
+      connections.compactMap { name, state -> String? in if case .open = state { name } else { nil } }
+    }
+    await withTaskGroup(of: Void.self) { group in
+      for name in open {
+        group.addTask {
+          let host = Host(name: name)
+          let arguments = self.sshOptions(for: host, connectTimeout: .seconds(5)) + ["-O", "exit", "cfi-control"]
+          _ = try? await self.execute("ssh", arguments)
+        }
+      }
+    }
+    try? FileManager.default.removeItem(atPath: controlDirectory)
+  }
+
+  /// Whether the host's package lists still need refreshing in this run.
+  func needsAptUpdate(_ host: Host) -> Bool { !aptUpdated.withLock { $0.contains(host.name) } }
+  func markAptUpdated(_ host: Host) { _ = aptUpdated.withLock { $0.insert(host.name) } }
+
+  /// Opens the host's master if needed; a result to report if that failed.
+  func connectFailure(_ host: Host, options: StepOptions) async -> StepResult? {
+    await connect(host, options: options)
+  }
+
+  /// rsync's `-e` value: ssh with this run's options, over the host's master.
+  func rsyncShell(for host: Host, options: StepOptions) -> String {
+    (["ssh"] + sshOptions(for: host, connectTimeout: options.connectTimeout) + ["-o", "ControlMaster=no"])
+      .map(ShellQuote.quote).joined(separator: " ")
+  }
+
+  /// Runs rsync (locally) over the host's master.
+  func rsync(_ arguments: [String]) async throws -> Output {
+    try await execute("rsync", arguments)
+  }
+}
+
+/// A duration for messages (`30s`).
+private struct Value: CustomStringConvertible {
+  let duration: Duration
+  init(_ duration: Duration) { self.duration = duration }
+  var description: String { "\(duration.components.seconds)s" }
+}

@@ -1,0 +1,111 @@
+// The `cfi-sh` command: runs CFIScript runbooks (files, `-c` text, stdin, shebang scripts).
+
+import ArgumentParser
+import CFIScript
+import Foundation
+import Runtime
+
+@main
+struct CFISh: AsyncParsableCommand {
+  static let version = "0.1.0"
+
+  static let configuration = CommandConfiguration(
+    commandName: "cfi-sh",
+    abstract: "Configure a pool of Linux machines: run CFIScript runbooks on them over ssh and rsync.",
+    usage: """
+      cfi-sh [OPTIONS] RUNBOOK [ARGS...]
+        cfi-sh [OPTIONS] -c TEXT [ARGS...]
+        cfi-sh [OPTIONS] - [ARGS...]          (runbook on standard input)
+      """,
+    discussion: """
+      A runbook says what to do on which hosts, e.g.
+          on group lab < install lines("packages.list"); upgrade >
+      Options go before RUNBOOK; everything after it is the runbook's own, as the list `args`.
+      Runbooks can be executable scripts starting with `#!/usr/bin/env cfi-sh`.
+      The language is described in docs/language.md.
+
+      FILES
+        /var/lib/cfi/GROUP/   the store: files for each group, laid out as on the client's /
+        /etc/cfi/clients      the static client list (NAME [address=A] [port=P] [user=U] [group=G])
+
+      EXIT STATUS
+        0    every host ok or changed
+        1    the runbook is wrong (syntax, unknown name, bad value, missing store file) and
+             nothing ran; or an error on the server stopped the run (see the message)
+        2    (bit) some hosts failed
+        4    (bit) some hosts were unreachable; 6 = both
+        64   command-line usage error
+        130  interrupted (Ctrl-C)
+      """,
+    version: CFISh.version
+  )
+
+  @Option(name: .customShort("c"), help: ArgumentHelp("Run TEXT as the runbook.", valueName: "text"))
+  var command: String?
+
+  @Flag(name: [.customShort("n"), .customLong("syntax-check")], help: "Parse and check the runbook; run nothing.")
+  var syntaxCheck = false
+
+  @Flag(help: "Dry run: report what would change on each host, change nothing.")
+  var check = false
+
+  @Flag(help: "Write events as JSON Lines on standard output (see docs/json-events.md).")
+  var json = false
+
+  @Option(name: .shortAndLong, help: ArgumentHelp("The static client list.", valueName: "file"))
+  var inventory: String?
+
+  @Option(help: ArgumentHelp("The store: one directory of files per group.", valueName: "dir"))
+  var store: String = Store.defaultRoot
+
+  @Option(name: [.customShort("p"), .long], help: ArgumentHelp("Hosts worked on at once (default 64); overrides 'set parallel'.", valueName: "n"))
+  var parallel: Int?
+
+  @Option(help: ArgumentHelp("Limit per step on a host, e.g. 30s or 5m; overrides 'set timeout'.", valueName: "duration"))
+  var timeout: String?
+
+  @Option(help: ArgumentHelp("Limit for connecting to a host (default 10s); overrides 'set connect_timeout'.", valueName: "duration"))
+  var connectTimeout: String?
+
+  @Flag(name: .shortAndLong, help: "Show only failures and the recap.")
+  var quiet = false
+
+  @Flag(name: .shortAndLong, help: "Show every host's result as it arrives, with all output.")
+  var verbose = false
+
+  @Argument(help: ArgumentHelp("The runbook file; '-' reads standard input.", valueName: "runbook"))
+  var runbook: String?
+
+  @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("Arguments for the runbook (its `args`).", valueName: "args"))
+  var arguments: [String] = []
+
+  func validate() throws {
+    if let parallel, parallel < 1 { throw ValidationError("--parallel must be at least 1") }
+    if quiet && verbose { throw ValidationError("--quiet and --verbose exclude each other") }
+    if let timeout { _ = try parseDuration(timeout, option: "--timeout") }
+    if let connectTimeout { _ = try parseDuration(connectTimeout, option: "--connect-timeout") }
+  }
+
+  func run() async throws {
+    let status = try await RunbookRunner(options: self).run()
+    throw ExitCode(status)
+  }
+}
+
+/// Parses a command-line duration: `30s`, `5m`, `1h`, `250ms`, or plain seconds.
+func parseDuration(_ text: String, option: String) throws -> Duration {
+  let digits = text.prefix { $0.isASCII && $0.isNumber }
+  let unit = text.dropFirst(digits.count)
+  let scale: Int64? =
+    switch unit {
+    case "ms": 1
+    case "", "s": 1000
+    case "m": 60_000
+    case "h": 3_600_000
+    default: nil
+    }
+  guard let value = Int64(digits), let scale, value <= Int64.max / scale else {
+    throw ValidationError("\(option) takes a duration such as 30s, 5m or 1h, not '\(text)'")
+  }
+  return .milliseconds(value * scale)
+}

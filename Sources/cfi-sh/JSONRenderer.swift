@@ -1,0 +1,133 @@
+// The JSON Lines renderer (`--json`): one object per event on stdout, for other tools.
+// The schema is documented in docs/json-events.md; keep the two in step.
+
+import Foundation
+import Runtime
+import Synchronization
+
+/// Writes each event as one JSON object on its own line.
+final class JSONRenderer: EventSink {
+  private let lock = Mutex(())
+  private let encoder: JSONEncoder = {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return encoder
+  }()
+
+  /// One line of output. Absent fields are omitted.
+  struct Record: Encodable {
+    var event: String
+    var time: String?
+    var runbook: String?
+    var check: Bool?
+    var block: Int?
+    var target: String?
+    var location: String?
+    var hosts: [String]?
+    var host: String?
+    var group: String?
+    var step: String?
+    var tolerated: Bool?
+    var status: String?
+    var exitCode: Int32?
+    var stdout: String?
+    var stderr: String?
+    var message: String?
+    var durationMs: Int64?
+    var stopped: Bool?
+    var interrupted: Bool?
+    var error: String?
+    var outcomes: [Outcome]?
+
+    struct Outcome: Encodable {
+      var host: String
+      var group: String
+      var status: String
+      var message: String?
+    }
+
+    enum CodingKeys: String, CodingKey {
+      case event, time, runbook, check, block, target, location, hosts, host, group, step, tolerated, status
+      case exitCode = "exit_code", stdout, stderr, message, durationMs = "duration_ms", stopped, interrupted, error, outcomes
+    }
+
+    init(_ event: String) { self.event = event }
+  }
+
+  func emit(_ event: Event) {
+    let record = JSONRenderer.record(for: event)
+    guard let data = try? encoder.encode(record) else { return }
+    lock.withLock { _ in
+      FileHandle.standardOutput.write(data + Data("\n".utf8))
+    }
+  }
+
+  private static func outcomes(_ outcomes: [HostOutcome]) -> [Record.Outcome] {
+    outcomes.map { Record.Outcome(host: $0.host.name, group: $0.host.group, status: $0.status.rawValue, message: $0.message) }
+  }
+
+  static func record(for event: Event) -> Record {
+    switch event {
+    case .runStarted(let runbook, let check, let date):
+      var record = Record("run_started")
+      record.runbook = runbook
+      record.check = check
+      record.time = ISO8601DateFormatter().string(from: date)
+      return record
+    case .blockStarted(let info):
+      var record = Record("block_started")
+      record.block = info.id
+      record.target = info.label
+      record.location = info.location
+      record.hosts = info.hosts.map(\.name)
+      return record
+    case .stepStarted(let step, let host):
+      var record = Record("step_started")
+      record.block = step.block
+      record.step = step.label
+      record.location = step.location
+      record.host = host.name
+      return record
+    case .stepFinished(let step, let host, let result):
+      var record = Record("step_finished")
+      record.block = step.block
+      record.step = step.label
+      record.location = step.location
+      record.tolerated = step.tolerated ? true : nil
+      record.host = host.name
+      record.status = result.status.rawValue
+      record.exitCode = result.exitCode
+      record.stdout = result.output
+      record.stderr = result.errorOutput
+      record.message = result.message
+      record.durationMs = result.duration.components.seconds * 1000 + result.duration.components.attoseconds / 1_000_000_000_000_000
+      return record
+    case .hostFinished(let block, let outcome):
+      var record = Record("host_finished")
+      record.block = block
+      record.host = outcome.host.name
+      record.group = outcome.host.group
+      record.status = outcome.status.rawValue
+      record.message = outcome.message
+      return record
+    case .blockFinished(let id, let outcomes, let stopped):
+      var record = Record("block_finished")
+      record.block = id
+      record.stopped = stopped
+      record.outcomes = Self.outcomes(outcomes)
+      return record
+    case .message(let text, let host):
+      var record = Record("message")
+      record.message = text
+      record.host = host?.name
+      return record
+    case .runFinished(let outcomes, let interrupted, let error):
+      var record = Record("run_finished")
+      record.interrupted = interrupted
+      record.error = error
+      record.outcomes = Self.outcomes(outcomes)
+      record.time = ISO8601DateFormatter().string(from: Date())
+      return record
+    }
+  }
+}

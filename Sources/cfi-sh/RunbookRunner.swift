@@ -1,0 +1,152 @@
+// Running one runbook: read it, check it, wire the fleet, run it, render, pick the exit status.
+
+import ArgumentParser
+import CFIScript
+import Foundation
+import Runtime
+import Synchronization
+
+/// An error that ends the command with a message and a status (no usage text).
+struct CommandFailure: Error {
+  var message: String
+  var status: Int32
+}
+
+/// Does what `cfi-sh [OPTIONS] RUNBOOK` asks.
+struct RunbookRunner {
+  let options: CFISh
+
+  /// Runs and returns the exit status.
+  func run() async throws -> Int32 {
+    do {
+      return try await runChecked()
+    } catch let failure as CommandFailure {
+      Stream.standardError.write("cfi-sh: \(failure.message)\n")
+      return failure.status
+    }
+  }
+
+  private func runChecked() async throws -> Int32 {
+    let (runbook, name, arguments) = try load()
+    let store = Store(root: options.store)
+    let inventory = try loadInventory(store: store)
+    let context = ResolverContext(
+      knownGroups: Set(store.groups()).union(inventory.groupNames), store: store)
+    let diagnostics = (runbook.diagnostics + Resolver.check(runbook, context: context)).sorted { $0.range < $1.range }
+    let renderer = DiagnosticRenderer(files: runbook.files, colors: Style.forStream(.standardError).enabled)
+    if !diagnostics.isEmpty {
+      Stream.standardError.write(renderer.render(diagnostics))
+    }
+    let errors = diagnostics.filter { $0.severity == .error }.count
+    if errors > 0 {
+      Stream.standardError.write("\(errors) error\(errors == 1 ? "" : "s"); nothing was run\n")
+      return ExitStatus.runbookError
+    }
+    if options.syntaxCheck { return ExitStatus.success }
+
+    var settings = RunSettings()
+    var locked: Set<String> = []
+    if let parallel = options.parallel {
+      settings.parallel = parallel
+      locked.insert("parallel")
+    }
+    if let timeout = options.timeout {
+      settings.timeout = try parseDuration(timeout, option: "--timeout")
+      locked.insert("timeout")
+    }
+    if let connectTimeout = options.connectTimeout {
+      settings.connectTimeout = try parseDuration(connectTimeout, option: "--connect-timeout")
+      locked.insert("connect_timeout")
+    }
+    let runOptions = RunOptions(
+      store: store, inventory: inventory, settings: settings, lockedSettings: locked, check: options.check,
+      arguments: arguments)
+    let sink: any EventSink =
+      options.json
+      ? JSONRenderer()
+      : TextRenderer(
+        verbosity: options.quiet ? .quiet : options.verbose ? .verbose : .normal,
+        style: Style.forStream(.standardOutput), progress: Stream.standardError.isTerminal)
+    let transport = try makeTransport(store: store)
+
+    let task = Task {
+      await Interpreter.run(runbook, name: name, transport: transport, sink: sink, options: runOptions)
+    }
+    let interrupts = InterruptHandler { task.cancel() }
+    let result = await task.value
+    interrupts.stop()
+    if let error = result.error {
+      Stream.standardError.write(renderer.render(error))
+    }
+    return ExitStatus.of(outcomes: result.outcomes, runtimeError: result.error != nil, interrupted: result.interrupted)
+  }
+
+  /// Reads the runbook from `-c`, a file, or standard input.
+  private func load() throws -> (LoadedRunbook, String, [String]) {
+    if let text = options.command {
+      let arguments = (options.runbook.map { [$0] } ?? []) + options.arguments
+      return (Loader.load(text: Array(text.utf8), name: "<command line>"), "<command line>", arguments)
+    }
+    let path = options.runbook ?? (Stream.standardError.isTerminal && isatty(0) == 1 ? nil : "-")
+    guard let path else {
+      throw CommandFailure(
+        message: "no runbook given (try 'cfi-sh RUNBOOK', 'cfi-sh -c TEXT' or 'cfi-sh --help')", status: ExitStatus.usage)
+    }
+    let arguments = options.arguments.first == "--" ? Array(options.arguments.dropFirst()) : options.arguments
+    if path == "-" {
+      let bytes = Array(FileHandle.standardInput.readDataToEndOfFile())
+      return (Loader.load(text: bytes, name: "<stdin>"), "<stdin>", arguments)
+    }
+    do {
+      return (try Loader.load(path: path), path, arguments)
+    } catch {
+      throw CommandFailure(message: "cannot read runbook '\(path)': \(Loader.reason(error))", status: ExitStatus.usage)
+    }
+  }
+
+  /// The static client list: `-i FILE`, or `/etc/cfi/clients` when it exists.
+  private func loadInventory(store: Store) throws -> Inventory {
+    let path = options.inventory ?? "/etc/cfi/clients"
+    guard options.inventory != nil || FileManager.default.fileExists(atPath: path) else { return Inventory() }
+    let text: String
+    do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+      throw CommandFailure(message: "cannot read client list '\(path)': \(Loader.reason(error))", status: ExitStatus.usage)
+    }
+    do {
+      let hosts = try Inventory.parseStaticList(text, file: path, knownGroups: Set(store.groups()))
+      return Inventory(hosts: hosts)
+    } catch {
+      throw CommandFailure(message: error.description, status: ExitStatus.runbookError)
+    }
+  }
+}
+
+/// Turns SIGINT into a cancellation of the run; a second SIGINT exits at once.
+final class InterruptHandler {
+  private let source: any DispatchSourceSignal
+
+  init(onInterrupt: @escaping @Sendable () -> Void) {
+    signal(SIGINT, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+    let count = Mutex(0)
+    source.setEventHandler {
+      let seen = count.withLock { value -> Int in
+        value += 1
+        return value
+      }
+      if seen == 1 {
+        Stream.standardError.write("\ninterrupting: stopping remote commands (Ctrl-C again to quit now)\n")
+        onInterrupt()
+      } else {
+        Foundation.exit(ExitStatus.interrupted)
+      }
+    }
+    source.resume()
+    self.source = source
+  }
+
+  func stop() {
+    source.cancel()
+    signal(SIGINT, SIG_DFL)
+  }
+}

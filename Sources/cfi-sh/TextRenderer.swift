@@ -1,0 +1,244 @@
+// The terminal renderer: per step, identical results are printed once under their folded host
+// set (`pc[01-09,11] (10)`); a live progress line on a terminal; a recap at the end.
+
+import Foundation
+import Runtime
+import Synchronization
+
+/// How much the text renderer says.
+enum Verbosity: Sendable {
+  /// Failures and the recap only.
+  case quiet
+  /// Grouped results per step, and the recap.
+  case normal
+  /// Every host's result as it comes (`host: line`), and the recap.
+  case verbose
+}
+
+/// Renders run events as text for people.
+final class TextRenderer: EventSink {
+  private let verbosity: Verbosity
+  private let style: Style
+  private let progress: Bool
+  private let state = Mutex(State())
+
+  /// Longest output shown per result group in normal mode; why: a `run "dpkg -l"` on 200
+  /// hosts must stay readable. `--verbose` shows everything.
+  static let maxOutputLines = 40
+
+  private struct StepKey: Hashable {
+    var location: String
+    var occurrence: Int
+  }
+
+  private struct StepRecord {
+    var info: StepInfo
+    var results: [(host: String, result: StepResult)] = []
+  }
+
+  private struct BlockState {
+    var info: BlockInfo
+    var steps: [StepKey: StepRecord] = [:]
+    var order: [StepKey] = []
+    var occurrences: [String: [String: Int]] = [:]
+    var done = 0
+    var failed = 0
+  }
+
+  private struct State {
+    var blocks: [Int: BlockState] = [:]
+    var progressShown = false
+  }
+
+  init(verbosity: Verbosity, style: Style, progress: Bool) {
+    self.verbosity = verbosity
+    self.style = style
+    self.progress = progress
+  }
+
+  func emit(_ event: Event) {
+    state.withLock { state in
+      switch event {
+      case .runStarted(_, let check, _):
+        if check && verbosity != .quiet { write(style.cyan("check mode: nothing will be changed") + "\n", &state) }
+      case .blockStarted(let info):
+        state.blocks[info.id] = BlockState(info: info)
+        if verbosity != .quiet {
+          let hosts = info.hosts.isEmpty ? "no hosts" : "\(info.hosts.count) host\(info.hosts.count == 1 ? "" : "s"): \(HostFolding.foldedString(info.hosts.map(\.name)))"
+          write(style.bold("\(info.label)") + style.dim(" (\(hosts))") + "\n", &state)
+        }
+      case .stepStarted:
+        break
+      case .stepFinished(let step, let host, let result):
+        record(step, host.name, result, &state)
+        if verbosity == .verbose { write(streamed(step, host.name, result), &state) }
+      case .hostFinished(let block, let outcome):
+        state.blocks[block]?.done += 1
+        if outcome.status == .failed || outcome.status == .unreachable { state.blocks[block]?.failed += 1 }
+        if let block = state.blocks[block] { showProgress(block, &state) }
+      case .blockFinished(let id, let outcomes, let stopped):
+        guard let block = state.blocks.removeValue(forKey: id) else { break }
+        if verbosity != .verbose {
+          for key in block.order { write(grouped(block.steps[key]!), &state) }
+        }
+        let skipped = outcomes.filter { $0.status == .skipped }.map(\.host.name)
+        if stopped {
+          write(style.red("max_fail reached: no new host started; the run stops here") + "\n", &state)
+        }
+        if !skipped.isEmpty {
+          write(style.cyan("not started: ") + fold(skipped) + "\n", &state)
+        }
+      case .message(let text, let host):
+        write((host.map { "\($0.name): " } ?? "") + text + "\n", &state)
+      case .runFinished(let outcomes, let interrupted, _):
+        write(recap(outcomes, interrupted: interrupted), &state)
+      }
+    }
+  }
+
+  // MARK: - Pieces
+
+  private func record(_ step: StepInfo, _ host: String, _ result: StepResult, _ state: inout State) {
+    guard var block = state.blocks[step.block] else { return }
+    let occurrence = block.occurrences[host, default: [:]][step.location, default: 0]
+    block.occurrences[host, default: [:]][step.location] = occurrence + 1
+    let key = StepKey(location: step.location, occurrence: occurrence)
+    if block.steps[key] == nil {
+      block.steps[key] = StepRecord(info: step)
+      block.order.append(key)
+    }
+    block.steps[key]!.results.append((host, result))
+    state.blocks[step.block] = block
+  }
+
+  private func fold(_ hosts: [String]) -> String {
+    "\(HostFolding.foldedString(hosts)) (\(hosts.count))"
+  }
+
+  private func statusWord(_ result: StepResult, tolerated: Bool) -> String {
+    var word = result.status.rawValue
+    if let code = result.exitCode, code != 0 { word += " (exit \(code))" }
+    if tolerated && result.status == .failed { word += ", tolerated by try" }
+    switch result.status {
+    case .ok: return style.green(word)
+    case .changed: return style.yellow(word)
+    case .skipped: return style.cyan(word)
+    case .failed, .interrupted: return style.red(word)
+    case .unreachable: return style.magenta(word.uppercased())
+    }
+  }
+
+  /// Output lines of a result: stdout, then stderr, clipped in normal mode.
+  private func outputLines(_ result: StepResult) -> [String] {
+    var lines: [String] = []
+    let out = result.output.hasSuffix("\n") ? String(result.output.dropLast()) : result.output
+    if !out.isEmpty { lines += out.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) }
+    let err = result.errorOutput.hasSuffix("\n") ? String(result.errorOutput.dropLast()) : result.errorOutput
+    if !err.isEmpty { lines += err.split(separator: "\n", omittingEmptySubsequences: false).map { style.dim(String($0)) } }
+    return lines
+  }
+
+  /// One step's results: identical results once, under their folded host set.
+  private func grouped(_ record: StepRecord) -> String {
+    struct Key: Hashable {
+      var status: StepStatus
+      var exitCode: Int32?
+      var output: String
+      var errorOutput: String
+      var message: String?
+    }
+    var groups: [Key: [String]] = [:]
+    var representative: [Key: StepResult] = [:]
+    for (host, result) in record.results {
+      let key = Key(status: result.status, exitCode: result.exitCode, output: result.output, errorOutput: result.errorOutput, message: result.message)
+      groups[key, default: []].append(host)
+      representative[key] = result
+    }
+    if verbosity == .quiet {
+      groups = groups.filter { $0.key.status == .failed || $0.key.status == .unreachable }
+      if groups.isEmpty { return "" }
+    }
+    let ordered = groups.sorted { HostFolding.naturalLess($0.value.min(by: HostFolding.naturalLess)!, $1.value.min(by: HostFolding.naturalLess)!) }
+    let labels = ordered.map { fold($0.value) }
+    let width = labels.map(\.count).max() ?? 0
+    var out = style.bold("- \(record.info.label)") + style.dim("  \(record.info.location)") + "\n"
+    for ((key, _), label) in zip(ordered, labels) {
+      let result = representative[key]!
+      var line = "  " + label + String(repeating: " ", count: width - label.count) + "  " + statusWord(result, tolerated: record.info.tolerated)
+      if let message = result.message { line += ": " + message }
+      var lines = outputLines(result)
+      if lines.count == 1 && result.message == nil {
+        line += "  " + lines[0]
+        lines = []
+      }
+      out += line + "\n"
+      let shown = verbosity == .verbose ? lines : Array(lines.prefix(TextRenderer.maxOutputLines))
+      for text in shown { out += "      " + text + "\n" }
+      if shown.count < lines.count {
+        out += style.dim("      … \(lines.count - shown.count) more lines (--verbose shows all)") + "\n"
+      }
+    }
+    return out
+  }
+
+  /// One host's result as it arrives (`--verbose`), pdsh style: `host: line`.
+  private func streamed(_ step: StepInfo, _ host: String, _ result: StepResult) -> String {
+    var head = "\(host): \(step.label): \(statusWord(result, tolerated: step.tolerated))"
+    if let message = result.message { head += ": " + message }
+    head += style.dim(" (\(formatted(result.duration)))")
+    return ([head] + outputLines(result).map { "\(host): \($0)" }).joined(separator: "\n") + "\n"
+  }
+
+  private func formatted(_ duration: Duration) -> String {
+    let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    return milliseconds < 1000 ? "\(milliseconds)ms" : String(format: "%.1fs", Double(milliseconds) / 1000)
+  }
+
+  private func recap(_ outcomes: [HostOutcome], interrupted: Bool) -> String {
+    guard !outcomes.isEmpty || interrupted else { return "" }
+    var out = style.bold("recap") + " "
+    var parts: [String] = []
+    for status in StepStatus.allCases {
+      let hosts = outcomes.filter { $0.status == status }.map(\.host.name)
+      guard !hosts.isEmpty else { continue }
+      let word: String
+      switch status {
+      case .ok: word = style.green("ok")
+      case .changed: word = style.yellow("changed")
+      case .skipped: word = style.cyan("skipped")
+      case .failed, .interrupted: word = style.red(status.rawValue)
+      case .unreachable: word = style.magenta("unreachable")
+      }
+      parts.append("\(word): \(fold(hosts))")
+    }
+    out += parts.joined(separator: "  ") + "\n"
+    // Why each failed or unreachable host stopped, grouped by reason.
+    var reasons: [String: [String]] = [:]
+    for outcome in outcomes where outcome.status == .failed || outcome.status == .unreachable {
+      reasons["\(outcome.status.rawValue): \(outcome.message ?? "")", default: []].append(outcome.host.name)
+    }
+    for (reason, hosts) in reasons.sorted(by: { $0.key < $1.key }) {
+      out += "  " + fold(hosts) + " " + style.red(reason) + "\n"
+    }
+    if interrupted { out += style.red("interrupted") + "\n" }
+    return out
+  }
+
+  // MARK: - Writing
+
+  private func showProgress(_ block: BlockState, _ state: inout State) {
+    guard progress else { return }
+    let failed = block.failed > 0 ? ", \(block.failed) failed" : ""
+    Stream.standardError.write("\r\u{1B}[K\(block.info.label): \(block.done)/\(block.info.hosts.count) hosts done\(failed)")
+    state.progressShown = true
+  }
+
+  private func write(_ text: String, _ state: inout State) {
+    guard !text.isEmpty else { return }
+    if state.progressShown {
+      Stream.standardError.write("\r\u{1B}[K")
+      state.progressShown = false
+    }
+    Stream.standardOutput.write(text)
+  }
+}
