@@ -1,0 +1,38 @@
+# cfi-sh: the README's two commands are `make demo` and `make test`.
+# Both install what a fresh Debian 12 machine needs, build, and clean up after themselves.
+
+SWIFT ?= swift
+BUILD_FLAGS ?=
+CFI_SH = .build/debug/cfi-sh
+
+.PHONY: all deps build test unit-test demo bench clean
+
+all: build
+
+# Debian packages the build, the tests and the demo lab need (skipped when present).
+deps:
+	scripts/lab deps
+
+build:
+	$(SWIFT) build $(BUILD_FLAGS)
+
+# Unit, golden, interpreter, command-line and fleet tests. Fleet tests start their own
+# test hosts (scripts/lab) and tear them down.
+test: deps build
+	$(SWIFT) test $(BUILD_FLAGS)
+
+# Only the tests that need no test hosts.
+unit-test: build
+	$(SWIFT) test $(BUILD_FLAGS) --skip Fleet
+
+# A demo lab of 6 hosts in groups lab and office, and runbooks/demo.cfi run on it.
+demo: deps build
+	scripts/demo
+
+# Benchmarks (not tests): see bench/README.md.
+bench:
+	$(SWIFT) build -c release --product cfi-bench-parse
+	.build/release/cfi-bench-parse
+
+clean:
+	rm -rf .build
