@@ -24,14 +24,16 @@ let package = Package(
     .target(
       name: "Runtime",
       dependencies: [.product(name: "Subprocess", package: "swift-subprocess")],
+      exclude: ["README.md"],
       swiftSettings: strict),
-    .target(name: "CFIScript", dependencies: ["Runtime"], exclude: ["Syntax/README.md"], swiftSettings: strict),
+    .target(name: "CFIScript", dependencies: ["Runtime"], exclude: ["Syntax/README.md", "Interpreter/README.md"], swiftSettings: strict),
     .executableTarget(
       name: "cfi-sh",
       dependencies: [
         "CFIScript", "Runtime",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
+      exclude: ["README.md"],
       swiftSettings: strict),
     .testTarget(name: "RuntimeTests", dependencies: ["Runtime"], swiftSettings: strict),
     .testTarget(

@@ -103,7 +103,7 @@ public struct Inventory: Sendable {
         InventoryError(file: file, line: number + 1, message: message)
       }
       let name = String(nameWord)
-      guard (try? HostPattern(parsing: name))?.count == 1, !name.hasPrefix("@") else {
+      guard (try? HostPattern(parsing: name))?.description == name, !name.hasPrefix("@"), !name.contains("[") else {
         throw fail("'\(name)' is not a valid host name")
       }
       var host = Host(name: name)
