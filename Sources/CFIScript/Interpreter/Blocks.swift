@@ -11,11 +11,33 @@ private final class FailureCounter: Sendable {
   var value: Int { count.withLock { $0 } }
 }
 
+/// Finds hosts by name: the inventory's, else a new host in the group `group` statements give it.
+private struct HostLookup {
+  let inventory: Inventory
+  /// Group of each host that only `group` statements name.
+  let groups: [String: String]
+
+  func host(named name: String) -> Host {
+    inventory.host(named: name) ?? Host(name: name, group: groups[name] ?? Host.unknownGroup)
+  }
+}
+
 extension Interpreter {
-  /// The group a host named only by a `group` statement or pattern falls into: that group if
-  /// the store has it, else `unknown`.
-  private func fallbackGroup(_ group: String) -> String {
-    options.store.hasGroup(group) ? group : Host.unknownGroup
+  /// A lookup over the frame's inventory. A host that only `group` statements name falls into
+  /// the first of its groups (by name) that the store has, else `unknown`; why: its group picks
+  /// its store tree, so it must not depend on how a block names the host.
+  private func lookup(in frame: Frame) -> HostLookup {
+    let inventory = frame.top?.inventory ?? options.inventory
+    var groups: [String: String] = [:]
+    for group in inventory.namedSets.keys.sorted() {
+      let hasTree = options.store.hasGroup(group)
+      for name in inventory.namedSets[group]! where inventory.host(named: name) == nil {
+        if groups[name] == nil || hasTree && groups[name] == Host.unknownGroup {
+          groups[name] = hasTree ? group : Host.unknownGroup
+        }
+      }
+    }
+    return HostLookup(inventory: inventory, groups: groups)
   }
 
   /// Parses pattern items into patterns (strings are evaluated now and may hold a list).
@@ -43,22 +65,21 @@ extension Interpreter {
     group == Host.unknownGroup || inventory.hasGroup(group) || options.store.hasGroup(group)
   }
 
-  private func hosts(inGroup group: String, _ inventory: Inventory, at range: SourceRange) throws -> [Host] {
-    guard groupExists(group, inventory) else { throw RuntimeError("unknown group '\(group)'", at: range) }
-    return inventory.hosts(inGroup: group, fallbackGroup: fallbackGroup)
+  private func hosts(inGroup group: String, _ lookup: HostLookup, at range: SourceRange) throws -> [Host] {
+    guard groupExists(group, lookup.inventory) else { throw RuntimeError("unknown group '\(group)'", at: range) }
+    return lookup.inventory.hosts(inGroup: group).map { lookup.host(named: $0.name) }
   }
 
   /// The hosts that pattern items name, in order, without duplicates.
-  private func hosts(_ items: [PatternItem], in frame: Frame) throws -> [Host] {
-    let inventory = frame.top?.inventory ?? options.inventory
+  private func hosts(_ items: [PatternItem], in frame: Frame, _ lookup: HostLookup) throws -> [Host] {
     var result: [Host] = []
     var seen: Set<String> = []
     for (pattern, range) in try patterns(items, in: frame) {
       let found: [Host]
       if let group = pattern.groupReference {
-        found = try hosts(inGroup: group, inventory, at: range)
+        found = try hosts(inGroup: group, lookup, at: range)
       } else {
-        do throws(HostPatternError) { found = try pattern.expand().map { inventory.hostOrNew(named: $0) } } catch {
+        do throws(HostPatternError) { found = try pattern.expand().map { lookup.host(named: $0) } } catch {
           throw RuntimeError(error.message, at: range)
         }
       }
@@ -69,20 +90,16 @@ extension Interpreter {
 
   /// Host names for a `group` statement.
   func hostNames(_ items: [PatternItem], in frame: Frame) throws -> [String] {
-    try hosts(items, in: frame).map(\.name)
+    try hosts(items, in: frame, lookup(in: frame)).map(\.name)
   }
 
   /// The hosts an `on` target names, in natural order of their names.
   func targetHosts(_ target: Target, in frame: Frame) throws -> [Host] {
-    let inventory = frame.top?.inventory ?? options.inventory
+    let lookup = lookup(in: frame)
     var selected: [Host]
     switch target.kind {
     case .all:
-      let members = inventory.namedSets.values.flatMap { $0 }.filter { inventory.host(named: $0) == nil }
-      selected = inventory.hosts + Set(members).map { name in
-        let group = inventory.namedSets.first { $0.value.contains(name) }?.key ?? Host.unknownGroup
-        return Host(name: name, group: fallbackGroup(group))
-      }
+      selected = lookup.inventory.hosts + lookup.groups.keys.map { lookup.host(named: $0) }
     case .groups(let items):
       selected = []
       var seen: Set<String> = []
@@ -96,16 +113,16 @@ extension Interpreter {
           }
         }
         for (name, range) in names {
-          for host in try hosts(inGroup: name, inventory, at: range) where seen.insert(host.name).inserted {
+          for host in try hosts(inGroup: name, lookup, at: range) where seen.insert(host.name).inserted {
             selected.append(host)
           }
         }
       }
     case .hosts(let items):
-      selected = try hosts(items, in: frame)
+      selected = try hosts(items, in: frame, lookup)
     }
     if !target.except.isEmpty {
-      let excluded = Set(try hosts(target.except, in: frame).map(\.name))
+      let excluded = Set(try hosts(target.except, in: frame, lookup).map(\.name))
       selected.removeAll { excluded.contains($0.name) }
     }
     return selected.sorted { HostFolding.naturalLess($0.name, $1.name) }

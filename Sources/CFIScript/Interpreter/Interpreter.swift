@@ -117,6 +117,7 @@ public struct Interpreter: Sendable {
     let interpreter = Interpreter(transport: transport, sink: sink, options: options, files: runbook.files)
     sink.emit(.runStarted(runbook: name, check: options.check, date: Date()))
     var frame = interpreter.topFrame()
+    interpreter.declareFunctions(runbook.program.statements, in: &frame)
     var error: Diagnostic?
     var interrupted = false
     do {
@@ -140,6 +141,22 @@ public struct Interpreter: Sendable {
     Frame(
       globals: ["args": .list(options.arguments.map(Value.string))], locals: nil, functions: [:], host: nil,
       top: TopLevelState(settings: options.settings, inventory: options.inventory), settings: options.settings)
+  }
+
+  /// Registers the program's defs (those of includes too) before it runs; why: the resolver
+  /// knows defs program-wide, so a call may come before the def's text. Running a `def`
+  /// statement registers it again, so a redefinition takes over from there on.
+  func declareFunctions(_ statements: [Statement], in frame: inout Frame) {
+    for statement in statements {
+      switch statement.kind {
+      case .def(let name, let parameters, let body):
+        frame.functions[name.name] = Function(parameters: parameters, body: body)
+      case .include(_, _, let program?):
+        declareFunctions(program.statements, in: &frame)
+      default:
+        break
+      }
+    }
   }
 
   /// `file:line:column: message` for a diagnostic.
@@ -171,6 +188,8 @@ public struct Interpreter: Sendable {
       let result = try await perform(action, in: &frame)
       frame.assign(name.name, .string(result.output.trimmingCharacters(in: .whitespacesAndNewlines)))
     case .group(let name, let items):
+      // Reachable through a def called inside `on`; the parser rejects it written there.
+      guard frame.top != nil else { throw RuntimeError("'group' cannot run inside an 'on' block", at: statement.range) }
       let names = try hostNames(items, in: frame)
       frame.top?.inventory.addToGroup(name.name, names: names)
     case .on(let target, let body):
@@ -208,6 +227,7 @@ public struct Interpreter: Sendable {
         // Tolerated: the block just stops here.
       }
     case .set(let name, let value):
+      guard frame.top != nil else { throw RuntimeError("'set' cannot run inside an 'on' block", at: statement.range) }
       try set(name, value, in: &frame)
     case .print(let values):
       let text = try values.map { try evaluate($0, in: frame).text }.joined(separator: " ")
