@@ -38,7 +38,7 @@ let package = Package(
     .testTarget(name: "RuntimeTests", dependencies: ["Runtime"], swiftSettings: strict),
     .testTarget(
       name: "CFIScriptTests", dependencies: ["CFIScript", "Runtime"],
-      resources: [.copy("Golden")], swiftSettings: strict),
+      exclude: ["Golden"], swiftSettings: strict),
     .testTarget(name: "cfi-shTests", dependencies: ["cfi-sh"], swiftSettings: strict),
   ],
   swiftLanguageModes: [.v6]

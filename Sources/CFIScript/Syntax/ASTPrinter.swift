@@ -109,8 +109,11 @@ public struct ASTPrinter {
   private func expression(_ expression: Expression) -> String {
     switch expression.kind {
     case .string(let parts, let raw):
-      if raw, case .text(let text)? = parts.first { return "(raw \(quote(text)))" }
-      if raw || parts.isEmpty { return quote("") }
+      if raw {
+        guard case .text(let text)? = parts.first else { return "(raw \"\")" }
+        return "(raw \(quote(text)))"
+      }
+      if parts.isEmpty { return quote("") }
       if parts.count == 1, case .text(let text) = parts[0] { return quote(text) }
       return "(str " + parts.map { part in
         switch part {

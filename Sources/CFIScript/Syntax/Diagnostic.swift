@@ -67,13 +67,17 @@ public struct Diagnostic: Error, Hashable, Sendable {
 }
 
 /// Returns the candidate closest to `word` by edit distance, if it is close enough to be a
-/// plausible typo (at most a third of the word's length, and at most 2 edits).
+/// plausible typo (at most a third of the word's length, and at most 2 edits). Ties go to the
+/// candidate first in alphabetical order, so the answer does not depend on the order of
+/// `candidates` (which is random for a `Set`).
 public func closestMatch(to word: String, in candidates: some Sequence<String>) -> String? {
   let limit = min(2, max(1, word.count / 3))
   var best: (String, Int)?
   for candidate in candidates where candidate != word {
     let distance = editDistance(word, candidate)
-    if distance <= limit, best.map({ distance < $0.1 }) ?? true { best = (candidate, distance) }
+    if distance <= limit, best.map({ distance < $0.1 || (distance == $0.1 && candidate < $0.0) }) ?? true {
+      best = (candidate, distance)
+    }
   }
   return best?.0
 }

@@ -158,6 +158,16 @@ public struct Lexer {
   /// Reads an integer, a duration (`30s`) or a percentage (`10%`); the first digit has been read.
   private mutating func number(from start: Int) -> Token {
     while let byte = peek(), isDigit(byte) { position += 1 }
+    if peek() == UInt8(ascii: "."), let next = peek(1), isDigit(next) {
+      // `1.5s`: read the whole literal, to point at it and say why.
+      position += 1
+      while let byte = peek(), isNameByte(byte) || byte == UInt8(ascii: "%") { position += 1 }
+      let text = String(decoding: bytes[start..<position], as: UTF8.self)
+      let isDuration = ["ms", "s", "m", "h", "d"].contains { text.hasSuffix($0) }
+      return token(
+        .error("invalid number '\(text)'; numbers have no fractions" + (isDuration ? " (write the duration in a smaller unit, such as ms)" : "")),
+        from: start)
+    }
     let digitsEnd = position
     if peek() == UInt8(ascii: "%") {
       position += 1

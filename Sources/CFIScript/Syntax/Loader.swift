@@ -89,7 +89,7 @@ public final class Loader {
     }
     let bytes: [UInt8]
     do { bytes = try readFile(resolved) } catch {
-      diagnostics.append(Diagnostic(.include, "cannot read included file '\(resolved)': \(Loader.reason(error))", at: range))
+      diagnostics.append(Diagnostic(.include, "cannot read included file '\(Loader.displayPath(resolved))': \(Loader.reason(error))", at: range))
       return nil
     }
     return parse(path: Loader.displayPath(resolved), bytes: bytes)

@@ -20,6 +20,9 @@ public struct Parser {
   private var diagnostics: [Diagnostic] = []
   /// Set after an error until the parser re-synchronizes, to avoid cascades.
   private var panicking = false
+  /// Set once an error at the end of input is reported: every later one (each enclosing
+  /// block still open, say) is a consequence of it.
+  private var reportedEndOfInput = false
   private var nesting = 0
   private var onDepth = 0
   private var defDepth = 0
@@ -93,11 +96,22 @@ public struct Parser {
         : .invalidCharacter
       report(id, lexMessage, at: current.range)
     case .endOfInput:
-      report(.unexpectedEndOfInput, message, at: current.range, notes: notes)
+      if !reportedEndOfInput { report(.unexpectedEndOfInput, message, at: endOfText, notes: notes) }
+      reportedEndOfInput = true
     default:
       report(.expected, message, at: current.range, notes: notes)
     }
     panicking = true
+  }
+
+  /// Where to point for "found end of input": just after the last non-blank byte, so the
+  /// excerpt shows the line that is incomplete rather than an empty last line.
+  private var endOfText: SourceRange {
+    var end = source.bytes.count
+    while end > 0, [UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\r"), UInt8(ascii: "\n")].contains(source.bytes[end - 1]) {
+      end -= 1
+    }
+    return SourceRange(file: source.id, start: end, end: end)
   }
 
   private func describeCurrent() -> String {
@@ -196,7 +210,7 @@ public struct Parser {
     case .identifier:
       kind = parseCallOrUnknown()
     case .keyword(.else):
-      reportUnexpected("unexpected 'else' without an 'if' block before it")
+      reportUnexpected("unexpected 'else'; it must follow the '>' of an 'if' block (on the same line or the next)")
       kind = .invalid
     default:
       expected("a statement")
@@ -209,15 +223,18 @@ public struct Parser {
   private mutating func parseLet() -> Statement.Kind {
     advance()
     guard let name = parseIdentifier("a variable name after 'let'") else { return .invalid }
+    // Past the name, a bad statement still binds it (to an invalid value), so that uses of
+    // the name further on are not reported as unknown too.
     guard consume(.assign) else {
       expected("'=' after 'let \(name.name)'")
-      return .invalid
+      return .let(name, Expression(.invalid, name.range))
     }
     if case .keyword(let keyword) = current.kind, keyword.isAction {
-      guard let action = parseAction() else { return .invalid }
+      let start = current.range
+      guard let action = parseAction() else { return .let(name, Expression(.invalid, start)) }
       guard action.kind == .run else {
         report(.misplaced, "only 'run' gives a value to bind; '\(action.kind.rawValue)' does not", at: action.keyword)
-        return .invalid
+        return .let(name, Expression(.invalid, action.range))
       }
       return .letAction(name, action)
     }
@@ -238,11 +255,13 @@ public struct Parser {
     }
     let name = Identifier(text(nameToken), nameToken.range)
     advance()
+    // Past the name, a bad statement still defines the group (empty), so that uses of it
+    // further on are not reported as unknown too.
     guard consume(.assign) else {
       expected("'=' after 'group \(name.name)'")
-      return .invalid
+      return .group(name, [])
     }
-    guard let items = parsePatternItems(what: "a host pattern") else { return .invalid }
+    guard let items = parsePatternItems(what: "a host pattern") else { return .group(name, []) }
     return .group(name, items)
   }
 
@@ -279,6 +298,12 @@ public struct Parser {
       advance()
       guard let items = parsePatternItems(what: "a host pattern after 'except'") else { return .invalid }
       except = items
+    }
+    let targetsAll = if case .all = kind { true } else { false }
+    if !targetsAll && current.kind == .identifier && !atWord("except") {
+      // `on host pc01 web1`: most likely a missing comma.
+      expected("'<' to open the body of 'on' (separate several targets with ',')")
+      return .invalid
     }
     let target = Target(kind: kind, except: except, range: range(from: start))
     onDepth += 1
@@ -350,7 +375,10 @@ public struct Parser {
     }
     defDepth += 1
     defer { defDepth -= 1 }
-    guard let body = parseBlock(opener: "def") else { return .invalid }
+    // A bad body still defines the function (empty), so that calls are not reported too.
+    guard let body = parseBlock(opener: "def") else {
+      return .def(name, parameters, Block(statements: [], range: range(from: keyword.start)))
+    }
     return .def(name, parameters, body)
   }
 
@@ -366,8 +394,12 @@ public struct Parser {
       return .invalid
     }
     let literal = parsePrimary()
-    guard let path = literal.literalString, !path.isEmpty else {
+    guard let path = literal.literalString else {
       report(.include, "the file name of 'include' must be a plain string, without interpolation", at: literal.range)
+      return .invalid
+    }
+    guard !path.isEmpty else {
+      report(.include, "the file name of 'include' is empty", at: literal.range)
       return .invalid
     }
     guard let includeHandler else {
@@ -412,7 +444,12 @@ public struct Parser {
         "'\(kind.rawValue)' must be inside an 'on' block, which says on which hosts it runs",
         at: keywordRange)
     }
-    let arguments = parseArguments(stopAtTo: kind == .copy)
+    var arguments = parseArguments(stopAtTo: kind == .copy)
+    // `password root hash`: the user is a name written bare, as in the seed's use case
+    // (a user held in a variable is written "$user").
+    if kind == .password, let user = arguments.first, case .variable(let name) = user.kind {
+      arguments[0] = Expression(.string([.text(name)], raw: false), user.range)
+    }
     var destination: Expression?
     if kind == .copy, atWord("to") {
       advance()
@@ -429,11 +466,13 @@ public struct Parser {
     if panicking { return nil }
     let actionRange = range(from: start)
     if !kind.arity.contains(arguments.count) {
-      let found = arguments.isEmpty ? "none" : "\(arguments.count)"
+      let found = arguments.isEmpty ? "none" : arguments.count == 1 ? "1 argument" : "\(arguments.count) arguments"
       report(
         .badArgumentCount,
-        "'\(kind.rawValue)' takes \(kind.argumentsDescription), found \(arguments.count == 1 ? "1 argument" : "\(found) arguments")",
+        "'\(kind.rawValue)' takes \(kind.argumentsDescription), found \(found)",
         at: arguments.isEmpty ? keywordRange : arguments[0].range.union(arguments[arguments.count - 1].range))
+      // Invalid, so that later checks do not also complain about the extra arguments.
+      return nil
     }
     return ActionStatement(kind: kind, keyword: keywordRange, arguments: arguments, destination: destination, range: actionRange)
   }
@@ -443,11 +482,21 @@ public struct Parser {
     var arguments: [Expression] = []
     while !atStatementEnd && !panicking {
       if stopAtTo && atWord("to") { break }
-      guard canStartExpression else {
+      switch current.kind {
+      case .comma:
+        // `install "a", "b"`: say so, and read on (across a line break after the comma).
+        report(.expected, "arguments are separated by spaces, not ','", at: current.range)
+        advance()
+        while at(.newline) { advance() }
+        continue
+      case .equal, .notEqual, .keyword(.and), .keyword(.or), .keyword(.in), .keyword(.not):
+        let example = at(.not) ? "(not a)" : "(a \(text(current)) b)"
+        reportUnexpected("unexpected '\(text(current))' in the arguments; put an expression with operators in parentheses, as in \(example)")
+      case _ where canStartExpression:
+        arguments.append(parsePostfix())
+      default:
         expected("an argument or the end of the statement")
-        break
       }
-      arguments.append(parsePostfix())
     }
     return arguments
   }
@@ -501,8 +550,13 @@ public struct Parser {
     return true
   }
 
-  /// block -> "<" statements ">"
+  /// block -> "<" statements ">"   — the '<' may be on the next line.
   private mutating func parseBlock(opener: String) -> Block? {
+    if at(.newline) {
+      let saved = (lexer, current, previousEnd)
+      while at(.newline) { advance() }
+      if !at(.blockOpen) { (lexer, current, previousEnd) = saved }
+    }
     guard at(.blockOpen) else {
       expected("'<' to open the body of '\(opener)'")
       return nil
