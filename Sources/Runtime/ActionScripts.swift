@@ -166,15 +166,8 @@ struct ActionScripts {
   }
 
   private func pkgsync(on host: Host, options: StepOptions) async -> StepResult {
-    var lists: [String: [String]] = [:]
-    for list in ["musthave", "mayhave", "maynothave"] {
-      do { lists[list] = try store.lines("etc/pkgsync/\(list)", group: host.group) } catch {
-        return .failure("pkgsync needs all three lists in the store: \(error.message)")
-      }
-    }
-    let essential = ["openssh-server", "rsync", "avahi-daemon", "pkgsync"]
-    if let removed = essential.first(where: { lists["maynothave"]!.contains($0) || !lists["musthave"]!.contains($0) && !lists["mayhave"]!.contains($0) }) {
-      return .failure("refusing pkgsync: the lists would remove '\(removed)', which the host needs to stay manageable (put it in musthave)")
+    do throws(StoreError) { _ = try Pkgsync.checkedLists(in: store, group: host.group) } catch {
+      return .failure(error.message)
     }
     let pushed = await copy("etc/pkgsync/", to: "/etc/pkgsync/", on: host, options: options)
     guard pushed.status == .ok || pushed.status == .changed else { return pushed }

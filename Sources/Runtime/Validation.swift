@@ -5,7 +5,7 @@
 public enum CryptHash {
   /// What to tell the operator when a hash is refused.
   public static let invalidMessage =
-    "not a valid crypt hash; expected yescrypt ($y$), gost-yescrypt ($gy$), scrypt ($7$), bcrypt ($2b$), sha512crypt ($6$) or sha256crypt ($5$), e.g. from 'mkpasswd -m yescrypt'"
+    "not a valid crypt hash (expected $y$, $gy$, $7$, $2b$, $6$ or $5$; make one with 'mkpasswd -m yescrypt')"
 
   private static let alphabet = "[./A-Za-z0-9]"
   /// One regular expression per method, from crypt(5).

@@ -174,7 +174,7 @@ struct InterpreterFanOutTests {
       set connect_timeout = 5s
       on host pc01 < run "x" >
       set timeout = 2m
-      on host pc01 < install "y" >
+      on host pc01 < install "htop" >
       """, check: true)
     #expect(
       outcome.transport.calls.map(\.options) == [

@@ -240,7 +240,7 @@ struct InterpreterScopingTests {
       on host pc01 <
         install base "curl" extra
         script "setup.sh" base "x y"
-        remove ["a"] "b"
+        remove ["nano"] "ed"
         run "echo $base"
       >
       """)
@@ -248,7 +248,7 @@ struct InterpreterScopingTests {
       outcome.transport.calls(on: "pc01") == [
         .install(packages: ["vim", "gcc", "curl", "make", "git"]),
         .script(path: "setup.sh", arguments: ["vim", "gcc", "x y"]),
-        .remove(packages: ["a", "b"]),
+        .remove(packages: ["nano", "ed"]),
         .run(command: "echo vim gcc"),
       ])
   }

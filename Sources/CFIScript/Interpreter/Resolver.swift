@@ -43,6 +43,9 @@ public struct Resolver {
   /// Groups an `on` block targets, when they are known statically (for store checks).
   private var staticGroups: [String]? = nil
   private var functions: [String: (arity: Int, needsHost: Bool)]
+  /// Top-level variables bound to a literal string (`let hash = '$y$…'`), so actions that
+  /// use them can be checked before anything runs.
+  private var constants: [String: Expression] = [:]
 
   /// Runs the checks and returns the diagnostics (errors and warnings), in source order.
   public static func check(_ runbook: LoadedRunbook, context: ResolverContext) -> [Diagnostic] {
@@ -152,6 +155,14 @@ public struct Resolver {
     switch statement.kind {
     case .let(let name, let value):
       expression(value)
+      if locals == nil {
+        let isConstant: Bool
+        switch value.kind {
+        case .list: isConstant = true
+        default: isConstant = value.literalString != nil
+        }
+        constants[name.name] = isConstant ? value : nil
+      }
       bind(name)
     case .letAction(let name, let action):
       self.action(action)
@@ -183,7 +194,7 @@ public struct Resolver {
       (locals, insideDef, globals) = saved
     case .call(let name, let arguments):
       arguments.forEach { expression($0) }
-      call(name, arguments: arguments.count, asStatement: true)
+      call(name, arguments: arguments, asStatement: true)
     case .include(_, _, let program):
       if let program { statements(program.statements) }
     case .try(let body):
@@ -209,7 +220,9 @@ public struct Resolver {
       for item in items {
         switch item {
         case .pattern(let name, let range):
-          if !Store.isValidGroupName(name) {
+          if name.hasPrefix("@") {
+            error(.badHostPattern, "write 'on group \(name.dropFirst())' (without '@'), or 'on host \(name)'", at: range)
+          } else if !Store.isValidGroupName(name) {
             error(.badHostPattern, "'\(name)' is not a valid group name (letters, digits, '-', '_', '.')", at: range)
           } else if !groups.contains(name) {
             unknownGroup(name, at: range)
@@ -247,6 +260,12 @@ public struct Resolver {
     for item in items {
       switch item {
       case .pattern(let text, let range):
+        if text.hasPrefix("$") {
+          error(
+            .badHostPattern, "'\(text)' is not a host pattern; to use a variable's value, write it in quotes: \"\(text)\"",
+            at: range)
+          continue
+        }
         do throws(HostPatternError) {
           let pattern = try HostPattern(parsing: text)
           if let group = pattern.groupReference {
@@ -266,17 +285,69 @@ public struct Resolver {
     }
   }
 
+  /// The text of an expression known before the run: a plain string, or a top-level variable
+  /// bound to one (and not shadowed here).
+  private func literalText(_ expression: Expression) -> String? {
+    if let text = expression.literalString { return text }
+    return constant(expression)?.literalString
+  }
+
+  /// The literal a top-level variable is bound to, if it is one and is not shadowed here.
+  private func constant(_ expression: Expression) -> Expression? {
+    guard case .variable(let name) = expression.kind, locals?.contains(name) != true else { return nil }
+    return constants[name]
+  }
+
   private mutating func action(_ action: ActionStatement) {
     action.arguments.forEach { expression($0) }
     if let destination = action.destination { expression(destination) }
-    guard let groups = staticGroups, let store = context.store else { return }
-    // Store paths written literally are checked now, for every group the block targets.
+    let arguments = action.arguments
     switch action.kind {
     case .copy, .script:
-      if let first = action.arguments.first, let path = first.literalString {
-        storePath(path, groups: groups, store: store, at: first.range)
+      guard let first = arguments.first, let path = literalText(first) else { break }
+      do throws(StoreError) { _ = try Store.normalizedRelativePath(path) } catch {
+        self.error(.store, error.message, at: first.range)
+        break
+      }
+      if let groups = staticGroups, let store = context.store { storePath(path, groups: groups, store: store, at: first.range) }
+    case .password:
+      if arguments.count == 2, let hash = literalText(arguments[1]), !CryptHash.isValid(hash) {
+        error(.badValue, "the hash given to 'password' is " + CryptHash.invalidMessage, at: arguments[1].range)
+      }
+    case .install, .remove:
+      for argument in arguments { packageNames(argument) }
+    case .pkgsync:
+      guard let groups = staticGroups, let store = context.store else { break }
+      for group in groups {
+        do throws(StoreError) { _ = try Pkgsync.checkedLists(in: store, group: group) } catch {
+          self.error(.store, error.message, at: action.keyword)
+        }
       }
     default: break
+    }
+  }
+
+  /// Checks package names known before the run: literals, lists of them, and the items of
+  /// `lines(…)` files in the store of the groups the block targets.
+  private mutating func packageNames(_ argument: Expression, at place: SourceRange? = nil) {
+    switch argument.kind {
+    case .list(let elements):
+      elements.forEach { packageNames($0, at: place) }
+    case .variable where constant(argument)?.literalString == nil:
+      if let value = constant(argument) { packageNames(value, at: argument.range) }
+    case .call(let name, let callArguments) where name.name == "lines":
+      guard let store = context.store, let path = callArguments.first.flatMap(literalText) else { return }
+      let groups = callArguments.count == 2 ? callArguments.last.flatMap(literalText).map { [$0] } : staticGroups
+      for group in groups ?? [] {
+        guard let items = try? store.lines(path, group: group) else { continue }
+        if let bad = items.first(where: { !PackageName.isValid($0) }) {
+          error(.badValue, "'\(bad)' in \(group)/\(path) is not a valid Debian package name", at: place ?? argument.range)
+        }
+      }
+    default:
+      if let name = literalText(argument), !PackageName.isValid(name) {
+        error(.badValue, "'\(name)' is not a valid Debian package name", at: place ?? argument.range)
+      }
     }
   }
 
@@ -290,6 +361,14 @@ public struct Resolver {
   }
 
   private mutating func setting(_ name: Identifier, _ value: Expression) {
+    if name.name == Setting.discovery.rawValue, case .variable(let word) = value.kind,
+      locals?.contains(word) != true, !globals.contains(word)
+    {
+      var message = "'discovery' must be on or off, not '\(word)'"
+      if let guess = closestMatch(to: word, in: ["on", "off"]) { message += "; did you mean '\(guess)'?" }
+      error(.badSetting, message, at: value.range)
+      return
+    }
     expression(value)
     guard let setting = Setting(rawValue: name.name) else {
       var message = "unknown setting '\(name.name)'"
@@ -322,6 +401,7 @@ public struct Resolver {
 
   private mutating func variable(_ name: String, at range: SourceRange) {
     if name == "host" {
+      if locals?.contains(name) == true || globals.contains(name) { return }  // rebinding already reported
       if !insideOn && !insideDef {
         error(.unknownVariable, "'host' is only defined inside an 'on' block", at: range)
       }
@@ -340,7 +420,11 @@ public struct Resolver {
       for case .variable(let path) in parts {
         variable(path[0].name, at: path[0].range)
         if path[0].name == "host" {
-          hostField(path.dropFirst().first, count: path.count - 1, at: path[0].range)
+          if path.count > 2 {
+            error(.unknownVariable, "'host.\(path[1].name)' has no fields", at: path[2].range)
+          } else {
+            hostField(path.dropFirst().first, count: 1, at: path[0].range)
+          }
         } else if path.count > 1 {
           error(.badInterpolation, "'\(path[0].name)' has no fields; only 'host' does ('${host.name}')", at: path[1].range)
         }
@@ -353,12 +437,15 @@ public struct Resolver {
       self.expression(base)
       if case .variable("host") = base.kind {
         hostField(field, count: 1, at: field.range)
+      } else if case .member(let innerBase, let inner) = base.kind {
+        let owner = if case .variable(let name) = innerBase.kind { "\(name).\(inner.name)" } else { inner.name }
+        error(.unknownVariable, "'\(owner)' has no fields", at: field.range)
       } else if case .variable = base.kind {
         error(.unknownVariable, "only 'host' has fields ('host.name', 'host.group', 'host.address')", at: field.range)
       }
     case .call(let name, let arguments):
       arguments.forEach { self.expression($0) }
-      call(name, arguments: arguments.count, asStatement: false)
+      call(name, arguments: arguments, asStatement: false)
     case .not(let operand):
       self.expression(operand)
     case .binary(_, let left, let right):
@@ -384,8 +471,21 @@ public struct Resolver {
     }
   }
 
-  private mutating func call(_ name: Identifier, arguments: Int, asStatement: Bool) {
+  private mutating func call(_ name: Identifier, arguments expressions: [Expression], asStatement: Bool) {
+    let arguments = expressions.count
     if let builtin = Builtin(rawValue: name.name) {
+      if builtin == .lines, builtin.arity.contains(arguments), let store = context.store,
+        let path = literalText(expressions[0])
+      {
+        // A list file named literally must exist for every group it will be read from.
+        let groups = arguments == 2 ? literalText(expressions[1]).map { [$0] } : (insideOn ? staticGroups : nil)
+        for group in groups ?? [] {
+          do throws(StoreError) { _ = try store.resolve(path, group: group) } catch {
+            self.error(.store, error.message, at: name.range.union(expressions[arguments - 1].range))
+            break
+          }
+        }
+      }
       if asStatement {
         error(.misplaced, "'\(name.name)' gives a value and does nothing else; use it in an expression", at: name.range)
       } else if !builtin.arity.contains(arguments) {
@@ -411,7 +511,7 @@ public struct Resolver {
         "'\(name.name)' takes \(function.arity) argument\(function.arity == 1 ? "" : "s"), found \(arguments)",
         at: name.range)
     } else if function.needsHost && !insideOn && !insideDef {
-      error(.actionOutsideOn, "'\(name.name)' runs actions on hosts, so it must be called inside an 'on' block", at: name.range)
+      error(.actionOutsideOn, "'\(name.name)' runs actions or uses 'host', so it must be called inside an 'on' block", at: name.range)
     }
   }
 }

@@ -1,0 +1,25 @@
+// pkgsync's three lists in a group's store, and the check that they keep a host manageable.
+
+/// The pkgsync lists of a group (`STORE/<group>/etc/pkgsync/{musthave,mayhave,maynothave}`).
+public enum Pkgsync {
+  /// The three files pkgsync requires (it aborts if one is missing).
+  public static let lists = ["musthave", "mayhave", "maynothave"]
+  /// Packages a client needs to stay reachable and manageable; pkgsync removes every
+  /// installed package that is not listed, so these must be in musthave (or mayhave).
+  public static let essential = ["openssh-server", "rsync", "avahi-daemon", "pkgsync"]
+
+  /// Reads the lists of `group` and refuses a set that would remove an essential package.
+  public static func checkedLists(in store: Store, group: String) throws(StoreError) -> [String: [String]] {
+    var lists: [String: [String]] = [:]
+    for list in Pkgsync.lists {
+      lists[list] = try store.lines("etc/pkgsync/\(list)", group: group)
+    }
+    let kept = Set(lists["musthave", default: []] + lists["mayhave", default: []])
+    let removed = Set(lists["maynothave", default: []])
+    if let package = essential.first(where: { removed.contains($0) || !kept.contains($0) }) {
+      throw StoreError(
+        "refusing pkgsync for group '\(group)': its lists would remove '\(package)', which a client needs to stay manageable (list it in etc/pkgsync/musthave)")
+    }
+    return lists
+  }
+}
