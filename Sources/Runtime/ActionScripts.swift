@@ -99,13 +99,15 @@ struct ActionScripts {
     }
     if verb != "upgrade" && names.isEmpty { return StepResult(status: .ok, message: "nothing to \(verb)") }
     let apt = "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
-    let update = transport.needsAptUpdate(host) ? "\(apt) update >/dev/null || exit 100; " : ""
+    // Refresh the package lists once per host per run (not in check mode: it changes nothing).
+    let update = transport.needsAptUpdate(host) && !options.check ? "\(apt) update >/dev/null || exit 100; " : ""
     let arguments = verb == "upgrade" ? "upgrade" : ShellQuote.join([verb, "--"] + names)
     // Simulate first: the Inst/Remv lines say exactly what would change.
     let command = """
-      \(update)plan=$(\(apt) -s \(arguments) | grep -E '^(Inst|Remv) ') ; \
+      \(update)sim=$(\(apt) -s \(arguments) 2>&1) || { printf '%s\\n' "$sim" >&2; exit 100; }; \
+      plan=$(printf '%s\\n' "$sim" | grep -E '^(Inst|Remv) '); \
       if [ -z "$plan" ]; then exit 0; fi; printf '%s\\n' "$plan"; \
-      \(options.check ? "exit 0" : "\(apt) \(arguments) >/tmp/cfi-apt.log 2>&1 || { cat /tmp/cfi-apt.log >&2; exit 1; }")
+      \(options.check ? "exit 0" : "log=$(mktemp) && \(apt) \(arguments) >\"$log\" 2>&1 || { cat \"$log\" >&2; rm -f \"$log\"; exit 1; }; rm -f \"$log\"")
       """
     let (output, failure) = await transport.remote(host, command, options: options)
     if let failure { return failure }
@@ -130,6 +132,9 @@ struct ActionScripts {
     do {
       source = path.isEmpty ? try store.resolve(".", group: host.group) : try store.resolve(path, group: host.group)
     } catch { return .failure(error.message) }
+    if let destination, !destination.hasPrefix("/") {
+      return .failure("the destination of 'copy' must be an absolute path, not '\(destination)'")
+    }
     if let failure = await transport.connectFailure(host, options: options) { return failure }
     var isDirectory: ObjCBool = false
     _ = FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory)
@@ -140,14 +145,22 @@ struct ActionScripts {
       from += "/"
       if !target.hasSuffix("/") { target += "/" }
     }
-    // -rlpt: contents, links, modes, times; --omit-dir-times and no -o/-g on dirs keep the
-    // client's / and /etc as they are; --delay-updates: no half-written file if the link drops.
+    // -rlpt: contents, symlinks as links, modes, times, owned by root; --mkpath: missing parents.
+    // --delay-updates: every file lands by rename at the end, so a dropped link never leaves a
+    // half-written file. Never --delete.
     var arguments = [
-      "-rlptD", "--chown=root:root", "--omit-dir-times", "--delay-updates", "--itemize-changes", "--protect-args",
-      "-e", transport.rsyncShell(for: host, options: options),
+      "-rlptD", "--chown=root:root", "--omit-dir-times", "--mkpath", "--delay-updates", "--itemize-changes",
+      "--protect-args", "-e", transport.rsyncShell(for: host, options: options),
     ]
+    // A tree's directories exist on the client already (/, /etc, …): their modes must stay the
+    // client's (rsync -p would give them the store's), so a tree keeps the modes of what
+    // exists; new files get the store's modes.
+    if isDirectory.boolValue { arguments.append("--no-perms") }
     if options.check { arguments.append("--dry-run") }
-    if isDirectory.boolValue { arguments += ["--no-perms", "--chmod=F+r"] }
+    if let timeout = options.timeout { arguments.append("--timeout=\(max(1, timeout.components.seconds))") }
+    // Files at the top of a group's tree (packages.list, scripts) are the server's own:
+    // nothing belongs in the client's `/` itself, so `sync` sends only the directories.
+    if path.isEmpty { arguments += ["--include=/*/", "--exclude=/*"] }
     arguments += [from, "\(host.connectAddress):\(target)"]
     do {
       let output = try await transport.rsync(arguments)
@@ -169,13 +182,31 @@ struct ActionScripts {
     do throws(StoreError) { _ = try Pkgsync.checkedLists(in: store, group: host.group) } catch {
       return .failure(error.message)
     }
+    // All three lists always go together: pkgsync refuses to run with one missing.
     let pushed = await copy("etc/pkgsync/", to: "/etc/pkgsync/", on: host, options: options)
     guard pushed.status == .ok || pushed.status == .changed else { return pushed }
-    let command = options.check ? "pkgsync -s" : "pkgsync"
-    let (output, failure) = await transport.remote(host, command, options: options)
+    if options.check {
+      // `pkgsync -s` would refresh package lists and read the host's old lists: say instead.
+      let listsChange = pushed.status == .changed
+      return StepResult(
+        status: listsChange ? .changed : .skipped,
+        message: listsChange ? "would update /etc/pkgsync and run pkgsync" : "would run pkgsync")
+    }
+    let (output, failure) = await transport.remote(host, "pkgsync", options: options)
     if let failure { return failure }
-    var result = finished(output!, changed: !options.check)
-    if options.check { result.status = .skipped; result.message = "would run pkgsync" }
+    var result = finished(output!)
+    // aptitude's summary ("0 packages upgraded, 2 newly installed, 0 to remove and 5 not
+    // upgraded.") says whether any package changed.
+    let packagesChanged = output!.stdout.split(separator: "\n").contains { line in
+      guard line.contains("newly installed") else { return false }
+      return line.split(separator: ",").contains { part in
+        let words = part.split(separator: " ")
+        guard let count = words.first.flatMap({ Int($0) }), count > 0 else { return false }
+        return part.contains("upgraded") && !part.contains("not upgraded") || part.contains("newly installed")
+          || part.contains("to remove")
+      }
+    }
+    if result.status == .ok && (packagesChanged || pushed.status == .changed) { result.status = .changed }
     return result
   }
 }

@@ -1,5 +1,7 @@
 // pkgsync's three lists in a group's store, and the check that they keep a host manageable.
 
+import Foundation
+
 /// The pkgsync lists of a group (`STORE/<group>/etc/pkgsync/{musthave,mayhave,maynothave}`).
 public enum Pkgsync {
   /// The three files pkgsync requires (it aborts if one is missing).
@@ -8,11 +10,25 @@ public enum Pkgsync {
   /// installed package that is not listed, so these must be in musthave (or mayhave).
   public static let essential = ["openssh-server", "rsync", "avahi-daemon", "pkgsync"]
 
+  /// The entries of a list as pkgsync reads them: lines starting with `#` and blank lines are
+  /// dropped, and every space and tab is deleted — so `vim # editor` means `vim#editor`.
+  public static func entries(_ text: String) -> [String] {
+    text.split(whereSeparator: \.isNewline).compactMap { line in
+      guard !line.hasPrefix("#") else { return nil }
+      let entry = line.filter { $0 != " " && $0 != "\t" && $0 != "\r" }
+      return entry.isEmpty ? nil : entry
+    }
+  }
+
   /// Reads the lists of `group` and refuses a set that would remove an essential package.
   public static func checkedLists(in store: Store, group: String) throws(StoreError) -> [String: [String]] {
     var lists: [String: [String]] = [:]
     for list in Pkgsync.lists {
-      lists[list] = try store.lines("etc/pkgsync/\(list)", group: group)
+      let file = try store.resolve("etc/pkgsync/\(list)", group: group)
+      guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+        throw StoreError("cannot read '\(file)'")
+      }
+      lists[list] = entries(text)
     }
     let kept = Set(lists["musthave", default: []] + lists["mayhave", default: []])
     let removed = Set(lists["maynothave", default: []])

@@ -26,7 +26,8 @@ public struct Store: Hashable, Sendable {
     self.root = root
   }
 
-  /// Whether `name` can be a group: letters, digits, `-`, `_`, `.` (not leading), at most 64.
+  /// Whether `name` can be a group: letters, digits, `-`, `_` (not a leading `-`), at most 64
+  /// (the same characters as an `@group` reference in a host pattern).
   public static func isValidGroupName(_ name: String) -> Bool {
     guard let first = name.utf8.first, name.utf8.count <= 64, first != UInt8(ascii: "."),
       first != UInt8(ascii: "-")
@@ -34,7 +35,7 @@ public struct Store: Hashable, Sendable {
     return name.utf8.allSatisfy { byte in
       switch byte {
       case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-        UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."):
+        UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
         true
       default: false
       }

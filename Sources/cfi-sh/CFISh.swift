@@ -67,6 +67,18 @@ struct CFISh: AsyncParsableCommand {
   @Option(help: ArgumentHelp("Limit for connecting to a host (default 10s); overrides 'set connect_timeout'.", valueName: "duration"))
   var connectTimeout: String?
 
+  @Option(help: ArgumentHelp("The server's ssh key (default /etc/cfi/id_ed25519, made by 'cfi-sh server init').", valueName: "file"))
+  var identity: String?
+
+  @Option(help: ArgumentHelp("An ssh_config file for ssh and rsync.", valueName: "file"))
+  var sshConfig: String?
+
+  @Flag(help: "Fail at once if another run holds the store's lock, instead of waiting for it.")
+  var noWait = false
+
+  @Option(help: ArgumentHelp("The audit log: one JSON line per run and per host result (default /var/log/cfi/audit.log; 'none' to disable).", valueName: "file"))
+  var auditLog: String?
+
   @Flag(name: .shortAndLong, help: "Show only failures and the recap.")
   var quiet = false
 

@@ -16,6 +16,8 @@ enum ExitStatus {
   static let hostsUnreachable: Int32 = 4
   /// A command-line usage error (sysexits EX_USAGE).
   static let usage: Int32 = 64
+  /// Another run holds the store's lock and `--no-wait` was given (sysexits EX_TEMPFAIL).
+  static let locked: Int32 = 75
   /// Interrupted by SIGINT (128 + 2, as shells report it).
   static let interrupted: Int32 = 130
 

@@ -33,9 +33,9 @@ struct RunbookRunner {
     let context = ResolverContext(
       knownGroups: Set(store.groups()).union(inventory.groupNames), store: store)
     let diagnostics = (runbook.diagnostics + Resolver.check(runbook, context: context)).sorted { $0.range < $1.range }
-    let renderer = DiagnosticRenderer(files: runbook.files, colors: Style.forStream(.standardError).enabled)
+    let diagnosticRenderer = DiagnosticRenderer(files: runbook.files, colors: Style.forStream(.standardError).enabled)
     if !diagnostics.isEmpty {
-      Stream.standardError.write(renderer.render(diagnostics))
+      Stream.standardError.write(diagnosticRenderer.render(diagnostics))
     }
     let errors = diagnostics.filter { $0.severity == .error }.count
     if errors > 0 {
@@ -61,14 +61,20 @@ struct RunbookRunner {
     let runOptions = RunOptions(
       store: store, inventory: inventory, settings: settings, lockedSettings: locked, check: options.check,
       arguments: arguments)
-    let sink: any EventSink =
+    let renderer: any EventSink =
       options.json
       ? JSONRenderer()
       : TextRenderer(
         verbosity: options.quiet ? .quiet : options.verbose ? .verbose : .normal,
         style: Style.forStream(.standardOutput), progress: Stream.standardError.isTerminal)
-    let transport = try makeTransport(store: store)
+    let audit = try openAuditLog(arguments: arguments)
+    let transport = makeTransport(store: store, identity: options.identity, sshConfig: options.sshConfig)
+    // Two runs on one store (two cron jobs) must not work on the same hosts at once.
+    let lock = try takeLock(store)
 
+    var sinks: [any EventSink] = [renderer]
+    if let audit { sinks.append(audit) }
+    let sink = MultiplexSink(sinks)
     let task = Task {
       await Interpreter.run(runbook, name: name, transport: transport, sink: sink, options: runOptions)
     }
@@ -76,10 +82,43 @@ struct RunbookRunner {
     let result = await task.value
     interrupts.stop()
     if let error = result.error {
-      Stream.standardError.write(renderer.render(error))
+      Stream.standardError.write(diagnosticRenderer.render(error))
     }
-    return ExitStatus.of(outcomes: result.outcomes, runtimeError: result.error != nil, interrupted: result.interrupted)
+    let reached: [Runtime.Host] = result.outcomes.compactMap { outcome in
+      [.ok, .changed, .failed].contains(outcome.status) ? outcome.host : nil
+    }
+    try? KnownClients(store: store).remember(reached)
+    let status = ExitStatus.of(outcomes: result.outcomes, runtimeError: result.error != nil, interrupted: result.interrupted)
+    audit?.finish(exitStatus: status)
+    withExtendedLifetime(lock) {}
+    return status
   }
+
+  /// Takes the store's lock (not for dry runs, which change nothing).
+  private func takeLock(_ store: Store) throws -> StoreLock? {
+    guard !options.check else { return nil }
+    do {
+      return try StoreLock(store: store, wait: !options.noWait) { holder in
+        Stream.standardError.write("cfi-sh: waiting for another run on \(store.root) (pid \(holder ?? "?")) to finish\n")
+      }
+    } catch .busy(let holder) {
+      throw CommandFailure(
+        message: "another run holds the lock of \(store.root) (pid \(holder ?? "?")); not waiting (--no-wait)",
+        status: ExitStatus.locked)
+    } catch .cannotOpen(let message) {
+      throw CommandFailure(message: message, status: ExitStatus.usage)
+    }
+  }
+
+  /// The audit log (`--audit-log`, default /var/log/cfi/audit.log; `none` turns it off).
+  private func openAuditLog(arguments: [String]) throws -> AuditLog? {
+    let path = options.auditLog ?? AuditLog.defaultPath
+    guard path != "none", !options.syntaxCheck else { return nil }
+    do { return try AuditLog(path: path, arguments: arguments) } catch {
+      throw CommandFailure(message: "cannot open the audit log '\(path)': \(Loader.reason(error))", status: ExitStatus.usage)
+    }
+  }
+
 
   /// Reads the runbook from `-c`, a file, or standard input.
   private func load() throws -> (LoadedRunbook, String, [String]) {
@@ -104,17 +143,24 @@ struct RunbookRunner {
     }
   }
 
-  /// The static client list: `-i FILE`, or `/etc/cfi/clients` when it exists.
+  /// The known clients of the store, then the static client list (`-i FILE`, or
+  /// `/etc/cfi/clients` when it exists), which wins where both name a host.
   private func loadInventory(store: Store) throws -> Inventory {
+    let groups = Set(store.groups())
+    var inventory = Inventory(hosts: KnownClients(store: store).load().map { client in
+      var host = client.host
+      if !groups.contains(host.group) { host.group = Host.unknownGroup }
+      return host
+    })
     let path = options.inventory ?? "/etc/cfi/clients"
-    guard options.inventory != nil || FileManager.default.fileExists(atPath: path) else { return Inventory() }
+    guard options.inventory != nil || FileManager.default.fileExists(atPath: path) else { return inventory }
     let text: String
     do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
       throw CommandFailure(message: "cannot read client list '\(path)': \(Loader.reason(error))", status: ExitStatus.usage)
     }
     do {
-      let hosts = try Inventory.parseStaticList(text, file: path, knownGroups: Set(store.groups()))
-      return Inventory(hosts: hosts)
+      for host in try Inventory.parseStaticList(text, file: path, knownGroups: groups) { inventory.add(host) }
+      return inventory
     } catch {
       throw CommandFailure(message: error.description, status: ExitStatus.runbookError)
     }

@@ -2,7 +2,7 @@
 
 import Runtime
 
-/// The transport for a real run.
-func makeTransport(store: Store) throws -> any Transport {
-  SSHTransport(configuration: SSHConfiguration(store: store), store: store)
+/// The transport for a real run: OpenSSH and rsync, with the server's key and known_hosts.
+func makeTransport(store: Store, identity: String?, sshConfig: String?) -> any Transport {
+  SSHTransport(configuration: SSHConfiguration(store: store, identityFile: identity, configFile: sshConfig), store: store)
 }

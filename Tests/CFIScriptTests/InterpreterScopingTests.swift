@@ -291,3 +291,16 @@ struct InterpreterScopingTests {
     #expect(outcome.log.messages == ["2 one two words"])
   }
 }
+
+@Suite("Interpreter: defs that run blocks")
+struct InterpreterDefBlockTests {
+  @Test func aBlockInsideADefSeesTheDefsParameters() async throws {
+    let outcome = try await run(
+      """
+      def restart(service) < on host pc01, pc02 < run "systemctl restart $service" > >
+      restart("cron")
+      """)
+    #expect(outcome.commands(on: "pc01") == ["systemctl restart cron"])
+    #expect(outcome.commands(on: "pc02") == ["systemctl restart cron"])
+  }
+}

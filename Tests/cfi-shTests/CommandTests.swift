@@ -2,67 +2,8 @@
 // statuses. (Runs on real hosts are the fleet tests' business.)
 
 import Foundation
+import TestSupport
 import Testing
-
-/// Runs the built cfi-sh with arguments and optional stdin.
-struct Command {
-  var status: Int32
-  var stdout: String
-  var stderr: String
-
-  /// The cfi-sh binary next to this test bundle.
-  static let binary: URL = {
-    var directory = Bundle.main.bundleURL
-    for _ in 0..<3 {
-      let candidate = directory.appendingPathComponent("cfi-sh")
-      if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-      directory.deleteLastPathComponent()
-    }
-    return URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug/cfi-sh")
-  }()
-
-  static func run(_ arguments: [String], stdin: String? = nil, executable: URL = binary, environment: [String: String] = [:]) throws -> Command {
-    let process = Process()
-    process.executableURL = executable
-    process.arguments = arguments
-    var env = ProcessInfo.processInfo.environment
-    env.merge(environment) { $1 }
-    process.environment = env
-    let out = Pipe()
-    let err = Pipe()
-    let input = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = input
-    try process.run()
-    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-    try input.fileHandleForWriting.close()
-    let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
-    let stderrData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return Command(
-      status: process.terminationStatus, stdout: String(decoding: stdoutData, as: UTF8.self),
-      stderr: String(decoding: stderrData, as: UTF8.self))
-  }
-}
-
-/// A temporary directory removed at the end of the test.
-final class TemporaryDirectory {
-  let path: String
-  init() throws {
-    path = NSTemporaryDirectory() + "cfi-sh-test-" + UUID().uuidString
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-  }
-  func write(_ name: String, _ text: String, mode: Int = 0o644) throws -> String {
-    let file = path + "/" + name
-    try FileManager.default.createDirectory(
-      atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-    try text.write(toFile: file, atomically: true, encoding: .utf8)
-    try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: file)
-    return file
-  }
-  deinit { try? FileManager.default.removeItem(atPath: path) }
-}
 
 @Suite struct CommandTests {
   let emptyStore = "--store=/nonexistent-cfi-store"

@@ -140,12 +140,14 @@ extension Interpreter {
     let blockID = frame.top!.blockCount
     let settings = frame.settings
     let label = files[target.range.file.rawValue].text(target.range)
+      .split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\\" }).joined(separator: " ")
     sink.emit(.blockStarted(BlockInfo(id: blockID, label: label, location: location(statement.range), hosts: hosts)))
 
     let maxFail = settings.maxFail?.resolved(total: hosts.count)
     let batchSize = max(1, settings.serial?.resolved(total: hosts.count) ?? hosts.count)
     let failures = FailureCounter()
-    let globals = frame.globals
+    // Inside a def, the block sees the def's parameters and locals as well as the globals.
+    let globals = frame.globals.merging(frame.locals ?? [:]) { $1 }
     let functions = frame.functions
     var outcomes: [HostOutcome?] = []
     for batchStart in stride(from: 0, to: hosts.count, by: batchSize) {

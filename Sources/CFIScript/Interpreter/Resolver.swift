@@ -43,23 +43,32 @@ public struct Resolver {
   /// Groups an `on` block targets, when they are known statically (for store checks).
   private var staticGroups: [String]? = nil
   private var functions: [String: (arity: Int, needsHost: Bool)]
+  /// Defs that run an `on` block.
+  private var defsWithOn: Set<String> = []
+  /// The runbook's files, for line numbers in messages.
+  private let files: [SourceFile]
   /// Top-level variables bound to a literal string (`let hash = '$y$…'`), so actions that
   /// use them can be checked before anything runs.
   private var constants: [String: Expression] = [:]
 
   /// Runs the checks and returns the diagnostics (errors and warnings), in source order.
   public static func check(_ runbook: LoadedRunbook, context: ResolverContext) -> [Diagnostic] {
-    var resolver = Resolver(context: context)
+    var resolver = Resolver(context: context, files: runbook.files)
     resolver.prepare(runbook.program.statements)
     resolver.statements(runbook.program.statements)
     return resolver.diagnostics.sorted { $0.range < $1.range }
   }
 
-  private init(context: ResolverContext) {
+  private init(context: ResolverContext, files: [SourceFile]) {
     self.context = context
+    self.files = files
     globals = context.globals.union(["args"])
     groups = context.knownGroups
     functions = context.functions
+  }
+
+  private func lineOf(_ range: SourceRange) -> Int {
+    files[range.file.rawValue].lineColumn(of: range.start).line
   }
 
   private mutating func error(_ id: DiagnosticID, _ message: String, at range: SourceRange) {
@@ -71,10 +80,16 @@ public struct Resolver {
   /// Collects defs (with arity and whether they need a host) and every top-level binding.
   private mutating func prepare(_ statements: [Statement]) {
     var bodies: [String: Block] = [:]
+    var definitions: [String: String] = [:]
     func collect(_ statements: [Statement], topLevel: Bool) {
       for statement in statements {
         switch statement.kind {
         case .def(let name, let parameters, let body):
+          if let first = definitions[name.name] {
+            error(.misplaced, "'\(name.name)' is already defined (at \(first)); give this one another name", at: name.range)
+            continue
+          }
+          definitions[name.name] = "line \(lineOf(name.range))"
           functions[name.name] = (parameters.count, false)
           bodies[name.name] = body
         case .include(_, _, let program?):
@@ -104,6 +119,30 @@ public struct Resolver {
           functions[name]?.needsHost = true
           changed = true
         }
+      }
+    }
+    // A def that runs an `on` block (itself or through another def) cannot run inside one.
+    changed = true
+    while changed {
+      changed = false
+      for (name, body) in bodies where !defsWithOn.contains(name) {
+        if Resolver.containsOn(body.statements, defsWithOn) {
+          defsWithOn.insert(name)
+          changed = true
+        }
+      }
+    }
+  }
+
+  private static func containsOn(_ statements: [Statement], _ defsWithOn: Set<String>) -> Bool {
+    statements.contains { statement in
+      switch statement.kind {
+      case .on: true
+      case .call(let name, _): defsWithOn.contains(name.name)
+      case .if(_, let then, let otherwise):
+        containsOn(then.statements, defsWithOn) || containsOn(otherwise?.statements ?? [], defsWithOn)
+      case .for(_, _, let body), .try(let body): containsOn(body.statements, defsWithOn)
+      default: false
       }
     }
   }
@@ -169,7 +208,7 @@ public struct Resolver {
       bind(name)
     case .group(let name, let items):
       if !Store.isValidGroupName(name.name) {
-        error(.badHostPattern, "'\(name.name)' is not a valid group name (letters, digits, '-', '_', '.')", at: name.range)
+        error(.badHostPattern, "'\(name.name)' is not a valid group name (letters, digits, '-', '_')", at: name.range)
       }
       patterns(items)
       groups.insert(name.name)
@@ -223,7 +262,7 @@ public struct Resolver {
           if name.hasPrefix("@") {
             error(.badHostPattern, "write 'on group \(name.dropFirst())' (without '@'), or 'on host \(name)'", at: range)
           } else if !Store.isValidGroupName(name) {
-            error(.badHostPattern, "'\(name)' is not a valid group name (letters, digits, '-', '_', '.')", at: range)
+            error(.badHostPattern, "'\(name)' is not a valid group name (letters, digits, '-', '_')", at: range)
           } else if !groups.contains(name) {
             unknownGroup(name, at: range)
           } else {
@@ -239,7 +278,7 @@ public struct Resolver {
     }
     patterns(target.except)
     let saved = (locals, insideOn, staticGroups)
-    locals = []
+    locals = locals ?? []  // inside a def, its parameters and locals stay visible
     insideOn = true
     staticGroups = known
     statements(body.statements)
@@ -304,6 +343,9 @@ public struct Resolver {
     let arguments = action.arguments
     switch action.kind {
     case .copy, .script:
+      if let destination = action.destination, let text = literalText(destination), !text.hasPrefix("/") {
+        error(.badValue, "the destination of 'copy' must be an absolute path, such as \"/\(text)\"", at: destination.range)
+      }
       guard let first = arguments.first, let path = literalText(first) else { break }
       do throws(StoreError) { _ = try Store.normalizedRelativePath(path) } catch {
         self.error(.store, error.message, at: first.range)
@@ -510,6 +552,8 @@ public struct Resolver {
         .badArgumentCount,
         "'\(name.name)' takes \(function.arity) argument\(function.arity == 1 ? "" : "s"), found \(arguments)",
         at: name.range)
+    } else if insideOn && defsWithOn.contains(name.name) {
+      error(.misplaced, "'\(name.name)' runs an 'on' block, so it cannot be called inside one", at: name.range)
     } else if function.needsHost && !insideOn && !insideDef {
       error(.actionOutsideOn, "'\(name.name)' runs actions or uses 'host', so it must be called inside an 'on' block", at: name.range)
     }

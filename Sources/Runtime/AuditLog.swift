@@ -1,0 +1,125 @@
+// The audit log: one JSON line per host result and one per run, appended to a file
+// (default /var/log/cfi/audit.log), so every run leaves exactly one record of what it did.
+// Secrets never reach it: action labels are already redacted, and arguments that look like
+// crypt hashes are replaced.
+
+import Foundation
+import Synchronization
+
+/// Appends audit records for one run. Use it as an EventSink (next to the renderer), then
+/// call `finish(exitStatus:)` once.
+public final class AuditLog: EventSink {
+  /// Where the log goes unless told otherwise.
+  public static let defaultPath = "/var/log/cfi/audit.log"
+
+  private struct State {
+    var runbook = ""
+    var check = false
+    var started = Date()
+    var outcomes: [String: String] = [:]
+    var failure: String?
+  }
+
+  private let descriptor: Int32
+  private let runID: String
+  private let arguments: [String]
+  private let state = Mutex(State())
+  private let encoder: JSONEncoder = {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    encoder.dateEncodingStrategy = .iso8601
+    return encoder
+  }()
+
+  /// Opens (creating it and its directory, mode 0600) the log at `path`.
+  public init(path: String, arguments: [String]) throws {
+    let directory = (path as NSString).deletingLastPathComponent
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+    guard descriptor >= 0 else {
+      throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path])
+    }
+    runID = UUID().uuidString.lowercased()
+    self.arguments = arguments.map { CryptHash.isValid($0) ? Secret.redacted : $0 }
+  }
+
+  deinit { close(descriptor) }
+
+  private struct HostRecord: Encodable {
+    var record = "host"
+    var run: String
+    var time: Date
+    var block: Int
+    var host: String
+    var group: String
+    var status: String
+    var message: String?
+  }
+
+  private struct RunRecord: Encodable {
+    var record = "run"
+    var run: String
+    var started: Date
+    var finished: Date
+    var user: String
+    var sudoUser: String?
+    var runbook: String
+    var arguments: [String]
+    var check: Bool
+    var exitStatus: Int32
+    var error: String?
+    var hosts: [String: String]
+  }
+
+  private func append(_ record: some Encodable) {
+    guard var data = try? encoder.encode(record) else { return }
+    data.append(UInt8(ascii: "\n"))
+    // One write per line with O_APPEND: lines from concurrent runs never interleave.
+    _ = data.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+  }
+
+  public func emit(_ event: Event) {
+    switch event {
+    case .runStarted(let runbook, let check, let date):
+      state.withLock {
+        $0.runbook = runbook
+        $0.check = check
+        $0.started = date
+      }
+    case .hostFinished(let block, let outcome):
+      state.withLock { $0.outcomes[outcome.host.name] = outcome.status.rawValue }
+      append(
+        HostRecord(
+          run: runID, time: Date(), block: block, host: outcome.host.name, group: outcome.host.group,
+          status: outcome.status.rawValue, message: outcome.message))
+    case .runFinished(let outcomes, _, let error):
+      state.withLock { state in
+        state.failure = error
+        for outcome in outcomes { state.outcomes[outcome.host.name] = outcome.status.rawValue }
+      }
+    default:
+      break
+    }
+  }
+
+  /// Writes the run's record.
+  public func finish(exitStatus: Int32) {
+    let state = state.withLock { $0 }
+    let environment = ProcessInfo.processInfo.environment
+    let user = getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) } ?? String(getuid())
+    append(
+      RunRecord(
+        run: runID, started: state.started, finished: Date(), user: user, sudoUser: environment["SUDO_USER"],
+        runbook: state.runbook, arguments: arguments, check: state.check, exitStatus: exitStatus,
+        error: state.failure, hosts: state.outcomes))
+  }
+}
+
+/// Sends every event to several sinks, in order.
+public struct MultiplexSink: EventSink {
+  private let sinks: [any EventSink]
+  public init(_ sinks: [any EventSink]) { self.sinks = sinks }
+  public func emit(_ event: Event) {
+    for sink in sinks { sink.emit(event) }
+  }
+}

@@ -1,0 +1,104 @@
+// A test fleet for one test: scripts/lab brings up hosts in network namespaces, each with its
+// own sshd; the lab is torn down when the value goes away. Each lab has its own prefix (and so
+// its own bridge and subnet), so tests never share hosts.
+
+import Foundation
+import TestSupport
+import Testing
+
+/// Fleet tests need root (network namespaces). In CI they must run: without root, they fail.
+let fleetAvailable: Bool = {
+  if geteuid() == 0 { return true }
+  return ProcessInfo.processInfo.environment["CI"] == "true"  // …and then fail loudly in Lab.init
+}()
+
+/// Runs a program and returns its result.
+@discardableResult
+func shell(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Command {
+  try Command.run(
+    Array(arguments.dropFirst()), stdin: stdin, executable: URL(fileURLWithPath: arguments[0]), environment: environment)
+}
+
+/// A running lab of test hosts and a store for cfi-sh to use on it.
+final class Lab {
+  let prefix: String
+  let hosts: [String]
+  let inventory: String
+  let key: String
+  let store: TemporaryDirectory
+  let auditLog: String
+  private let labScript = Command.packageRoot.appendingPathComponent("scripts/lab").path
+
+  /// Brings up `count` hosts in `groups` (blocks of hosts per group, in order).
+  init(_ name: String, hosts count: Int = 6, groups: [String] = ["lab", "office"]) throws {
+    guard geteuid() == 0 else {
+      Issue.record("fleet tests need root (network namespaces); CI must run them as root")
+      throw CancellationError()
+    }
+    prefix = "ft" + name.prefix(9).lowercased().filter { $0.isLetter || $0.isNumber }
+    store = try TemporaryDirectory()
+    for group in groups {
+      try FileManager.default.createDirectory(atPath: store.path + "/" + group, withIntermediateDirectories: true)
+    }
+    auditLog = store.path + "/audit.log"
+    let up = try shell(["/bin/bash", labScript, "--prefix", prefix, "up", String(count), "--groups", groups.joined(separator: ",")])
+    guard up.status == 0 else {
+      Issue.record("lab up failed: \(up.stderr)")
+      throw CancellationError()
+    }
+    let state = up.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    inventory = state + "/inventory"
+    let env = try shell(["/bin/bash", labScript, "--prefix", prefix, "env"]).stdout
+    key = Lab.value(of: "LAB_KEY", in: env) ?? ""
+    // Host names: the first word of each inventory line.
+    hosts = try String(contentsOfFile: inventory, encoding: .utf8).split(separator: "\n").compactMap { line in
+      line.hasPrefix("#") ? nil : line.split(separator: " ").first.map(String.init)
+    }
+  }
+
+  deinit {
+    _ = try? shell(["/bin/bash", labScript, "--prefix", prefix, "down"])
+  }
+
+  private static func value(of variable: String, in env: String) -> String? {
+    for line in env.split(separator: "\n") {
+      var text = line.hasPrefix("export ") ? line.dropFirst(7) : line[...]
+      guard text.hasPrefix(variable + "=") else { continue }
+      text = text.dropFirst(variable.count + 1)
+      return String(text).trimmingCharacters(in: CharacterSet(charactersIn: "'\""))
+    }
+    return nil
+  }
+
+  /// Runs a shell command inside a host (as root, in its namespaces).
+  @discardableResult
+  func exec(_ host: String, _ command: String) throws -> Command {
+    try shell(["/bin/bash", labScript, "--prefix", prefix, "exec", host, "sh", "-c", command])
+  }
+
+  /// The standard output of a command inside a host, trimmed.
+  func read(_ host: String, _ command: String) throws -> String {
+    try exec(host, command).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+  }
+
+  func stopSSHD(_ host: String) throws {
+    try shell(["/bin/bash", labScript, "--prefix", prefix, "stop-sshd", host])
+  }
+
+  /// Writes a file into the store (`group/relative/path`).
+  @discardableResult
+  func storeFile(_ path: String, _ text: String, mode: Int = 0o644) throws -> String {
+    try store.write(path, text, mode: mode)
+  }
+
+  /// Runs cfi-sh on this lab: its inventory, key and store, a private audit log.
+  func cfi(_ arguments: [String], stdin: String? = nil) throws -> Command {
+    try Command.run(
+      ["-i", inventory, "--identity", key, "--store", store.path, "--audit-log", auditLog] + arguments, stdin: stdin)
+  }
+
+  /// Runs runbook text with cfi-sh on this lab.
+  func run(_ runbook: String, _ options: [String] = []) throws -> Command {
+    try cfi(options + ["-c", runbook])
+  }
+}
