@@ -5,7 +5,7 @@ import CFIScript
 import Foundation
 import Runtime
 
-@main
+
 struct CFISh: AsyncParsableCommand {
   static let version = "0.1.0"
 
@@ -18,23 +18,33 @@ struct CFISh: AsyncParsableCommand {
         cfi-sh [OPTIONS] - [ARGS...]          (runbook on standard input)
       """,
     discussion: """
-      A runbook says what to do on which hosts, e.g.
+      A runbook says what to do on which hosts, for example
           on group lab < install lines("packages.list"); upgrade >
-      Options go before RUNBOOK; everything after it is the runbook's own, as the list `args`.
-      Runbooks can be executable scripts starting with `#!/usr/bin/env cfi-sh`.
-      The language is described in docs/language.md.
+      Options go before RUNBOOK; what follows it is the runbook's own
+      (the list `args`). Runbooks can be scripts: #!/usr/bin/env cfi-sh
+      The language: docs/language.md.
+
+      TOOLS
+        cfi-sh hosts [PATTERN]      list known hosts (--json)
+        cfi-sh hosts forget NAME    forget a host's pinned ssh key
+        cfi-sh server init          create the server's ssh key
 
       FILES
-        /var/lib/cfi/GROUP/   the store: files for each group, laid out as on the client's /
-        /etc/cfi/clients      the static client list (NAME [address=A] [port=P] [user=U] [group=G])
+        /var/lib/cfi/GROUP/         files per group, laid out as on the
+                                    client's / (the store)
+        /etc/cfi/clients            static client list, one host a line:
+                                    NAME [address=A] [port=P] [user=U] [group=G]
+        /etc/cfi/id_ed25519         the server's ssh key
+        /var/log/cfi/audit.log      one JSON line per run and host result
 
       EXIT STATUS
         0    every host ok or changed
-        1    the runbook is wrong (syntax, unknown name, bad value, missing store file) and
-             nothing ran; or an error on the server stopped the run (see the message)
+        1    the runbook is wrong and nothing ran, or an error on the
+             server stopped the run (see the message)
         2    (bit) some hosts failed
         4    (bit) some hosts were unreachable; 6 = both
         64   command-line usage error
+        75   another run holds the store's lock (--no-wait)
         130  interrupted (Ctrl-C)
       """,
     version: CFISh.version

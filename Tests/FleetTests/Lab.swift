@@ -97,6 +97,12 @@ final class Lab {
       ["-i", inventory, "--identity", key, "--store", store.path, "--audit-log", auditLog] + arguments, stdin: stdin)
   }
 
+  /// Starts runbook text with cfi-sh on this lab, in the background.
+  func start(_ runbook: String, _ options: [String] = []) throws -> RunningCommand {
+    try RunningCommand(
+      ["-i", inventory, "--identity", key, "--store", store.path, "--audit-log", auditLog] + options + ["-c", runbook])
+  }
+
   /// Runs runbook text with cfi-sh on this lab.
   func run(_ runbook: String, _ options: [String] = []) throws -> Command {
     try cfi(options + ["-c", runbook])

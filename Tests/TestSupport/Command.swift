@@ -5,6 +5,12 @@ import Foundation
 
 /// Runs the built cfi-sh with arguments and optional stdin.
 public struct Command {
+  public init(status: Int32, stdout: String, stderr: String) {
+    self.status = status
+    self.stdout = stdout
+    self.stderr = stderr
+  }
+
   public var status: Int32
   public var stdout: String
   public var stderr: String
@@ -70,3 +76,38 @@ public final class TemporaryDirectory {
   deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
+
+/// A program started in the background; `finish()` waits for it and collects its output.
+public final class RunningCommand {
+  private let process = Process()
+  private let stdoutFile: URL
+  private let stderrFile: URL
+
+  /// Starts `executable` (cfi-sh by default) with its output going to temporary files.
+  public init(_ arguments: [String], executable: URL = Command.binary) throws {
+    let base = FileManager.default.temporaryDirectory.appendingPathComponent("cfi-run-\(UUID().uuidString)")
+    stdoutFile = base.appendingPathExtension("out")
+    stderrFile = base.appendingPathExtension("err")
+    _ = FileManager.default.createFile(atPath: stdoutFile.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
+    process.executableURL = executable
+    process.arguments = arguments
+    process.standardInput = FileHandle.nullDevice
+    process.standardOutput = try FileHandle(forWritingTo: stdoutFile)
+    process.standardError = try FileHandle(forWritingTo: stderrFile)
+    try process.run()
+  }
+
+  /// Waits for the program to end.
+  public func finish() -> Command {
+    process.waitUntilExit()
+    defer {
+      try? FileManager.default.removeItem(at: stdoutFile)
+      try? FileManager.default.removeItem(at: stderrFile)
+    }
+    return Command(
+      status: process.terminationStatus,
+      stdout: (try? String(contentsOf: stdoutFile, encoding: .utf8)) ?? "",
+      stderr: (try? String(contentsOf: stderrFile, encoding: .utf8)) ?? "")
+  }
+}

@@ -3,6 +3,7 @@
 // bad host patterns, arity of calls, store files named by literal paths, defs that run
 // actions being called outside `on`. It reports; it never runs anything.
 
+import Foundation
 import Runtime
 
 /// What the resolver knows beyond the program: the fleet's groups and the store.
@@ -351,7 +352,15 @@ public struct Resolver {
         self.error(.store, error.message, at: first.range)
         break
       }
-      if let groups = staticGroups, let store = context.store { storePath(path, groups: groups, store: store, at: first.range) }
+      guard let store = context.store else { break }
+      if let groups = staticGroups {
+        storePath(path, groups: groups, store: store, at: first.range)
+      } else {
+        // Targets known only at run time: still refuse a path that leads out of any group's
+        // tree where it exists (a missing file is the run's business, per host).
+        let existing = store.groups().filter { FileManager.default.fileExists(atPath: store.directory(of: $0) + "/" + path) }
+        storePath(path, groups: existing, store: store, at: first.range)
+      }
     case .password:
       if arguments.count == 2, let hash = literalText(arguments[1]), !CryptHash.isValid(hash) {
         error(.badValue, "the hash given to 'password' is " + CryptHash.invalidMessage, at: arguments[1].range)

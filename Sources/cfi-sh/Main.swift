@@ -1,0 +1,23 @@
+// Entry point: `cfi-sh hosts …` and `cfi-sh server …` are tools; anything else runs a runbook
+// (so a runbook file named like a tool must be given as `./hosts`).
+
+import ArgumentParser
+
+@main
+enum Main {
+  static func main() async {
+    let arguments = Array(CommandLine.arguments.dropFirst())
+    if let first = arguments.first, Tools.configuration.subcommands.contains(where: { $0._commandName == first }) {
+      await Tools.main(arguments)
+    } else {
+      await CFISh.main(arguments)
+    }
+  }
+}
+
+/// The administration tools next to running runbooks.
+struct Tools: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "cfi-sh",
+    subcommands: [HostsCommand.self, ServerCommand.self])
+}

@@ -1,0 +1,130 @@
+// How runs behave on a real fleet: unreachable hosts, pinned host keys, the store lock, exit
+// statuses, known clients, one handshake per host.
+
+import Foundation
+import TestSupport
+import Testing
+
+@Suite(.serialized, .enabled(if: fleetAvailable, "fleet tests need root"))
+struct RunFleetTests {
+  @Test func aHostWithoutSSHDIsUnreachableWhileTheOthersSucceed() throws {
+    let lab = try Lab("unreach")
+    try lab.stopSSHD("pc03")
+    let result = try lab.run(#"on all < run "touch /root/done" >"#, ["--json", "--connect-timeout", "3s"])
+    #expect(result.status == 4)
+    var expected = all(lab.hosts, "ok")
+    expected["pc03"] = "unreachable"
+    #expect(outcomes(result) == expected)
+    let step = try #require(steps(result).first { $0["host"] as? String == "pc03" })
+    #expect((step["message"] as? String)?.contains("Connection refused") == true)
+    #expect(try lab.exec("pc01", "test -e /root/done").status == 0)
+  }
+
+  @Test func aSilentHostCostsTheConnectTimeoutAndIsUnreachable() throws {
+    let lab = try Lab("silent", hosts: 5)
+    try shell(["/bin/bash", Command.packageRoot.appendingPathComponent("scripts/lab").path, "--prefix", lab.prefix, "unplug", "pc02"])
+    let result = try lab.run(#"on all < run "true" >"#, ["--json", "--connect-timeout", "2s"])
+    #expect(result.status == 4)
+    let step = try #require(steps(result).first { $0["host"] as? String == "pc02" })
+    #expect(step["status"] as? String == "unreachable")
+    #expect(step["message"] as? String == "connect timeout after 2s")
+  }
+
+  @Test func exitStatusesTellFailedAndUnreachableApart() throws {
+    let lab = try Lab("exits", hosts: 5)
+    #expect(try lab.run(#"on all < run "true" >"#).status == 0)
+    #expect(try lab.run(#"on all < run '[ $(hostname) != pc01 ]' >"#).status == 2)
+    try lab.stopSSHD("pc05")
+    #expect(try lab.run(#"on host pc[02-05] < run "true" >"#).status == 4)
+    #expect(try lab.run(#"on all < run '[ $(hostname) != pc01 ]' >"#).status == 6)
+    #expect(try lab.run("on all < run \"true\" >\nfor x in 5 < print x >").status == 1 | 4)
+  }
+
+  @Test func aChangedHostKeyIsRefusedUntilForgotten() throws {
+    let lab = try Lab("hostkey", hosts: 5)
+    #expect(try lab.run(#"on all < run "true" >"#).status == 0)
+    // pc02 is "reinstalled": a new host key.
+    try lab.exec(
+      "pc02",
+      "rm -f /etc/ssh/ssh_host_ed25519_key* && ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && pkill -HUP -x sshd")
+    let refused = try lab.run(#"on all < run "touch /root/after-rekey" >"#, ["--json"])
+    #expect(refused.status == 2)
+    let step = try #require(steps(refused).first { $0["host"] as? String == "pc02" })
+    #expect((step["message"] as? String)?.contains("cfi-sh hosts forget pc02") == true)
+    #expect(try lab.exec("pc02", "test -e /root/after-rekey").status != 0)
+    #expect(try lab.exec("pc01", "test -e /root/after-rekey").status == 0)
+    let forget = try Command.run(["hosts", "forget", "--store", lab.store.path, "pc02"])
+    #expect(forget.status == 0)
+    #expect(forget.stdout.contains("pc02: forgot its host key"))
+    #expect(try lab.run(#"on host pc02 < run "touch /root/after-rekey" >"#).status == 0)
+  }
+
+  @Test func reachedHostsAreRememberedAndListed() throws {
+    let lab = try Lab("known", hosts: 5)
+    #expect(try lab.run(#"on group lab < run "true" >"#).status == 0)
+    let listed = try Command.run(["hosts", "--store", lab.store.path, "--json"])
+    #expect(listed.status == 0)
+    let rows = listed.stdout.split(separator: "\n").compactMap {
+      try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+    }
+    let labHosts = Array(lab.hosts.prefix(rows.count))
+    #expect(rows.map { $0["name"] as? String } == labHosts)
+    #expect(rows.allSatisfy { $0["group"] as? String == "lab" && $0["last_seen"] != nil && $0["address"] != nil })
+    // A host known from an earlier run is tried without the client list.
+    let again = try Command.run([
+      "--identity", lab.key, "--store", lab.store.path, "--audit-log", "none", "-c", #"on group lab < run "true" >"#,
+    ])
+    #expect(again.status == 0, "\(again.stderr)")
+  }
+
+  @Test func twoRunsOnOneStoreTakeTurns() throws {
+    let lab = try Lab("lock", hosts: 5)
+    let runbook = #"on host pc01 < run 'echo "$(date +%s%N) start" >> /root/log; sleep 2; echo "$(date +%s%N) end" >> /root/log' >"#
+    let runs = try [lab.start(runbook), lab.start(runbook)]
+    let results = runs.map { $0.finish() }
+    #expect(results.allSatisfy { $0.status == 0 })
+    // The log must read start, end, start, end: the second run waited for the first.
+    let events = try lab.read("pc01", "cat /root/log").split(separator: "\n").map { $0.split(separator: " ")[1] }
+    #expect(events == ["start", "end", "start", "end"])
+    #expect(results.contains { $0.stderr.contains("waiting for another run") })
+    // With --no-wait, a second run fails at once with status 75.
+    let holder = try lab.start(#"on host pc01 < run "sleep 3" >"#)
+    Thread.sleep(forTimeInterval: 1)
+    let refused = try lab.run(#"on host pc01 < run "true" >"#, ["--no-wait"])
+    #expect(holder.finish().status == 0)
+    #expect(refused.status == 75)
+    #expect(refused.stderr.contains("another run holds the lock"))
+  }
+
+  @Test func oneHandshakePerHostForAWholeRun() throws {
+    let lab = try Lab("mux", hosts: 5)
+    let runbook = (1...10).map { #"on all < run "echo step\#($0)" >"# }.joined(separator: "\n")
+    #expect(try lab.run(runbook).status == 0)
+    for host in lab.hosts {
+      // sshd logs one accepted publickey per connection.
+      let accepted = try lab.read(host, "grep -c 'Accepted publickey' /var/log/lab-sshd.log || true")
+      #expect(accepted == "1", "\(host) accepted \(accepted) connections")
+    }
+  }
+
+  @Test func auditLogHasOneRecordPerRunAndPerHost() throws {
+    let lab = try Lab("audit", hosts: 5)
+    #expect(try lab.run(#"on all < run "true" >"#, []).status == 0)
+    let lines = try String(contentsOfFile: lab.auditLog, encoding: .utf8).split(separator: "\n")
+    let records = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    #expect(records.filter { $0["record"] as? String == "host" }.count == 5)
+    let runs = records.filter { $0["record"] as? String == "run" }
+    #expect(runs.count == 1)
+    #expect(runs.first?["exit_status"] as? Int == 0 || runs.first?["exitStatus"] as? Int == 0)
+  }
+
+  @Test func aSymlinkOutOfTheStoreIsRefused() throws {
+    let lab = try Lab("escape", hosts: 5)
+    try FileManager.default.createDirectory(atPath: lab.store.path + "/lab/etc", withIntermediateDirectories: true)
+    try FileManager.default.createSymbolicLink(atPath: lab.store.path + "/lab/etc/shadow", withDestinationPath: "/etc/shadow")
+    let result = try lab.run(#"on all < copy "etc/shadow" >"#)
+    #expect(result.status == 1)
+    #expect(result.stderr.contains("leads out of the store"))
+    #expect(try lab.exec("pc01", "cmp -s /etc/shadow /dev/null; test -L /etc/shadow").status != 0)
+  }
+}
