@@ -37,6 +37,13 @@ struct CFISh: AsyncParsableCommand {
         /etc/cfi/id_ed25519         the server's ssh key
         /var/log/cfi/audit.log      one JSON line per run and host result
 
+      ENVIRONMENT
+        CFI_STORE, CFI_CLIENTS, CFI_IDENTITY, CFI_SSH_CONFIG, CFI_AUDIT_LOG
+                                    defaults for --store, -i, --identity,
+                                    --ssh-config and --audit-log (useful for
+                                    shebang scripts and cron, where the
+                                    options cannot be given)
+
       EXIT STATUS
         0    every host ok or changed
         1    the runbook is wrong and nothing ran, or an error on the
@@ -65,8 +72,8 @@ struct CFISh: AsyncParsableCommand {
   @Option(name: .shortAndLong, help: ArgumentHelp("The static client list.", valueName: "file"))
   var inventory: String?
 
-  @Option(help: ArgumentHelp("The store: one directory of files per group.", valueName: "dir"))
-  var store: String = Store.defaultRoot
+  @Option(help: ArgumentHelp("The store: one directory of files per group (default /var/lib/cfi).", valueName: "dir"))
+  var store: String?
 
   @Option(name: [.customShort("p"), .long], help: ArgumentHelp("Hosts worked on at once (default 64); overrides 'set parallel'.", valueName: "n"))
   var parallel: Int?
@@ -107,6 +114,17 @@ struct CFISh: AsyncParsableCommand {
     if let timeout { _ = try parseDuration(timeout, option: "--timeout") }
     if let connectTimeout { _ = try parseDuration(connectTimeout, option: "--connect-timeout") }
   }
+
+  /// An option's value: given on the command line, else from the environment variable.
+  static func setting(_ value: String?, _ variable: String) -> String? {
+    value ?? ProcessInfo.processInfo.environment[variable].flatMap { $0.isEmpty ? nil : $0 }
+  }
+
+  var storeRoot: String { CFISh.setting(store, "CFI_STORE") ?? Store.defaultRoot }
+  var clientList: String? { CFISh.setting(inventory, "CFI_CLIENTS") }
+  var identityFile: String? { CFISh.setting(identity, "CFI_IDENTITY") }
+  var sshConfigFile: String? { CFISh.setting(sshConfig, "CFI_SSH_CONFIG") }
+  var auditLogPath: String { CFISh.setting(auditLog, "CFI_AUDIT_LOG") ?? AuditLog.defaultPath }
 
   func run() async throws {
     let status = try await RunbookRunner(options: self).run()

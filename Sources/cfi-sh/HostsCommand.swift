@@ -14,11 +14,14 @@ struct HostsCommand: AsyncParsableCommand {
 
   /// Options shared by the hosts tools.
   struct Where: ParsableArguments {
-    @Option(help: ArgumentHelp("The store: one directory of files per group.", valueName: "dir"))
-    var store: String = Store.defaultRoot
+    @Option(help: ArgumentHelp("The store (default /var/lib/cfi, or CFI_STORE).", valueName: "dir"))
+    var store: String?
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("The static client list (default /etc/cfi/clients).", valueName: "file"))
+    @Option(name: .shortAndLong, help: ArgumentHelp("The static client list (default /etc/cfi/clients, or CFI_CLIENTS).", valueName: "file"))
     var inventory: String?
+
+    var storeRoot: String { CFISh.setting(store, "CFI_STORE") ?? Store.defaultRoot }
+    var clientList: String? { CFISh.setting(inventory, "CFI_CLIENTS") }
   }
 
   struct List: AsyncParsableCommand {
@@ -39,7 +42,7 @@ struct HostsCommand: AsyncParsableCommand {
     var patterns: [String] = []
 
     func run() async throws {
-      let store = Store(root: place.store)
+      let store = Store(root: place.storeRoot)
       let known = KnownClients(store: store).load()
       var rows: [(host: Runtime.Host, source: String, lastSeen: Date?)] = []
       var seen: [String: Int] = [:]
@@ -47,7 +50,7 @@ struct HostsCommand: AsyncParsableCommand {
         seen[client.name] = rows.count
         rows.append((client.host, "known", client.lastSeen))
       }
-      let listPath = place.inventory ?? "/etc/cfi/clients"
+      let listPath = place.clientList ?? "/etc/cfi/clients"
       if let text = try? String(contentsOfFile: listPath, encoding: .utf8) {
         do {
           for host in try Inventory.parseStaticList(text, file: listPath, knownGroups: Set(store.groups())) {
@@ -60,7 +63,7 @@ struct HostsCommand: AsyncParsableCommand {
             }
           }
         } catch { throw ValidationError(error.description) }
-      } else if place.inventory != nil {
+      } else if place.clientList != nil {
         throw ValidationError("cannot read client list '\(listPath)'")
       }
       if !patterns.isEmpty {
@@ -122,7 +125,7 @@ struct HostsCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-      let store = Store(root: place.store)
+      let store = Store(root: place.storeRoot)
       let knownHosts = SSHConfiguration(store: store).knownHostsFile
       for name in names {
         var forgotten: [String] = []

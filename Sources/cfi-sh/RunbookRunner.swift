@@ -28,7 +28,7 @@ struct RunbookRunner {
 
   private func runChecked() async throws -> Int32 {
     let (runbook, name, arguments) = try load()
-    let store = Store(root: options.store)
+    let store = Store(root: options.storeRoot)
     let inventory = try loadInventory(store: store)
     let context = ResolverContext(
       knownGroups: Set(store.groups()).union(inventory.groupNames), store: store)
@@ -68,7 +68,7 @@ struct RunbookRunner {
         verbosity: options.quiet ? .quiet : options.verbose ? .verbose : .normal,
         style: Style.forStream(.standardOutput), progress: Stream.standardError.isTerminal)
     let audit = try openAuditLog(arguments: arguments)
-    let transport = makeTransport(store: store, identity: options.identity, sshConfig: options.sshConfig)
+    let transport = makeTransport(store: store, identity: options.identityFile, sshConfig: options.sshConfigFile)
     // Two runs on one store (two cron jobs) must not work on the same hosts at once.
     let lock = try takeLock(store)
 
@@ -112,7 +112,7 @@ struct RunbookRunner {
 
   /// The audit log (`--audit-log`, default /var/log/cfi/audit.log; `none` turns it off).
   private func openAuditLog(arguments: [String]) throws -> AuditLog? {
-    let path = options.auditLog ?? AuditLog.defaultPath
+    let path = options.auditLogPath
     guard path != "none", !options.syntaxCheck else { return nil }
     do { return try AuditLog(path: path, arguments: arguments) } catch {
       throw CommandFailure(message: "cannot open the audit log '\(path)': \(Loader.reason(error))", status: ExitStatus.usage)
@@ -152,8 +152,8 @@ struct RunbookRunner {
       if !groups.contains(host.group) { host.group = Host.unknownGroup }
       return host
     })
-    let path = options.inventory ?? "/etc/cfi/clients"
-    guard options.inventory != nil || FileManager.default.fileExists(atPath: path) else { return inventory }
+    let path = options.clientList ?? "/etc/cfi/clients"
+    guard options.clientList != nil || FileManager.default.fileExists(atPath: path) else { return inventory }
     let text: String
     do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
       throw CommandFailure(message: "cannot read client list '\(path)': \(Loader.reason(error))", status: ExitStatus.usage)
