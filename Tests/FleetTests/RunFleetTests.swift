@@ -118,6 +118,20 @@ struct RunFleetTests {
     #expect(runs.first?["exit_status"] as? Int == 0 || runs.first?["exitStatus"] as? Int == 0)
   }
 
+  @Test func anSSHConfigFileReachesSSHAndRsync() throws {
+    let lab = try Lab("sshcfg", hosts: 5)
+    try lab.storeFile("lab/etc/cfi-probe", "probe\n")
+    try lab.storeFile("office/etc/cfi-probe", "probe\n")
+    // No --identity: the key comes from the config file only.
+    let config = try lab.storeFile("ssh_config", "Host *\n  IdentityFile \(lab.key)\n  IdentitiesOnly yes\n")
+    let result = try Command.run(
+      ["-i", lab.inventory, "--store", lab.store.path, "--audit-log", "none", "--ssh-config", config,
+       "-c", #"on all < run "true"; copy "etc/cfi-probe" >"#],
+      environment: ["CFI_IDENTITY": ""])
+    #expect(result.status == 0, "\(result.stderr)")
+    #expect(try lab.read("pc05", "cat /etc/cfi-probe") == "probe")
+  }
+
   @Test func aSymlinkOutOfTheStoreIsRefused() throws {
     let lab = try Lab("escape", hosts: 5)
     try FileManager.default.createDirectory(atPath: lab.store.path + "/lab/etc", withIntermediateDirectories: true)
