@@ -13,6 +13,8 @@ public final class SSHTransport: Transport {
   private let store: Store
   private let controlDirectory: String
   private let connections = Mutex<[String: Connection]>([:])
+  /// Remote kills started by interrupts, which must finish before the masters close.
+  private let pendingKills = Mutex<[Task<Void, Never>]>([])
   /// Hosts whose package lists were refreshed in this run (apt-get update once per host).
   private let aptUpdated = Mutex<Set<String>>([])
 
@@ -142,15 +144,22 @@ public final class SSHTransport: Transport {
   /// travel this way, never in argv). A step timeout is enforced on the host too.
   func remote(_ host: Host, _ command: String, input: String? = nil, options: StepOptions) async -> (Output?, StepResult?) {
     if let failure = await connect(host, options: options) { return (nil, failure) }
-    var remoteCommand = command
+    // The command runs in its own session on the host, tagged, so that a timeout (`timeout`
+    // signals its whole process group) or an interrupt (`killRemote`) ends everything it
+    // started — killing the local ssh alone would leave it running.
+    let tag = "cfi-step-" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+    var inner = "sh -c \(ShellQuote.quote(command)) \(tag)"
     if let timeout = options.timeout {
-      let seconds = max(1, Int(timeout.components.seconds))
-      remoteCommand = "timeout -k 5 \(seconds) sh -c \(ShellQuote.quote(command))"
+      inner = "timeout -k 5 \(max(1, Int(timeout.components.seconds))) " + inner
     }
     var arguments = sshOptions(for: host, connectTimeout: options.connectTimeout)
-    arguments += ["-o", "ControlMaster=no", host.connectAddress, "--", remoteCommand]
+    arguments += ["-o", "ControlMaster=no", host.connectAddress, "--", "exec setsid -w " + inner]
     do {
-      let output = try await execute("ssh", arguments, input: input)
+      let output = try await withTaskCancellationHandler {
+        try await execute("ssh", arguments, input: input)
+      } onCancel: {
+        killRemote(tag, on: host)
+      }
       if output.status == 255, !(await masterAlive(host, options: options)) {
         connections.withLock { $0[host.name] = nil }
         return (nil, StepResult(status: .unreachable, errorOutput: output.stderr, message: "connection to \(host.name) lost"))
@@ -165,6 +174,21 @@ public final class SSHTransport: Transport {
       if Task.isCancelled { return (nil, StepResult(status: .interrupted)) }
       return (nil, StepResult(status: .failed, message: "cannot run ssh: \(error)"))
     }
+  }
+
+  /// Ends a tagged remote command's session (TERM, then KILL), over the host's master.
+  /// Runs detached; `shutdown()` waits for it before closing the master.
+  private func killRemote(_ tag: String, on host: Host) {
+    // `[s]`: the pattern must not match this killer's own command line.
+    let pattern = ShellQuote.quote(tag.replacingOccurrences(of: "cfi-step-", with: "cfi-[s]tep-"))
+    let kill = """
+      for s in TERM KILL; do for p in $(pgrep -f -- \(pattern)); do kill -$s -- -"$p" 2>/dev/null; done; \
+      pgrep -f -- \(pattern) >/dev/null || exit 0; sleep 1; done
+      """
+    let arguments =
+      sshOptions(for: host, connectTimeout: .seconds(5)) + ["-o", "ControlMaster=no", host.connectAddress, "--", kill]
+    let task = Task.detached { _ = try? await self.execute("ssh", arguments) }
+    pendingKills.withLock { $0.append(task) }
   }
 
   private func masterAlive(_ host: Host, options: StepOptions) async -> Bool {
@@ -184,6 +208,7 @@ public final class SSHTransport: Transport {
   }
 
   public func shutdown() async {
+    for kill in pendingKills.withLock({ $0 }) { await kill.value }
     let open = connections.withLock { connections in
       connections.compactMap { name, state -> String? in if case .open = state { name } else { nil } }
     }

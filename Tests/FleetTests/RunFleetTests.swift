@@ -118,6 +118,27 @@ struct RunFleetTests {
     #expect(runs.first?["exit_status"] as? Int == 0 || runs.first?["exitStatus"] as? Int == 0)
   }
 
+  @Test func anInterruptStopsTheRemoteCommandsAndLeavesNothingBehind() throws {
+    let lab = try Lab("intr", hosts: 5)
+    let socketsBefore = try FileManager.default.contentsOfDirectory(atPath: "/tmp").filter { $0.hasPrefix("cfi-ssh-") }
+    let running = try lab.start(#"on all < run "sleep 30"; run "touch /root/after" >"#, ["--json"])
+    // Wait until every host runs the sleep.
+    for _ in 0..<50 {
+      if try lab.hosts.allSatisfy({ try lab.read($0, "pgrep -f '^sleep 30$' || true") != "" }) { break }
+      Thread.sleep(forTimeInterval: 0.2)
+    }
+    running.interrupt()
+    let result = running.finish()
+    #expect(result.status == 130)
+    #expect(outcomes(result) == all(lab.hosts, "interrupted"))
+    for host in lab.hosts {
+      #expect(try lab.read(host, "pgrep -f '^sleep 30$' || true") == "", "the remote sleep must be gone on \(host)")
+      #expect(try lab.exec(host, "test -e /root/after").status != 0)
+    }
+    let socketsAfter = try FileManager.default.contentsOfDirectory(atPath: "/tmp").filter { $0.hasPrefix("cfi-ssh-") }
+    #expect(Set(socketsAfter) == Set(socketsBefore), "control sockets left behind")
+  }
+
   @Test func anSSHConfigFileReachesSSHAndRsync() throws {
     let lab = try Lab("sshcfg", hosts: 5)
     try lab.storeFile("lab/etc/cfi-probe", "probe\n")

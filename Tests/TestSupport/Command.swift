@@ -98,6 +98,9 @@ public final class RunningCommand {
     try process.run()
   }
 
+  /// Sends SIGINT, as Ctrl-C would.
+  public func interrupt() { process.interrupt() }
+
   /// Waits for the program to end.
   public func finish() -> Command {
     process.waitUntilExit()
