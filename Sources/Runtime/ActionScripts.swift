@@ -98,31 +98,69 @@ struct ActionScripts {
       return .failure("'\(bad)' is not a valid Debian package name")
     }
     if verb != "upgrade" && names.isEmpty { return StepResult(status: .ok, message: "nothing to \(verb)") }
-    let apt = "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
-    // Refresh the package lists once per host per run (not in check mode: it changes nothing).
-    let update = transport.needsAptUpdate(host) && !options.check ? "\(apt) update >/dev/null || exit 100; " : ""
+    let apt = "apt-get -q -y -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
     let arguments = verb == "upgrade" ? "upgrade" : ShellQuote.join([verb, "--"] + names)
-    // Simulate first: the Inst/Remv lines say exactly what would change.
-    let command = """
-      \(update)sim=$(\(apt) -s \(arguments) 2>&1) || { printf '%s\\n' "$sim" >&2; exit 100; }; \
-      plan=$(printf '%s\\n' "$sim" | grep -E '^(Inst|Remv) '); \
-      if [ -z "$plan" ]; then exit 0; fi; printf '%s\\n' "$plan"; \
-      \(options.check ? "exit 0" : "log=$(mktemp) && \(apt) \(arguments) >\"$log\" 2>&1 || { cat \"$log\" >&2; rm -f \"$log\"; exit 1; }; rm -f \"$log\"")
+    // C locale: the lines parsed below (Inst/Remv/Conf, dpkg's Unpacking/Removing/Setting up)
+    // would be translated under the LANG that ssh passes on.
+    var command = "export LC_ALL=C DEBIAN_FRONTEND=noninteractive; "
+    // Refresh the package lists once per host per run (not in check mode: it changes nothing).
+    // DPkg::Lock::Timeout covers the dpkg lock only: `apt-get update` fails at once while another
+    // update (a cron job's) holds the lists lock, so wait for that lock here.
+    if transport.needsAptUpdate(host) && !options.check {
+      command += """
+        n=0; until u=$(\(apt) update 2>&1); do case $u in *'Could not get lock'*) if [ $n -lt 600 ]; then \
+        n=$((n+1)); sleep 1; continue; fi;; esac; printf '%s\\n' "$u" >&2; exit 100; done; echo \(Self.aptUpdated); 
+        """
+    }
+    // Simulate first (no lock needed): when nothing is due the host is `ok` at once, even while
+    // another apt holds the dpkg lock. In check mode the simulated plan is the answer.
+    command += """
+      sim=$(\(apt) -s \(arguments) 2>&1) || { printf '%s\\n' "$sim" >&2; exit 100; }; \
+      plan=$(printf '%s\\n' "$sim" | grep -E '^(Inst|Remv|Conf) '); [ -n "$plan" ] || exit 0; 
       """
+    if options.check {
+      command += "printf '%s\\n' \"$plan\""
+    } else {
+      // What dpkg really did (not the plan: another apt may have done it meanwhile) decides
+      // `changed`; apt's whole output is shown only when it failed.
+      command += """
+        log=$(mktemp) || exit 125; trap 'rm -f "$log"' EXIT; \(apt) \(arguments) >"$log" 2>&1; rc=$?; \
+        grep -E '^(Unpacking|Removing|Setting up) ' "$log" | tr -d '\\r' | sed "s/:$(dpkg --print-architecture) / /"; \
+        [ $rc -eq 0 ] || { cat "$log" >&2; exit $rc; }
+        """
+    }
     let (output, failure) = await transport.remote(host, command, options: options)
     if let failure { return failure }
-    transport.markAptUpdated(host)
+    // dpkg writes through apt's pty: its lines end in "\r\n" (one Character in Swift).
+    let lines = output!.stdout.split(whereSeparator: \.isNewline).map(String.init)
+    if lines.contains(Self.aptUpdated) { transport.markAptUpdated(host) }
     var result = finished(output!)
-    let changes = output!.stdout.split(separator: "\n").map { line -> String in
-      let words = line.split(separator: " ")
-      return words.count >= 2 ? "\(words[0] == "Inst" ? "+" : "-")\(words[1])" : String(line)
-    }
-    result.output = ""
-    if result.status == .ok && !changes.isEmpty {
+    let changes = PackageChange.parse(lines.filter { $0 != Self.aptUpdated })
+    result.output = changes.map(\.description).joined(separator: "\n")
+    if result.status == .failed {
+      result.message = Self.aptErrors(output!.stderr)
+    } else if !changes.isEmpty {
       result.status = .changed
-      result.message = (options.check ? "would change: " : "") + changes.joined(separator: " ")
+      result.message = (options.check ? "would change: " : "") + PackageChange.summary(changes)
     }
     return result
+  }
+
+  /// pkgsync's and aptitude's error lines (`Error: Missing files in /etc/pkgsync…`, `Couldn't
+  /// find any package whose name or description matched "x"`, `E: …`), as one line.
+  static func pkgsyncErrors(_ errorOutput: String) -> String {
+    let markers = ["E: ", "Error", "Couldn't find", "Unable to", "Internal error"]
+    let errors = errorOutput.split(whereSeparator: \.isNewline).filter { line in markers.contains { line.hasPrefix($0) } }
+    return errors.isEmpty ? "pkgsync failed" : errors.joined(separator: "; ")
+  }
+
+  /// The marker line the remote script prints once `apt-get update` succeeded.
+  private static let aptUpdated = "cfi:apt-updated"
+
+  /// apt's error lines (`E: Unable to locate package x`), as one line for the message.
+  static func aptErrors(_ errorOutput: String) -> String? {
+    let errors = errorOutput.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("E: ") }.map { $0.dropFirst(3) }
+    return errors.isEmpty ? nil : errors.joined(separator: "; ")
   }
 
   // MARK: - copy, sync, pkgsync
@@ -179,8 +217,26 @@ struct ActionScripts {
   }
 
   private func pkgsync(on host: Host, options: StepOptions) async -> StepResult {
-    do throws(StoreError) { _ = try Pkgsync.checkedLists(in: store, group: host.group) } catch {
+    let lists: [String: [String]]
+    do throws(StoreError) { lists = try Pkgsync.checkedLists(in: store, group: host.group) } catch {
       return .failure(error.message)
+    }
+    // Patterns in maynothave are expanded by aptitude on the host, as pkgsync does: refuse the
+    // set, before the lists reach the host, if one of them names an essential package.
+    let patterns = lists["maynothave", default: []].filter(Pkgsync.isPattern)
+    if !patterns.isEmpty {
+      let essential = Pkgsync.essential.joined(separator: "|")
+      let command = """
+        export LC_ALL=C; for p in \(ShellQuote.join(patterns)); do aptitude -q -F '%p' search "$p" | tr -d ' \t' \
+        | grep -x -E '\(essential)' | while read -r n; do printf '%s %s\\n' "$n" "$p"; done; done | head -1
+        """
+      let (output, failure) = await transport.remote(host, command, options: options)
+      if let failure { return failure }
+      let hit = output!.stdout.split(separator: "\n").first.map { $0.split(separator: " ", maxSplits: 1) }
+      if let hit, hit.count == 2 {
+        return .failure(
+          "refusing pkgsync for group '\(host.group)': its maynothave pattern '\(hit[1])' matches '\(hit[0])', which a client needs to stay manageable")
+      }
     }
     // All three lists always go together: pkgsync refuses to run with one missing.
     let pushed = await copy("etc/pkgsync/", to: "/etc/pkgsync/", on: host, options: options)
@@ -192,21 +248,102 @@ struct ActionScripts {
         status: listsChange ? .changed : .skipped,
         message: listsChange ? "would update /etc/pkgsync and run pkgsync" : "would run pkgsync")
     }
-    let (output, failure) = await transport.remote(host, "pkgsync", options: options)
+    // `pkgsync -k`: install musthave, remove maynothave, keep every other package. Plain
+    // pkgsync also removes each installed package that nothing listed needs — on a real host
+    // everything a list forgot (kernel, boot loader, the tools of the day). pkgsync marks every
+    // unlisted package automatically installed (`&M`), which -k tolerates but a later
+    // `apt autoremove` would act on: the manual marks it took are given back.
+    let command = """
+      export LC_ALL=C; m=$(mktemp) && o=$(mktemp) || exit 125; trap 'rm -f "$m" "$o"' EXIT; \
+      apt-mark showmanual | sort >"$m"; pkgsync -k >"$o" 2>&1; rc=$?; \
+      apt-mark showauto | sort | comm -12 - "$m" | xargs -r apt-mark manual >/dev/null; \
+      grep -E '^(Unpacking|Removing|Setting up) ' "$o" | tr -d '\\r' | sed "s/:$(dpkg --print-architecture) / /"; \
+      [ $rc -eq 0 ] || { cat "$o" >&2; exit $rc; }
+      """
+    let (output, failure) = await transport.remote(host, command, options: options)
     if let failure { return failure }
     var result = finished(output!)
-    // aptitude's summary ("0 packages upgraded, 2 newly installed, 0 to remove and 5 not
-    // upgraded.") says whether any package changed.
-    let packagesChanged = output!.stdout.split(separator: "\n").contains { line in
-      guard line.contains("newly installed") else { return false }
-      return line.split(separator: ",").contains { part in
-        let words = part.split(separator: " ")
-        guard let count = words.first.flatMap({ Int($0) }), count > 0 else { return false }
-        return part.contains("upgraded") && !part.contains("not upgraded") || part.contains("newly installed")
-          || part.contains("to remove")
+    let changes = PackageChange.parse(output!.stdout.split(whereSeparator: \.isNewline).map(String.init))
+    result.output = changes.map(\.description).joined(separator: "\n")
+    if result.status == .failed {
+      result.message = Self.pkgsyncErrors(output!.stderr)
+      return result
+    }
+    var summary: [String] = []
+    if pushed.status == .changed { summary.append("updated /etc/pkgsync") }
+    if !changes.isEmpty { summary.append(PackageChange.summary(changes)) }
+    if !summary.isEmpty {
+      result.status = .changed
+      result.message = summary.joined(separator: "; ")
+    }
+    return result
+  }
+}
+
+/// One package change, from apt-get's simulation (`Inst`, `Remv`, `Conf` lines) or from what
+/// dpkg reported doing (`Unpacking`, `Removing`, `Setting up` lines, C locale).
+struct PackageChange: Equatable, CustomStringConvertible {
+  enum Kind: String { case install, upgrade, remove, configure }
+  var kind: Kind
+  var name: String
+  var from: String?
+  var to: String?
+
+  /// `install cfi-test-b 1.0`, `upgrade cfi-test-a 1.0 -> 1.1`, `remove cfi-test-a 1.0`.
+  var description: String {
+    switch kind {
+    case .upgrade: "upgrade \(name) \(from ?? "?") -> \(to ?? "?")"
+    case .remove: "remove \(name)" + (from.map { " " + $0 } ?? "")
+    case .install, .configure: "\(kind.rawValue) \(name)" + (to.map { " " + $0 } ?? "")
+    }
+  }
+
+  /// `+new +upgraded -removed`, in the order apt or dpkg gave them.
+  static func summary(_ changes: [PackageChange]) -> String {
+    changes.map { ($0.kind == .remove ? "-" : "+") + $0.name }.joined(separator: " ")
+  }
+
+  /// The changes that `lines` describe; a package that is unpacked (or installed) and then
+  /// configured counts once.
+  static func parse(_ lines: [String]) -> [PackageChange] {
+    var changes: [PackageChange] = []
+    func add(_ change: PackageChange) {
+      if let index = changes.firstIndex(where: { $0.name == change.name }) {
+        if change.kind != .configure { changes[index] = change }
+      } else {
+        changes.append(change)
       }
     }
-    if result.status == .ok && (packagesChanged || pushed.status == .changed) { result.status = .changed }
-    return result
+    for line in lines {
+      let words = line.split(separator: " ").map(String.init)
+      func bare(_ word: String) -> String { word.trimmingCharacters(in: CharacterSet(charactersIn: "[]()")) }
+      switch words.first {
+      case "Inst" where words.count >= 3:
+        // Inst NAME [OLD] (NEW ORIGIN [ARCH])  — OLD only for an upgrade
+        if words[2].hasPrefix("["), words.count >= 4 {
+          add(PackageChange(kind: .upgrade, name: words[1], from: bare(words[2]), to: bare(words[3])))
+        } else {
+          add(PackageChange(kind: .install, name: words[1], to: bare(words[2])))
+        }
+      case "Remv" where words.count >= 2:
+        add(PackageChange(kind: .remove, name: words[1], from: words.count >= 3 ? bare(words[2]) : nil))
+      case "Conf" where words.count >= 2:
+        add(PackageChange(kind: .configure, name: words[1], to: words.count >= 3 ? bare(words[2]) : nil))
+      case "Unpacking" where words.count >= 3:
+        // Unpacking NAME (NEW) [over (OLD)] ...
+        if words.count >= 5, words[3] == "over" {
+          add(PackageChange(kind: .upgrade, name: words[1], from: bare(words[4]), to: bare(words[2])))
+        } else {
+          add(PackageChange(kind: .install, name: words[1], to: bare(words[2])))
+        }
+      case "Removing" where words.count >= 2:
+        add(PackageChange(kind: .remove, name: words[1], from: words.count >= 3 ? bare(words[2]) : nil))
+      case "Setting" where words.count >= 3 && words[1] == "up":
+        add(PackageChange(kind: .configure, name: words[2], to: words.count >= 4 ? bare(words[3]) : nil))
+      default:
+        continue
+      }
+    }
+    return changes
   }
 }

@@ -36,6 +36,35 @@ public enum Pkgsync {
       throw StoreError(
         "refusing pkgsync for group '\(group)': its lists would remove '\(package)', which a client needs to stay manageable (list it in etc/pkgsync/musthave)")
     }
+    for pattern in lists["maynothave", default: []] where isPattern(pattern) {
+      if let package = essential.first(where: { nameRegexMatches(pattern, $0) == true }) {
+        throw StoreError(
+          "refusing pkgsync for group '\(group)': its maynothave pattern '\(pattern)' matches '\(package)', which a client needs to stay manageable")
+      }
+    }
     return lists
+  }
+
+  /// Whether pkgsync hands `entry` to `aptitude search` instead of taking it as a name: it
+  /// contains one of `[ ] * ? ( ) | ~`.
+  public static func isPattern(_ entry: String) -> Bool {
+    entry.contains { "[]*?()|~".contains($0) }
+  }
+
+  /// Whether the aptitude pattern `pattern` matches the package name `name`, when it is a name
+  /// pattern (`regex`, `~nregex`, `?name(regex)`: an unanchored, case-insensitive regular
+  /// expression); nil for other search terms (`~i`, `?section(…)`…), which only aptitude on the
+  /// host can expand.
+  static func nameRegexMatches(_ pattern: String, _ name: String) -> Bool? {
+    var regex = pattern
+    if regex.hasPrefix("~n") {
+      regex.removeFirst(2)
+    } else if regex.hasPrefix("?name("), regex.hasSuffix(")") {
+      regex = String(regex.dropFirst(6).dropLast())
+    } else if regex.hasPrefix("~") || regex.hasPrefix("?") {
+      return nil
+    }
+    guard let expression = try? NSRegularExpression(pattern: regex, options: [.caseInsensitive]) else { return nil }
+    return expression.firstMatch(in: name, range: NSRange(name.startIndex..., in: name)) != nil
   }
 }
