@@ -36,8 +36,12 @@ public final class SSHTransport: Transport {
     if let directory = configuration.controlDirectory {
       controlDirectory = directory
     } else {
-      // Control socket paths must be short (sun_path is 108 bytes): a private dir under /tmp.
-      var template = Array("/tmp/cfi-ssh-XXXXXX".utf8CString)
+      // Control socket paths must be short (sun_path is 108 bytes): a private dir under
+      // $TMPDIR when that is short enough, else under /tmp.
+      var base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+      if base.isEmpty || base.utf8.count > 48 { base = "/tmp" }
+      while base.count > 1, base.hasSuffix("/") { base.removeLast() }
+      var template = Array((base + "/cfi-ssh-XXXXXX").utf8CString)
       let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
       controlDirectory = made.map { String(cString: $0) } ?? "/tmp/cfi-ssh-\(getpid())"
     }

@@ -98,9 +98,10 @@ final class Lab {
   }
 
   /// Starts runbook text with cfi-sh on this lab, in the background.
-  func start(_ runbook: String, _ options: [String] = []) throws -> RunningCommand {
+  func start(_ runbook: String, _ options: [String] = [], environment: [String: String] = [:]) throws -> RunningCommand {
     try RunningCommand(
-      ["-i", inventory, "--identity", key, "--store", store.path, "--audit-log", auditLog] + options + ["-c", runbook])
+      ["-i", inventory, "--identity", key, "--store", store.path, "--audit-log", auditLog] + options + ["-c", runbook],
+      environment: environment)
   }
 
   /// Runs runbook text with cfi-sh on this lab.

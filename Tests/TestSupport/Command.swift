@@ -84,7 +84,7 @@ public final class RunningCommand {
   private let stderrFile: URL
 
   /// Starts `executable` (cfi-sh by default) with its output going to temporary files.
-  public init(_ arguments: [String], executable: URL = Command.binary) throws {
+  public init(_ arguments: [String], executable: URL = Command.binary, environment: [String: String] = [:]) throws {
     let base = FileManager.default.temporaryDirectory.appendingPathComponent("cfi-run-\(UUID().uuidString)")
     stdoutFile = base.appendingPathExtension("out")
     stderrFile = base.appendingPathExtension("err")
@@ -92,6 +92,7 @@ public final class RunningCommand {
     _ = FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
     process.executableURL = executable
     process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     process.standardInput = FileHandle.nullDevice
     process.standardOutput = try FileHandle(forWritingTo: stdoutFile)
     process.standardError = try FileHandle(forWritingTo: stderrFile)
