@@ -130,3 +130,31 @@ public struct Inventory: Sendable {
     return result
   }
 }
+
+extension Inventory {
+  /// Where dsh keeps its group files (dsh(1): `-g NAME` reads `/etc/dsh/group/NAME`).
+  public static let dshGroupDirectory = "/etc/dsh/group"
+
+  /// Reads dsh group files: one file per group, named after it, one host per line
+  /// (`#` comments, surrounding blanks trimmed, duplicates merged, `user@host` allowed).
+  /// Files whose names are not valid group names are skipped. Returns group → hosts.
+  public static func dshGroups(in directory: String = Inventory.dshGroupDirectory) -> [(group: String, hosts: [Host])] {
+    let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter(Store.isValidGroupName).sorted()
+    return names.compactMap { name in
+      guard let text = try? String(contentsOfFile: directory + "/" + name, encoding: .utf8) else { return nil }
+      var seen: Set<String> = []
+      var hosts: [Host] = []
+      for line in text.split(whereSeparator: \.isNewline) {
+        let entry = line.trimmingCharacters(in: .whitespaces)
+        guard !entry.isEmpty, !entry.hasPrefix("#") else { continue }
+        let parts = entry.split(separator: "@", maxSplits: 1).map(String.init)
+        let hostName = parts.count == 2 ? parts[1] : parts[0]
+        guard (try? HostPattern(parsing: hostName))?.description == hostName, !hostName.contains("["),
+          seen.insert(hostName).inserted
+        else { continue }
+        hosts.append(Host(name: hostName, group: Host.unknownGroup, user: parts.count == 2 ? parts[0] : nil))
+      }
+      return (name, hosts)
+    }
+  }
+}

@@ -35,6 +35,7 @@ struct CFISh: AsyncParsableCommand {
         /etc/cfi/clients            static client list, one host a line:
                                     NAME [address=A] [port=P] [user=U] [group=G]
         /etc/cfi/id_ed25519         the server's ssh key
+        /etc/dsh/group/NAME         dsh group files: more groups of hosts
         /var/log/cfi/audit.log      one JSON line per run and host result
 
       ENVIRONMENT
@@ -43,6 +44,7 @@ struct CFISh: AsyncParsableCommand {
                                     --ssh-config and --audit-log (useful for
                                     shebang scripts and cron, where the
                                     options cannot be given)
+        CFI_DSH_GROUPS              dsh's group directory (/etc/dsh/group)
 
       EXIT STATUS
         0    every host ok or changed
@@ -124,6 +126,7 @@ struct CFISh: AsyncParsableCommand {
   var clientList: String? { CFISh.setting(inventory, "CFI_CLIENTS") }
   var identityFile: String? { CFISh.setting(identity, "CFI_IDENTITY") }
   var sshConfigFile: String? { CFISh.setting(sshConfig, "CFI_SSH_CONFIG") }
+  var dshGroupDirectory: String { CFISh.setting(nil, "CFI_DSH_GROUPS") ?? Inventory.dshGroupDirectory }
   var auditLogPath: String { CFISh.setting(auditLog, "CFI_AUDIT_LOG") ?? AuditLog.defaultPath }
 
   func run() async throws {

@@ -66,6 +66,12 @@ struct HostsCommand: AsyncParsableCommand {
       } else if place.clientList != nil {
         throw ValidationError("cannot read client list '\(listPath)'")
       }
+      for (group, hosts) in Inventory.dshGroups(in: CFISh.setting(nil, "CFI_DSH_GROUPS") ?? Inventory.dshGroupDirectory) {
+        for host in hosts where seen[host.name] == nil {
+          seen[host.name] = rows.count
+          rows.append((Runtime.Host(name: host.name, group: group, user: host.user), "dsh", nil))
+        }
+      }
       if !patterns.isEmpty {
         var selected: Set<String> = []
         for text in patterns {

@@ -152,6 +152,15 @@ struct RunbookRunner {
       if !groups.contains(host.group) { host.group = Host.unknownGroup }
       return host
     })
+    // dsh's group files name groups of hosts too (`on group NAME` targets them).
+    for (group, hosts) in Inventory.dshGroups(in: options.dshGroupDirectory) {
+      for host in hosts where inventory.host(named: host.name) == nil {
+        var host = host
+        host.group = groups.contains(group) ? group : Host.unknownGroup
+        inventory.add(host)
+      }
+      inventory.addToGroup(group, names: hosts.map(\.name))
+    }
     let path = options.clientList ?? "/etc/cfi/clients"
     guard options.clientList != nil || FileManager.default.fileExists(atPath: path) else { return inventory }
     let text: String

@@ -140,6 +140,20 @@ struct RunFleetTests {
     #expect(try FileManager.default.contentsOfDirectory(atPath: temporary.path) == [], "control sockets left behind")
   }
 
+  @Test func dshGroupFilesAreGroups() throws {
+    let lab = try Lab("dsh", hosts: 5)
+    let dsh = try TemporaryDirectory()
+    try dsh.write("web", "# the web servers\npc01\n  root@pc03  \npc01\n")
+    let result = try Command.run(
+      ["-i", lab.inventory, "--identity", lab.key, "--store", lab.store.path, "--audit-log", "none", "--json",
+       "-c", #"on group web < run "touch /root/web" >"#],
+      environment: ["CFI_DSH_GROUPS": dsh.path])
+    #expect(result.status == 0, "\(result.stderr)")
+    #expect(outcomes(result) == ["pc01": "ok", "pc03": "ok"])
+    #expect(try lab.exec("pc03", "test -e /root/web").status == 0)
+    #expect(try lab.exec("pc02", "test -e /root/web").status != 0)
+  }
+
   @Test func anSSHConfigFileReachesSSHAndRsync() throws {
     let lab = try Lab("sshcfg", hosts: 5)
     try lab.storeFile("lab/etc/cfi-probe", "probe\n")
