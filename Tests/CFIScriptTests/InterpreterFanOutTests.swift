@@ -245,7 +245,8 @@ struct InterpreterFanOutTests {
         """, responder: responder)
     }
     let clock = ContinuousClock()
-    let deadline = clock.now + .seconds(10)
+    // The deadline only keeps a broken run from hanging the suite; a loaded machine may be slow.
+    let deadline = clock.now + .seconds(300)
     while timeline.all.count < 2 && clock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
     #expect(timeline.all == [.start("pc01"), .start("pc02")] || timeline.all == [.start("pc02"), .start("pc01")])
     task.cancel()
