@@ -21,9 +21,11 @@ let package = Package(
     .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
   ],
   targets: [
+    // libavahi-client (mDNS discovery); SwiftPM drops avahi-client.pc's -D_REENTRANT with a warning, harmlessly.
+    .systemLibrary(name: "CAvahi", pkgConfig: "avahi-client", providers: [.apt(["libavahi-client-dev"])]),
     .target(
       name: "Runtime",
-      dependencies: [.product(name: "Subprocess", package: "swift-subprocess")],
+      dependencies: ["CAvahi", .product(name: "Subprocess", package: "swift-subprocess")],
       exclude: ["README.md"],
       swiftSettings: strict),
     .target(name: "CFIScript", dependencies: ["Runtime"], exclude: ["Syntax/README.md", "Interpreter/README.md"], swiftSettings: strict),

@@ -1,0 +1,124 @@
+// Discovery: browsing and resolving DNS-SD services over mDNS through the local avahi-daemon
+// (libavahi-client over D-Bus). Clients announce `_cfi._tcp` with TXT `group=NAME`; the server
+// announces `_cfi-server._tcp` with its key. The C side lives in AvahiBrowser.swift.
+
+/// One resolved service instance, as announced (nothing here is validated: TXT values in
+/// particular come from the network and may be anything).
+public struct DiscoveredService: Hashable, Sendable {
+  /// The service instance name, unescaped (`pc01`, `Lab PC.03`); unique per type on a link.
+  public var name: String
+  /// The announcing host's mDNS name, e.g. `pc01.local`.
+  public var hostName: String
+  /// Its IPv4 address, dotted quad (avahi is asked for IPv4 only: no link-local IPv6 scope ids).
+  public var address: String
+  public var port: Int
+  /// The TXT record's `key=value` strings. Keys are lower-cased (keys are case-insensitive,
+  /// RFC 6763 §6.4) and the first occurrence of a key wins; a string without `=` maps to `""`,
+  /// one starting with `=` is ignored. Values are raw text, invalid UTF-8 decoded lossily (U+FFFD);
+  /// callers validate them.
+  public var txt: [String: String]
+  /// The interface index it was resolved on (per network namespace; informational).
+  public var interface: Int32
+
+  public init(name: String, hostName: String, address: String, port: Int, txt: [String: String], interface: Int32) {
+    self.name = name
+    self.hostName = hostName
+    self.address = address
+    self.port = port
+    self.txt = txt
+    self.interface = interface
+  }
+}
+
+/// What a browse reports, one service name at a time (a service seen on several interfaces is
+/// reported once).
+public enum DiscoveryEvent: Hashable, Sendable {
+  /// A service name resolved for the first time (or again after it was `gone`).
+  case appeared(DiscoveredService)
+  /// A known service resolved to something different (TXT, address, port, host name).
+  case changed(DiscoveredService)
+  /// A service stopped being announced on every interface, for longer than
+  /// `Discovery.goneGrace` (so a daemon reload that withdraws and re-adds it is a `changed`).
+  case gone(name: String)
+  /// Sent once: avahi thinks the first answers are all in (its ~1 s heuristic) and every
+  /// service seen until then has been resolved or failed to resolve. More may come later.
+  case allForNow
+}
+
+/// A failure reported by avahi, e.g. "Daemon not running" (no avahi-daemon, or no system D-Bus).
+public struct DiscoveryError: Error, Hashable, Sendable, CustomStringConvertible {
+  /// avahi's error code (`AVAHI_ERR_*`, negative).
+  public var code: Int32
+  /// avahi's message for it (`avahi_strerror`).
+  public var description: String
+
+  /// Whether avahi-daemon (or the system bus it is reached over) is not running.
+  public var isDaemonNotRunning: Bool { code == Self.daemonNotRunningCode }
+}
+
+/// Browsing for DNS-SD services through the local avahi-daemon.
+///
+/// The daemon is reached over the system D-Bus: `DBUS_SYSTEM_BUS_ADDRESS` if set, else
+/// `/run/dbus/system_bus_socket`. libdbus reads the variable once, at the process's first
+/// connection: set it before the first browse, never between browses.
+///
+/// Only IPv4 is browsed and resolved. Services of this process's own avahi client are skipped
+/// (it publishes none); services published by the local daemon itself (static service files,
+/// e.g. a server that is also a client) are reported like any other.
+public enum Discovery {
+  /// How long a service must stay withdrawn before it is reported `gone`.
+  public static let goneGrace: Duration = .seconds(1)
+
+  /// Events buffered for a slow consumer; beyond that the oldest are dropped.
+  public static let bufferLimit = 1024
+
+  /// Browses and resolves `type` (e.g. `"_cfi._tcp"`) in the default domain until the consumer
+  /// stops iterating or its task is cancelled; then avahi's handles and thread are released (in
+  /// the background, shortly after). Each name is resolved on every interface it is seen on and
+  /// kept resolved, so TXT changes come as `changed`; the latest resolution of a name wins.
+  /// Throws `DiscoveryError` when avahi fails: no daemon, an invalid type, the daemon going away.
+  public static func browse(_ type: String) -> AsyncThrowingStream<DiscoveryEvent, any Error> {
+    AsyncThrowingStream(DiscoveryEvent.self, bufferingPolicy: .bufferingNewest(bufferLimit)) { continuation in
+      let session = AvahiBrowseSession(continuation: continuation)
+      // Set before start(): avahi may call back, and so finish the stream, from inside start.
+      // The hop: stop() joins avahi's thread, and termination can begin on that thread.
+      continuation.onTermination = { _ in Task.detached { session.stop() } }
+      do {
+        try session.start(type: type)
+      } catch {
+        continuation.finish(throwing: error)
+      }
+    }
+  }
+
+  /// Browses `type` for `duration` and returns the services present at the end, one per name
+  /// (the latest resolution), sorted by name. Throws as `browse` does, or `CancellationError`.
+  public static func snapshot(_ type: String, for duration: Duration) async throws -> [DiscoveredService] {
+    try await withThrowingTaskGroup(of: [String: DiscoveredService]?.self) { group in
+      group.addTask {
+        var present: [String: DiscoveredService] = [:]
+        for try await event in browse(type) {
+          switch event {
+          case .appeared(let service), .changed(let service): present[service.name] = service
+          case .gone(let name): present[name] = nil
+          case .allForNow: break
+          }
+        }
+        return present  // cancelled: the stream ends without error
+      }
+      group.addTask {
+        try await Task.sleep(for: duration)
+        return nil
+      }
+      while let result = try await group.next() {
+        if let present = result {
+          group.cancelAll()
+          try Task.checkCancellation()  // the browse ended because we were cancelled
+          return present.values.sorted { $0.name < $1.name }
+        }
+        group.cancelAll()  // time is up: stop browsing; its result comes next
+      }
+      return []
+    }
+  }
+}
