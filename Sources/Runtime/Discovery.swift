@@ -92,8 +92,12 @@ public enum Discovery {
   }
 
   /// Browses `type` for `duration` and returns the services present at the end, one per name
-  /// (the latest resolution), sorted by name. Throws as `browse` does, or `CancellationError`.
-  public static func snapshot(_ type: String, for duration: Duration) async throws -> [DiscoveredService] {
+  /// (the latest resolution), sorted by name. With `endingAtAllForNow`, returns as soon as
+  /// avahi says it has probably seen everything (about a second), `duration` at the most.
+  /// Throws as `browse` does, or `CancellationError`.
+  public static func snapshot(
+    _ type: String, for duration: Duration, endingAtAllForNow: Bool = false
+  ) async throws -> [DiscoveredService] {
     try await withThrowingTaskGroup(of: [String: DiscoveredService]?.self) { group in
       group.addTask {
         var present: [String: DiscoveredService] = [:]
@@ -101,7 +105,7 @@ public enum Discovery {
           switch event {
           case .appeared(let service), .changed(let service): present[service.name] = service
           case .gone(let name): present[name] = nil
-          case .allForNow: break
+          case .allForNow: if endingAtAllForNow { return present }
           }
         }
         return present  // cancelled: the stream ends without error

@@ -158,3 +158,24 @@ extension Inventory {
     }
   }
 }
+
+extension Inventory {
+  /// The service type clients announce.
+  public static let clientServiceType = "_cfi._tcp"
+
+  /// The host a `_cfi._tcp` announcement describes, or nil when the announcement cannot be
+  /// trusted as one (announcements are untrusted input: the name must be a plain host name,
+  /// the group a valid group name the store knows — else `unknown`).
+  public static func host(announcedBy service: DiscoveredService, knownGroups: Set<String>) -> Host? {
+    var name = service.hostName.hasSuffix(".local") ? String(service.hostName.dropLast(6)) : service.hostName
+    if (try? HostPattern(parsing: name))?.description != name || name.contains("[") || name.hasPrefix("@") {
+      name = service.name
+    }
+    guard (try? HostPattern(parsing: name))?.description == name, !name.contains("["), !name.hasPrefix("@"),
+      (1...65535).contains(service.port)
+    else { return nil }
+    var group = service.txt["group"] ?? Host.unknownGroup
+    if !Store.isValidGroupName(group) || !knownGroups.contains(group) { group = Host.unknownGroup }
+    return Host(name: name, group: group, address: service.address, port: service.port == 22 ? nil : service.port)
+  }
+}

@@ -92,6 +92,9 @@ struct CFISh: AsyncParsableCommand {
   @Option(help: ArgumentHelp("An ssh_config file for ssh and rsync.", valueName: "file"))
   var sshConfig: String?
 
+  @Flag(help: "Use only the client list, dsh groups and known clients: do not browse for announced hosts.")
+  var noDiscovery = false
+
   @Flag(help: "Fail at once if another run holds the store's lock, instead of waiting for it.")
   var noWait = false
 

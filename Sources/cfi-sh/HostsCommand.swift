@@ -41,36 +41,19 @@ struct HostsCommand: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("Hosts to list, e.g. 'pc[01-05]' or '@lab'.", valueName: "pattern"))
     var patterns: [String] = []
 
+    @Flag(help: "Do not browse for announced hosts (the ONLINE column is then unknown).")
+    var noDiscovery = false
+
     func run() async throws {
-      let store = Store(root: place.storeRoot)
-      let known = KnownClients(store: store).load()
-      var rows: [(host: Runtime.Host, source: String, lastSeen: Date?)] = []
-      var seen: [String: Int] = [:]
-      for client in known {
-        seen[client.name] = rows.count
-        rows.append((client.host, "known", client.lastSeen))
-      }
-      let listPath = place.clientList ?? "/etc/cfi/clients"
-      if let text = try? String(contentsOfFile: listPath, encoding: .utf8) {
-        do {
-          for host in try Inventory.parseStaticList(text, file: listPath, knownGroups: Set(store.groups())) {
-            if let index = seen[host.name] {
-              rows[index].host = host
-              rows[index].source = "static,known"
-            } else {
-              seen[host.name] = rows.count
-              rows.append((host, "static", nil))
-            }
-          }
-        } catch { throw ValidationError(error.description) }
-      } else if place.clientList != nil {
-        throw ValidationError("cannot read client list '\(listPath)'")
-      }
-      for (group, hosts) in Inventory.dshGroups(in: CFISh.setting(nil, "CFI_DSH_GROUPS") ?? Inventory.dshGroupDirectory) {
-        for host in hosts where seen[host.name] == nil {
-          seen[host.name] = rows.count
-          rows.append((Runtime.Host(name: host.name, group: group, user: host.user), "dsh", nil))
-        }
+      let sources = InventorySources(
+        store: Store(root: place.storeRoot), clientList: place.clientList,
+        dshDirectory: CFISh.setting(nil, "CFI_DSH_GROUPS") ?? Inventory.dshGroupDirectory, discovery: !noDiscovery)
+      var entries: [InventoryEntry]
+      do {
+        entries = try await sources.load { Stream.standardError.write("cfi-sh: \($0)\n") }.1
+      } catch let failure as CommandFailure {
+        Stream.standardError.write("cfi-sh: \(failure.message)\n")
+        throw ExitCode(failure.status)
       }
       if !patterns.isEmpty {
         var selected: Set<String> = []
@@ -79,37 +62,47 @@ struct HostsCommand: AsyncParsableCommand {
           do { list = try HostPattern.parseList(text) } catch { throw ValidationError("in '\(text)': \(error.message)") }
           for pattern in list {
             if let group = pattern.groupReference {
-              selected.formUnion(rows.filter { $0.host.group == group }.map(\.host.name))
+              selected.formUnion(entries.filter { $0.host.group == group }.map(\.host.name))
             } else if let names = try? pattern.expand() {
               selected.formUnion(names)
             }
           }
         }
-        rows = rows.filter { selected.contains($0.host.name) }
+        entries = entries.filter { selected.contains($0.host.name) }
       }
-      rows.sort { HostFolding.naturalLess($0.host.name, $1.host.name) }
-      let formatter = ISO8601DateFormatter()
-      if json {
-        for row in rows {
-          var object: [String: Any] = ["name": row.host.name, "group": row.host.group, "source": row.source]
-          if let address = row.host.address { object["address"] = address }
-          if let port = row.host.port { object["port"] = port }
-          if let user = row.host.user { object["user"] = user }
-          if let date = row.lastSeen { object["last_seen"] = formatter.string(from: date) }
-          let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-          print(String(decoding: data, as: UTF8.self))
-        }
-        return
-      }
-      let table = [["NAME", "GROUP", "ADDRESS", "SOURCE", "LAST SEEN"]] + rows.map { row in
-        [row.host.name, row.host.group, row.host.address ?? "-", row.source, row.lastSeen.map { formatter.string(from: $0) } ?? "-"]
-      }
-      let widths = (0..<5).map { column in table.map { $0[column].count }.max() ?? 0 }
-      for line in table {
-        print(zip(line, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
-          .trimmingCharacters(in: .whitespaces))
-      }
+      entries.sort { HostFolding.naturalLess($0.host.name, $1.host.name) }
+      print(HostsCommand.render(entries, json: json, discovery: !noDiscovery), terminator: "")
     }
+  }
+
+  /// The listing: a table, or one JSON object per host.
+  static func render(_ entries: [InventoryEntry], json: Bool, discovery: Bool) -> String {
+    let formatter = ISO8601DateFormatter()
+    if json {
+      return entries.map { entry in
+        var object: [String: Any] = [
+          "name": entry.host.name, "group": entry.host.group, "sources": entry.sources,
+        ]
+        if discovery { object["online"] = entry.online }
+        if let address = entry.host.address { object["address"] = address }
+        if let port = entry.host.port { object["port"] = port }
+        if let user = entry.host.user { object["user"] = user }
+        if let date = entry.lastSeen { object["last_seen"] = formatter.string(from: date) }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self) + "\n"
+      }.joined()
+    }
+    let table = [["NAME", "GROUP", "ADDRESS", "SOURCE", "LAST SEEN", "ONLINE"]] + entries.map { entry in
+      [
+        entry.host.name, entry.host.group, entry.host.address ?? "-", entry.sources.joined(separator: ","),
+        entry.lastSeen.map { formatter.string(from: $0) } ?? "-", discovery ? (entry.online ? "yes" : "no") : "?",
+      ]
+    }
+    let widths = (0..<6).map { column in table.map { $0[column].count }.max() ?? 0 }
+    return table.map { line in
+      zip(line, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+        .trimmingCharacters(in: .whitespaces) + "\n"
+    }.joined()
   }
 
   struct Forget: AsyncParsableCommand {

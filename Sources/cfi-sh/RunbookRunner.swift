@@ -29,7 +29,7 @@ struct RunbookRunner {
   private func runChecked() async throws -> Int32 {
     let (runbook, name, arguments) = try load()
     let store = Store(root: options.storeRoot)
-    let inventory = try loadInventory(store: store)
+    let inventory = try await loadInventory(store: store, runbook: runbook)
     let context = ResolverContext(
       knownGroups: Set(store.groups()).union(inventory.groupNames), store: store)
     let diagnostics = (runbook.diagnostics + Resolver.check(runbook, context: context)).sorted { $0.range < $1.range }
@@ -143,35 +143,28 @@ struct RunbookRunner {
     }
   }
 
-  /// The known clients of the store, then the static client list (`-i FILE`, or
-  /// `/etc/cfi/clients` when it exists), which wins where both name a host.
-  private func loadInventory(store: Store) throws -> Inventory {
-    let groups = Set(store.groups())
-    var inventory = Inventory(hosts: KnownClients(store: store).load().map { client in
-      var host = client.host
-      if !groups.contains(host.group) { host.group = Host.unknownGroup }
-      return host
-    })
-    // dsh's group files name groups of hosts too (`on group NAME` targets them).
-    for (group, hosts) in Inventory.dshGroups(in: options.dshGroupDirectory) {
-      for host in hosts where inventory.host(named: host.name) == nil {
-        var host = host
-        host.group = groups.contains(group) ? group : Host.unknownGroup
-        inventory.add(host)
+  /// The merged inventory (see InventorySources); discovery unless `--no-discovery` or the
+  /// runbook says `set discovery = off` at its top level.
+  private func loadInventory(store: Store, runbook: LoadedRunbook) async throws -> Inventory {
+    let sources = InventorySources(
+      store: store, clientList: options.clientList, dshDirectory: options.dshGroupDirectory,
+      discovery: !options.noDiscovery && !RunbookRunner.turnsDiscoveryOff(runbook.program.statements))
+    let verbose = options.verbose
+    return try await sources.load { message in
+      if verbose { Stream.standardError.write("cfi-sh: \(message)\n") }
+    }.0
+  }
+
+  /// Whether the runbook's top level says `set discovery = off` (or false).
+  static func turnsDiscoveryOff(_ statements: [Statement]) -> Bool {
+    statements.contains { statement in
+      switch statement.kind {
+      case .set(let name, let value):
+        if name.name == "discovery", case .boolean(false) = value.kind { return true }
+        return false
+      case .include(_, _, let program?): return turnsDiscoveryOff(program.statements)
+      default: return false
       }
-      inventory.addToGroup(group, names: hosts.map(\.name))
-    }
-    let path = options.clientList ?? "/etc/cfi/clients"
-    guard options.clientList != nil || FileManager.default.fileExists(atPath: path) else { return inventory }
-    let text: String
-    do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-      throw CommandFailure(message: "cannot read client list '\(path)': \(Loader.reason(error))", status: ExitStatus.usage)
-    }
-    do {
-      for host in try Inventory.parseStaticList(text, file: path, knownGroups: groups) { inventory.add(host) }
-      return inventory
-    } catch {
-      throw CommandFailure(message: error.description, status: ExitStatus.runbookError)
     }
   }
 }

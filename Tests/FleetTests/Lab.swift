@@ -25,12 +25,16 @@ final class Lab {
   let hosts: [String]
   let inventory: String
   let key: String
+  /// The D-Bus address of the lab's server-side avahi-daemon (DBUS_SYSTEM_BUS_ADDRESS).
+  let dbus: String
+  /// Where the server side's avahi service files go.
+  let serverServices: String
   let store: TemporaryDirectory
   let auditLog: String
   private let labScript = Command.packageRoot.appendingPathComponent("scripts/lab").path
 
   /// Brings up `count` hosts in `groups` (blocks of hosts per group, in order).
-  init(_ name: String, hosts count: Int = 6, groups: [String] = ["lab", "office"]) throws {
+  init(_ name: String, hosts count: Int = 6, groups: [String] = ["lab", "office"], labOptions: [String] = []) throws {
     guard geteuid() == 0 else {
       Issue.record("fleet tests need root (network namespaces); CI must run them as root")
       throw CancellationError()
@@ -41,7 +45,9 @@ final class Lab {
       try FileManager.default.createDirectory(atPath: store.path + "/" + group, withIntermediateDirectories: true)
     }
     auditLog = store.path + "/audit.log"
-    let up = try shell(["/bin/bash", labScript, "--prefix", prefix, "up", String(count), "--groups", groups.joined(separator: ",")])
+    let up = try shell(
+      ["/bin/bash", labScript, "--prefix", prefix, "up", String(count), "--groups", groups.joined(separator: ",")]
+        + labOptions)
     guard up.status == 0 else {
       Issue.record("lab up failed: \(up.stderr)")
       throw CancellationError()
@@ -50,6 +56,8 @@ final class Lab {
     inventory = state + "/inventory"
     let env = try shell(["/bin/bash", labScript, "--prefix", prefix, "env"]).stdout
     key = Lab.value(of: "LAB_KEY", in: env) ?? ""
+    dbus = Lab.value(of: "LAB_DBUS", in: env) ?? ""
+    serverServices = Lab.value(of: "LAB_SERVER_SERVICES", in: env) ?? ""
     // Host names: the first word of each inventory line.
     hosts = try String(contentsOfFile: inventory, encoding: .utf8).split(separator: "\n").compactMap { line in
       line.hasPrefix("#") ? nil : line.split(separator: " ").first.map(String.init)
@@ -79,6 +87,12 @@ final class Lab {
   /// The standard output of a command inside a host, trimmed.
   func read(_ host: String, _ command: String) throws -> String {
     try exec(host, command).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+  }
+
+  /// Runs a lab command (`stop-avahi HOST`, …).
+  @discardableResult
+  func lab(_ arguments: String...) throws -> Command {
+    try shell(["/bin/bash", labScript, "--prefix", prefix] + arguments)
   }
 
   func stopSSHD(_ host: String) throws {

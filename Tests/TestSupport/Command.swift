@@ -65,6 +65,7 @@ public final class TemporaryDirectory {
     path = NSTemporaryDirectory() + "cfi-sh-test-" + UUID().uuidString
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
   }
+  @discardableResult
   public func write(_ name: String, _ text: String, mode: Int = 0o644) throws -> String {
     let file = path + "/" + name
     try FileManager.default.createDirectory(
