@@ -243,7 +243,7 @@ public enum TrustDecision: Hashable, Sendable {
             + seen.joined(separator: "; "))
       }
       chosen = match
-      ignored = valid.filter { $0.fingerprint != expected }.map { "\($0.origin) announces another key, \($0.fingerprint)" }
+      ignored = valid.filter { $0.fingerprint != expected }.map { "\($0.origin), which announces another key, \($0.fingerprint)" }
         + rejected.map { "\($0.description)" }
     } else {
       if !rejected.isEmpty {
@@ -537,7 +537,7 @@ public enum AtomicFile {
     var template = Array("\(directory.isEmpty ? "." : directory)/.\(name).cfi-XXXXXX".utf8CString)
     let fd = mkstemp(&template)
     guard fd >= 0 else { throw EnrollmentError("cannot write in \(directory): \(String(cString: strerror(errno)))") }
-    let temporary = String(cString: template)
+    let temporary = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     func fail(_ what: String) -> EnrollmentError {
       let error = EnrollmentError("cannot write \(target) (\(what)): \(String(cString: strerror(errno)))")
       close(fd)

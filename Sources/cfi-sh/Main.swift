@@ -19,5 +19,5 @@ enum Main {
 struct Tools: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "cfi-sh",
-    subcommands: [HostsCommand.self, DiscoverCommand.self, ServerCommand.self])
+    subcommands: [HostsCommand.self, DiscoverCommand.self, ServerCommand.self, ClientCommand.self])
 }
