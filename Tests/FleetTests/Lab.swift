@@ -65,7 +65,7 @@ final class Lab {
   }
 
   deinit {
-    _ = try? shell(["/bin/bash", labScript, "--prefix", prefix, "down"])
+    _ = try? shell(["/bin/bash", labScript, "--prefix", prefix, "down", "--purge-keys"])
   }
 
   private static func value(of variable: String, in env: String) -> String? {
