@@ -186,13 +186,17 @@ struct EnrollFleetTests {
 
 // MARK: - Helpers
 
-/// Runs `cfi-sh client SUBCOMMAND …` inside a host (the host sees the built binary read-only).
+/// Where lab hosts find cfi-sh: `lab up` copies the build into the hosts' /var (a build under
+/// /tmp would not be visible there: each host's /tmp is its own).
+let hostBinary = "/var/lib/cfi-lab/cfi-sh"
+
+/// Runs `cfi-sh client SUBCOMMAND …` inside a host.
 private func client(_ lab: Lab, _ host: String, _ arguments: String...) throws -> Command {
-  try lab.exec(host, ([Command.binary.path, "client"] + arguments).map(quoted).joined(separator: " "))
+  try lab.exec(host, ([hostBinary, "client"] + arguments).map(quoted).joined(separator: " "))
 }
 
 private func enroll(_ lab: Lab, _ host: String, _ arguments: String...) throws -> Command {
-  try lab.exec(host, ([Command.binary.path, "client", "enroll"] + arguments).map(quoted).joined(separator: " "))
+  try lab.exec(host, ([hostBinary, "client", "enroll"] + arguments).map(quoted).joined(separator: " "))
 }
 
 private func quoted(_ word: String) -> String { "'" + word.replacingOccurrences(of: "'", with: #"'\''"#) + "'" }
