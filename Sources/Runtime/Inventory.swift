@@ -63,11 +63,6 @@ public struct Inventory: Sendable {
   /// The known host of that name.
   public func host(named name: String) -> Host? { index[name].map { hosts[$0] } }
 
-  /// A host for `name`: the known one, or a new one in `fallbackGroup` reached by name.
-  public func hostOrNew(named name: String, fallbackGroup: String = Host.unknownGroup) -> Host {
-    host(named: name) ?? Host(name: name, group: fallbackGroup)
-  }
-
   /// Every group name: own groups of hosts and named sets.
   public var groupNames: Set<String> {
     Set(hosts.map(\.group)).union(namedSets.keys)
@@ -78,12 +73,13 @@ public struct Inventory: Sendable {
     namedSets[group] != nil || hosts.contains { $0.group == group }
   }
 
-  /// The hosts of a group: those whose own group it is, then the named set's members.
-  public func hosts(inGroup group: String, fallbackGroup: (String) -> String = { _ in Host.unknownGroup }) -> [Host] {
+  /// The hosts of a group: those whose own group it is, then the named set's members (a
+  /// member the inventory does not know comes as a host of group `unknown`, reached by name).
+  public func hosts(inGroup group: String) -> [Host] {
     var result = hosts.filter { $0.group == group }
     var seen = Set(result.map(\.name))
     for name in namedSets[group] ?? [] where seen.insert(name).inserted {
-      result.append(hostOrNew(named: name, fallbackGroup: fallbackGroup(group)))
+      result.append(host(named: name) ?? Host(name: name))
     }
     return result
   }
