@@ -5,7 +5,7 @@ SWIFT ?= swift
 BUILD_FLAGS ?=
 CFI_SH = .build/debug/cfi-sh
 
-.PHONY: all deps build test unit-test demo bench clean
+.PHONY: all deps build test unit-test demo bench bench-fleet clean
 
 all: build
 
@@ -35,6 +35,10 @@ demo: deps build
 bench:
 	$(SWIFT) build -c release --product cfi-bench-parse
 	.build/release/cfi-bench-parse
+
+# cfi-sh against pdsh, ClusterShell, parallel-ssh and Ansible on one lab (about 10 minutes).
+bench-fleet: deps
+	bench/fleet/run 50
 
 clean:
 	rm -rf .build
