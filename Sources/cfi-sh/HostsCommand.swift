@@ -129,14 +129,9 @@ struct HostsCommand: AsyncParsableCommand {
       for name in names {
         var forgotten: [String] = []
         if FileManager.default.fileExists(atPath: knownHosts) {
-          let process = Process()
-          process.executableURL = URL(fileURLWithPath: "/usr/bin/ssh-keygen")
-          process.arguments = ["-R", name, "-f", knownHosts]
-          process.standardOutput = FileHandle.nullDevice
-          process.standardError = FileHandle.nullDevice
-          try process.run()
-          process.waitUntilExit()
-          if process.terminationStatus == 0 { forgotten.append("its host key") }
+          if try runProgram("/usr/bin/ssh-keygen", ["-R", name, "-f", knownHosts]).status == 0 {
+            forgotten.append("its host key")
+          }
           try? FileManager.default.removeItem(atPath: knownHosts + ".old")
         }
         if try KnownClients(store: store).forget(name) { forgotten.append("its known-client record") }

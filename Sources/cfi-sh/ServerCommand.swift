@@ -98,18 +98,11 @@ struct ServerCommand: AsyncParsableCommand {
 
     @discardableResult
     private func runTool(_ path: String, _ arguments: [String]) throws -> String {
-      let process = Process()
-      process.executableURL = URL(fileURLWithPath: path)
-      process.arguments = arguments
-      let output = Pipe()
-      process.standardOutput = output
-      try process.run()
-      let data = output.fileHandleForReading.readDataToEndOfFile()
-      process.waitUntilExit()
-      guard process.terminationStatus == 0 else {
-        throw ValidationError("\(path) \(arguments.joined(separator: " ")) failed")
+      let result = try runProgram(path, arguments)
+      guard result.status == 0 else {
+        throw ValidationError("\(path) \(arguments.joined(separator: " ")) failed: \(result.stderr)")
       }
-      return String(decoding: data, as: UTF8.self)
+      return result.stdout
     }
   }
 }
