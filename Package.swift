@@ -23,6 +23,9 @@ let package = Package(
   targets: [
     // libavahi-client (mDNS discovery); SwiftPM drops avahi-client.pc's -D_REENTRANT with a warning, harmlessly.
     .systemLibrary(name: "CAvahi", pkgConfig: "avahi-client", providers: [.apt(["libavahi-client-dev"])]),
+    // GNU readline (the REPL's line editor, Sources/cfi-sh/LineEditor.swift).
+    // No pkgConfig: readline.pc pulls in tinfo's -D flags, which SwiftPM drops with a warning.
+    .systemLibrary(name: "CReadline", providers: [.apt(["libreadline-dev"])]),
     .target(
       name: "Runtime",
       dependencies: ["CAvahi", .product(name: "Subprocess", package: "swift-subprocess")],
@@ -32,7 +35,7 @@ let package = Package(
     .executableTarget(
       name: "cfi-sh",
       dependencies: [
-        "CFIScript", "Runtime",
+        "CFIScript", "Runtime", "CReadline",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       exclude: ["README.md"],

@@ -83,8 +83,13 @@ public final class SSHTransport: Transport {
 
   /// Runs a local program, returning exit status and output. Throws only if it cannot start.
   private func execute(_ executable: String, _ arguments: [String], input: String? = nil) async throws -> Output {
+    // Each child in a process group of its own; why: Ctrl-C on the terminal signals the whole
+    // foreground group, and ssh or rsync dying of it would lose the connection the remote
+    // kill needs. cfi-sh itself turns SIGINT into a cancellation that ends them in order.
+    var platformOptions = PlatformOptions()
+    platformOptions.processGroupID = 0
     let result = try await Subprocess.run(
-      .name(executable), arguments: Arguments(arguments), input: .string(input ?? ""),
+      .name(executable), arguments: Arguments(arguments), platformOptions: platformOptions, input: .string(input ?? ""),
       output: .string(limit: SSHTransport.outputLimit), error: .string(limit: SSHTransport.outputLimit))
     let status: Int32
     switch result.terminationStatus {

@@ -13,7 +13,8 @@ struct CFISh: AsyncParsableCommand {
     commandName: "cfi-sh",
     abstract: "Configure a pool of Linux machines: run CFIScript runbooks on them over ssh and rsync.",
     usage: """
-      cfi-sh [OPTIONS] RUNBOOK [ARGS...]
+      cfi-sh [OPTIONS]                        (interactive shell, on a terminal)
+        cfi-sh [OPTIONS] RUNBOOK [ARGS...]
         cfi-sh [OPTIONS] -c TEXT [ARGS...]
         cfi-sh [OPTIONS] - [ARGS...]          (runbook on standard input)
       """,
@@ -23,6 +24,14 @@ struct CFISh: AsyncParsableCommand {
       Options go before RUNBOOK; what follows it is the runbook's own
       (the list `args`). Runbooks can be scripts: #!/usr/bin/env cfi-sh
       The language: docs/language.md.
+
+      INTERACTIVE SHELL
+        With no runbook on a terminal, cfi-sh is a shell (readline) that
+        speaks the same language; variables, defs, groups and connections
+        live for the session. ':help' lists its commands (:hosts, :groups,
+        :discover, :target, :check, :set, :last, :failed, :unreachable,
+        :rerun, :save, :load, :quit). Ctrl-C stops the running entry,
+        Ctrl-D quits. History: ~/.cfi_history (hashes redacted).
 
       TOOLS
         cfi-sh hosts [PATTERN]      list known hosts (--json)
@@ -45,6 +54,8 @@ struct CFISh: AsyncParsableCommand {
                                     shebang scripts and cron, where the
                                     options cannot be given)
         CFI_DSH_GROUPS              dsh's group directory (/etc/dsh/group)
+        CFI_HISTORY                 the shell's history file (~/.cfi_history;
+                                    empty: no history file)
 
       EXIT STATUS
         0    every host ok or changed
@@ -132,7 +143,40 @@ struct CFISh: AsyncParsableCommand {
   var dshGroupDirectory: String { CFISh.setting(nil, "CFI_DSH_GROUPS") ?? Inventory.dshGroupDirectory }
   var auditLogPath: String { CFISh.setting(auditLog, "CFI_AUDIT_LOG") ?? AuditLog.defaultPath }
 
+  /// The settings the command line gives, and their names: `set` in a runbook does not
+  /// override those.
+  func commandLineSettings() throws -> (RunSettings, locked: Set<String>) {
+    var settings = RunSettings()
+    var locked: Set<String> = []
+    if let parallel {
+      settings.parallel = parallel
+      locked.insert("parallel")
+    }
+    if let timeout {
+      settings.timeout = try parseDuration(timeout, option: "--timeout")
+      locked.insert("timeout")
+    }
+    if let connectTimeout {
+      settings.connectTimeout = try parseDuration(connectTimeout, option: "--connect-timeout")
+      locked.insert("connect_timeout")
+    }
+    return (settings, locked)
+  }
+
+  /// No runbook, no `-c`, and a person at a terminal: the interactive shell.
+  var interactive: Bool { command == nil && runbook == nil && isatty(0) == 1 && isatty(1) == 1 }
+
   func run() async throws {
+    if interactive {
+      if json || syntaxCheck { throw ValidationError("--json and -n need a runbook; the interactive shell takes neither") }
+      do {
+        let status = try await Repl(options: self).run()
+        throw ExitCode(status)
+      } catch let failure as CommandFailure {
+        Stream.standardError.write("cfi-sh: \(failure.message)\n")
+        throw ExitCode(failure.status)
+      }
+    }
     let status = try await RunbookRunner(options: self).run()
     throw ExitCode(status)
   }

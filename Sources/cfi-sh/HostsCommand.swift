@@ -55,21 +55,7 @@ struct HostsCommand: AsyncParsableCommand {
         Stream.standardError.write("cfi-sh: \(failure.message)\n")
         throw ExitCode(failure.status)
       }
-      if !patterns.isEmpty {
-        var selected: Set<String> = []
-        for text in patterns {
-          let list: [HostPattern]
-          do { list = try HostPattern.parseList(text) } catch { throw ValidationError("in '\(text)': \(error.message)") }
-          for pattern in list {
-            if let group = pattern.groupReference {
-              selected.formUnion(entries.filter { $0.host.group == group }.map(\.host.name))
-            } else if let names = try? pattern.expand() {
-              selected.formUnion(names)
-            }
-          }
-        }
-        entries = entries.filter { selected.contains($0.host.name) }
-      }
+      do { entries = try InventoryEntry.select(entries, patterns: patterns) } catch { throw ValidationError(error.message) }
       entries.sort { HostFolding.naturalLess($0.host.name, $1.host.name) }
       print(HostsCommand.render(entries, json: json, discovery: !noDiscovery), terminator: "")
     }

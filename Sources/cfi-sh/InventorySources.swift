@@ -17,6 +17,28 @@ struct InventoryEntry {
   var online: Bool
 }
 
+extension InventoryEntry {
+  /// The entries that `patterns` name (`pc[01-05]`, `web1`, `@lab`); all of them for none.
+  static func select(_ entries: [InventoryEntry], patterns: [String]) throws(HostPatternError) -> [InventoryEntry] {
+    guard !patterns.isEmpty else { return entries }
+    var selected: Set<String> = []
+    for text in patterns {
+      let list: [HostPattern]
+      do { list = try HostPattern.parseList(text) } catch {
+        throw HostPatternError(message: "in '\(text)': \(error.message)", offset: error.offset, length: error.length)
+      }
+      for pattern in list {
+        if let group = pattern.groupReference {
+          selected.formUnion(entries.filter { $0.host.group == group }.map(\.host.name))
+        } else if let names = try? pattern.expand() {
+          selected.formUnion(names)
+        }
+      }
+    }
+    return entries.filter { selected.contains($0.host.name) }
+  }
+}
+
 /// The sources of the inventory, as the command line and environment name them.
 struct InventorySources {
   var store: Store

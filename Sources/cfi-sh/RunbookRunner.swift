@@ -44,20 +44,7 @@ struct RunbookRunner {
     }
     if options.syntaxCheck { return ExitStatus.success }
 
-    var settings = RunSettings()
-    var locked: Set<String> = []
-    if let parallel = options.parallel {
-      settings.parallel = parallel
-      locked.insert("parallel")
-    }
-    if let timeout = options.timeout {
-      settings.timeout = try parseDuration(timeout, option: "--timeout")
-      locked.insert("timeout")
-    }
-    if let connectTimeout = options.connectTimeout {
-      settings.connectTimeout = try parseDuration(connectTimeout, option: "--connect-timeout")
-      locked.insert("connect_timeout")
-    }
+    let (settings, locked) = try options.commandLineSettings()
     let runOptions = RunOptions(
       store: store, inventory: inventory, settings: settings, lockedSettings: locked, check: options.check,
       arguments: arguments)

@@ -115,23 +115,33 @@ public struct Interpreter: Sendable {
     _ runbook: LoadedRunbook, name: String, transport: any Transport, sink: any EventSink, options: RunOptions
   ) async -> RunResult {
     let interpreter = Interpreter(transport: transport, sink: sink, options: options, files: runbook.files)
-    sink.emit(.runStarted(runbook: name, check: options.check, date: Date()))
     var frame = interpreter.topFrame()
-    interpreter.declareFunctions(runbook.program.statements, in: &frame)
+    return await interpreter.run(runbook.program, name: name, in: &frame, shutdown: true)
+  }
+
+  /// Runs `program` in `frame` (a fresh one, or a session's that lives on), as one run:
+  /// `runStarted`, the statements, `runFinished` with the hosts this run touched. With
+  /// `shutdown`, the transport's connections are closed before the run is reported finished.
+  func run(_ program: Program, name: String, in frame: inout Frame, shutdown: Bool) async -> RunResult {
+    sink.emit(.runStarted(runbook: name, check: options.check, date: Date()))
+    frame.top!.outcomes = [:]
+    frame.top!.hostOrder = []
+    frame.top!.stoppedByMaxFail = false
+    declareFunctions(program.statements, in: &frame)
     var error: Diagnostic?
     var interrupted = false
     do {
-      try await interpreter.execute(runbook.program.statements, in: &frame)
+      try await execute(program.statements, in: &frame)
     } catch let runtimeError as RuntimeError {
       error = runtimeError.diagnostic
     } catch {
       interrupted = true
     }
     if Task.isCancelled { interrupted = true }
-    await transport.shutdown()
+    if shutdown { await transport.shutdown() }
     let top = frame.top!
     let outcomes = top.hostOrder.compactMap { top.outcomes[$0] }
-    let message = error.map { interpreter.describe($0) }
+    let message = error.map { describe($0) }
     sink.emit(.runFinished(outcomes: outcomes, interrupted: interrupted, error: message))
     return RunResult(outcomes: outcomes, error: error, interrupted: interrupted, stoppedByMaxFail: top.stoppedByMaxFail)
   }

@@ -54,9 +54,19 @@ public struct Resolver {
 
   /// Runs the checks and returns the diagnostics (errors and warnings), in source order.
   public static func check(_ runbook: LoadedRunbook, context: ResolverContext) -> [Diagnostic] {
+    var context = context
+    return check(runbook, context: &context)
+  }
+
+  /// Checks like `check(_:context:)` and adds to `context` what the runbook defines at its
+  /// top level (variables, defs, groups), for the next entry of a session.
+  public static func check(_ runbook: LoadedRunbook, context: inout ResolverContext) -> [Diagnostic] {
     var resolver = Resolver(context: context, files: runbook.files)
     resolver.prepare(runbook.program.statements)
     resolver.statements(runbook.program.statements)
+    context.globals.formUnion(resolver.globals)
+    context.functions.merge(resolver.functions) { $1 }
+    context.knownGroups.formUnion(resolver.groups)
     return resolver.diagnostics.sorted { $0.range < $1.range }
   }
 

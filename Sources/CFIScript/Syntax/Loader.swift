@@ -53,9 +53,14 @@ public final class Loader {
   }
 
   /// Parses `text` given directly (`-c`, stdin, a REPL line) under the display name `name`;
-  /// includes are relative to `directory`.
-  public static func load(text: [UInt8], name: String, readFile: @escaping ReadFile = Loader.readFromDisk) -> LoadedRunbook {
+  /// includes are relative to the current directory. `earlier` are files loaded before (a
+  /// REPL session's): the new files are numbered after them and the result lists them all,
+  /// so that ranges from every entry of a session index one table.
+  public static func load(
+    text: [UInt8], name: String, after earlier: [SourceFile] = [], readFile: @escaping ReadFile = Loader.readFromDisk
+  ) -> LoadedRunbook {
     let loader = Loader(readFile: readFile)
+    loader.files = earlier
     return loader.finish(loader.parse(path: name, bytes: text))
   }
 

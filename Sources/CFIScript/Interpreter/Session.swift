@@ -1,0 +1,173 @@
+// A session: the interpreter fed one entry at a time (the REPL), where variables, defs, groups
+// and settings live on from entry to entry and the transport's connections stay open between
+// them. Each entry is one run for the sink (`runStarted` … `runFinished`). A default target
+// (`:target @lab`) wraps an entry's bare actions in an `on` block.
+
+import Runtime
+
+/// One session of entries sharing their state.
+public actor Session {
+  private let transport: any Transport
+  private let sink: any EventSink
+  private var options: RunOptions
+  private var frame: Frame
+  private var context: ResolverContext
+  private var entries = 0
+  /// Every file the session has read (entries, includes, targets), indexed by `FileID`.
+  public private(set) var files: [SourceFile] = []
+
+  /// What an entry's text gave.
+  public enum Parsed: Sendable {
+    /// The text stops inside a block, list or call: read another line and parse again.
+    case incomplete
+    /// Errors (syntax or static checks); nothing may run.
+    case errors([Diagnostic])
+    /// An entry ready to run, with warnings if any.
+    case entry(Entry)
+  }
+
+  /// A parsed entry.
+  public struct Entry: Sendable {
+    /// The program to run, default target applied.
+    public var program: Program
+    public var warnings: [Diagnostic]
+    /// The entry as runbook text, with the default target written out (for `:save`).
+    public var runbookText: String
+  }
+
+  /// A default target: where bare actions run.
+  public struct DefaultTarget: Sendable {
+    /// As written after `on` (`host @lab`, `group lab`, `all`).
+    public var text: String
+    var target: Target
+  }
+
+  /// A session over `transport`; `options` gives the store, inventory and starting settings.
+  public init(transport: any Transport, sink: any EventSink, options: RunOptions) {
+    self.transport = transport
+    self.sink = sink
+    self.options = options
+    let interpreter = Interpreter(transport: transport, sink: sink, options: options, files: [])
+    frame = interpreter.topFrame()
+    context = ResolverContext(
+      knownGroups: Set(options.store.groups()).union(options.inventory.groupNames), store: options.store)
+  }
+
+  // MARK: - Reading entries
+
+  /// Parses and checks an entry. With `target`, bare actions (and statements that need a
+  /// host) run there; with `retarget` too, so do the entry's own top-level `on` blocks
+  /// (`:rerun` on the hosts that failed). The session's state does not change until the
+  /// entry runs, except that its text is kept for messages.
+  /// A file's text (`name` given: its path) is never incomplete.
+  public func parse(_ text: String, name: String? = nil, target: DefaultTarget? = nil, retarget: Bool = false) -> Parsed {
+    let loaded = Loader.load(text: Array(text.utf8), name: name ?? "<input \(entries + 1)>", after: files)
+    let errors = loaded.diagnostics.filter { $0.severity == .error }
+    if name == nil, !errors.isEmpty, errors.allSatisfy({ $0.id == .unexpectedEndOfInput }) { return .incomplete }
+    entries += 1
+    files = loaded.files
+    var runbook = loaded
+    var pieces: [String] = []
+    var wrapped: [SourceRange] = []
+    let source = files[loaded.program.file.rawValue]
+    runbook.program.statements = loaded.program.statements.map { statement in
+      let original = source.text(statement.range)
+      guard let target else {
+        pieces.append(original)
+        return statement
+      }
+      switch statement.kind {
+      case .on(_, let body) where retarget:
+        pieces.append("on \(target.text) \(source.text(body.range))")
+        return Statement(.on(target.target, body), statement.range)
+      case _ where needsHost(statement):
+        pieces.append("on \(target.text) < \(original) >")
+        wrapped.append(statement.range)
+        return Statement(.on(target.target, Block(statements: [statement], range: statement.range)), statement.range)
+      default:
+        pieces.append(original)
+        return statement
+      }
+    }
+    // The parser's "must be inside an 'on' block" does not apply to what now is.
+    let syntax = loaded.diagnostics.filter { diagnostic in
+      diagnostic.id != .actionOutsideOn || !wrapped.contains { $0.file == diagnostic.range.file && $0.start <= diagnostic.range.start && diagnostic.range.end <= $0.end }
+    }
+    var extended = context
+    let diagnostics = (syntax + Resolver.check(runbook, context: &extended)).sorted { $0.range < $1.range }
+    if diagnostics.contains(where: { $0.severity == .error }) { return .errors(diagnostics) }
+    return .entry(Entry(program: runbook.program, warnings: diagnostics, runbookText: pieces.joined(separator: "\n")))
+  }
+
+  /// Parses a target as written after `on` (`host @lab`, `group lab, office`, `all`).
+  public func parseTarget(_ text: String) -> (DefaultTarget?, [Diagnostic]) {
+    let loaded = Loader.load(text: Array("on \(text) < >".utf8), name: "<target>", after: files)
+    files = loaded.files
+    let errors = (loaded.diagnostics + Resolver.check(loaded, context: context)).filter { $0.severity == .error }
+    guard errors.isEmpty, loaded.program.statements.count == 1,
+      case .on(let target, _) = loaded.program.statements[0].kind
+    else { return (nil, errors) }
+    return (DefaultTarget(text: text, target: target), [])
+  }
+
+  /// Whether a top-level statement must run on hosts (an action, or holds one).
+  private func needsHost(_ statement: Statement) -> Bool {
+    switch statement.kind {
+    case .action: true
+    case .call(let name, _): context.functions[name.name]?.needsHost ?? false
+    case .if(_, let then, let otherwise):
+      then.statements.contains(where: needsHost) || (otherwise?.statements.contains(where: needsHost) ?? false)
+    case .for(_, _, let body), .try(let body): body.statements.contains(where: needsHost)
+    default: false
+    }
+  }
+
+  // MARK: - Running
+
+  /// Runs a parsed entry; what it binds, defines and sets stays for the next one (also when
+  /// it fails or is interrupted half-way: what ran, ran).
+  public func run(_ program: Program, check: Bool) async -> RunResult {
+    var entryOptions = options
+    entryOptions.check = check
+    let interpreter = Interpreter(transport: transport, sink: sink, options: entryOptions, files: files)
+    var frame = self.frame
+    let result = await interpreter.run(program, name: "<input \(entries)>", in: &frame, shutdown: false)
+    self.frame = frame
+    var extended = context
+    _ = Resolver.check(LoadedRunbook(files: files, program: program, diagnostics: []), context: &extended)
+    context = extended
+    context.globals.formUnion(frame.globals.keys)
+    return result
+  }
+
+  /// Closes the transport's connections (at the end of the session).
+  public func shutdown() async {
+    await transport.shutdown()
+  }
+
+  // MARK: - What the session knows
+
+  /// The settings in force.
+  public var settings: RunSettings { frame.top!.settings }
+
+  /// The inventory with the session's own groups.
+  public var inventory: Inventory { frame.top!.inventory }
+
+  /// Variables bound so far (`args` included), by name.
+  public var variables: [String: Value] { frame.globals }
+
+  /// Defs so far: name and parameter names.
+  public var functions: [String: [String]] { frame.functions.mapValues { $0.parameters.map(\.name) } }
+
+  /// Takes a fresh inventory (after discovery), keeping the groups the session defined.
+  public func replaceInventory(_ inventory: Inventory) {
+    var merged = inventory
+    let current = frame.top!.inventory
+    for name in current.groupNames where !inventory.groupNames.contains(name) {
+      merged.addToGroup(name, names: current.hosts(inGroup: name).map(\.name))
+    }
+    frame.top!.inventory = merged
+    options.inventory = merged
+    context.knownGroups.formUnion(merged.groupNames)
+  }
+}

@@ -1,0 +1,278 @@
+// The interactive shell: `cfi-sh` with no runbook on a terminal. Each entry (one line, or
+// several while a `<` block is open) is parsed, checked and run in one Session, so variables,
+// defs, groups, settings and ssh connections live on. Lines starting with `:` are
+// meta-commands (ReplCommands.swift). Ctrl-C cancels the running entry, or clears the line
+// at the prompt; Ctrl-D quits.
+
+import CFIScript
+import Foundation
+import Runtime
+import Synchronization
+
+/// The REPL's state between entries.
+final class Repl {
+  let options: CFISh
+  let store: Store
+  let session: Session
+  let editor: LineEditor
+  let sink: ReplSink
+  let style: Style
+  let vocabulary: SharedVocabulary
+  let interrupts: InterruptRouter
+  var entries: [InventoryEntry]
+  /// Where bare actions run (`:target`); nil: nowhere, they need an `on` block.
+  var target: Session.DefaultTarget?
+  var check: Bool
+  /// The last entry's text (for `:rerun`) and result (for `:last`, `:failed`, `:unreachable`).
+  var lastText: String?
+  var lastResult: RunResult?
+  /// What `:save` writes: the entries that ran to their end, as runbook text.
+  var saved: [String] = []
+
+  /// The history file: ~/.cfi_history (CFI_HISTORY overrides; empty: none).
+  static var historyFile: String? {
+    if let path = ProcessInfo.processInfo.environment["CFI_HISTORY"] { return path.isEmpty ? nil : path }
+    return NSHomeDirectory() + "/.cfi_history"
+  }
+
+  static let historyLimit = 2000
+
+  init(options: CFISh) async throws {
+    self.options = options
+    store = Store(root: options.storeRoot)
+    style = Style.forStream(.standardOutput)
+    check = options.check
+    let sources = InventorySources(
+      store: store, clientList: options.clientList, dshDirectory: options.dshGroupDirectory,
+      discovery: !options.noDiscovery)
+    let (inventory, entries) = try await sources.load { Stream.standardError.write("cfi-sh: \($0)\n") }
+    self.entries = entries
+    let (settings, locked) = try options.commandLineSettings()
+    sink = ReplSink(
+      renderer: TextRenderer(
+        verbosity: options.quiet ? .quiet : options.verbose ? .verbose : .normal, style: style,
+        progress: Stream.standardError.isTerminal))
+    session = Session(
+      transport: makeTransport(store: store, identity: options.identityFile, sshConfig: options.sshConfigFile),
+      sink: sink,
+      options: RunOptions(store: store, inventory: inventory, settings: settings, lockedSettings: locked, check: check))
+    let vocabulary = SharedVocabulary(Vocabulary(storeRoot: store.root))
+    self.vocabulary = vocabulary
+    editor = LineEditor(historyFile: Repl.historyFile, historyLimit: Repl.historyLimit) { line, start, _, word in
+      ReplCompletion.candidates(line: line, start: start, word: word, vocabulary: vocabulary.value.withLock { $0 })
+    }
+    interrupts = InterruptRouter()
+    await refreshVocabulary()
+  }
+
+  /// Runs until `:quit` or Ctrl-D; returns the exit status (0).
+  func run() async -> Int32 {
+    interrupts.start(editor: editor)
+    Stream.standardOutput.write(
+      "cfi-sh \(CFISh.version): \(entries.count) host\(entries.count == 1 ? "" : "s") known. :help lists the commands, Ctrl-D quits.\n")
+    var buffer = ""
+    loop: while true {
+      let prompt = buffer.isEmpty ? self.prompt : String(repeating: " ", count: max(0, self.prompt.count - 4)) + "... "
+      switch await editor.read(prompt: prompt) {
+      case .endOfInput:
+        break loop
+      case .interrupted:
+        buffer = ""
+      case .line(let line):
+        addHistory(line)
+        if buffer.isEmpty, line.trimmingCharacters(in: .whitespaces).hasPrefix(":") {
+          if await command(line.trimmingCharacters(in: .whitespaces)) == .quit { break loop }
+          continue
+        }
+        if buffer.isEmpty, line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
+        buffer += line + "\n"
+        if await enter(buffer) { buffer = "" }
+      }
+    }
+    interrupts.stop()
+    await session.shutdown()
+    editor.close()
+    return ExitStatus.success
+  }
+
+  /// `cfi>`, or `cfi lab>` with a default target.
+  var prompt: String {
+    guard let target else { return "cfi> " }
+    return "cfi \(Repl.shortName(target.text))> "
+  }
+
+  /// A target as the prompt shows it: `host @lab` → `lab`, `host pc[01-05]` → `pc[01-05]`.
+  static func shortName(_ text: String) -> String {
+    var name = text
+    for prefix in ["host ", "hosts ", "group "] where name.hasPrefix(prefix) { name.removeFirst(prefix.count) }
+    return name.hasPrefix("@") ? String(name.dropFirst()) : name
+  }
+
+  /// Adds a line to the history with any password hash redacted.
+  func addHistory(_ line: String) {
+    editor.addHistory(SecretText.redactingHashes(line))
+  }
+
+  // MARK: - Entries
+
+  /// Parses and runs an entry; false when it continues on the next line.
+  func enter(_ text: String, retarget: Bool = false) async -> Bool {
+    switch await session.parse(text, target: target, retarget: retarget) {
+    case .incomplete:
+      return false
+    case .errors(let diagnostics):
+      await report(diagnostics)
+    case .entry(let entry):
+      await report(entry.warnings)
+      lastText = text
+      await run(entry.program, savedAs: entry.runbookText)
+    }
+    return true
+  }
+
+  /// Runs a program as one run: lock, audit, Ctrl-C, results.
+  func run(_ program: Program, savedAs text: String) async {
+    // Per entry, never waiting: a cron run holding the store gets a message, not a hang.
+    var lock: StoreLock?
+    do throws(StoreLock.Failure) {
+      if !check { lock = try StoreLock(store: store, wait: false) }
+    } catch {
+      switch error {
+      case .busy(let holder):
+        fail("another run holds the lock of \(store.root) (pid \(holder ?? "?")); try again when it has finished")
+      case .cannotOpen(let message): fail(message)
+      }
+      return
+    }
+    let audit = openAuditLog()
+    sink.audit.withLock { $0 = audit }
+    let check = self.check
+    let session = self.session
+    let task = Task { await session.run(program, check: check) }
+    interrupts.running(task)
+    let result = await task.value
+    interrupts.reading()
+    sink.audit.withLock { $0 = nil }
+    if let error = result.error { await report([error]) }
+    let status = ExitStatus.of(outcomes: result.outcomes, runtimeError: result.error != nil, interrupted: result.interrupted)
+    audit?.finish(exitStatus: status)
+    withExtendedLifetime(lock) {}
+    lastResult = result
+    let reached = result.outcomes.filter { [.ok, .changed, .failed].contains($0.status) }.map(\.host)
+    try? KnownClients(store: store).remember(reached)
+    // Saved when it ran to its end and did not fail everywhere it ran.
+    let failedEverywhere = !result.outcomes.isEmpty && result.outcomes.allSatisfy { [.failed, .unreachable].contains($0.status) }
+    if result.error == nil, !result.interrupted, !failedEverywhere { saved.append(text) }
+    await refreshVocabulary()
+  }
+
+  private func openAuditLog() -> AuditLog? {
+    let path = options.auditLogPath
+    guard path != "none" else { return nil }
+    do { return try AuditLog(path: path, arguments: []) } catch {
+      Stream.standardError.write("cfi-sh: cannot open the audit log '\(path)': \(Loader.reason(error)); running without it\n")
+      return nil
+    }
+  }
+
+  func report(_ diagnostics: [Diagnostic]) async {
+    guard !diagnostics.isEmpty else { return }
+    let renderer = DiagnosticRenderer(files: await session.files, colors: Style.forStream(.standardError).enabled)
+    Stream.standardError.write(renderer.render(diagnostics))
+  }
+
+  /// Updates what completion offers from the session and the inventory.
+  func refreshVocabulary() async {
+    let inventory = await session.inventory
+    let variables = await session.variables.keys.sorted()
+    let functions = await session.functions.keys.sorted()
+    var groups = Set(store.groups()).union(inventory.groupNames)
+    groups.insert(Host.unknownGroup)
+    let names = inventory.hosts.map(\.name)
+    let folded = groups.map { HostFolding.foldedString(inventory.hosts(inGroup: $0).map(\.name)) }
+      .filter { $0.contains("[") }
+    let targetGroups = target.map { Repl.groups(in: $0.text) } ?? []
+    vocabulary.value.withLock {
+      $0.groups = groups.sorted()
+      $0.hosts = names + folded
+      $0.variables = variables
+      $0.functions = functions
+      $0.targetGroups = targetGroups
+    }
+  }
+
+  /// The groups a target text names (`group a, b` or `@a`).
+  static func groups(in text: String) -> [String] {
+    let words = text.split(whereSeparator: { " ,".contains($0) }).map(String.init)
+    if words.first == "group" { return Array(words.dropFirst().prefix { $0 != "except" }) }
+    return words.filter { $0.hasPrefix("@") }.map { String($0.dropFirst()) }
+  }
+}
+
+/// The REPL's event sink: the renderer, and the current entry's audit log.
+final class ReplSink: EventSink {
+  let renderer: TextRenderer
+  let audit = Mutex<AuditLog?>(nil)
+
+  init(renderer: TextRenderer) { self.renderer = renderer }
+
+  func emit(_ event: Event) {
+    renderer.emit(event)
+    audit.withLock { $0 }?.emit(event)
+  }
+}
+
+/// Routes SIGINT: at the prompt it clears the line; while an entry runs it cancels the entry
+/// (remote commands killed, hosts `interrupted`) and the shell stays.
+final class InterruptRouter {
+  private enum Mode {
+    case idle
+    case reading(LineEditor)
+    case running(Task<RunResult, Never>, LineEditor)
+  }
+
+  /// Shared with the signal handler, which runs on a dispatch queue.
+  private final class State: Sendable {
+    let mode = Mutex<Mode>(.idle)
+
+    func interrupt() {
+      switch mode.withLock({ $0 }) {
+      case .idle: break
+      case .reading(let editor): editor.interrupt()
+      case .running(let task, _):
+        if !task.isCancelled {
+          Stream.standardError.write("\ninterrupting: stopping remote commands\n")
+          task.cancel()
+        }
+      }
+    }
+  }
+
+  private let state = State()
+  private let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+
+  func start(editor: LineEditor) {
+    state.mode.withLock { $0 = .reading(editor) }
+    signal(SIGINT, SIG_IGN)
+    source.setEventHandler { [state] in state.interrupt() }
+    source.resume()
+  }
+
+  func running(_ task: Task<RunResult, Never>) {
+    state.mode.withLock { mode in
+      if case .reading(let editor) = mode { mode = .running(task, editor) }
+    }
+  }
+
+  func reading() {
+    state.mode.withLock { mode in
+      if case .running(_, let editor) = mode { mode = .reading(editor) }
+    }
+  }
+
+  func stop() {
+    source.cancel()
+    state.mode.withLock { $0 = .idle }
+    signal(SIGINT, SIG_DFL)
+  }
+}

@@ -1,0 +1,123 @@
+// The REPL's session on a RecordingTransport: state that lives from entry to entry, entries
+// that continue on the next line, the default target, and secrets kept out of saved text.
+
+import CFIScript
+import Foundation
+import Runtime
+import Testing
+
+@Suite struct SessionTests {
+  let transport = RecordingTransport()
+  let log = EventLog()
+
+  func session() -> Session {
+    Session(transport: transport, sink: log, options: RunOptions(inventory: testInventory(), environment: [:]))
+  }
+
+  /// Parses and runs an entry that must be complete and free of errors.
+  @discardableResult
+  func enter(
+    _ text: String, in session: Session, target: Session.DefaultTarget? = nil, retarget: Bool = false
+  ) async throws -> (RunResult, Session.Entry) {
+    guard case .entry(let entry) = await session.parse(text, target: target, retarget: retarget) else {
+      Issue.record("'\(text)' did not parse to an entry")
+      throw CancellationError()
+    }
+    return (await session.run(entry.program, check: false), entry)
+  }
+
+  func commands(_ host: String) -> [String] {
+    transport.calls(on: host).compactMap { if case .run(let command) = $0 { command } else { nil } }
+  }
+
+  @Test func variablesDefsGroupsAndSettingsLiveOnAcrossEntries() async throws {
+    let session = session()
+    try await enter("let greeting = \"hi\"", in: session)
+    try await enter("def hello(name) < run \"echo $greeting $name\" >", in: session)
+    try await enter("group pair = pc01, desk2", in: session)
+    try await enter("set parallel = 3", in: session)
+    let (result, _) = try await enter("on group pair < hello(\"there\") >", in: session)
+    #expect(result.outcomes.map(\.host.name) == ["desk2", "pc01"])
+    #expect(commands("desk2") == ["echo hi there"])
+    #expect(await session.settings.parallel == 3)
+    #expect(await session.variables["greeting"] == .string("hi"))
+  }
+
+  @Test func anOpenBlockIsIncompleteAndOtherErrorsAreNot() async throws {
+    let session = session()
+    guard case .incomplete = await session.parse("on group lab <\n") else {
+      Issue.record("an open block should continue")
+      return
+    }
+    guard case .incomplete = await session.parse("on group lab <\n  run \"true\"\n") else {
+      Issue.record("an open block with a statement should continue")
+      return
+    }
+    guard case .entry = await session.parse("on group lab <\n  run \"true\"\n>\n") else {
+      Issue.record("a closed block should be an entry")
+      return
+    }
+    guard case .errors(let diagnostics) = await session.parse("on group lab < frobnicate >\n") else {
+      Issue.record("an unknown word should be an error")
+      return
+    }
+    #expect(diagnostics.contains { $0.message.contains("frobnicate") })
+    // A syntax error does not end the session: the next entry runs.
+    try await enter("on host pc02 < run \"true\" >", in: session)
+    #expect(commands("pc02") == ["true"])
+  }
+
+  @Test func anUnknownVariableIsAnErrorUntilBound() async throws {
+    let session = session()
+    guard case .errors = await session.parse("print later") else {
+      Issue.record("an unknown variable should be an error")
+      return
+    }
+    try await enter("let later = 1", in: session)
+    guard case .entry = await session.parse("print later") else {
+      Issue.record("a variable bound by an earlier entry should be known")
+      return
+    }
+  }
+
+  @Test func bareActionsRunOnTheDefaultTarget() async throws {
+    let session = session()
+    let (target, errors) = await session.parseTarget("host @office except desk10")
+    #expect(errors.isEmpty)
+    let (result, entry) = try await enter("let x = 2\nrun \"echo $x\"\nprint x", in: session, target: target)
+    #expect(result.outcomes.map(\.host.name) == ["desk1", "desk2", "desk3"])
+    #expect(commands("desk1") == ["echo 2"])
+    #expect(entry.runbookText == "let x = 2\non host @office except desk10 < run \"echo $x\" >\nprint x")
+    // Without a target, a bare action is the usual error.
+    guard case .errors(let diagnostics) = await session.parse("run \"true\"") else {
+      Issue.record("a bare action without a target should be an error")
+      return
+    }
+    #expect(diagnostics.first?.message.contains("inside an 'on' block") == true)
+  }
+
+  @Test func aBadTargetIsReported() async throws {
+    let (target, errors) = await session().parseTarget("host pc[05-01]")
+    #expect(target == nil)
+    #expect(errors.first?.message.contains("reversed") == true)
+  }
+
+  @Test func retargetingMovesAnEntrysOwnBlocks() async throws {
+    let session = session()
+    let (target, _) = await session.parseTarget("host pc07")
+    let (result, entry) = try await enter("on group lab < run \"true\" >", in: session, target: target, retarget: true)
+    #expect(result.outcomes.map(\.host.name) == ["pc07"])
+    #expect(entry.runbookText == "on host pc07 < run \"true\" >")
+  }
+
+  @Test func secretsBecomeVariablesAndAreRedacted() {
+    let hash = "$6$saltsalt$" + String(repeating: "a", count: 86)
+    let text = "let h = '\(hash)'\non all < password root \"\(hash)\" > # was \(hash)\nrun \"echo $y$b $6$x\""
+    let (saved, variables) = SecretText.hashesAsVariables(text)
+    #expect(variables == ["hash_1", "hash_2"])
+    #expect(!saved.contains("saltsalt"))
+    #expect(saved == "let h = hash_1\non all < password root hash_2 > # was <redacted>\nrun \"echo $y$b $6$x\"")
+    #expect(SecretText.redactingHashes("password root '\(hash)'") == "password root '<redacted>'")
+    #expect(SecretText.redactingHashes("let x = \"$hash\"") == "let x = \"$hash\"")
+  }
+}
