@@ -104,7 +104,10 @@ public final class SSHTransport: Transport {
   /// Opens (once) the host's master connection; returns a result to report if it failed.
   private func connect(_ host: Host, options: StepOptions) async -> StepResult? {
     switch connections.withLock({ $0[host.name] }) {
-    case .open: return nil
+    case .open:
+      // The master ends after ControlPersist idle seconds (a REPL waiting at its prompt);
+      // then connect again rather than fall back to a handshake per step.
+      if FileManager.default.fileExists(atPath: "\(controlDirectory)/\(host.name)") { return nil }
     case .failed(let result): return result
     case nil: break
     }
@@ -124,8 +127,19 @@ public final class SSHTransport: Transport {
     }
     var result = failure
     result?.duration = clock.now - start
+    if result != nil && Task.isCancelled {
+      // Interrupted while connecting (Ctrl-C): not a fact about the host; the next step
+      // (the REPL's next entry) connects afresh.
+      return StepResult(status: .interrupted, message: "interrupted while connecting", duration: clock.now - start)
+    }
     connections.withLock { $0[host.name] = result.map(Connection.failed) ?? .open }
     return result
+  }
+
+  public func retryUnreachable() {
+    connections.withLock { connections in
+      connections = connections.filter { if case .failed = $0.value { false } else { true } }
+    }
   }
 
   /// Says why ssh could not connect, in the operator's words.

@@ -127,6 +127,7 @@ public actor Session {
   /// Runs a parsed entry; what it binds, defines and sets stays for the next one (also when
   /// it fails or is interrupted half-way: what ran, ran).
   public func run(_ program: Program, check: Bool) async -> RunResult {
+    transport.retryUnreachable()
     var entryOptions = options
     entryOptions.check = check
     let interpreter = Interpreter(transport: transport, sink: sink, options: entryOptions, files: files)
