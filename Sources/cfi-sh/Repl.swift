@@ -115,8 +115,9 @@ final class Repl {
 
   // MARK: - Entries
 
-  /// Parses and runs an entry; false when it continues on the next line.
-  func enter(_ text: String, retarget: Bool = false) async -> Bool {
+  /// Parses and runs an entry; false when it continues on the next line. `typed` entries
+  /// are the ones `:rerun` repeats (not those a meta-command makes, like `:set`'s).
+  func enter(_ text: String, retarget: Bool = false, typed: Bool = true) async -> Bool {
     switch await session.parse(text, target: target, retarget: retarget) {
     case .incomplete:
       return false
@@ -124,7 +125,7 @@ final class Repl {
       await report(diagnostics)
     case .entry(let entry):
       await report(entry.warnings)
-      lastText = text
+      if typed { lastText = text }
       await run(entry.program, savedAs: entry.runbookText)
     }
     return true

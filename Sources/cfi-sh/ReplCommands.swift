@@ -179,7 +179,7 @@ extension Repl {
       fail(":set takes a setting and a value, e.g. ':set parallel 16'")
       return
     }
-    _ = await enter("set \(words[0]) = \(words.last!)\n")
+    _ = await enter("set \(words[0]) = \(words.last!)\n", typed: false)
   }
 
   static func durationText(_ duration: Duration) -> String {

@@ -7,13 +7,14 @@ import TestSupport
 import Testing
 
 extension Lab {
-  /// Starts the REPL on this lab (no discovery: the client list names the hosts).
-  func repl(history: String, arguments: [String] = []) throws -> PseudoTerminal {
+  /// Starts the REPL on this lab (no discovery unless asked: the client list names the hosts).
+  func repl(history: String, arguments: [String] = ["--no-discovery"], environment: [String: String] = [:]) throws
+    -> PseudoTerminal
+  {
     try PseudoTerminal(
       Command.binary,
-      arguments: ["-i", inventory, "--identity", key, "--store", store.path, "--audit-log", auditLog, "--no-discovery"]
-        + arguments,
-      environment: ["CFI_HISTORY": history])
+      arguments: ["-i", inventory, "--identity", key, "--store", store.path, "--audit-log", auditLog] + arguments,
+      environment: environment.merging(["CFI_HISTORY": history]) { $1 })
   }
 }
 
@@ -87,7 +88,7 @@ struct ReplFleetTests {
   @Test func failedHostsBecomeTheTargetAndRerunReachesThem() throws {
     let lab = try Lab("replrerun", hosts: 4)
     try lab.stopSSHD("pc02")
-    let repl = try lab.repl(history: lab.store.path + "/history", arguments: ["--connect-timeout", "3s"])
+    let repl = try lab.repl(history: lab.store.path + "/history", arguments: ["--no-discovery", "--connect-timeout", "3s"])
     defer { repl.terminate() }
     try repl.expect("cfi> ")
     repl.sendLine(#"on group lab < run "touch /root/done" >"#)
@@ -187,5 +188,58 @@ struct ReplFleetTests {
       #expect(try lab.read(host, "getent shadow root | cut -d: -f2") == hash)
       #expect(try lab.read(host, "cat /root/saved") == "saved")
     }
+  }
+
+  @Test func metaCommandsShowAndSteerTheSession() throws {
+    let lab = try Lab("replmeta", hosts: 4, labOptions: ["--group-of", "pc04=unknown"])
+    try lab.exec("pc04", "rm -f /root/probe")
+    // Discovery on: the lab's server-side avahi, which sees the hosts' announcements.
+    let repl = try lab.repl(history: "", arguments: [], environment: ["DBUS_SYSTEM_BUS_ADDRESS": lab.dbus])
+    defer { repl.terminate() }
+    try repl.expect("cfi> ")
+    repl.sendLine(":hosts @lab")
+    let hosts = try repl.expect("cfi> ")
+    #expect(hosts.contains("NAME"))
+    #expect(hosts.contains("pc01") && hosts.contains("pc02") && !hosts.contains("pc03"))
+    repl.sendLine(":groups")
+    let groups = try repl.expect("cfi> ")
+    #expect(groups.contains("lab (2)"))
+    #expect(groups.contains("pc[01-02]"))
+    repl.sendLine(":discover")
+    try repl.expect("announcing")
+    try repl.expect("cfi> ")
+
+    // Check mode: reported, nothing changed.
+    repl.sendLine(":check on")
+    try repl.expect("check mode is on")
+    repl.sendLine(#"on all < run "touch /root/probe" >"#)
+    try repl.expect("recap")
+    try repl.expect("cfi> ")
+    #expect(try lab.exec("pc04", "test -e /root/probe").status != 0)
+    repl.sendLine(":check off")
+    try repl.expect("check mode is off")
+
+    // Settings: shown, and set like `set`.
+    repl.sendLine(":set parallel 2")
+    try repl.expect("cfi> ")
+    repl.sendLine(":set")
+    let settings = try repl.expect("check = off")
+    #expect(settings.contains("parallel = 2"))
+    repl.sendLine(":set nonsense 1")
+    try repl.expect("unknown setting")
+
+    // Mistyped commands get a suggestion; a bad target is an error and changes nothing.
+    repl.sendLine(":grops")
+    try repl.expect("did you mean ':groups'?")
+    repl.sendLine(":target pc[05-01]")
+    try repl.expect("reversed")
+    repl.sendLine(":target")
+    try repl.expect("no target")
+    repl.sendLine(":rerun")
+    try repl.expect("touch /root/probe")
+    try repl.expect("recap")
+    #expect(try lab.exec("pc04", "test -e /root/probe").status == 0)
+    repl.sendLine(":quit")
+    #expect(try repl.waitForExit() == 0)
   }
 }
