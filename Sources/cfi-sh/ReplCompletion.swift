@@ -43,38 +43,52 @@ enum ReplCompletion {
   /// Candidates for `word`, which starts at UTF-8 offset `start` of `line`.
   static func candidates(line: String, start: Int, word: String, vocabulary: Vocabulary) -> [String] {
     let before = String(decoding: Array(line.utf8).prefix(start), as: UTF8.self)
-    let previous = before.split(whereSeparator: { " \t\n<>;=(),".contains($0) }).map(String.init)
-    let inString = before.last == "\"" || before.last == "'"
-    let lastWord = previous.last.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "\"'")) }
-    let pool: [String]
-    if inString {
-      let keyword = previous.dropLast().last ?? ""
-      if ["copy", "sync", "script"].contains(lastWord ?? "") || ["copy", "sync", "script"].contains(keyword) {
+    let previous = before.split(whereSeparator: { " \t\n<>;=(),\"'".contains($0) }).map(String.init)
+    let lastWord = previous.last
+    let groupReferences = vocabulary.groups.map { "@" + $0 }
+    if let quote = openQuote(before) {
+      if word.hasPrefix("$") && quote == "\"" { return matches(word, vocabulary.variables.map { "$" + $0 }) }
+      // The word is a string's first: `copy "etc/…`.
+      if before.last == quote, ["copy", "sync", "script"].contains(lastWord ?? "") {
         return storePaths(word, groups: groupsNamed(in: before, vocabulary), vocabulary: vocabulary)
       }
-      if word.hasPrefix("$") { return matches(word, vocabulary.variables.map { "$" + $0 }) }
       return []
     }
     if previous.isEmpty, word.hasPrefix(":") { return matches(word, metaCommands) }
-    switch previous.first {
-    case ":target", ":hosts":
-      pool = ["all", "group"] + vocabulary.groups.map { "@" + $0 } + vocabulary.hosts
-      return matches(word, previous.count == 2 && previous[1] == "group" ? vocabulary.groups : pool)
-    case ":check": return matches(word, ["on", "off"])
-    case ":set": return previous.count == 1 ? matches(word, settings) : []
-    case ":save", ":load": return localPaths(word)
+    switch (previous.first, lastWord) {
+    case (":target", "group"): return matches(word, vocabulary.groups)
+    case (":target", _): return matches(word, ["all", "group"] + groupReferences + vocabulary.hosts)
+    case (":hosts", _): return matches(word, groupReferences + vocabulary.hosts)
+    case (":check", _): return matches(word, ["on", "off"])
+    case (":set", _): return previous.count == 1 ? matches(word, settings) : []
+    case (":save", _), (":load", _): return localPaths(word)
     default: break
     }
-    if word.hasPrefix("@") { return matches(word, vocabulary.groups.map { "@" + $0 }) }
+    if word.hasPrefix("@") { return matches(word, groupReferences) }
     switch lastWord {
-    case "group": pool = vocabulary.groups
-    case "host", "hosts", "except": pool = vocabulary.hosts + vocabulary.groups.map { "@" + $0 }
-    case "set": pool = settings
-    default:
-      // After a group or host name in a target list, more names.
-      pool = words + vocabulary.variables + vocabulary.functions.map { $0 + "(" } + builtins
+    case "group": return matches(word, vocabulary.groups)
+    case "host", "hosts", "except": return matches(word, vocabulary.hosts + groupReferences)
+    case "set": return matches(word, settings)
+    default: return matches(word, words + vocabulary.variables + vocabulary.functions.map { $0 + "(" } + builtins)
     }
-    return matches(word, pool)
+  }
+
+  /// The quote of the string the text ends inside, if it does (`\` escapes in `"…"`).
+  private static func openQuote(_ text: String) -> Character? {
+    var open: Character?
+    var escaped = false
+    for character in text {
+      if escaped {
+        escaped = false
+      } else if let quote = open {
+        if character == "\\" && quote == "\"" { escaped = true } else if character == quote { open = nil }
+      } else if character == "\"" || character == "'" {
+        open = character
+      } else if character == "#" {
+        break  // a comment: nothing after it is code
+      }
+    }
+    return open
   }
 
   private static func matches(_ word: String, _ pool: [String]) -> [String] {
