@@ -149,7 +149,9 @@ final class Repl {
     sink.audit.withLock { $0 = audit }
     let check = self.check
     let session = self.session
-    let task = Task { await session.run(program, check: check) }
+    // The audit log's "runbook": the entry as a runbook says it, hashes redacted.
+    let name = "cfi-sh session: " + SecretText.redactingHashes(String(text.prefix(1000)))
+    let task = Task { await session.run(program, name: name, check: check) }
     interrupts.running(task)
     let result = await task.value
     interrupts.reading()

@@ -172,6 +172,9 @@ struct ReplFleetTests {
     #expect(!savedText.contains(hash))
     #expect(!savedText.contains("run \"false\""))
     #expect(try lab.cfi(["-n", saved]).status == 0)
+    let audit = try String(contentsOfFile: lab.auditLog, encoding: .utf8)
+    #expect(!audit.contains(hash))
+    #expect(audit.contains(#""runbook":"cfi-sh session: on host @lab < password root root_hash >""#))
 
     // The saved runbook does the same again, with the hash from the environment.
     for host in lab.hosts {

@@ -126,13 +126,14 @@ public actor Session {
 
   /// Runs a parsed entry; what it binds, defines and sets stays for the next one (also when
   /// it fails or is interrupted half-way: what ran, ran).
-  public func run(_ program: Program, check: Bool) async -> RunResult {
+  /// `name` is what the sink's `runStarted` calls the run (default `<input N>`).
+  public func run(_ program: Program, name: String? = nil, check: Bool) async -> RunResult {
     transport.retryUnreachable()
     var entryOptions = options
     entryOptions.check = check
     let interpreter = Interpreter(transport: transport, sink: sink, options: entryOptions, files: files)
     var frame = self.frame
-    let result = await interpreter.run(program, name: "<input \(entries)>", in: &frame, shutdown: false)
+    let result = await interpreter.run(program, name: name ?? "<input \(entries)>", in: &frame, shutdown: false)
     self.frame = frame
     var extended = context
     _ = Resolver.check(LoadedRunbook(files: files, program: program, diagnostics: []), context: &extended)
