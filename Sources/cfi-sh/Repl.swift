@@ -28,6 +28,7 @@ final class Repl {
   var lastResult: RunResult?
   /// What `:save` writes: the entries that ran to their end, as runbook text.
   var saved: [String] = []
+  var auditUnavailable = false
 
   /// The history file: ~/.cfi_history (CFI_HISTORY overrides; empty: none).
   static var historyFile: String? {
@@ -169,11 +170,13 @@ final class Repl {
     await refreshVocabulary()
   }
 
+  /// The audit log for one entry; a log that cannot be opened is said once, then skipped.
   private func openAuditLog() -> AuditLog? {
     let path = options.auditLogPath
-    guard path != "none" else { return nil }
+    guard path != "none", !auditUnavailable else { return nil }
     do { return try AuditLog(path: path, arguments: []) } catch {
-      Stream.standardError.write("cfi-sh: cannot open the audit log '\(path)': \(Loader.reason(error)); running without it\n")
+      fail("cannot open the audit log '\(path)': \(Loader.reason(error)); this session runs without it")
+      auditUnavailable = true
       return nil
     }
   }
@@ -237,6 +240,8 @@ final class InterruptRouter {
   /// Shared with the signal handler, which runs on a dispatch queue.
   private final class State: Sendable {
     let mode = Mutex<Mode>(.idle)
+    /// Ctrl-C presses after the running entry was cancelled.
+    let pressedWhileStopping = Mutex(0)
 
     func interrupt() {
       switch mode.withLock({ $0 }) {
@@ -244,8 +249,11 @@ final class InterruptRouter {
       case .reading(let editor): editor.interrupt()
       case .running(let task, _):
         if !task.isCancelled {
-          Stream.standardError.write("\ninterrupting: stopping remote commands\n")
+          Stream.standardError.write("\ninterrupting: stopping remote commands (Ctrl-C twice more to quit cfi-sh)\n")
           task.cancel()
+        } else if pressedWhileStopping.withLock({ $0 += 1; return $0 }) >= 2 {
+          // Stopping hangs (a host that does not answer the remote kill): leave at once.
+          Foundation.exit(ExitStatus.interrupted)
         }
       }
     }
@@ -262,6 +270,7 @@ final class InterruptRouter {
   }
 
   func running(_ task: Task<RunResult, Never>) {
+    state.pressedWhileStopping.withLock { $0 = 0 }
     state.mode.withLock { mode in
       if case .reading(let editor) = mode { mode = .running(task, editor) }
     }
