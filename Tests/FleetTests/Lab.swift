@@ -3,6 +3,7 @@
 // its own bridge and subnet), so tests never share hosts.
 
 import Foundation
+import Synchronization
 import TestSupport
 import Testing
 
@@ -21,6 +22,9 @@ func shell(_ arguments: [String], stdin: String? = nil, environment: [String: St
 
 /// A running lab of test hosts and a store for cfi-sh to use on it.
 final class Lab {
+  /// Every prefix a test of this run has taken.
+  private static let prefixesUsed = Mutex<Set<String>>([])
+
   let prefix: String
   let hosts: [String]
   let inventory: String
@@ -40,6 +44,11 @@ final class Lab {
       throw CancellationError()
     }
     prefix = "ft" + name.prefix(9).lowercased().filter { $0.isLetter || $0.isNumber }
+    // Suites run in parallel: two tests with one prefix would tear down each other's hosts.
+    guard Lab.prefixesUsed.withLock({ $0.insert(prefix).inserted }) else {
+      Issue.record("lab prefix '\(prefix)' is used by two tests; give this lab another name")
+      throw CancellationError()
+    }
     store = try TemporaryDirectory()
     for group in groups {
       try FileManager.default.createDirectory(atPath: store.path + "/" + group, withIntermediateDirectories: true)

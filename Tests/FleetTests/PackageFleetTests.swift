@@ -281,7 +281,7 @@ struct PackageFleetTests {
     try repository.publish(
       "cfi-test-slow", "1.0",
       postinst: "touch /run/cfi-test-slow.started\nwhile [ ! -e /run/cfi-test.release ]; do sleep 0.1; done")
-    let lab = try packageLab("lock", repository: repository)
+    let lab = try packageLab("aptlock", repository: repository)
     let setup = try lab.run("on all < \(copySource); install \"cfi-test-a\" >", ["--json"])
     #expect(outcomes(setup) == all(lab.hosts, "changed"), "\(setup.stderr)")
     let dpkgLocked = Array(lab.hosts.prefix(3)), listsLocked = Array(lab.hosts.suffix(3))
