@@ -43,7 +43,8 @@ final class Lab {
       Issue.record("fleet tests need root (network namespaces); CI must run them as root")
       throw CancellationError()
     }
-    prefix = "ft" + name.prefix(9).lowercased().filter { $0.isLetter || $0.isNumber }
+    let prefix = "ft" + name.prefix(9).lowercased().filter { $0.isLetter || $0.isNumber }
+    self.prefix = prefix
     // Suites run in parallel: two tests with one prefix would tear down each other's hosts.
     guard Lab.prefixesUsed.withLock({ $0.insert(prefix).inserted }) else {
       Issue.record("lab prefix '\(prefix)' is used by two tests; give this lab another name")
