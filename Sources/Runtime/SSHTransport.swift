@@ -136,10 +136,16 @@ public final class SSHTransport: Transport {
     return result
   }
 
-  public func retryUnreachable() {
+  public func startNewRun() async {
     connections.withLock { connections in
       connections = connections.filter { if case .failed = $0.value { false } else { true } }
     }
+    aptUpdated.withLock { $0 = [] }
+    let kills = pendingKills.withLock { kills in
+      defer { kills = [] }
+      return kills
+    }
+    for kill in kills { await kill.value }
   }
 
   /// Says why ssh could not connect, in the operator's words.

@@ -10,12 +10,12 @@ public protocol Transport: Sendable {
   func perform(_ action: Action, on host: Host, options: StepOptions) async -> StepResult
   /// Releases everything held for the run (connections, control sockets). Called once at the end.
   func shutdown() async
-  /// Forgets hosts that could not be reached, so that the next step tries them again; open
-  /// connections stay. A runbook never calls it (an unreachable host stays so for the run);
-  /// a session calls it before each entry.
-  func retryUnreachable()
+  /// Starts a new run on the same connections (a session's next entry): hosts that could
+  /// not be reached are tried again, per-run state (package lists refreshed) starts afresh;
+  /// open connections stay. A runbook is one run and never calls it.
+  func startNewRun() async
 }
 
 extension Transport {
-  public func retryUnreachable() {}
+  public func startNewRun() async {}
 }

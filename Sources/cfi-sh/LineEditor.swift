@@ -262,8 +262,9 @@ final class LineEditor: @unchecked Sendable {
     var seen: Set<String> = []
     let candidates = completer(Readline.lineBuffer, Int(start), Int(end), word).filter { seen.insert($0).inserted }
     guard let first = candidates.first else { return nil }
-    if candidates.count == 1 && first.hasSuffix("/") {
-      // A directory: the user goes on typing inside it, so no space and no closing quote.
+    if candidates.count == 1 && (first.hasSuffix("/") || first.contains("$")) {
+      // A directory, or a variable inside a string: the user goes on typing there, so no
+      // space and no closing quote.
       rl_completion_suppress_append = 1
       rl_completion_suppress_quote = 1
     }

@@ -76,13 +76,18 @@ final class Repl {
       let prompt = buffer.isEmpty ? self.prompt : String(repeating: " ", count: max(0, self.prompt.count - 4)) + "... "
       switch await editor.read(prompt: prompt) {
       case .endOfInput:
+        if !buffer.isEmpty { fail("the unfinished entry was dropped") }
         break loop
       case .interrupted:
         buffer = ""
       case .line(let line):
         addHistory(line)
-        if buffer.isEmpty, line.trimmingCharacters(in: .whitespaces).hasPrefix(":") {
-          if await command(line.trimmingCharacters(in: .whitespaces)) == .quit { break loop }
+        // A meta-command also works inside an unfinished entry: no statement starts with ':'.
+        if line.trimmingCharacters(in: .whitespaces).hasPrefix(":") {
+          if await command(line.trimmingCharacters(in: .whitespaces)) == .quit {
+            if !buffer.isEmpty { fail("the unfinished entry was dropped") }
+            break loop
+          }
           continue
         }
         if buffer.isEmpty, line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
@@ -126,7 +131,10 @@ final class Repl {
       await report(diagnostics)
     case .entry(let entry):
       await report(entry.warnings)
-      if typed { lastText = text }
+      guard !entry.program.statements.isEmpty else { return true }  // a comment, a lone ';'
+      // Rerun from the text as it ran (default target written out), so that it also runs
+      // again after ':target none'.
+      if typed { lastText = entry.runbookText }
       await run(entry.program, savedAs: entry.runbookText)
     }
     return true
@@ -164,9 +172,9 @@ final class Repl {
     lastResult = result
     let reached = result.outcomes.filter { [.ok, .changed, .failed].contains($0.status) }.map(\.host)
     try? KnownClients(store: store).remember(reached)
-    // Saved when it ran to its end and did not fail everywhere it ran.
+    // Saved when it ran for real, to its end, and did not fail everywhere it ran.
     let failedEverywhere = !result.outcomes.isEmpty && result.outcomes.allSatisfy { [.failed, .unreachable].contains($0.status) }
-    if result.error == nil, !result.interrupted, !failedEverywhere { saved.append(text) }
+    if !check, result.error == nil, !result.interrupted, !failedEverywhere { saved.append(text) }
     await refreshVocabulary()
   }
 
@@ -187,13 +195,17 @@ final class Repl {
     Stream.standardError.write(renderer.render(diagnostics))
   }
 
+  /// Every group: the store's, the inventory's (with the session's `group`s), `unknown`.
+  func allGroups(_ inventory: Inventory) -> Set<String> {
+    Set(store.groups()).union(inventory.groupNames).union([Host.unknownGroup])
+  }
+
   /// Updates what completion offers from the session and the inventory.
   func refreshVocabulary() async {
     let inventory = await session.inventory
     let variables = await session.variables.keys.sorted()
     let functions = await session.functions.keys.sorted()
-    var groups = Set(store.groups()).union(inventory.groupNames)
-    groups.insert(Host.unknownGroup)
+    let groups = allGroups(inventory)
     let names = inventory.hosts.map(\.name)
     let folded = groups.map { HostFolding.foldedString(inventory.hosts(inGroup: $0).map(\.name)) }
       .filter { $0.contains("[") }

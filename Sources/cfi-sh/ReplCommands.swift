@@ -83,8 +83,7 @@ extension Repl {
 
   private func groups() async {
     let inventory = await session.inventory
-    var names = Set(store.groups()).union(inventory.groupNames)
-    names.insert(Host.unknownGroup)
+    let names = allGroups(inventory)
     let online = Set(entries.filter(\.online).map(\.host.name))
     var lines: [[String]] = []
     for group in names.sorted() {
@@ -127,10 +126,12 @@ extension Repl {
 
   // MARK: - Target and modes
 
-  private func setTarget(_ text: String) async {
+  /// Sets (or shows, or clears) the default target; false if `text` is not a target.
+  @discardableResult
+  private func setTarget(_ text: String) async -> Bool {
     if text.isEmpty {
       Stream.standardOutput.write(target.map { "target: \($0.text)\n" } ?? "no target: bare actions need an 'on' block\n")
-      return
+      return true
     }
     if text == "none" || text == "-" {
       target = nil
@@ -140,11 +141,12 @@ extension Repl {
       let (parsed, errors) = await session.parseTarget(full)
       guard let parsed else {
         await report(errors)
-        return
+        return false
       }
       target = parsed
     }
     await refreshVocabulary()
+    return true
   }
 
   private func setCheck(_ argument: String) {
@@ -216,7 +218,7 @@ extension Repl {
       fail(lastResult == nil ? "nothing has run yet" : "no \(word) hosts in the last run; the target stays")
       return
     }
-    await setTarget(HostFolding.fold(hosts).joined(separator: ", "))
+    guard await setTarget(HostFolding.fold(hosts).joined(separator: ", ")) else { return }
     Stream.standardOutput.write("target: \(HostFolding.foldedString(hosts)) (\(hosts.count) \(word))\n")
   }
 
@@ -225,7 +227,7 @@ extension Repl {
       fail("nothing to run again yet")
       return
     }
-    Stream.standardOutput.write(style.dim("rerun on \(target?.text ?? "its own targets"): ") + text)
+    Stream.standardOutput.write(style.dim("rerun on \(target?.text ?? "its own targets"): ") + text + "\n")
     _ = await enter(text, retarget: true)
   }
 
@@ -286,7 +288,9 @@ extension Repl {
     case .entry(let entry):
       await report(entry.warnings)
       let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-      await run(entry.program, savedAs: "include \"\(absolute)\"")
+      let quoted = absolute.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        .replacingOccurrences(of: "$", with: "\\$")
+      await run(entry.program, savedAs: "include \"\(quoted)\"")
     }
   }
 }

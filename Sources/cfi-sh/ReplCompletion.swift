@@ -44,10 +44,19 @@ enum ReplCompletion {
   static func candidates(line: String, start: Int, word: String, vocabulary: Vocabulary) -> [String] {
     let before = String(decoding: Array(line.utf8).prefix(start), as: UTF8.self)
     let previous = before.split(whereSeparator: { " \t\n<>;=(),\"'".contains($0) }).map(String.init)
-    let lastWord = previous.last
+    var lastWord = previous.last
+    // In a list (`on group lab, off`), the word that started it.
+    if before.trimmingCharacters(in: .whitespaces).hasSuffix(",") {
+      lastWord = previous.last { ["group", "host", "hosts", "except"].contains($0) }
+    }
     let groupReferences = vocabulary.groups.map { "@" + $0 }
     if let quote = openQuote(before) {
-      if word.hasPrefix("$") && quote == "\"" { return matches(word, vocabulary.variables.map { "$" + $0 }) }
+      // Readline's word inside a string starts at the quote: `echo $gr` → `echo $greeting`.
+      if quote == "\"", let dollar = word.lastIndex(of: "$") {
+        let head = word[..<dollar]
+        let brace = word[dollar...].hasPrefix("${")
+        return matches(word, vocabulary.variables.map { head + (brace ? "${" + $0 + "}" : "$" + $0) })
+      }
       // The word is a string's first: `copy "etc/…`.
       if before.last == quote, ["copy", "sync", "script"].contains(lastWord ?? "") {
         return storePaths(word, groups: groupsNamed(in: before, vocabulary), vocabulary: vocabulary)

@@ -110,14 +110,72 @@ import Testing
     #expect(entry.runbookText == "on host pc07 < run \"true\" >")
   }
 
+  @Test func nestedBlocksAreRetargetedAndHiddenOnesRefused() async throws {
+    let session = session()
+    try await enter("def elsewhere() < on group office < run \"true\" > >", in: session)
+    let (target, _) = await session.parseTarget("host pc07")
+    let text = "if true <\n  for x in [1] < on group lab < run \"echo $x\" > > # loop\n>"
+    let (result, entry) = try await enter(text, in: session, target: target, retarget: true)
+    #expect(result.outcomes.map(\.host.name) == ["pc07"])
+    #expect(entry.runbookText == "if true <\n  for x in [1] < on host pc07 < run \"echo $x\" > > # loop\n>")
+    guard case .errors(let diagnostics) = await session.parse("elsewhere()", target: target, retarget: true) else {
+      Issue.record("a def that chooses its own hosts cannot be retargeted")
+      return
+    }
+    #expect(diagnostics.first?.message.contains("'elsewhere' chooses its own hosts") == true)
+  }
+
+  @Test func aDefAndItsCallInOneEntryRunOnTheTarget() async throws {
+    let session = session()
+    let (target, _) = await session.parseTarget("host desk3")
+    let (result, _) = try await enter("def up() < run \"uptime\" >\nup()", in: session, target: target)
+    #expect(result.outcomes.map(\.host.name) == ["desk3"])
+    #expect(commands("desk3") == ["uptime"])
+  }
+
+  @Test func aTrailingBackslashContinuesButABrokenIncludeDoesNot() async throws {
+    let directory = try TemporaryDirectory()
+    defer { directory.remove() }
+    try directory.write("broken.cfi", "on group lab <\n")
+    let session = session()
+    guard case .incomplete = await session.parse("print \"a\" \\\n") else {
+      Issue.record("a line ending in a backslash should continue")
+      return
+    }
+    guard case .entry = await session.parse("print \"a\" # not a continuation \\\n") else {
+      Issue.record("a backslash in a comment should not continue the line")
+      return
+    }
+    guard case .errors = await session.parse("include \"\(directory.path)/broken.cfi\"\n") else {
+      Issue.record("an included file that ends inside a block is an error, not more input")
+      return
+    }
+  }
+
   @Test func secretsBecomeVariablesAndAreRedacted() {
     let hash = "$6$saltsalt$" + String(repeating: "a", count: 86)
-    let text = "let h = '\(hash)'\non all < password root \"\(hash)\" > # was \(hash)\nrun \"echo $y$b $6$x\""
+    let escaped = hash.replacingOccurrences(of: "$", with: "\\$")
+    let text = """
+      let h = '\(hash)'
+      let e = "\(escaped)"
+      on all < password root h > # was \(hash)
+      run 'echo "root:\(hash)" | chpasswd -e'
+      run "echo $y$b"
+      """
     let (saved, variables) = SecretText.hashesAsVariables(text)
-    #expect(variables == ["hash_1", "hash_2"])
-    #expect(!saved.contains("saltsalt"))
-    #expect(saved == "let h = hash_1\non all < password root hash_2 > # was <redacted>\nrun \"echo $y$b $6$x\"")
+    #expect(variables == ["hash_1"])
+    #expect(
+      saved == """
+        let h = hash_1
+        let e = hash_1
+        on all < password root h > # was <redacted>
+        run "echo \\"root:${hash_1}\\" | chpasswd -e"
+        run "echo $y$b"
+        """)
     #expect(SecretText.redactingHashes("password root '\(hash)'") == "password root '<redacted>'")
+    #expect(SecretText.redactingHashes("let e = \"\(escaped)\"") == "let e = \"<redacted>\"")
     #expect(SecretText.redactingHashes("let x = \"$hash\"") == "let x = \"$hash\"")
+    // A name the text already uses is not taken.
+    #expect(SecretText.hashesAsVariables("let hash_1 = 1\nlet h = '\(hash)'").variables == ["hash_2"])
   }
 }

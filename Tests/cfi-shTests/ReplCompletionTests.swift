@@ -21,9 +21,19 @@ import Testing
   }
 
   func complete(_ line: String) -> [String] {
-    // The word is what follows the last break character, as readline splits it.
+    // The word as readline finds it: after an open quote, else after the last break character.
+    var quote: Character?
+    var quoteEnd = line.startIndex
+    for index in line.indices {
+      if let open = quote {
+        if line[index] == open { quote = nil }
+      } else if line[index] == "\"" || line[index] == "'" {
+        quote = line[index]
+        quoteEnd = line.index(after: index)
+      }
+    }
     let breaks = Set(" \t\n\"'<>;=(),")
-    let word = String(line.reversed().prefix { !breaks.contains($0) }.reversed())
+    let word = quote != nil ? String(line[quoteEnd...]) : String(line.reversed().prefix { !breaks.contains($0) }.reversed())
     return ReplCompletion.candidates(
       line: line, start: line.utf8.count - word.utf8.count, word: word, vocabulary: vocabulary)
   }
@@ -45,6 +55,8 @@ import Testing
     #expect(complete("on all except de") == ["desk1"])
     #expect(complete(":target @") == ["@lab", "@office", "@unknown"])
     #expect(complete(":target group l") == ["lab"])
+    #expect(complete("on group lab, off") == ["office"])
+    #expect(complete("on all except pc01, de") == ["desk1"])
   }
 
   @Test func storePathsAfterCopyFollowTheBlocksGroup() {
@@ -56,7 +68,8 @@ import Testing
   }
 
   @Test func variablesInsideStrings() {
-    #expect(complete(#"run "echo $gr"#) == ["$greeting"])
+    #expect(complete(#"run "echo $gr"#) == ["echo $greeting"])
+    #expect(complete(#"print "${ha"#) == ["${hash}"])
     #expect(complete(#"run "echo x"#) == [])
   }
 }

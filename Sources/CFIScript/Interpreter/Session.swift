@@ -56,47 +56,73 @@ public actor Session {
   // MARK: - Reading entries
 
   /// Parses and checks an entry. With `target`, bare actions (and statements that need a
-  /// host) run there; with `retarget` too, so do the entry's own top-level `on` blocks
-  /// (`:rerun` on the hosts that failed). The session's state does not change until the
-  /// entry runs, except that its text is kept for messages.
-  /// A file's text (`name` given: its path) is never incomplete.
+  /// host) run there; with `retarget` too, so do the entry's own `on` blocks, also those
+  /// inside `if`/`for`/`try` (`:rerun` on the hosts that failed). The session's state does
+  /// not change until the entry runs, except that its text is kept for messages. A file's
+  /// text (`name` given: its path) is never incomplete.
   public func parse(_ text: String, name: String? = nil, target: DefaultTarget? = nil, retarget: Bool = false) -> Parsed {
     let loaded = Loader.load(text: Array(text.utf8), name: name ?? "<input \(entries + 1)>", after: files)
-    let errors = loaded.diagnostics.filter { $0.severity == .error }
-    if name == nil, !errors.isEmpty, errors.allSatisfy({ $0.id == .unexpectedEndOfInput }) { return .incomplete }
+    if name == nil, Session.isIncomplete(loaded, text) { return .incomplete }
     entries += 1
     files = loaded.files
+    // What this entry defines counts already (a def and its call in one entry).
+    var learned = context
+    _ = Resolver.check(loaded, context: &learned)
+    var rewriter = EntryRewriter(
+      target: target, retarget: retarget, functions: learned.functions,
+      bodies: frame.functions.mapValues(\.body).merging(Session.defs(in: loaded.program.statements)) { $1 })
     var runbook = loaded
-    var pieces: [String] = []
-    var wrapped: [SourceRange] = []
-    let source = files[loaded.program.file.rawValue]
-    runbook.program.statements = loaded.program.statements.map { statement in
-      let original = source.text(statement.range)
-      guard let target else {
-        pieces.append(original)
-        return statement
-      }
-      switch statement.kind {
-      case .on(_, let body) where retarget:
-        pieces.append("on \(target.text) \(source.text(body.range))")
-        return Statement(.on(target.target, body), statement.range)
-      case _ where needsHost(statement):
-        pieces.append("on \(target.text) < \(original) >")
-        wrapped.append(statement.range)
-        return Statement(.on(target.target, Block(statements: [statement], range: statement.range)), statement.range)
-      default:
-        pieces.append(original)
-        return statement
-      }
-    }
+    runbook.program.statements = loaded.program.statements.map { rewriter.topLevel($0) }
     // The parser's "must be inside an 'on' block" does not apply to what now is.
     let syntax = loaded.diagnostics.filter { diagnostic in
-      diagnostic.id != .actionOutsideOn || !wrapped.contains { $0.file == diagnostic.range.file && $0.start <= diagnostic.range.start && diagnostic.range.end <= $0.end }
+      diagnostic.id != .actionOutsideOn || !rewriter.wrapped.contains { $0.file == diagnostic.range.file && $0.start <= diagnostic.range.start && diagnostic.range.end <= $0.end }
     }
     var extended = context
-    let diagnostics = (syntax + Resolver.check(runbook, context: &extended)).sorted { $0.range < $1.range }
+    let diagnostics = (syntax + rewriter.problems + Resolver.check(runbook, context: &extended)).sorted { $0.range < $1.range }
     if diagnostics.contains(where: { $0.severity == .error }) { return .errors(diagnostics) }
-    return .entry(Entry(program: runbook.program, warnings: diagnostics, runbookText: pieces.joined(separator: "\n")))
+    let source = files[loaded.program.file.rawValue]
+    return .entry(Entry(program: runbook.program, warnings: diagnostics, runbookText: rewriter.apply(to: source)))
+  }
+
+  /// Whether an entry's text stops inside a block, list or call of its own (not of a file it
+  /// includes), or ends with a `\` line continuation.
+  static func isIncomplete(_ loaded: LoadedRunbook, _ text: String) -> Bool {
+    let errors = loaded.diagnostics.filter { $0.severity == .error }
+    if !errors.isEmpty,
+      errors.allSatisfy({ $0.id == .unexpectedEndOfInput && $0.range.file == loaded.program.file })
+    {
+      return true
+    }
+    var lastLine = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast(text.hasSuffix("\n") ? 1 : 0).last ?? ""
+    while lastLine.last?.isWhitespace == true { lastLine.removeLast() }
+    return lastLine.hasSuffix("\\") && !Session.endsInCommentOrString(lastLine)
+  }
+
+  /// Whether a line ends inside a comment or a string (where a `\` does not continue it).
+  private static func endsInCommentOrString(_ line: Substring) -> Bool {
+    var quote: Character?
+    var escaped = false
+    for character in line {
+      if escaped {
+        escaped = false
+      } else if let open = quote {
+        if character == "\\" && open == "\"" { escaped = true } else if character == open { quote = nil }
+      } else if character == "\"" || character == "'" {
+        quote = character
+      } else if character == "#" {
+        return true
+      }
+    }
+    return quote != nil
+  }
+
+  /// The defs of an entry's top level, by name.
+  private static func defs(in statements: [Statement]) -> [String: Block] {
+    var bodies: [String: Block] = [:]
+    for statement in statements {
+      if case .def(let name, _, let body) = statement.kind { bodies[name.name] = body }
+    }
+    return bodies
   }
 
   /// Parses a target as written after `on` (`host @lab`, `group lab, office`, `all`).
@@ -110,25 +136,13 @@ public actor Session {
     return (DefaultTarget(text: text, target: target), [])
   }
 
-  /// Whether a top-level statement must run on hosts (an action, or holds one).
-  private func needsHost(_ statement: Statement) -> Bool {
-    switch statement.kind {
-    case .action: true
-    case .call(let name, _): context.functions[name.name]?.needsHost ?? false
-    case .if(_, let then, let otherwise):
-      then.statements.contains(where: needsHost) || (otherwise?.statements.contains(where: needsHost) ?? false)
-    case .for(_, _, let body), .try(let body): body.statements.contains(where: needsHost)
-    default: false
-    }
-  }
-
   // MARK: - Running
 
   /// Runs a parsed entry; what it binds, defines and sets stays for the next one (also when
   /// it fails or is interrupted half-way: what ran, ran).
   /// `name` is what the sink's `runStarted` calls the run (default `<input N>`).
   public func run(_ program: Program, name: String? = nil, check: Bool) async -> RunResult {
-    transport.retryUnreachable()
+    await transport.startNewRun()
     var entryOptions = options
     entryOptions.check = check
     let interpreter = Interpreter(transport: transport, sink: sink, options: entryOptions, files: files)

@@ -1,6 +1,9 @@
-// Keeping password hashes out of text that is written down: the REPL's history file and the
-// runbooks `:save` writes. A crypt hash is recognised by its shape (`$id$…` with a known
-// method id), loosely on purpose: a false positive only redacts a little too much.
+// Keeping password hashes out of text that is written down: the REPL's history file, the
+// audit log's record of an entry and the runbooks `:save` writes. A crypt hash is recognised
+// by its shape (`$id$…` with a known method id, each `$` possibly escaped as `\$` in a "…"
+// string), loosely on purpose: a false positive only redacts a little too much.
+
+import Foundation
 
 /// Finds and hides crypt hashes in CFIScript text.
 public enum SecretText {
@@ -9,33 +12,74 @@ public enum SecretText {
 
   /// `$` + a crypt method id + `$` + the rest of the hash (8 characters at least: real
   /// hashes are far longer), up to a quote or blank.
-  nonisolated(unsafe) private static let hash = /\$(?:1|2[abxy]|5|6|7|y|gy|sha1|md5)\$[^\s'"]{8,}/
+  nonisolated(unsafe) private static let hash = /\\?\$(?:1|2[abxy]|5|6|7|y|gy|sha1|md5)\\?\$[^\s'"]{8,}/
 
   /// `text` with every crypt hash replaced by `<redacted>`.
   public static func redactingHashes(_ text: String) -> String {
     text.replacing(hash, with: redacted)
   }
 
-  /// `text` with every string literal that is a hash replaced by a variable (`hash_1`,
-  /// `hash_2`, … counting on from `start`), so that a saved runbook names its secrets instead
-  /// of carrying them. Returns the new text and the variables it uses, in order; hashes
-  /// outside string literals (in comments) are redacted.
-  public static func hashesAsVariables(_ text: String, start: Int = 1) -> (text: String, variables: [String]) {
+  /// `text` with every crypt hash in a string literal replaced by a variable (`hash_1`,
+  /// `hash_2`, …; one per distinct hash, names the text does not use yet), so that a saved
+  /// runbook names its secrets instead of carrying them: a string that is a hash becomes the
+  /// variable, a hash inside a longer string becomes `${hash_1}` in a "…" string. Returns the
+  /// new text and the variables it uses, in order; hashes outside strings (comments) are
+  /// redacted.
+  public static func hashesAsVariables(_ text: String) -> (text: String, variables: [String]) {
     let source = SourceFile(id: FileID(0), path: "", bytes: Array(text.utf8))
     var lexer = Lexer(source)
-    var replacements: [(range: Range<Int>, name: String)] = []
+    var names: [String: String] = [:]
+    var variables: [String] = []
+    func variable(for hash: Substring) -> String {
+      let key = hash.replacingOccurrences(of: "\\", with: "")
+      if let name = names[key] { return name }
+      var number = variables.count + 1
+      while text.contains("hash_\(number)") { number += 1 }
+      let name = "hash_\(number)"
+      names[key] = name
+      variables.append(name)
+      return name
+    }
+    var replacements: [(range: Range<Int>, text: String)] = []
     while true {
       let token = lexer.next()
       if token.kind == .endOfInput { break }
-      guard token.kind == .string || token.kind == .rawString else { continue }
-      let inner = source.text(token.range).dropFirst().dropLast()
-      guard inner.wholeMatch(of: hash) != nil else { continue }
-      replacements.append((token.range.start..<token.range.end, "hash_\(start + replacements.count)"))
+      let raw = token.kind == .rawString
+      guard raw || token.kind == .string else { continue }
+      let literal = source.text(token.range)
+      guard literal.count >= 2 else { continue }
+      let inner = raw ? literal.dropFirst().dropLast().replacingOccurrences(of: "\\'", with: "'") : String(literal.dropFirst().dropLast())
+      let matches = inner.matches(of: hash)
+      guard !matches.isEmpty else { continue }
+      if matches.count == 1, matches[0].range == inner.startIndex..<inner.endIndex {
+        replacements.append((token.range.start..<token.range.end, variable(for: matches[0].output)))
+        continue
+      }
+      // A "…" string: its text as it is (escapes and all) between the hashes.
+      var rewritten = "\""
+      var position = inner.startIndex
+      for match in matches {
+        rewritten += raw ? escapedForString(inner[position..<match.range.lowerBound]) : String(inner[position..<match.range.lowerBound])
+        rewritten += "${\(variable(for: match.output))}"
+        position = match.range.upperBound
+      }
+      rewritten += (raw ? escapedForString(inner[position...]) : String(inner[position...])) + "\""
+      replacements.append((token.range.start..<token.range.end, rewritten))
     }
     var bytes = source.bytes
     for replacement in replacements.reversed() {
-      bytes.replaceSubrange(replacement.range, with: Array(replacement.name.utf8))
+      bytes.replaceSubrange(replacement.range, with: Array(replacement.text.utf8))
     }
-    return (redactingHashes(String(decoding: bytes, as: UTF8.self)), replacements.map(\.name))
+    return (redactingHashes(String(decoding: bytes, as: UTF8.self)), variables)
+  }
+
+  /// Raw text as the inside of a "…" string: `\`, `"` and `$` escaped.
+  private static func escapedForString(_ text: Substring) -> String {
+    var out = ""
+    for character in text {
+      if character == "\\" || character == "\"" || character == "$" { out.append("\\") }
+      out.append(character)
+    }
+    return out
   }
 }
