@@ -50,7 +50,9 @@ enum ReplCompletion {
       lastWord = previous.last { ["group", "host", "hosts", "except"].contains($0) }
     }
     let groupReferences = vocabulary.groups.map { "@" + $0 }
-    if let quote = openQuote(before) {
+    let state = LineState(atEndOf: before)
+    if state.inComment { return [] }
+    if let quote = state.openQuote {
       // Readline's word inside a string starts at the quote: `echo $gr` → `echo $greeting`.
       if quote == "\"", let dollar = word.lastIndex(of: "$") {
         let head = word[..<dollar]
@@ -80,24 +82,6 @@ enum ReplCompletion {
     case "set": return matches(word, settings)
     default: return matches(word, words + vocabulary.variables + vocabulary.functions.map { $0 + "(" } + builtins)
     }
-  }
-
-  /// The quote of the string the text ends inside, if it does (`\` escapes in `"…"`).
-  private static func openQuote(_ text: String) -> Character? {
-    var open: Character?
-    var escaped = false
-    for character in text {
-      if escaped {
-        escaped = false
-      } else if let quote = open {
-        if character == "\\" && quote == "\"" { escaped = true } else if character == quote { open = nil }
-      } else if character == "\"" || character == "'" {
-        open = character
-      } else if character == "#" {
-        break  // a comment: nothing after it is code
-      }
-    }
-    return open
   }
 
   private static func matches(_ word: String, _ pool: [String]) -> [String] {

@@ -95,25 +95,8 @@ public actor Session {
     }
     var lastLine = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast(text.hasSuffix("\n") ? 1 : 0).last ?? ""
     while lastLine.last?.isWhitespace == true { lastLine.removeLast() }
-    return lastLine.hasSuffix("\\") && !Session.endsInCommentOrString(lastLine)
-  }
-
-  /// Whether a line ends inside a comment or a string (where a `\` does not continue it).
-  private static func endsInCommentOrString(_ line: Substring) -> Bool {
-    var quote: Character?
-    var escaped = false
-    for character in line {
-      if escaped {
-        escaped = false
-      } else if let open = quote {
-        if character == "\\" && open == "\"" { escaped = true } else if character == open { quote = nil }
-      } else if character == "\"" || character == "'" {
-        quote = character
-      } else if character == "#" {
-        return true
-      }
-    }
-    return quote != nil
+    let state = LineState(atEndOf: lastLine)
+    return lastLine.hasSuffix("\\") && !state.inComment && state.openQuote == nil
   }
 
   /// The defs of an entry's top level, by name.
