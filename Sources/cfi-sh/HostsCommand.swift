@@ -49,13 +49,14 @@ struct HostsCommand: AsyncParsableCommand {
         store: Store(root: place.storeRoot), clientList: place.clientList,
         dshDirectory: CFISh.setting(nil, "CFI_DSH_GROUPS") ?? Inventory.dshGroupDirectory, discovery: !noDiscovery)
       var entries: [InventoryEntry]
+      let inventory: Inventory
       do {
-        entries = try await sources.load { Stream.standardError.write("cfi-sh: \($0)\n") }.1
+        (inventory, entries) = try await sources.load { Stream.standardError.write("cfi-sh: \($0)\n") }
       } catch let failure as CommandFailure {
         Stream.standardError.write("cfi-sh: \(failure.message)\n")
         throw ExitCode(failure.status)
       }
-      do { entries = try InventoryEntry.select(entries, patterns: patterns) } catch { throw ValidationError(error.message) }
+      do { entries = try InventoryEntry.select(entries, patterns: patterns, in: inventory) } catch { throw ValidationError(error.message) }
       entries.sort { HostFolding.naturalLess($0.host.name, $1.host.name) }
       print(HostsCommand.render(entries, json: json, discovery: !noDiscovery), terminator: "")
     }

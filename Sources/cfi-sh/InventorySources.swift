@@ -18,8 +18,11 @@ struct InventoryEntry {
 }
 
 extension InventoryEntry {
-  /// The entries that `patterns` name (`pc[01-05]`, `web1`, `@lab`); all of them for none.
-  static func select(_ entries: [InventoryEntry], patterns: [String]) throws(HostPatternError) -> [InventoryEntry] {
+  /// The entries that `patterns` name (`pc[01-05]`, `web1`, `@lab`: the group's hosts in
+  /// `inventory`, dsh and session groups too); all of them for none.
+  static func select(_ entries: [InventoryEntry], patterns: [String], in inventory: Inventory) throws(HostPatternError)
+    -> [InventoryEntry]
+  {
     guard !patterns.isEmpty else { return entries }
     var selected: Set<String> = []
     for text in patterns {
@@ -29,7 +32,7 @@ extension InventoryEntry {
       }
       for pattern in list {
         if let group = pattern.groupReference {
-          selected.formUnion(entries.filter { $0.host.group == group }.map(\.host.name))
+          selected.formUnion(inventory.hosts(inGroup: group).map(\.name))
         } else if let names = try? pattern.expand() {
           selected.formUnion(names)
         }

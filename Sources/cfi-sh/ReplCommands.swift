@@ -45,7 +45,7 @@ extension Repl {
     switch name {
     case ":help", ":h", ":?": Stream.standardOutput.write(Repl.help)
     case ":quit", ":q", ":exit": return .quit
-    case ":hosts": hosts(words.dropFirst().map { $0 })
+    case ":hosts": await hosts(Array(words.dropFirst()))
     case ":groups": await groups()
     case ":discover": await discover()
     case ":target": await setTarget(argument)
@@ -71,9 +71,10 @@ extension Repl {
 
   // MARK: - Hosts
 
-  private func hosts(_ patterns: [String]) {
+  private func hosts(_ patterns: [String]) async {
+    let inventory = await session.inventory
     do {
-      let selected = try InventoryEntry.select(entries, patterns: patterns)
+      let selected = try InventoryEntry.select(entries, patterns: patterns, in: inventory)
         .sorted { HostFolding.naturalLess($0.host.name, $1.host.name) }
       Stream.standardOutput.write(HostsCommand.render(selected, json: false, discovery: !options.noDiscovery))
     } catch {
