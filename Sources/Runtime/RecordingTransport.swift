@@ -44,6 +44,9 @@ public final class RecordingTransport: Transport {
 
   public func shutdown() async { state.withLock { $0.shutdowns += 1 } }
 
+  /// Nothing is kept from run to run here.
+  public func startNewRun() async {}
+
   /// Every call so far, in the order they were made.
   public var calls: [Call] { state.withLock { $0.calls } }
   /// The calls made on one host, in order.

@@ -101,23 +101,61 @@ public final class SSHTransport: Transport {
 
   // MARK: - Connections
 
-  /// Opens (once) the host's master connection; returns a result to report if it failed.
-  private func connect(_ host: Host, options: StepOptions) async -> StepResult? {
+  /// Where a host stands before a step.
+  private enum Readiness {
+    /// Its master is open: steps ride it.
+    case open
+    /// No master yet (or it ended after ControlPersist idle seconds, a REPL waiting at its
+    /// prompt): the step's own ssh opens one.
+    case needsMaster
+    /// Connecting failed earlier in this run: every later step fails the same way.
+    case failed(StepResult)
+  }
+
+  private func readiness(_ host: Host) -> Readiness {
     switch connections.withLock({ $0[host.name] }) {
-    case .open:
-      // The master ends after ControlPersist idle seconds (a REPL waiting at its prompt);
-      // then connect again rather than fall back to a handshake per step.
-      if FileManager.default.fileExists(atPath: "\(controlDirectory)/\(host.name)") { return nil }
-    case .failed(let result): return result
-    case nil: break
+    case .open: FileManager.default.fileExists(atPath: "\(controlDirectory)/\(host.name)") ? .open : .needsMaster
+    case .failed(let result): .failed(result)
+    case nil: .needsMaster
     }
-    let clock = ContinuousClock()
-    let start = clock.now
-    try? FileManager.default.createDirectory(
-      atPath: (configuration.knownHostsFile as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
-      attributes: [.posixPermissions: 0o700])
-    var arguments = sshOptions(for: host, connectTimeout: options.connectTimeout)
-    arguments += ["-o", "ControlMaster=yes", "-o", "ControlPersist=120", "-N", "-f", host.connectAddress]
+  }
+
+  /// Records how opening the host's master went; a failure is kept for the rest of the run,
+  /// unless the step was interrupted (Ctrl-C is not a fact about the host: the REPL's next
+  /// entry connects afresh). Returns what to report.
+  private func recordConnect(_ host: Host, failure: StepResult?, since start: ContinuousClock.Instant) -> StepResult? {
+    guard var failure else {
+      connections.withLock { $0[host.name] = .open }
+      return nil
+    }
+    failure.duration = ContinuousClock.now - start
+    if Task.isCancelled { return StepResult(status: .interrupted, message: "interrupted while connecting", duration: failure.duration) }
+    connections.withLock { $0[host.name] = .failed(failure) }
+    return failure
+  }
+
+  /// The ssh options that make this step's ssh open the master if `needsMaster` (it forks
+  /// the master into the background and runs the step through it), else ride it.
+  private func masterOptions(_ needsMaster: Bool) -> [String] {
+    if needsMaster {
+      try? FileManager.default.createDirectory(
+        atPath: (configuration.knownHostsFile as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
+        attributes: [.posixPermissions: 0o700])
+      return ["-o", "ControlMaster=auto", "-o", "ControlPersist=120"]
+    }
+    return ["-o", "ControlMaster=no"]
+  }
+
+  /// Opens the host's master on its own (before rsync, which cannot open one); returns a
+  /// result to report if that failed.
+  private func connect(_ host: Host, options: StepOptions) async -> StepResult? {
+    switch readiness(host) {
+    case .open: return nil
+    case .failed(let result): return result
+    case .needsMaster: break
+    }
+    let start = ContinuousClock.now
+    let arguments = sshOptions(for: host, connectTimeout: options.connectTimeout) + masterOptions(true) + ["-N", "-f", host.connectAddress]
     let failure: StepResult?
     do {
       let output = try await execute("ssh", arguments)
@@ -125,15 +163,7 @@ public final class SSHTransport: Transport {
     } catch {
       failure = StepResult(status: .failed, message: "cannot start ssh: \(error)")
     }
-    var result = failure
-    result?.duration = clock.now - start
-    if result != nil && Task.isCancelled {
-      // Interrupted while connecting (Ctrl-C): not a fact about the host; the next step
-      // (the REPL's next entry) connects afresh.
-      return StepResult(status: .interrupted, message: "interrupted while connecting", duration: clock.now - start)
-    }
-    connections.withLock { $0[host.name] = result.map(Connection.failed) ?? .open }
-    return result
+    return recordConnect(host, failure: failure, since: start)
   }
 
   public func startNewRun() async {
@@ -172,7 +202,13 @@ public final class SSHTransport: Transport {
   /// Runs a remote shell command over the host's master. `input` goes to its stdin (secrets
   /// travel this way, never in argv). A step timeout is enforced on the host too.
   func remote(_ host: Host, _ command: String, input: String? = nil, options: StepOptions) async -> (Output?, StepResult?) {
-    if let failure = await connect(host, options: options) { return (nil, failure) }
+    let needsMaster: Bool
+    switch readiness(host) {
+    case .open: needsMaster = false
+    case .needsMaster: needsMaster = true
+    case .failed(let result): return (nil, result)
+    }
+    let start = ContinuousClock.now
     // The command runs in its own session on the host, tagged, so that a timeout (`timeout`
     // signals its whole process group) or an interrupt (`killRemote`) ends everything it
     // started — killing the local ssh alone would leave it running.
@@ -181,15 +217,23 @@ public final class SSHTransport: Transport {
     if let timeout = options.timeout {
       inner = "timeout -k 5 \(max(1, Int(timeout.components.seconds))) " + inner
     }
-    var arguments = sshOptions(for: host, connectTimeout: options.connectTimeout)
-    arguments += ["-o", "ControlMaster=no", host.connectAddress, "--", "exec setsid -w " + inner]
+    var arguments = sshOptions(for: host, connectTimeout: options.connectTimeout) + masterOptions(needsMaster)
+    arguments += [host.connectAddress, "--", "exec setsid -w " + inner]
     do {
       let output = try await withTaskCancellationHandler {
         try await execute("ssh", arguments, input: input)
       } onCancel: {
         killRemote(tag, on: host)
       }
-      if output.status == 255, !(await masterAlive(host, options: options)) {
+      if needsMaster {
+        // ssh's own failures exit 255; with no master left behind, the host was not reached
+        // and the command never ran.
+        let opened = FileManager.default.fileExists(atPath: "\(controlDirectory)/\(host.name)")
+        let failure = !opened && output.status == 255
+          ? SSHTransport.classifyConnectFailure(host, output.stderr, options.connectTimeout) : nil
+        if let failure = recordConnect(host, failure: failure, since: start) { return (nil, failure) }
+        if !opened { connections.withLock { $0[host.name] = nil } }
+      } else if output.status == 255, !(await masterAlive(host, options: options)) {
         connections.withLock { $0[host.name] = nil }
         return (nil, StepResult(status: .unreachable, errorOutput: output.stderr, message: "connection to \(host.name) lost"))
       }
@@ -241,8 +285,11 @@ public final class SSHTransport: Transport {
     let open = connections.withLock { connections in
       connections.compactMap { name, state -> String? in if case .open = state { name } else { nil } }
     }
+    // Each master is told to exit over its socket, in-process; `ssh -O exit` only where
+    // that fails (an OpenSSH speaking another mux version).
+    let refused = open.filter { !MuxControl.terminate(path: "\(controlDirectory)/\($0)") }
     await withTaskGroup(of: Void.self) { group in
-      for name in open {
+      for name in refused {
         group.addTask {
           let host = Host(name: name)
           let arguments = self.sshOptions(for: host, connectTimeout: .seconds(5)) + ["-O", "exit", "cfi-control"]

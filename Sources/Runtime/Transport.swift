@@ -16,6 +16,3 @@ public protocol Transport: Sendable {
   func startNewRun() async
 }
 
-extension Transport {
-  public func startNewRun() async {}
-}
