@@ -62,7 +62,7 @@ final class Repl {
     editor = LineEditor(historyFile: Repl.historyFile, historyLimit: Repl.historyLimit) { line, start, _, word in
       ReplCompletion.candidates(line: line, start: start, word: word, vocabulary: vocabulary.value.withLock { $0 })
     }
-    interrupts = InterruptRouter()
+    interrupts = InterruptRouter(pressesToQuit: 3)
     await refreshVocabulary()
   }
 
@@ -237,66 +237,5 @@ final class ReplSink: EventSink {
   func emit(_ event: Event) {
     renderer.emit(event)
     audit.withLock { $0 }?.emit(event)
-  }
-}
-
-/// Routes SIGINT: at the prompt it clears the line; while an entry runs it cancels the entry
-/// (remote commands killed, hosts `interrupted`) and the shell stays.
-final class InterruptRouter {
-  private enum Mode {
-    case idle
-    case reading(LineEditor)
-    case running(Task<RunResult, Never>, LineEditor)
-  }
-
-  /// Shared with the signal handler, which runs on a dispatch queue.
-  private final class State: Sendable {
-    let mode = Mutex<Mode>(.idle)
-    /// Ctrl-C presses after the running entry was cancelled.
-    let pressedWhileStopping = Mutex(0)
-
-    func interrupt() {
-      switch mode.withLock({ $0 }) {
-      case .idle: break
-      case .reading(let editor): editor.interrupt()
-      case .running(let task, _):
-        if !task.isCancelled {
-          Stream.standardError.write("\ninterrupting: stopping remote commands (Ctrl-C twice more to quit cfi-sh)\n")
-          task.cancel()
-        } else if pressedWhileStopping.withLock({ $0 += 1; return $0 }) >= 2 {
-          // Stopping hangs (a host that does not answer the remote kill): leave at once.
-          Foundation.exit(ExitStatus.interrupted)
-        }
-      }
-    }
-  }
-
-  private let state = State()
-  private let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-
-  func start(editor: LineEditor) {
-    state.mode.withLock { $0 = .reading(editor) }
-    signal(SIGINT, SIG_IGN)
-    source.setEventHandler { [state] in state.interrupt() }
-    source.resume()
-  }
-
-  func running(_ task: Task<RunResult, Never>) {
-    state.pressedWhileStopping.withLock { $0 = 0 }
-    state.mode.withLock { mode in
-      if case .reading(let editor) = mode { mode = .running(task, editor) }
-    }
-  }
-
-  func reading() {
-    state.mode.withLock { mode in
-      if case .running(_, let editor) = mode { mode = .reading(editor) }
-    }
-  }
-
-  func stop() {
-    source.cancel()
-    state.mode.withLock { $0 = .idle }
-    signal(SIGINT, SIG_DFL)
   }
 }

@@ -65,7 +65,9 @@ struct RunbookRunner {
     let task = Task {
       await Interpreter.run(runbook, name: name, transport: transport, sink: sink, options: runOptions)
     }
-    let interrupts = InterruptHandler { task.cancel() }
+    let interrupts = InterruptRouter(pressesToQuit: 2)
+    interrupts.start()
+    interrupts.running(task)
     let result = await task.value
     interrupts.stop()
     if let error = result.error {
@@ -153,35 +155,5 @@ struct RunbookRunner {
       default: return false
       }
     }
-  }
-}
-
-/// Turns SIGINT into a cancellation of the run; a second SIGINT exits at once.
-final class InterruptHandler {
-  private let source: any DispatchSourceSignal
-
-  init(onInterrupt: @escaping @Sendable () -> Void) {
-    signal(SIGINT, SIG_IGN)
-    let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-    let count = Mutex(0)
-    source.setEventHandler {
-      let seen = count.withLock { value -> Int in
-        value += 1
-        return value
-      }
-      if seen == 1 {
-        Stream.standardError.write("\ninterrupting: stopping remote commands (Ctrl-C again to quit now)\n")
-        onInterrupt()
-      } else {
-        Foundation.exit(ExitStatus.interrupted)
-      }
-    }
-    source.resume()
-    self.source = source
-  }
-
-  func stop() {
-    source.cancel()
-    signal(SIGINT, SIG_DFL)
   }
 }
