@@ -1,5 +1,8 @@
 // The OpenSSH transport: one ControlMaster per host for the whole run (one handshake per
 // host, however many steps), commands multiplexed over it, rsync riding the same master.
+// A host's first command opens the master itself (ControlMaster=auto: one ssh process for
+// connect + command); rsync, which cannot, gets one opened first (`ssh -f -N`). At the end
+// the masters are told to exit over their sockets (MuxControl), not by an ssh each.
 // Host keys are pinned in the server's own known_hosts on first contact; a changed key fails
 // the host. Never a prompt (BatchMode), never StrictHostKeyChecking=no.
 
