@@ -75,7 +75,9 @@ public actor Session {
     runbook.program.statements = loaded.program.statements.map { rewriter.topLevel($0) }
     // The parser's "must be inside an 'on' block" does not apply to what now is.
     let syntax = loaded.diagnostics.filter { diagnostic in
-      diagnostic.id != .actionOutsideOn || !rewriter.wrapped.contains { $0.file == diagnostic.range.file && $0.start <= diagnostic.range.start && diagnostic.range.end <= $0.end }
+      let range = diagnostic.range
+      return diagnostic.id != .actionOutsideOn
+        || !rewriter.wrapped.contains { $0.file == range.file && $0.start <= range.start && range.end <= $0.end }
     }
     var extended = context
     let diagnostics = (syntax + rewriter.problems + Resolver.check(runbook, context: &extended)).sorted { $0.range < $1.range }
