@@ -4,7 +4,6 @@ import ArgumentParser
 import CFIScript
 import Foundation
 import Runtime
-import Synchronization
 
 /// An error that ends the command with a message and a status (no usage text).
 struct CommandFailure: Error {
