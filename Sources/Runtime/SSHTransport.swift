@@ -285,12 +285,12 @@ public final class SSHTransport: Transport {
 
   public func shutdown() async {
     for kill in pendingKills.withLock({ $0 }) { await kill.value }
-    let open = connections.withLock { connections in
-      connections.compactMap { name, state -> String? in if case .open = state { name } else { nil } }
-    }
+    // Every socket in the directory, not only the masters recorded open: a first command
+    // interrupted just as its master came up leaves one that was never recorded.
+    let sockets = (try? FileManager.default.contentsOfDirectory(atPath: controlDirectory)) ?? []
     // Each master is told to exit over its socket, in-process; `ssh -O exit` only where
     // that fails (an OpenSSH speaking another mux version).
-    let refused = open.filter { !MuxControl.terminate(path: "\(controlDirectory)/\($0)") }
+    let refused = sockets.filter { !MuxControl.terminate(path: "\(controlDirectory)/\($0)") }
     await withTaskGroup(of: Void.self) { group in
       for name in refused {
         group.addTask {
