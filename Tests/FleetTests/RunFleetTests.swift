@@ -96,15 +96,29 @@ struct RunFleetTests {
     #expect(refused.stderr.contains("another run holds the lock"))
   }
 
-  @Test func oneHandshakePerHostForAWholeRun() throws {
+  @Test func oneHandshakePerHostForAWholeRunAndNoMasterLeftAfter() throws {
     let lab = try Lab("mux", hosts: 5)
+    // This run's control sockets go to a directory of its own (TMPDIR), to be checked after.
+    let temporary = try TemporaryDirectory()
     let runbook = (1...10).map { #"on all < run "echo step\#($0)" >"# }.joined(separator: "\n")
-    #expect(try lab.run(runbook).status == 0)
+    let result = try Command.run(
+      ["-i", lab.inventory, "--identity", lab.key, "--store", lab.store.path, "--audit-log", "none", "-c", runbook],
+      environment: ["TMPDIR": temporary.path])
+    #expect(result.status == 0, "\(result.stderr)")
     for host in lab.hosts {
       // sshd logs one accepted publickey per connection.
       let accepted = try lab.read(host, "grep -c 'Accepted publickey' /var/log/lab-sshd.log || true")
       #expect(accepted == "1", "\(host) accepted \(accepted) connections")
     }
+    // The masters were told to exit (over their sockets): none is left running.
+    var left = ""
+    for _ in 0..<50 {
+      left = try shell(["/bin/sh", "-c", "pgrep -af '^[^ ]*ssh[: ].*\(temporary.path)' || true"]).stdout
+      if left.isEmpty { break }
+      Thread.sleep(forTimeInterval: 0.1)
+    }
+    #expect(left == "", "ssh masters left running")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: temporary.path) == [], "control sockets left behind")
   }
 
   @Test func auditLogHasOneRecordPerRunAndPerHost() throws {

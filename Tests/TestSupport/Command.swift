@@ -62,7 +62,9 @@ public struct Command {
 public final class TemporaryDirectory {
   public let path: String
   public init() throws {
-    path = NSTemporaryDirectory() + "cfi-sh-test-" + UUID().uuidString
+    // Short: cfi-sh puts its ssh control sockets under TMPDIR only while the path stays short
+    // (sun_path is 108 bytes), and tests that point TMPDIR here must see them.
+    path = NSTemporaryDirectory() + "cfi-t-" + UUID().uuidString.prefix(13)
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
   }
   @discardableResult
