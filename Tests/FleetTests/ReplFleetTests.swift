@@ -51,18 +51,16 @@ struct ReplFleetTests {
     try repl.expect("still hi")
 
     // Completion: a group name, a host name (with the groups' folded patterns), a store path.
-    repl.send("on group off\t")
-    try repl.expect("on group office ")
-    repl.interrupt()
-    try repl.expect("cfi> ")
-    repl.send("on host pc\t\t")
-    try repl.expect("pc[01-03]")
-    repl.interrupt()
-    try repl.expect("cfi> ")
-    repl.send("on group lab < copy \"etc/mo\t")
-    try repl.expect("etc/motd.d/")
-    repl.interrupt()
-    try repl.expect("cfi> ")
+    // Each: type with Tab, see the completion, drop the line with Ctrl-C.
+    for (typed, shown) in [
+      ("on group off\t", "on group office "), ("on host pc\t\t", "pc[01-03]"),
+      ("on group lab < copy \"etc/mo\t", "etc/motd.d/"),
+    ] {
+      repl.send(typed)
+      try repl.expect(shown)
+      repl.interrupt()
+      try repl.expect("cfi> ")
+    }
 
     // A default target: bare actions run there; the prompt says where.
     repl.sendLine(":target @office")
