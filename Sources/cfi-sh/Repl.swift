@@ -129,6 +129,9 @@ final class Repl {
       return false
     case .errors(let diagnostics):
       await report(diagnostics)
+      if target == nil, diagnostics.contains(where: { $0.id == .actionOutsideOn }) {
+        Stream.standardError.write("hint: ':target @GROUP' (or a host pattern) makes bare actions run there\n")
+      }
     case .entry(let entry):
       await report(entry.warnings)
       guard !entry.program.statements.isEmpty else { return true }  // a comment, a lone ';'

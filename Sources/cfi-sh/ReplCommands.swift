@@ -73,8 +73,13 @@ extension Repl {
 
   private func hosts(_ patterns: [String]) async {
     let inventory = await session.inventory
+    // Hosts that only this session's `group` statements name, too.
+    var known = Set(entries.map(\.host.name))
+    let named = inventory.groupNames.sorted().flatMap { inventory.hosts(inGroup: $0) }
+      .filter { known.insert($0.name).inserted }
+      .map { InventoryEntry(host: $0, sources: ["session"], lastSeen: nil, online: false) }
     do {
-      let selected = try InventoryEntry.select(entries, patterns: patterns, in: inventory)
+      let selected = try InventoryEntry.select(entries + named, patterns: patterns, in: inventory)
         .sorted { HostFolding.naturalLess($0.host.name, $1.host.name) }
       Stream.standardOutput.write(HostsCommand.render(selected, json: false, discovery: !options.noDiscovery))
     } catch {

@@ -209,6 +209,15 @@ struct ReplFleetTests {
     repl.sendLine(":discover")
     try repl.expect("announcing")
     try repl.expect("cfi> ")
+    // A group the session defines lists its hosts too, also one nothing else knows.
+    repl.sendLine("group pair = pc03, spare1")
+    try repl.expect("cfi> ")
+    repl.sendLine(":hosts @pair")
+    let pair = try repl.expect("cfi> ")
+    #expect(pair.contains("pc03") && pair.contains("spare1") && !pair.contains("pc01"), "\(pair)")
+    // A bare action without a target says how to give one.
+    repl.sendLine(#"run "true""#)
+    try repl.expect("hint: ':target @GROUP'")
 
     // Check mode: reported, nothing changed.
     repl.sendLine(":check on")
