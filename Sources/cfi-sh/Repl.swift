@@ -101,10 +101,12 @@ final class Repl {
     return ExitStatus.success
   }
 
-  /// `cfi>`, or `cfi lab>` with a default target.
+  /// `cfi>`, `cfi lab>` with a default target, `cfi lab (check)>` in check mode.
   var prompt: String {
-    guard let target else { return "cfi> " }
-    return "cfi \(Repl.shortName(target.text))> "
+    var text = "cfi"
+    if let target { text += " " + Repl.shortName(target.text) }
+    if check { text += " (check)" }
+    return text + "> "
   }
 
   /// A target as the prompt shows it: `host @lab` → `lab`, `host pc[01-05]` → `pc[01-05]`.

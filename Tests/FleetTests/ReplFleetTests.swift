@@ -224,7 +224,7 @@ struct ReplFleetTests {
     try repl.expect("check mode is on")
     repl.sendLine(#"on all < run "touch /root/probe" >"#)
     try repl.expect("recap")
-    try repl.expect("cfi> ")
+    try repl.expect("cfi (check)> ")
     #expect(try lab.exec("pc04", "test -e /root/probe").status != 0)
     repl.sendLine(":check off")
     try repl.expect("check mode is off")
