@@ -32,13 +32,15 @@ public final class AuditLog: EventSink {
   }()
 
   /// Opens (creating it and its directory, mode 0600) the log at `path`.
-  public init(path: String, arguments: [String]) throws {
+  public init(path: String, arguments: [String]) throws(TextFileError) {
     let directory = (path as NSString).deletingLastPathComponent
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-    guard descriptor >= 0 else {
-      throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path])
+    if !FileManager.default.fileExists(atPath: directory) {
+      do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
+        throw TextFileError(path: path, reason: TextFileError.reason(of: error))
+      }
     }
+    descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+    guard descriptor >= 0 else { throw TextFileError(path: path, reason: String(cString: strerror(errno))) }
     runID = UUID().uuidString.lowercased()
     self.arguments = arguments.map { CryptHash.isValid($0) ? Secret.redacted : $0 }
   }

@@ -27,12 +27,13 @@ struct DiscoverCommand: AsyncParsableCommand {
     let sources = InventorySources(
       store: store, clientList: place.clientList, dshDirectory: Inventory.dshGroupDirectory, discovery: true,
       discoveryWait: duration)
-    var failure: String?
-    let hosts = await sources.discoveredClients(knownGroups: Set(store.groups())) { message in
-      if message.hasPrefix("no discovery") { failure = message } else { Stream.standardError.write("cfi-sh: \(message)\n") }
-    }
-    if let failure {
-      Stream.standardError.write("cfi-sh: \(failure)\n")
+    let hosts: [Runtime.Host]
+    do {
+      hosts = try await sources.discoveredClients(knownGroups: Set(store.groups())) { message in
+        Stream.standardError.write("cfi-sh: \(message)\n")
+      }
+    } catch {
+      Stream.standardError.write("cfi-sh: no discovery: \(error)\n")
       throw ExitCode(ExitStatus.runbookError)
     }
     do { try KnownClients(store: store).remember(hosts) } catch {

@@ -48,14 +48,16 @@ struct HostsCommand: AsyncParsableCommand {
       let sources = InventorySources(
         store: Store(root: place.storeRoot), clientList: place.clientList,
         dshDirectory: CFISh.setting(nil, "CFI_DSH_GROUPS") ?? Inventory.dshGroupDirectory, discovery: !noDiscovery)
-      var entries: [InventoryEntry]
-      let inventory: Inventory
+      let snapshot: InventorySnapshot
       do {
-        (inventory, entries) = try await sources.load { Stream.standardError.write("cfi-sh: \($0)\n") }
-      } catch let failure as CommandFailure {
+        snapshot = try await sources.load { Stream.standardError.write("cfi-sh: \($0)\n") }
+      } catch {
+        let failure = CommandFailure(error)
         Stream.standardError.write("cfi-sh: \(failure.message)\n")
         throw ExitCode(failure.status)
       }
+      let inventory = snapshot.inventory
+      var entries = snapshot.entries
       do { entries = try InventoryEntry.select(entries, patterns: patterns, in: inventory) } catch { throw ValidationError(error.message) }
       entries.sort { HostFolding.naturalLess($0.host.name, $1.host.name) }
       print(HostsCommand.render(entries, json: json, discovery: !noDiscovery), terminator: "")

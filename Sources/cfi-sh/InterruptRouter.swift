@@ -5,6 +5,7 @@
 
 import Foundation
 import CFIScript
+import Runtime
 import Synchronization
 
 /// Routes SIGINT to the line editor or the running task.

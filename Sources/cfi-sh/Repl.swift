@@ -12,10 +12,11 @@ import Synchronization
 /// The REPL's state between entries.
 final class Repl {
   let options: CFISh
-  let store: Store
+  let fleet: FleetRun
+  var store: Store { fleet.store }
   let session: Session
   let editor: LineEditor
-  let sink: ReplSink
+  let sink: TextRenderer
   let style: Style
   let vocabulary: SharedVocabulary
   let interrupts: InterruptRouter
@@ -28,7 +29,6 @@ final class Repl {
   var lastResult: RunResult?
   /// What `:save` writes: the entries that ran to their end, as runbook text.
   var saved: [String] = []
-  var auditUnavailable = false
 
   /// The history file: ~/.cfi_history (CFI_HISTORY overrides; empty: none).
   static var historyFile: String? {
@@ -40,24 +40,21 @@ final class Repl {
 
   init(options: CFISh) async throws {
     self.options = options
-    store = Store(root: options.storeRoot)
+    fleet = options.makeFleetRun(audit: options.auditPolicy(required: false)) { Stream.standardError.write("cfi-sh: \($0)\n") }
     style = Style.forStream(.standardOutput)
     check = options.check
-    let sources = InventorySources(
-      store: store, clientList: options.clientList, dshDirectory: options.dshGroupDirectory,
-      discovery: !options.noDiscovery)
-    let (inventory, entries) = try await sources.load { Stream.standardError.write("cfi-sh: \($0)\n") }
-    self.entries = entries
+    let snapshot: InventorySnapshot
+    do { snapshot = try await fleet.loadInventory() } catch { throw CommandFailure(error) }
+    entries = snapshot.entries
     let (settings, locked) = try options.commandLineSettings()
-    sink = ReplSink(
-      renderer: TextRenderer(
-        verbosity: options.quiet ? .quiet : options.verbose ? .verbose : .normal, style: style,
-        progress: Stream.standardError.isTerminal))
+    sink = TextRenderer(
+      verbosity: options.quiet ? .quiet : options.verbose ? .verbose : .normal, style: style,
+      progress: Stream.standardError.isTerminal)
     session = Session(
-      transport: makeTransport(store: store, identity: options.identityFile, sshConfig: options.sshConfigFile),
-      sink: sink,
-      options: RunOptions(store: store, inventory: inventory, settings: settings, lockedSettings: locked, check: check))
-    let vocabulary = SharedVocabulary(Vocabulary(storeRoot: store.root))
+      transport: fleet.transport, sink: sink,
+      options: RunOptions(
+        store: fleet.store, inventory: snapshot.inventory, settings: settings, lockedSettings: locked, check: check))
+    let vocabulary = SharedVocabulary(Vocabulary(storeRoot: fleet.store.root))
     self.vocabulary = vocabulary
     editor = LineEditor(historyFile: Repl.historyFile, historyLimit: Repl.historyLimit) { line, start, _, word in
       ReplCompletion.candidates(line: line, start: start, word: word, vocabulary: vocabulary.value.withLock { $0 })
@@ -96,7 +93,7 @@ final class Repl {
       }
     }
     interrupts.stop()
-    await session.shutdown()
+    await fleet.shutdown()
     editor.close()
     return ExitStatus.success
   }
@@ -145,53 +142,33 @@ final class Repl {
     return true
   }
 
-  /// Runs a program as one run: lock, audit, Ctrl-C, results.
+  /// Runs a program as one run of the fleet: lock (never waited for: a cron run holding the
+  /// store gets a message, not a hang), audit, Ctrl-C, results.
   func run(_ program: Program, savedAs text: String) async {
-    // Per entry, never waiting: a cron run holding the store gets a message, not a hang.
-    var lock: StoreLock?
-    do throws(StoreLock.Failure) {
-      if !check { lock = try StoreLock(store: store, wait: false) }
-    } catch {
-      switch error {
-      case .busy(let holder):
-        fail("another run holds the lock of \(store.root) (pid \(holder ?? "?")); try again when it has finished")
-      case .cannotOpen(let message): fail(message)
-      }
-      return
-    }
-    let audit = openAuditLog()
-    sink.audit.withLock { $0 = audit }
     let check = self.check
     let session = self.session
+    let interrupts = self.interrupts
     // The audit log's "runbook": the entry as a runbook says it, hashes redacted.
     let name = "cfi-sh session: " + SecretText.redactingHashes(String(text.prefix(1000)))
-    let task = Task { await session.run(program, name: name, check: check) }
-    interrupts.running(task)
-    let result = await task.value
-    interrupts.reading()
-    sink.audit.withLock { $0 = nil }
+    let result: RunResult
+    do {
+      result = try await fleet.run(lock: check ? .none : .noWait, sink: sink) { sink in
+        let task = Task { await session.run(program, name: name, check: check, sink: sink) }
+        interrupts.running(task)
+        let result = await task.value
+        interrupts.reading()
+        return (result, result.end)
+      }.result
+    } catch {
+      fail(CommandFailure(error, noWait: false).message)
+      return
+    }
     if let error = result.error { await report([error]) }
-    let status = ExitStatus.of(outcomes: result.outcomes, runtimeError: result.error != nil, interrupted: result.interrupted)
-    audit?.finish(exitStatus: status)
-    withExtendedLifetime(lock) {}
     lastResult = result
-    let reached = result.outcomes.filter { [.ok, .changed, .failed].contains($0.status) }.map(\.host)
-    try? KnownClients(store: store).remember(reached)
     // Saved when it ran for real, to its end, and did not fail everywhere it ran.
     let failedEverywhere = !result.outcomes.isEmpty && result.outcomes.allSatisfy { [.failed, .unreachable].contains($0.status) }
     if !check, result.error == nil, !result.interrupted, !failedEverywhere { saved.append(text) }
     await refreshVocabulary()
-  }
-
-  /// The audit log for one entry; a log that cannot be opened is said once, then skipped.
-  private func openAuditLog() -> AuditLog? {
-    let path = options.auditLogPath
-    guard path != "none", !auditUnavailable else { return nil }
-    do { return try AuditLog(path: path, arguments: []) } catch {
-      fail("cannot open the audit log '\(path)': \(Loader.reason(error)); this session runs without it")
-      auditUnavailable = true
-      return nil
-    }
   }
 
   func report(_ diagnostics: [Diagnostic]) async {
@@ -229,18 +206,5 @@ final class Repl {
     let words = text.split(whereSeparator: { " ,".contains($0) }).map(String.init)
     if words.first == "group" { return Array(words.dropFirst().prefix { $0 != "except" }) }
     return words.filter { $0.hasPrefix("@") }.map { String($0.dropFirst()) }
-  }
-}
-
-/// The REPL's event sink: the renderer, and the current entry's audit log.
-final class ReplSink: EventSink {
-  let renderer: TextRenderer
-  let audit = Mutex<AuditLog?>(nil)
-
-  init(renderer: TextRenderer) { self.renderer = renderer }
-
-  func emit(_ event: Event) {
-    renderer.emit(event)
-    audit.withLock { $0 }?.emit(event)
   }
 }

@@ -109,26 +109,22 @@ extension Repl {
   }
 
   private func discover() async {
-    let sources = InventorySources(
-      store: store, clientList: options.clientList, dshDirectory: options.dshGroupDirectory, discovery: true)
     do {
       let before = Set(entries.map(\.host.name))
-      let (inventory, entries) = try await sources.load { Stream.standardError.write("cfi-sh: \($0)\n") }
-      self.entries = entries
+      let snapshot = try await fleet.discover()
+      entries = snapshot.entries
       let found = entries.filter(\.online).map(\.host)
-      try? KnownClients(store: store).remember(found)
-      await session.replaceInventory(inventory)
+      await session.replaceInventory(snapshot.inventory)
       let new = found.map(\.name).filter { !before.contains($0) }
       var text = "\(found.count) host\(found.count == 1 ? "" : "s") announcing"
       if !new.isEmpty { text += "; new: \(HostFolding.foldedString(new))" }
       Stream.standardOutput.write(text + "\n")
       await refreshVocabulary()
-    } catch let failure as CommandFailure {
-      fail(failure.message)
     } catch {
-      fail("\(error)")
+      fail(error.description)
     }
   }
+
 
   // MARK: - Target and modes
 

@@ -5,12 +5,6 @@ import CFIScript
 import Foundation
 import Runtime
 
-/// An error that ends the command with a message and a status (no usage text).
-struct CommandFailure: Error {
-  var message: String
-  var status: Int32
-}
-
 /// Does what `cfi-sh [OPTIONS] RUNBOOK` asks.
 struct RunbookRunner {
   let options: CFISh
@@ -27,10 +21,18 @@ struct RunbookRunner {
 
   private func runChecked() async throws -> Int32 {
     let (runbook, name, arguments) = try load()
-    let store = Store(root: options.storeRoot)
-    let inventory = try await loadInventory(store: store, runbook: runbook)
-    let context = ResolverContext(
-      knownGroups: Set(store.groups()).union(inventory.groupNames), store: store)
+    let fleet = options.makeFleetRun(
+      audit: options.syntaxCheck ? .none : options.auditPolicy(required: true),
+      notice: { [verbose = options.verbose] message in
+        if verbose { Stream.standardError.write("cfi-sh: \(message)\n") }
+      })
+    let inventory: Inventory
+    do {
+      inventory = try await fleet.loadInventory(discovery: !runbook.program.turnsDiscoveryOff).inventory
+    } catch {
+      throw CommandFailure(error)
+    }
+    let context = ResolverContext(knownGroups: Set(fleet.store.groups()).union(inventory.groupNames), store: fleet.store)
     let diagnostics = (runbook.diagnostics + Resolver.check(runbook, context: context)).sorted { $0.range < $1.range }
     let diagnosticRenderer = DiagnosticRenderer(files: runbook.files, colors: Style.forStream(.standardError).enabled)
     if !diagnostics.isEmpty {
@@ -45,7 +47,7 @@ struct RunbookRunner {
 
     let (settings, locked) = try options.commandLineSettings()
     let runOptions = RunOptions(
-      store: store, inventory: inventory, settings: settings, lockedSettings: locked, check: options.check,
+      store: fleet.store, inventory: inventory, settings: settings, lockedSettings: locked, check: options.check,
       arguments: arguments)
     let renderer: any EventSink =
       options.json
@@ -53,60 +55,38 @@ struct RunbookRunner {
       : TextRenderer(
         verbosity: options.quiet ? .quiet : options.verbose ? .verbose : .normal,
         style: Style.forStream(.standardOutput), progress: Stream.standardError.isTerminal)
-    let audit = try openAuditLog(arguments: arguments)
-    let transport = makeTransport(store: store, identity: options.identityFile, sshConfig: options.sshConfigFile)
-    // Two runs on one store (two cron jobs) must not work on the same hosts at once.
-    let lock = try takeLock(store)
-
-    var sinks: [any EventSink] = [renderer]
-    if let audit { sinks.append(audit) }
-    let sink = MultiplexSink(sinks)
-    let task = Task {
-      await Interpreter.run(runbook, name: name, transport: transport, sink: sink, options: runOptions)
+    // Two runs on one store (two cron jobs) must not work on the same hosts at once; a dry run
+    // changes nothing and takes no lock.
+    let store = fleet.store
+    let lock: FleetRun.LockPolicy =
+      options.check
+      ? .none
+      : options.noWait
+        ? .noWait
+        : .wait { holder in
+          Stream.standardError.write("cfi-sh: waiting for another run on \(store.root) (pid \(holder ?? "?")) to finish\n")
+        }
+    let run: (result: RunResult, end: RunEnd, exitStatus: Int32)
+    do {
+      run = try await fleet.run(arguments: arguments, lock: lock, sink: renderer) { sink in
+        let task = Task {
+          await Interpreter.run(runbook, name: name, transport: fleet.transport, sink: sink, options: runOptions)
+        }
+        let interrupts = InterruptRouter(pressesToQuit: 2)
+        interrupts.start()
+        interrupts.running(task)
+        let result = await task.value
+        interrupts.stop()
+        return (result, result.end)
+      }
+    } catch {
+      throw CommandFailure(error, noWait: options.noWait)
     }
-    let interrupts = InterruptRouter(pressesToQuit: 2)
-    interrupts.start()
-    interrupts.running(task)
-    let result = await task.value
-    interrupts.stop()
-    if let error = result.error {
+    if let error = run.result.error {
       Stream.standardError.write(diagnosticRenderer.render(error))
     }
-    let reached: [Runtime.Host] = result.outcomes.compactMap { outcome in
-      [.ok, .changed, .failed].contains(outcome.status) ? outcome.host : nil
-    }
-    try? KnownClients(store: store).remember(reached)
-    let status = ExitStatus.of(outcomes: result.outcomes, runtimeError: result.error != nil, interrupted: result.interrupted)
-    audit?.finish(exitStatus: status)
-    withExtendedLifetime(lock) {}
-    return status
+    return run.exitStatus
   }
-
-  /// Takes the store's lock (not for dry runs, which change nothing).
-  private func takeLock(_ store: Store) throws -> StoreLock? {
-    guard !options.check else { return nil }
-    do {
-      return try StoreLock(store: store, wait: !options.noWait) { holder in
-        Stream.standardError.write("cfi-sh: waiting for another run on \(store.root) (pid \(holder ?? "?")) to finish\n")
-      }
-    } catch .busy(let holder) {
-      throw CommandFailure(
-        message: "another run holds the lock of \(store.root) (pid \(holder ?? "?")); not waiting (--no-wait)",
-        status: ExitStatus.locked)
-    } catch .cannotOpen(let message) {
-      throw CommandFailure(message: message, status: ExitStatus.usage)
-    }
-  }
-
-  /// The audit log (`--audit-log`, default /var/log/cfi/audit.log; `none` turns it off).
-  private func openAuditLog(arguments: [String]) throws -> AuditLog? {
-    let path = options.auditLogPath
-    guard path != "none", !options.syntaxCheck else { return nil }
-    do { return try AuditLog(path: path, arguments: arguments) } catch {
-      throw CommandFailure(message: "cannot open the audit log '\(path)': \(Loader.reason(error))", status: ExitStatus.usage)
-    }
-  }
-
 
   /// Reads the runbook from `-c`, a file, or standard input.
   private func load() throws -> (LoadedRunbook, String, [String]) {
@@ -128,31 +108,6 @@ struct RunbookRunner {
       return (try Loader.load(path: path), path, arguments)
     } catch {
       throw CommandFailure(message: "cannot read runbook '\(path)': \(Loader.reason(error))", status: ExitStatus.usage)
-    }
-  }
-
-  /// The merged inventory (see InventorySources); discovery unless `--no-discovery` or the
-  /// runbook says `set discovery = off` at its top level.
-  private func loadInventory(store: Store, runbook: LoadedRunbook) async throws -> Inventory {
-    let sources = InventorySources(
-      store: store, clientList: options.clientList, dshDirectory: options.dshGroupDirectory,
-      discovery: !options.noDiscovery && !RunbookRunner.turnsDiscoveryOff(runbook.program.statements))
-    let verbose = options.verbose
-    return try await sources.load { message in
-      if verbose { Stream.standardError.write("cfi-sh: \(message)\n") }
-    }.0
-  }
-
-  /// Whether the runbook's top level says `set discovery = off` (or false).
-  static func turnsDiscoveryOff(_ statements: [Statement]) -> Bool {
-    statements.contains { statement in
-      switch statement.kind {
-      case .set(let name, let value):
-        if name.name == "discovery", case .boolean(false) = value.kind { return true }
-        return false
-      case .include(_, _, let program?): return turnsDiscoveryOff(program.statements)
-      default: return false
-      }
     }
   }
 }

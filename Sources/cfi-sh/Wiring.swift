@@ -1,8 +1,79 @@
-// Wiring the real fleet: which transport a run uses.
+// Wiring the real fleet: the FleetRun a command uses (OpenSSH and rsync, the server's key and
+// known_hosts, the inventory sources the command line names), and how its errors end the command.
 
+import CFIScript
 import Runtime
 
-/// The transport for a real run: OpenSSH and rsync, with the server's key and known_hosts.
-func makeTransport(store: Store, identity: String?, sshConfig: String?) -> any Transport {
-  SSHTransport(configuration: SSHConfiguration(store: store, identityFile: identity, configFile: sshConfig), store: store)
+extension CFISh {
+  /// The fleet of this command line's store, reached over OpenSSH.
+  func makeFleetRun(audit: FleetRun.AuditPolicy, notice: @escaping @Sendable (String) -> Void) -> FleetRun {
+    let store = Store(root: storeRoot)
+    let transport = SSHTransport(
+      configuration: SSHConfiguration(store: store, identityFile: identityFile, configFile: sshConfigFile), store: store)
+    let sources = InventorySources(
+      store: store, clientList: clientList, dshDirectory: dshGroupDirectory, discovery: !noDiscovery)
+    return FleetRun(store: store, sources: sources, transport: transport, audit: audit, notice: notice)
+  }
+
+  /// The audit log this command line asks for (`--audit-log none` turns it off).
+  func auditPolicy(required: Bool) -> FleetRun.AuditPolicy {
+    let path = auditLogPath
+    if path == "none" { return .none }
+    return required ? .required(path: path) : .bestEffort(path: path)
+  }
+}
+
+/// An error that ends the command with a message and a status (no usage text).
+struct CommandFailure: Error {
+  var message: String
+  var status: Int32
+
+  init(message: String, status: Int32) {
+    self.message = message
+    self.status = status
+  }
+
+  /// A client list that cannot be read is a usage error; a wrong line in it, a runbook error.
+  init(_ error: InventorySourceError) {
+    switch error {
+    case .unreadable: self.init(message: error.description, status: ExitStatus.usage)
+    case .invalid: self.init(message: error.description, status: ExitStatus.runbookError)
+    }
+  }
+
+  /// A run that could not start; `noWait`: the lock was refused because of `--no-wait`.
+  init(_ error: FleetRunError, noWait: Bool) {
+    switch error {
+    case .locked(let store, let holder):
+      let advice = noWait ? "not waiting (--no-wait)" : "try again when it has finished"
+      self.init(message: "another run holds the lock of \(store) (pid \(holder ?? "?")); \(advice)", status: ExitStatus.locked)
+    case .lockUnavailable(let message):
+      self.init(message: message, status: ExitStatus.usage)
+    case .auditLogUnavailable(let path, let reason):
+      self.init(message: "cannot open the audit log '\(path)': \(reason)", status: ExitStatus.usage)
+    }
+  }
+}
+
+extension RunResult {
+  /// How the run ended, as the fleet sees it.
+  var end: RunEnd { RunEnd(outcomes: outcomes, runtimeError: error != nil, interrupted: interrupted) }
+}
+
+extension Program {
+  /// Whether the runbook's top level says `set discovery = off` (or false), also in an
+  /// include at the top level.
+  var turnsDiscoveryOff: Bool { Program.turnsDiscoveryOff(statements) }
+
+  private static func turnsDiscoveryOff(_ statements: [Statement]) -> Bool {
+    statements.contains { statement in
+      switch statement.kind {
+      case .set(let name, let value):
+        if name.name == "discovery", case .boolean(false) = value.kind { return true }
+        return false
+      case .include(_, _, let program?): return turnsDiscoveryOff(program.statements)
+      default: return false
+      }
+    }
+  }
 }

@@ -14,7 +14,7 @@ import Testing
     for path in ["lab/etc/apt/sources.list.d", "lab/etc/dpkg", "office/etc/skel"] {
       try FileManager.default.createDirectory(atPath: store + "/" + path, withIntermediateDirectories: true)
     }
-    FileManager.default.createFile(atPath: store + "/lab/etc/dpkg/dpkg.cfg", contents: Data())
+    _ = FileManager.default.createFile(atPath: store + "/lab/etc/dpkg/dpkg.cfg", contents: Data())
     vocabulary = Vocabulary(
       groups: ["lab", "office", "unknown"], hosts: ["pc01", "pc02", "desk1", "pc[01-02]"],
       variables: ["greeting", "hash"], functions: ["deploy"], storeRoot: store, targetGroups: [])

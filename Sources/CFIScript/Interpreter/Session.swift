@@ -125,12 +125,13 @@ public actor Session {
 
   /// Runs a parsed entry; what it binds, defines and sets stays for the next one (also when
   /// it fails or is interrupted half-way: what ran, ran).
-  /// `name` is what the sink's `runStarted` calls the run (default `<input N>`).
-  public func run(_ program: Program, name: String? = nil, check: Bool) async -> RunResult {
+  /// `name` is what the sink's `runStarted` calls the run (default `<input N>`); `sink`, when
+  /// given, hears this run instead of the session's (one with the entry's audit log).
+  public func run(_ program: Program, name: String? = nil, check: Bool, sink: (any EventSink)? = nil) async -> RunResult {
     await transport.startNewRun()
     var entryOptions = options
     entryOptions.check = check
-    let interpreter = Interpreter(transport: transport, sink: sink, options: entryOptions, files: files)
+    let interpreter = Interpreter(transport: transport, sink: sink ?? self.sink, options: entryOptions, files: files)
     var frame = self.frame
     let result = await interpreter.run(program, name: name ?? "<input \(entries)>", in: &frame, shutdown: false)
     self.frame = frame
@@ -139,11 +140,6 @@ public actor Session {
     context = extended
     context.globals.formUnion(frame.globals.keys)
     return result
-  }
-
-  /// Closes the transport's connections (at the end of the session).
-  public func shutdown() async {
-    await transport.shutdown()
   }
 
   // MARK: - What the session knows

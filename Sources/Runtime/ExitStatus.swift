@@ -1,0 +1,30 @@
+// The exit status of a run, kept disjoint so cron jobs and scripts can tell causes apart.
+// Documented in the README and in `cfi-sh --help`.
+
+/// cfi-sh's exit statuses.
+public enum ExitStatus {
+  /// All hosts ok or changed (or nothing to do).
+  public static let success: Int32 = 0
+  /// The runbook is wrong (syntax, unknown name, bad argument, missing store file): nothing ran;
+  /// or a runtime error on the server stopped the run (combined with the bits below).
+  public static let runbookError: Int32 = 1
+  /// Bit: some hosts failed.
+  public static let hostsFailed: Int32 = 2
+  /// Bit: some hosts were unreachable.
+  public static let hostsUnreachable: Int32 = 4
+  /// A command-line usage error (sysexits EX_USAGE).
+  public static let usage: Int32 = 64
+  /// Another run holds the store's lock and `--no-wait` was given (sysexits EX_TEMPFAIL).
+  public static let locked: Int32 = 75
+  /// Interrupted by SIGINT (128 + 2, as shells report it).
+  public static let interrupted: Int32 = 130
+
+  /// The status for a finished run.
+  public static func of(_ end: RunEnd) -> Int32 {
+    if end.interrupted { return interrupted }
+    var status: Int32 = end.runtimeError ? runbookError : success
+    if end.outcomes.contains(where: { $0.status == .failed }) { status |= hostsFailed }
+    if end.outcomes.contains(where: { $0.status == .unreachable }) { status |= hostsUnreachable }
+    return status
+  }
+}

@@ -1,0 +1,172 @@
+// FleetRun: one home for "run on the fleet". Whoever runs something on the hosts (a runbook,
+// the REPL's entries, later the delivery watcher) goes through it, so that the order
+// inventory → audit log → store lock → run → exit status → known clients is written once.
+// It knows nothing of the language: the body it runs reports how it ended as a `RunEnd`.
+
+import Foundation
+import Synchronization
+
+/// How a run's body ended: the per-host outcomes and whether the server side stopped.
+public struct RunEnd: Sendable {
+  /// Per host that took part: its worst status.
+  public var outcomes: [HostOutcome]
+  /// A runtime error stopped the run on the server.
+  public var runtimeError: Bool
+  /// The operator interrupted it.
+  public var interrupted: Bool
+
+  public init(outcomes: [HostOutcome], runtimeError: Bool, interrupted: Bool) {
+    self.outcomes = outcomes
+    self.runtimeError = runtimeError
+    self.interrupted = interrupted
+  }
+
+  /// The hosts the run reached (a failed command was still reached).
+  public var reached: [Host] {
+    outcomes.filter { [.ok, .changed, .failed].contains($0.status) }.map(\.host)
+  }
+}
+
+/// Why a run could not start.
+public enum FleetRunError: Error, Sendable {
+  /// Another run holds the store's lock (and this one does not wait).
+  case locked(store: String, holder: String?)
+  /// The lock file cannot be opened.
+  case lockUnavailable(String)
+  /// The audit log cannot be opened and the run may not go without it.
+  case auditLogUnavailable(path: String, reason: String)
+}
+
+/// The server side of every run on one store: connections, lock, audit log, known clients.
+/// One per process: a runbook makes one for its run, the REPL one for its session.
+public final class FleetRun: Sendable {
+  /// Where the audit record of each run goes.
+  public enum AuditPolicy: Sendable {
+    /// No audit log (`--audit-log none`).
+    case none
+    /// A run does not start without its record.
+    case required(path: String)
+    /// A session goes on without the log when it cannot be opened, and says so once.
+    case bestEffort(path: String)
+  }
+
+  /// Whether a run waits for another run's lock.
+  public enum LockPolicy: Sendable {
+    /// No lock: a dry run changes nothing.
+    case none
+    /// Wait until the lock is free; `waiting` is told the holder's pid first.
+    case wait(waiting: @Sendable (String?) -> Void)
+    /// Refuse at once.
+    case noWait
+  }
+
+  public let store: Store
+  /// How commands reach the hosts; its connections live as long as this FleetRun.
+  public let transport: any Transport
+  private let sources: InventorySources
+  private let audit: AuditPolicy
+  private let notice: @Sendable (String) -> Void
+  private let auditBroken = Mutex(false)
+
+  /// A fleet on `store` reached through `transport`. `notice` hears what the operator should
+  /// know but that does not stop anything (a source that failed, a log that went missing).
+  public init(
+    store: Store, sources: InventorySources, transport: any Transport, audit: AuditPolicy,
+    notice: @escaping @Sendable (String) -> Void = { _ in }
+  ) {
+    self.store = store
+    self.sources = sources
+    self.transport = transport
+    self.audit = audit
+    self.notice = notice
+  }
+
+  // MARK: - Hosts
+
+  /// The merged inventory; `discovery: false` skips the browse whatever the sources say (a
+  /// runbook that says `set discovery = off`).
+  public func loadInventory(discovery: Bool = true) async throws(InventorySourceError) -> InventorySnapshot {
+    var sources = self.sources
+    sources.discovery = sources.discovery && discovery
+    return try await sources.load(warning: notice)
+  }
+
+  /// Browses now (whatever the sources say) and remembers what announces itself.
+  public func discover() async throws(InventorySourceError) -> InventorySnapshot {
+    var sources = self.sources
+    sources.discovery = true
+    let snapshot = try await sources.load(warning: notice)
+    remember(snapshot.entries.filter(\.online).map(\.host))
+    return snapshot
+  }
+
+  /// Adds hosts to the known clients; a store that cannot be written is a notice, not a failure.
+  public func remember(_ hosts: [Host]) {
+    guard !hosts.isEmpty else { return }
+    do { try KnownClients(store: store).remember(hosts) } catch {
+      notice("cannot update the known clients: \(error.localizedDescription)")
+    }
+  }
+
+  // MARK: - Runs
+
+  /// Runs `body` as one run: opens the audit log, takes the store's lock, runs, derives the
+  /// exit status, remembers the hosts reached, writes the run's record. `arguments` go into
+  /// the record (hashes redacted). Throws only when the run could not start.
+  public func run<Result>(
+    arguments: [String] = [], lock: LockPolicy, sink: any EventSink,
+    _ body: (any EventSink) async -> (Result, RunEnd)
+  ) async throws(FleetRunError) -> (result: Result, end: RunEnd, exitStatus: Int32) {
+    let log = try openAuditLog(arguments: arguments)
+    let held = try takeLock(lock)
+    let sinks: [any EventSink] = log.map { [sink, $0] } ?? [sink]
+    let (result, end) = await body(sinks.count == 1 ? sink : MultiplexSink(sinks))
+    let status = ExitStatus.of(end)
+    remember(end.reached)
+    log?.finish(exitStatus: status)
+    withExtendedLifetime(held) {}
+    return (result, end, status)
+  }
+
+  /// Closes every connection (at the end of a session; a runbook's interpreter closes them
+  /// itself before it reports the run finished).
+  public func shutdown() async {
+    await transport.shutdown()
+  }
+
+  private func openAuditLog(arguments: [String]) throws(FleetRunError) -> AuditLog? {
+    let path: String
+    let required: Bool
+    switch audit {
+    case .none: return nil
+    case .required(let where_): (path, required) = (where_, true)
+    case .bestEffort(let where_): (path, required) = (where_, false)
+    }
+    if auditBroken.withLock({ $0 }) { return nil }
+    do { return try AuditLog(path: path, arguments: arguments) } catch {
+      let reason = error.reason
+      if required { throw .auditLogUnavailable(path: path, reason: reason) }
+      auditBroken.withLock { $0 = true }
+      notice("cannot open the audit log '\(path)': \(reason); this session runs without it")
+      return nil
+    }
+  }
+
+  private func takeLock(_ policy: LockPolicy) throws(FleetRunError) -> StoreLock? {
+    let wait: Bool
+    var waiting: @Sendable (String?) -> Void = { _ in }
+    switch policy {
+    case .none: return nil
+    case .noWait: wait = false
+    case .wait(let tell): (wait, waiting) = (true, tell)
+    }
+    do throws(StoreLock.Failure) {
+      return try StoreLock(store: store, wait: wait, waiting: waiting)
+    } catch {
+      switch error {
+      case .busy(let holder): throw .locked(store: store.root, holder: holder)
+      case .cannotOpen(let message): throw .lockUnavailable(message)
+      }
+    }
+  }
+}

@@ -1,0 +1,173 @@
+// Where the server learns its hosts, merged into one inventory: the known clients (every host a
+// run has reached), dsh group files, avahi announcements (live), and the static client list,
+// which wins where it names a host. Each host keeps where it came from.
+
+import Foundation
+
+/// One host of the merged inventory, for listings.
+public struct InventoryEntry: Sendable {
+  public var host: Host
+  /// Where the host is known from: `known`, `dsh`, `discovered`, `static`, `session`.
+  public var sources: [String]
+  /// When a run last reached it, or when it was discovered now.
+  public var lastSeen: Date?
+  /// Whether it announces itself right now.
+  public var online: Bool
+
+  public init(host: Host, sources: [String], lastSeen: Date? = nil, online: Bool = false) {
+    self.host = host
+    self.sources = sources
+    self.lastSeen = lastSeen
+    self.online = online
+  }
+}
+
+extension InventoryEntry {
+  /// The entries that `patterns` name (`pc[01-05]`, `web1`, `@lab`: the group's hosts in
+  /// `inventory`, dsh and session groups too); all of them for none.
+  public static func select(_ entries: [InventoryEntry], patterns: [String], in inventory: Inventory)
+    throws(HostPatternError) -> [InventoryEntry]
+  {
+    guard !patterns.isEmpty else { return entries }
+    var selected: Set<String> = []
+    for text in patterns {
+      let list: [HostPattern]
+      do { list = try HostPattern.parseList(text) } catch {
+        throw HostPatternError(message: "in '\(text)': \(error.message)", offset: error.offset, length: error.length)
+      }
+      for pattern in list {
+        if let group = pattern.groupReference {
+          selected.formUnion(inventory.hosts(inGroup: group).map(\.name))
+        } else if let names = try? pattern.expand() {
+          selected.formUnion(names)
+        }
+      }
+    }
+    return entries.filter { selected.contains($0.host.name) }
+  }
+}
+
+/// Why the inventory could not be loaded.
+public enum InventorySourceError: Error, Sendable, CustomStringConvertible {
+  /// The client list named on the command line (or /etc/cfi/clients) cannot be read.
+  case unreadable(path: String, reason: String)
+  /// A line of the client list is wrong.
+  case invalid(InventoryError)
+
+  public var description: String {
+    switch self {
+    case .unreadable(let path, let reason): "cannot read client list '\(path)': \(reason)"
+    case .invalid(let error): error.description
+    }
+  }
+}
+
+/// The merged inventory and, per host, where it came from.
+public struct InventorySnapshot: Sendable {
+  public var inventory: Inventory
+  public var entries: [InventoryEntry]
+}
+
+/// The sources of the inventory, as the command line and environment name them.
+public struct InventorySources: Sendable {
+  public var store: Store
+  /// The static client list; nil: /etc/cfi/clients if it exists.
+  public var clientList: String?
+  public var dshDirectory: String
+  /// Browse avahi for announced clients.
+  public var discovery: Bool
+  /// The longest a browse may take (it usually ends after about a second).
+  public var discoveryWait: Duration
+
+  /// Where the static client list is unless one is named.
+  public static let defaultClientList = "/etc/cfi/clients"
+
+  public init(
+    store: Store, clientList: String? = nil, dshDirectory: String = Inventory.dshGroupDirectory, discovery: Bool,
+    discoveryWait: Duration = .seconds(3)
+  ) {
+    self.store = store
+    self.clientList = clientList
+    self.dshDirectory = dshDirectory
+    self.discovery = discovery
+    self.discoveryWait = discoveryWait
+  }
+
+  /// Merges every source. A failed browse (no avahi-daemon) is not an error: the other sources
+  /// still name the hosts; `warning` is told why.
+  public func load(warning: (String) -> Void = { _ in }) async throws(InventorySourceError) -> InventorySnapshot {
+    let groups = Set(store.groups())
+    var entries: [InventoryEntry] = []
+    var index: [String: Int] = [:]
+    func merge(_ host: Host, _ source: String, lastSeen: Date? = nil, online: Bool = false, wins: Bool) {
+      if let position = index[host.name] {
+        if wins {
+          var merged = host
+          merged.address = host.address ?? entries[position].host.address
+          merged.port = host.port ?? entries[position].host.port
+          merged.user = host.user ?? entries[position].host.user
+          entries[position].host = merged
+        }
+        entries[position].sources.append(source)
+        entries[position].lastSeen = lastSeen ?? entries[position].lastSeen
+        entries[position].online = entries[position].online || online
+      } else {
+        index[host.name] = entries.count
+        entries.append(InventoryEntry(host: host, sources: [source], lastSeen: lastSeen, online: online))
+      }
+    }
+    for client in KnownClients(store: store).load() {
+      var host = client.host
+      if !groups.contains(host.group) { host.group = Host.unknownGroup }
+      merge(host, "known", lastSeen: client.lastSeen, wins: true)
+    }
+    var dshSets: [(String, [String])] = []
+    for (group, hosts) in Inventory.dshGroups(in: dshDirectory) {
+      for var host in hosts {
+        host.group = groups.contains(group) ? group : Host.unknownGroup
+        merge(host, "dsh", wins: false)
+      }
+      dshSets.append((group, hosts.map(\.name)))
+    }
+    if discovery {
+      do {
+        for host in try await discoveredClients(knownGroups: groups, warning: warning) {
+          merge(host, "discovered", lastSeen: Date(), online: true, wins: true)
+        }
+      } catch {
+        warning("no discovery: \(error)")
+      }
+    }
+    for host in try staticList(knownGroups: groups) { merge(host, "static", wins: true) }
+    var inventory = Inventory(hosts: entries.map(\.host))
+    for (group, names) in dshSets { inventory.addToGroup(group, names: names) }
+    return InventorySnapshot(inventory: inventory, entries: entries)
+  }
+
+  /// The hosts announcing `_cfi._tcp` now; throws when there is no discovery to ask (no
+  /// avahi-daemon). Announcements that name no valid host are told to `warning` and skipped.
+  public func discoveredClients(knownGroups: Set<String>, warning: (String) -> Void) async throws -> [Host] {
+    let services = try await Discovery.snapshot(Inventory.clientServiceType, for: discoveryWait, endingAtAllForNow: true)
+    var hosts: [Host] = []
+    for service in services {
+      if let host = Inventory.host(announcedBy: service, knownGroups: knownGroups) {
+        hosts.append(host)
+      } else {
+        warning("ignoring an announcement that names no valid host: '\(service.name)' (\(service.hostName))")
+      }
+    }
+    return hosts
+  }
+
+  private func staticList(knownGroups: Set<String>) throws(InventorySourceError) -> [Host] {
+    let path = clientList ?? Self.defaultClientList
+    guard clientList != nil || FileManager.default.fileExists(atPath: path) else { return [] }
+    let text: String
+    do { text = try TextFile.read(path) } catch { throw .unreadable(path: path, reason: error.reason) }
+    do {
+      return try Inventory.parseStaticList(text, file: path, knownGroups: knownGroups)
+    } catch {
+      throw .invalid(error)
+    }
+  }
+}

@@ -1,0 +1,178 @@
+// FleetRun without a lab: the run's lifecycle around its body (lock, audit record, known
+// clients, exit status) and the inventory merge. The transport is never asked to do anything.
+
+import Foundation
+import Synchronization
+import Testing
+
+@testable import Runtime
+
+/// A fresh directory for one test, removed at the end.
+final class FleetRunScratch {
+  let path: String
+  init() {
+    var template = Array((NSTemporaryDirectory() + "cfi-fleetrun-XXXXXX").utf8CString)
+    path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+  }
+  deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Collects events (the body's sink).
+final class FleetRunEvents: EventSink, @unchecked Sendable {
+  private(set) var events: [Event] = []
+  func emit(_ event: Event) { events.append(event) }
+}
+
+@Suite struct FleetRunTests {
+  let scratch = FleetRunScratch()
+  var store: Store { Store(root: scratch.path + "/store") }
+
+  private func fleet(audit: FleetRun.AuditPolicy = .none, clientList: String? = nil, notices: FleetRunNotices = FleetRunNotices())
+    -> FleetRun
+  {
+    try? FileManager.default.createDirectory(atPath: store.root + "/lab", withIntermediateDirectories: true)
+    let sources = InventorySources(
+      store: store, clientList: clientList, dshDirectory: scratch.path + "/no-dsh", discovery: false)
+    return FleetRun(
+      store: store, sources: sources, transport: RecordingTransport(), audit: audit, notice: notices.add)
+  }
+
+  private func outcome(_ name: String, _ status: StepStatus) -> HostOutcome {
+    HostOutcome(host: Host(name: name, group: "lab"), status: status)
+  }
+
+  @Test(arguments: [
+    ([StepStatus.ok, .changed, .skipped], false, false, ExitStatus.success),
+    ([.ok, .failed], false, false, ExitStatus.hostsFailed),
+    ([.unreachable, .ok], false, false, ExitStatus.hostsUnreachable),
+    ([.failed, .unreachable], false, false, ExitStatus.hostsFailed | ExitStatus.hostsUnreachable),
+    ([.failed], true, false, ExitStatus.runbookError | ExitStatus.hostsFailed),
+    ([], true, false, ExitStatus.runbookError),
+    ([.failed, .unreachable], false, true, ExitStatus.interrupted),
+  ])
+  func theExitStatusComesFromTheOutcomes(statuses: [StepStatus], runtimeError: Bool, interrupted: Bool, expected: Int32) {
+    let outcomes = statuses.enumerated().map { outcome("pc\($0.offset)", $0.element) }
+    #expect(ExitStatus.of(RunEnd(outcomes: outcomes, runtimeError: runtimeError, interrupted: interrupted)) == expected)
+  }
+
+  @Test func aRunWritesOneAuditRecordAndRemembersTheHostsItReached() async throws {
+    let log = scratch.path + "/log/audit.log"
+    let fleet = fleet(audit: .required(path: log))
+    let events = FleetRunEvents()
+    let run = try await fleet.run(arguments: ["x"], lock: .noWait, sink: events) { sink in
+      let outcomes = [outcome("pc1", .changed), outcome("pc2", .failed), outcome("pc3", .unreachable)]
+      sink.emit(.runStarted(runbook: "site.cfi", check: false, date: Date()))
+      sink.emit(.runFinished(outcomes: outcomes, interrupted: false, error: nil))
+      return ("body ran", RunEnd(outcomes: outcomes, runtimeError: false, interrupted: false))
+    }
+    #expect(run.result == "body ran")
+    #expect(run.exitStatus == ExitStatus.hostsFailed | ExitStatus.hostsUnreachable)
+    #expect(events.events.count == 2)
+    let records = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+    let runRecords = records.filter { $0.contains(#""record":"run""#) }
+    #expect(runRecords.count == 1)
+    #expect(runRecords.first?.contains(#""exitStatus":6"#) == true)
+    let known = KnownClients(store: store).load().map(\.host.name).sorted()
+    #expect(known == ["pc1", "pc2"])
+  }
+
+  @Test func aRunThatFindsTheLockTakenDoesNotRunUnlessItIsADryRun() async throws {
+    let fleet = fleet()
+    let holder = try StoreLock(store: store, wait: false)
+    var ran = false
+    await #expect {
+      _ = try await fleet.run(lock: .noWait, sink: FleetRunEvents()) { _ in
+        ran = true
+        return ((), RunEnd(outcomes: [], runtimeError: false, interrupted: false))
+      }
+    } throws: { error in
+      guard case .locked(_, let pid) = error as? FleetRunError else { return false }
+      return pid == String(getpid())
+    }
+    #expect(!ran)
+    let dry = try await fleet.run(lock: .none, sink: FleetRunEvents()) { _ in
+      (true, RunEnd(outcomes: [], runtimeError: false, interrupted: false))
+    }
+    #expect(dry.result)
+    withExtendedLifetime(holder) {}
+  }
+
+  @Test func theLockIsFreeAgainAfterARun() async throws {
+    let fleet = fleet()
+    for _ in 0..<2 {
+      _ = try await fleet.run(lock: .noWait, sink: FleetRunEvents()) { _ in
+        ((), RunEnd(outcomes: [], runtimeError: false, interrupted: false))
+      }
+    }
+    #expect(throws: Never.self) { _ = try StoreLock(store: store, wait: false) }
+  }
+
+  @Test func aRequiredAuditLogThatCannotBeOpenedStopsTheRunBeforeItStarts() async throws {
+    // A regular file where the log's directory should be: ENOTDIR, even for root.
+    _ = FileManager.default.createFile(atPath: scratch.path + "/file", contents: Data())
+    let fleet = fleet(audit: .required(path: scratch.path + "/file/audit.log"))
+    var ran = false
+    await #expect {
+      _ = try await fleet.run(lock: .noWait, sink: FleetRunEvents()) { _ in
+        ran = true
+        return ((), RunEnd(outcomes: [], runtimeError: false, interrupted: false))
+      }
+    } throws: { error in
+      guard case .auditLogUnavailable(_, let reason) = error as? FleetRunError else { return false }
+      return reason == "Not a directory"
+    }
+    #expect(!ran)
+  }
+
+  @Test func aSessionGoesOnWithoutItsAuditLogAndSaysSoOnce() async throws {
+    _ = FileManager.default.createFile(atPath: scratch.path + "/file", contents: Data())
+    let notices = FleetRunNotices()
+    let fleet = fleet(audit: .bestEffort(path: scratch.path + "/file/audit.log"), notices: notices)
+    for _ in 0..<3 {
+      let run = try await fleet.run(lock: .noWait, sink: FleetRunEvents()) { _ in
+        (1, RunEnd(outcomes: [], runtimeError: false, interrupted: false))
+      }
+      #expect(run.result == 1)
+    }
+    #expect(notices.all.count == 1)
+    #expect(notices.all.first?.contains("this session runs without it") == true)
+  }
+
+  @Test func theInventoryMergesKnownClientsWithTheClientListWhichWins() async throws {
+    let list = scratch.path + "/clients"
+    try "pc1 address=10.0.0.1 group=lab\npc9 group=nosuchgroup\n".write(toFile: list, atomically: true, encoding: .utf8)
+    let fleet = fleet(clientList: list)
+    fleet.remember([Host(name: "pc1", group: "lab", address: "10.9.9.9"), Host(name: "pc2", group: "lab")])
+    let snapshot = try await fleet.loadInventory()
+    let byName = Dictionary(uniqueKeysWithValues: snapshot.entries.map { ($0.host.name, $0) })
+    #expect(byName["pc1"]?.host.address == "10.0.0.1")
+    #expect(byName["pc1"]?.sources == ["known", "static"])
+    #expect(byName["pc2"]?.sources == ["known"])
+    #expect(byName["pc9"]?.host.group == Host.unknownGroup)
+    #expect(snapshot.inventory.hosts(inGroup: "lab").map(\.name) == ["pc1", "pc2"])
+  }
+
+  @Test func aMissingOrWrongClientListIsAnErrorThatSaysWhy() async throws {
+    await #expect {
+      _ = try await fleet(clientList: scratch.path + "/none").loadInventory()
+    } throws: { error in
+      guard case .unreadable(_, let reason) = error as? InventorySourceError else { return false }
+      return reason == "No such file or directory"
+    }
+    let list = scratch.path + "/clients"
+    try "pc1 colour=blue\n".write(toFile: list, atomically: true, encoding: .utf8)
+    await #expect {
+      _ = try await fleet(clientList: list).loadInventory()
+    } throws: { error in
+      guard case .invalid(let problem) = error as? InventorySourceError else { return false }
+      return problem.line == 1 && problem.message.contains("unknown key 'colour'")
+    }
+  }
+}
+
+/// What a FleetRun told the operator.
+final class FleetRunNotices: Sendable {
+  private let lines = Mutex<[String]>([])
+  var all: [String] { lines.withLock { $0 } }
+  @Sendable func add(_ line: String) { lines.withLock { $0.append(line) } }
+}
