@@ -103,7 +103,7 @@ struct InventorySources {
   /// The hosts announcing `_cfi._tcp` now.
   func discoveredClients(knownGroups: Set<String>, warning: (String) -> Void) async -> [Runtime.Host] {
     do {
-      let services = try await Discovery.snapshot(Inventory.clientServiceType, for: discoveryWait, endingAtAllForNow: true)
+      let services = try await Discovery.snapshot(ServiceType.client, for: discoveryWait, ending: .atAllForNow)
       var hosts: [Runtime.Host] = []
       for service in services {
         if let host = Inventory.host(announcedBy: service, knownGroups: knownGroups) {
