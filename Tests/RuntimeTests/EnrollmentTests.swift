@@ -6,8 +6,9 @@ import Testing
 
 @testable import Runtime
 
-/// Fixed test keys (generated once with ssh-keygen -t ed25519) and their fingerprints.
-private enum Keys {
+/// Fixed test keys (generated once with ssh-keygen -t ed25519) and their fingerprints (shared
+/// with the other enrollment test files).
+enum Keys {
   static let a = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHU3V9lSQ8gDEyrA5eOyMu4j8cvJAuFXYpJ60O8MBG/A"
   static let aFingerprint = "SHA256:0tKRGV3agls0CHAC0cGlyvM15p3+GEr3iZThbkM6OmY"
   static let b = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHo/1BMwNKtBcb68G6IaPel6MuzcXZddA5+ehoQo0mSU"
@@ -281,7 +282,7 @@ extension EnrollmentTests {
 }
 
 /// A temporary directory removed at the end of the test.
-private final class TemporaryFiles {
+final class TemporaryFiles {
   let path: String
   init() throws {
     path = NSTemporaryDirectory() + "cfi-enroll-test-" + UUID().uuidString
