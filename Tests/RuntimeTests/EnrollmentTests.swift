@@ -288,8 +288,12 @@ final class TemporaryFiles {
     path = NSTemporaryDirectory() + "cfi-enroll-test-" + UUID().uuidString
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
   }
-  func write(_ name: String, _ text: String, mode: Int = 0o644) throws -> String {
+  func write(_ name: String, _ text: String, mode: Int = 0o644, createDirectories: Bool = false) throws -> String {
     let file = path + "/" + name
+    if createDirectories {
+      try FileManager.default.createDirectory(
+        atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    }
     try Data(text.utf8).write(to: URL(fileURLWithPath: file))
     try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: file)
     return file
