@@ -116,7 +116,7 @@ struct HostsCommand: AsyncParsableCommand {
       for name in names {
         var forgotten: [String] = []
         if FileManager.default.fileExists(atPath: knownHosts) {
-          if try await LocalProgram(path: "/usr/bin/ssh-keygen").run(["-R", name, "-f", knownHosts]).succeeded {
+          if try await LocalProgram.sshKeygen.run(["-R", name, "-f", knownHosts]).succeeded {
             forgotten.append("its host key")
           }
           try? FileManager.default.removeItem(atPath: knownHosts + ".old")
