@@ -2,6 +2,15 @@
 // (libavahi-client over D-Bus). Clients announce `_cfi._tcp` with TXT `group=NAME`; the server
 // announces `_cfi-server._tcp` with its key. The C side lives in AvahiBrowser.swift.
 
+/// The DNS-SD service types of cfi, named here only: Discovery browses them, enrollment and
+/// `server init` publish them (`AvahiServiceFile`), help texts quote them.
+public enum ServiceType {
+  /// A client, with TXT `group=NAME` (`cfi-sh client enroll`).
+  public static let client = "_cfi._tcp"
+  /// The server's ssh key, with TXT `key=` and `fp=` (`cfi-sh server init`).
+  public static let server = "_cfi-server._tcp"
+}
+
 /// One resolved service instance, as announced (nothing here is validated: TXT values in
 /// particular come from the network and may be anything).
 public struct DiscoveredService: Hashable, Sendable {
@@ -91,21 +100,37 @@ public enum Discovery {
     }
   }
 
-  /// Browses `type` for `duration` and returns the services present at the end, one per name
-  /// (the latest resolution), sorted by name. With `endingAtAllForNow`, returns as soon as
-  /// avahi says it has probably seen everything (about a second), `duration` at the most.
+  /// When a snapshot ends (`duration` at the most, always).
+  public enum SnapshotEnd: Hashable, Sendable {
+    /// When `duration` is up.
+    case afterDuration
+    /// At avahi's "all for now" (about a second): everything there is now.
+    case atAllForNow
+    /// At "all for now" if a service is there by then, else as soon as one appears: the
+    /// first answer, for a caller waiting for a server that may come up later.
+    case atFirstFound
+  }
+
+  /// Browses `type` and returns the services present when the snapshot ends (see
+  /// `SnapshotEnd`), one per name (the latest resolution), sorted by name.
   /// Throws as `browse` does, or `CancellationError`.
   public static func snapshot(
-    _ type: String, for duration: Duration, endingAtAllForNow: Bool = false
+    _ type: String, for duration: Duration, ending end: SnapshotEnd = .afterDuration
   ) async throws -> [DiscoveredService] {
     try await withThrowingTaskGroup(of: [String: DiscoveredService]?.self) { group in
       group.addTask {
         var present: [String: DiscoveredService] = [:]
+        var allForNow = false
         for try await event in browse(type) {
           switch event {
           case .appeared(let service), .changed(let service): present[service.name] = service
           case .gone(let name): present[name] = nil
-          case .allForNow: if endingAtAllForNow { return present }
+          case .allForNow: allForNow = true
+          }
+          switch end {
+          case .afterDuration: break
+          case .atAllForNow: if allForNow { return present }
+          case .atFirstFound: if allForNow && !present.isEmpty { return present }
           }
         }
         return present  // cancelled: the stream ends without error

@@ -114,8 +114,8 @@ public struct Inventory: Sendable {
           host.port = port
         case "user": host.user = value
         case "group":
-          guard Store.isValidGroupName(value) else { throw fail("invalid group name '\(value)'") }
-          host.group = value
+          guard let group = GroupName(value) else { throw fail("invalid group name '\(value)'") }
+          host.group = group.rawValue
         default:
           throw fail("unknown key '\(pair[0])' (known: address, port, user, group)")
         }
@@ -135,7 +135,7 @@ extension Inventory {
   /// (`#` comments, surrounding blanks trimmed, duplicates merged, `user@host` allowed).
   /// Files whose names are not valid group names are skipped. Returns group → hosts.
   public static func dshGroups(in directory: String = Inventory.dshGroupDirectory) -> [(group: String, hosts: [Host])] {
-    let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter(Store.isValidGroupName).sorted()
+    let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter(GroupName.isValid).sorted()
     return names.compactMap { name in
       guard let text = try? String(contentsOfFile: directory + "/" + name, encoding: .utf8) else { return nil }
       var seen: Set<String> = []
@@ -156,10 +156,7 @@ extension Inventory {
 }
 
 extension Inventory {
-  /// The service type clients announce.
-  public static let clientServiceType = "_cfi._tcp"
-
-  /// The host a `_cfi._tcp` announcement describes, or nil when the announcement cannot be
+  /// The host a `ServiceType.client` announcement describes, or nil when the announcement cannot be
   /// trusted as one (announcements are untrusted input: the name must be a plain host name,
   /// the group a valid group name the store knows — else `unknown`).
   public static func host(announcedBy service: DiscoveredService, knownGroups: Set<String>) -> Host? {
@@ -170,8 +167,8 @@ extension Inventory {
     guard (try? HostPattern(parsing: name))?.description == name, !name.contains("["), !name.hasPrefix("@"),
       (1...65535).contains(service.port)
     else { return nil }
-    var group = service.txt["group"] ?? Host.unknownGroup
-    if !Store.isValidGroupName(group) || !knownGroups.contains(group) { group = Host.unknownGroup }
+    let announced = service.txt["group"].flatMap { GroupName($0) }
+    let group = announced.map(\.rawValue).flatMap { knownGroups.contains($0) ? $0 : nil } ?? Host.unknownGroup
     return Host(name: name, group: group, address: service.address, port: service.port == 22 ? nil : service.port)
   }
 }

@@ -147,7 +147,7 @@ public struct InventorySources: Sendable {
   /// The hosts announcing `_cfi._tcp` now; throws when there is no discovery to ask (no
   /// avahi-daemon). Announcements that name no valid host are told to `warning` and skipped.
   public func discoveredClients(knownGroups: Set<String>, warning: (String) -> Void) async throws -> [Host] {
-    let services = try await Discovery.snapshot(Inventory.clientServiceType, for: discoveryWait, endingAtAllForNow: true)
+    let services = try await Discovery.snapshot(ServiceType.client, for: discoveryWait, ending: .atAllForNow)
     var hosts: [Host] = []
     for service in services {
       if let host = Inventory.host(announcedBy: service, knownGroups: knownGroups) {

@@ -26,28 +26,12 @@ public struct Store: Hashable, Sendable {
     self.root = root
   }
 
-  /// Whether `name` can be a group: letters, digits, `-`, `_` (not a leading `-`), at most 64
-  /// (the same characters as an `@group` reference in a host pattern).
-  public static func isValidGroupName(_ name: String) -> Bool {
-    guard let first = name.utf8.first, name.utf8.count <= 64, first != UInt8(ascii: "."),
-      first != UInt8(ascii: "-")
-    else { return false }
-    return name.utf8.allSatisfy { byte in
-      switch byte {
-      case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-        UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
-        true
-      default: false
-      }
-    }
-  }
-
-  /// The groups the store knows: its subdirectories with valid group names, sorted.
+  /// The groups the store knows: its subdirectories with valid group names (`GroupName`), sorted.
   public func groups() -> [String] {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
     return entries.filter { name in
       var isDirectory: ObjCBool = false
-      return Store.isValidGroupName(name)
+      return GroupName.isValid(name)
         && FileManager.default.fileExists(atPath: root + "/" + name, isDirectory: &isDirectory)
         && isDirectory.boolValue
     }.sorted()
@@ -56,7 +40,7 @@ public struct Store: Hashable, Sendable {
   /// Whether the store has a tree for `group`.
   public func hasGroup(_ group: String) -> Bool {
     var isDirectory: ObjCBool = false
-    return Store.isValidGroupName(group)
+    return GroupName.isValid(group)
       && FileManager.default.fileExists(atPath: directory(of: group), isDirectory: &isDirectory)
       && isDirectory.boolValue
   }

@@ -7,7 +7,7 @@ import Runtime
 struct DiscoverCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "discover",
-    abstract: "Browse for clients announcing themselves (_cfi._tcp) and remember them as known clients.",
+    abstract: "Browse for clients announcing themselves (\(ServiceType.client)) and remember them as known clients.",
     discussion: """
       Every run browses too; this is for seeing who is there, and for cron: a host found now
       stays known (and is tried) even when its announcements are missed later.

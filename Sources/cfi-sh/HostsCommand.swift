@@ -118,7 +118,7 @@ struct HostsCommand: AsyncParsableCommand {
       for name in names {
         var forgotten: [String] = []
         if FileManager.default.fileExists(atPath: knownHosts) {
-          if try runProgram("/usr/bin/ssh-keygen", ["-R", name, "-f", knownHosts]).status == 0 {
+          if try await LocalProgram.sshKeygen.run(["-R", name, "-f", knownHosts]).succeeded {
             forgotten.append("its host key")
           }
           try? FileManager.default.removeItem(atPath: knownHosts + ".old")

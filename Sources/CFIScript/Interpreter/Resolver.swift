@@ -218,7 +218,7 @@ public struct Resolver {
       self.action(action)
       bind(name)
     case .group(let name, let items):
-      if !Store.isValidGroupName(name.name) {
+      if GroupName(name.name) == nil {
         error(.badHostPattern, "'\(name.name)' is not a valid group name (letters, digits, '-', '_')", at: name.range)
       }
       patterns(items)
@@ -272,7 +272,7 @@ public struct Resolver {
         case .pattern(let name, let range):
           if name.hasPrefix("@") {
             error(.badHostPattern, "write 'on group \(name.dropFirst())' (without '@'), or 'on host \(name)'", at: range)
-          } else if !Store.isValidGroupName(name) {
+          } else if GroupName(name) == nil {
             error(.badHostPattern, "'\(name)' is not a valid group name (letters, digits, '-', '_')", at: range)
           } else if !groups.contains(name) {
             unknownGroup(name, at: range)
