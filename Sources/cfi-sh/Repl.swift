@@ -54,7 +54,7 @@ final class Repl {
         verbosity: options.quiet ? .quiet : options.verbose ? .verbose : .normal, style: style,
         progress: Stream.standardError.isTerminal))
     session = Session(
-      transport: makeTransport(store: store, identity: options.identityFile, sshConfig: options.sshConfigFile),
+      executor: makeExecutor(store: store, identity: options.identityFile, sshConfig: options.sshConfigFile),
       sink: sink,
       options: RunOptions(store: store, inventory: inventory, settings: settings, lockedSettings: locked, check: check))
     let vocabulary = SharedVocabulary(Vocabulary(storeRoot: store.root))

@@ -54,7 +54,7 @@ struct RunbookRunner {
         verbosity: options.quiet ? .quiet : options.verbose ? .verbose : .normal,
         style: Style.forStream(.standardOutput), progress: Stream.standardError.isTerminal)
     let audit = try openAuditLog(arguments: arguments)
-    let transport = makeTransport(store: store, identity: options.identityFile, sshConfig: options.sshConfigFile)
+    let executor = makeExecutor(store: store, identity: options.identityFile, sshConfig: options.sshConfigFile)
     // Two runs on one store (two cron jobs) must not work on the same hosts at once.
     let lock = try takeLock(store)
 
@@ -62,7 +62,7 @@ struct RunbookRunner {
     if let audit { sinks.append(audit) }
     let sink = MultiplexSink(sinks)
     let task = Task {
-      await Interpreter.run(runbook, name: name, transport: transport, sink: sink, options: runOptions)
+      await Interpreter.run(runbook, name: name, executor: executor, sink: sink, options: runOptions)
     }
     let interrupts = InterruptRouter(pressesToQuit: 2)
     interrupts.start()
