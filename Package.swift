@@ -40,7 +40,7 @@ let package = Package(
       ],
       exclude: ["README.md"],
       swiftSettings: strict),
-    .testTarget(name: "RuntimeTests", dependencies: ["Runtime"], swiftSettings: strict),
+    .testTarget(name: "RuntimeTests", dependencies: ["Runtime"], exclude: ["Golden"], swiftSettings: strict),
     .testTarget(
       name: "CFIScriptTests", dependencies: ["CFIScript", "Runtime"],
       exclude: ["Golden"], swiftSettings: strict),
