@@ -56,16 +56,18 @@ public final class SSHTransport: Transport {
       "-o", "ServerAliveInterval=\(configuration.serverAliveInterval)",
       "-o", "ServerAliveCountMax=\(configuration.serverAliveCountMax)",
       "-o", "StrictHostKeyChecking=accept-new",
-      "-o", "UserKnownHostsFile=\(configuration.knownHostsFile)",
+      "-o", "UserKnownHostsFile=" + Self.configValue(configuration.knownHostsFile),
       "-o", "GlobalKnownHostsFile=/dev/null",
       "-o", "HostKeyAlias=\(target.name)",
-      "-o", "ControlPath=\(controlPath(target))",
+      "-o", "ControlPath=" + Self.configValue(controlPath(target)),
       "-o", "ForwardAgent=no",
       "-o", "ForwardX11=no",
       "-o", "LogLevel=ERROR",
       "-l", target.user,
     ]
-    if let identityFile = configuration.identityFile { options += ["-i", identityFile, "-o", "IdentitiesOnly=yes"] }
+    if let identityFile = configuration.identityFile {
+      options += ["-i", identityFile.replacingOccurrences(of: "%", with: "%%"), "-o", "IdentitiesOnly=yes"]
+    }
     if let port = target.port { options += ["-p", String(port)] }
     return options
   }
@@ -93,6 +95,15 @@ public final class SSHTransport: Transport {
   /// `--`: rsync appends the address and its own server command after it.
   func rsyncShell(for target: SSHTarget, connectTimeout: Duration) -> String {
     ShellQuote.rsyncShell(["ssh"] + sshOptions(for: target, connectTimeout: connectTimeout) + ["-o", "ControlMaster=no", "--"])
+  }
+
+  /// A path as the value of an ssh `-o` option. ssh splits such a line itself (quotes and
+  /// backslashes, as in ssh_config) and expands `%` tokens in these paths (as it does in
+  /// `-i`'s): a path with a space, a quote or a `%` must be written for that.
+  static func configValue(_ path: String) -> String {
+    let expanded = path.replacingOccurrences(of: "%", with: "%%")
+    guard expanded.contains(where: { " \t'\"\\".contains($0) }) else { return expanded }
+    return "\"" + expanded.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
   }
 
   private func controlPath(_ target: SSHTarget) -> String { "\(controlDirectory)/\(target.name)" }
