@@ -75,26 +75,7 @@ final class FakeMaster: @unchecked Sendable {
 
   func wait() { done.wait() }
 
-  private func readPacket(_ fd: Int32) -> [UInt32]? {
-    guard let header = readBytes(fd, 4) else { return nil }
-    let length = Int(header.reduce(0) { $0 << 8 | UInt32($1) })
-    guard let body = readBytes(fd, length) else { return nil }
-    return stride(from: 0, to: body.count, by: 4).map { body[$0..<$0 + 4].reduce(0) { $0 << 8 | UInt32($1) } }
-  }
-
-  private func readBytes(_ fd: Int32, _ count: Int) -> [UInt8]? {
-    var bytes = [UInt8](repeating: 0, count: count)
-    var done = 0
-    while done < count {
-      let got = bytes.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + done, count - done, 0) }
-      if got <= 0 { return nil }
-      done += got
-    }
-    return bytes
-  }
-
-  private func writePacket(_ fd: Int32, _ words: [UInt32]) {
-    let bytes = ([UInt32(words.count * 4)] + words).flatMap { withUnsafeBytes(of: $0.bigEndian, Array.init) }
-    _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-  }
+  // The framing is MuxControl's own (length, then big-endian words), used from the other end.
+  private func readPacket(_ fd: Int32) -> [UInt32]? { MuxControl.receive(fd) }
+  private func writePacket(_ fd: Int32, _ words: [UInt32]) { _ = MuxControl.send(fd, MuxControl.packet(words)) }
 }
