@@ -40,16 +40,18 @@ let package = Package(
       ],
       exclude: ["README.md"],
       swiftSettings: strict),
-    .testTarget(name: "RuntimeTests", dependencies: ["Runtime"], exclude: ["EnrollmentGolden"], swiftSettings: strict),
+    .testTarget(
+      name: "RuntimeTests", dependencies: ["Runtime", "TestSupport"], exclude: ["Golden", "EnrollmentGolden"],
+      swiftSettings: strict),
     .testTarget(
       name: "CFIScriptTests", dependencies: ["CFIScript", "Runtime"],
       exclude: ["Golden"], swiftSettings: strict),
     // Benchmarks (not tests): `make bench`, results in bench/README.md.
     .executableTarget(name: "cfi-bench-parse", dependencies: ["CFIScript", "Runtime"], path: "bench/parse"),
-    .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
+    .target(name: "TestSupport", dependencies: ["Runtime"], path: "Tests/TestSupport", swiftSettings: strict),
     .testTarget(name: "cfi-shTests", dependencies: ["cfi-sh", "TestSupport"], swiftSettings: strict),
     // Tests on a real fleet: hosts in network namespaces started by scripts/lab (root only).
-    .testTarget(name: "FleetTests", dependencies: ["cfi-sh", "TestSupport"], swiftSettings: strict),
+    .testTarget(name: "FleetTests", dependencies: ["cfi-sh", "Runtime", "TestSupport"], swiftSettings: strict),
   ],
   swiftLanguageModes: [.v6]
 )

@@ -61,22 +61,22 @@ public final class FleetRun: Sendable {
   }
 
   public let store: Store
-  /// How commands reach the hosts; its connections live as long as this FleetRun.
-  public let transport: any Transport
+  /// How actions are performed on the hosts; its connections live as long as this FleetRun.
+  public let executor: any StepExecutor
   private let sources: InventorySources
   private let audit: AuditPolicy
   private let notice: @Sendable (String) -> Void
   private let auditBroken = Mutex(false)
 
-  /// A fleet on `store` reached through `transport`. `notice` hears what the operator should
+  /// A fleet on `store` whose actions `executor` performs. `notice` hears what the operator should
   /// know but that does not stop anything (a source that failed, a log that went missing).
   public init(
-    store: Store, sources: InventorySources, transport: any Transport, audit: AuditPolicy,
+    store: Store, sources: InventorySources, executor: any StepExecutor, audit: AuditPolicy,
     notice: @escaping @Sendable (String) -> Void = { _ in }
   ) {
     self.store = store
     self.sources = sources
-    self.transport = transport
+    self.executor = executor
     self.audit = audit
     self.notice = notice
   }
@@ -131,7 +131,7 @@ public final class FleetRun: Sendable {
   /// Closes every connection (at the end of a session; a runbook's interpreter closes them
   /// itself before it reports the run finished).
   public func shutdown() async {
-    await transport.shutdown()
+    await executor.shutdown()
   }
 
   private func openAuditLog(arguments: [String]) throws(FleetRunError) -> AuditLog? {

@@ -9,36 +9,85 @@ public enum CryptHash {
 
   /// Whether `hash` is a crypt hash of an accepted method (the shapes of crypt(5)).
   public static func isValid(_ hash: String) -> Bool {
-    let fields = hash.split(separator: "$", omittingEmptySubsequences: false).map(String.init)
-    // "$id$…": an empty first field, the method, then its fields.
-    guard fields.count >= 4, fields[0].isEmpty, let last = fields.last else { return false }
-    let middle = Array(fields[2..<(fields.count - 1)])
-    switch (fields[1], middle.count) {
-    case ("y", 2), ("gy", 2):  // $y$params$salt$hash
-      return isBase64(middle[0], 1...) && isBase64(middle[1], 0...86) && isBase64(last, 43...43)
-    case ("7", 1):  // $7$params+salt$hash
-      return isBase64(middle[0], 11...97) && isBase64(last, 43...43)
-    case ("2a", 1), ("2b", 1), ("2y", 1):  // $2b$cost$salt+hash
-      return middle[0].count == 2 && middle[0].allSatisfy(\.isASCII) && middle[0].allSatisfy(\.isNumber)
-        && isBase64(last, 53...53)
-    case ("6", 1), ("6", 2), ("5", 1), ("5", 2):  // $6$[rounds=N$]salt$hash
-      if middle.count == 2 {
-        let rounds = middle[0]
-        guard rounds.hasPrefix("rounds="), let count = Int(rounds.dropFirst(7)), count > 0 else { return false }
+    // On the UTF-8 bytes, no allocation: the resolver checks every literal hash of a runbook.
+    var hash = hash
+    return hash.withUTF8 { bytes in
+      withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: maxFields) { fields in
+        isValid(bytes, fields: fields)
       }
-      let salt = middle[middle.count - 1]
-      let length = fields[1] == "6" ? 86 : 43
-      return (1...16).contains(salt.count) && !salt.contains(":") && !salt.contains("\n") && isBase64(last, length...length)
-    default:
-      return false
     }
   }
 
+  /// The most `$`-separated fields an accepted hash has (`$6$rounds=N$salt$hash`: 5).
+  private static let maxFields = 6
+
+  private static func isValid(_ bytes: UnsafeBufferPointer<UInt8>, fields: UnsafeMutableBufferPointer<Range<Int>>) -> Bool {
+    // "$id$…": an empty first field, the method, then its fields.
+    var count = 0
+    var start = 0
+    for index in 0...bytes.count where index == bytes.count || bytes[index] == UInt8(ascii: "$") {
+      guard count < maxFields else { return false }
+      fields[count] = start..<index
+      count += 1
+      start = index + 1
+    }
+    guard count >= 4, fields[0].isEmpty else { return false }
+    func field(_ index: Int) -> UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: bytes[fields[index]]) }
+    let method = field(1)
+    let middle = count - 3
+    let last = field(count - 1)
+    func isMethod(_ name: StaticString) -> Bool {
+      method.count == name.utf8CodeUnitCount && zip(method, UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)).allSatisfy { $0 == $1 }
+    }
+    if (isMethod("y") || isMethod("gy")) && middle == 2 {  // $y$params$salt$hash
+      return isBase64(field(2), 1...) && isBase64(field(3), 0...86) && isBase64(last, 43...43)
+    }
+    if isMethod("7") && middle == 1 {  // $7$params+salt$hash
+      return isBase64(field(2), 11...97) && isBase64(last, 43...43)
+    }
+    if (isMethod("2a") || isMethod("2b") || isMethod("2y")) && middle == 1 {  // $2b$cost$salt+hash
+      let cost = field(2)
+      return cost.count == 2 && cost.allSatisfy(isDigit) && isBase64(last, 53...53)
+    }
+    if (isMethod("6") || isMethod("5")) && (middle == 1 || middle == 2) {  // $6$[rounds=N$]salt$hash
+      if middle == 2 && !isRounds(field(2)) { return false }
+      let salt = field(count - 2)
+      let length = isMethod("6") ? 86 : 43
+      return (1...16).contains(characterCount(salt)) && !salt.contains(UInt8(ascii: ":"))
+        && !salt.contains(UInt8(ascii: "\n")) && isBase64(last, length...length)
+    }
+    return false
+  }
+
+  private static func isDigit(_ byte: UInt8) -> Bool { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) }
+
+  /// `rounds=N` with N a positive integer (an optional `+`, as Swift's `Int(_:)` reads it).
+  private static func isRounds(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
+    let prefix = Array("rounds=".utf8)
+    guard text.count > prefix.count, text.prefix(prefix.count).elementsEqual(prefix) else { return false }
+    var digits = text.dropFirst(prefix.count)
+    if digits.first == UInt8(ascii: "+") { digits = digits.dropFirst() }
+    guard !digits.isEmpty, digits.allSatisfy(isDigit) else { return false }
+    var value = 0
+    for digit in digits {
+      let (times, overflow1) = value.multipliedReportingOverflow(by: 10)
+      let (sum, overflow2) = times.addingReportingOverflow(Int(digit - UInt8(ascii: "0")))
+      if overflow1 || overflow2 { return false }
+      value = sum
+    }
+    return value > 0
+  }
+
+  /// Characters (as Swift counts them) in `bytes`: its length when it is ASCII.
+  private static func characterCount(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
+    bytes.allSatisfy { $0 < 0x80 } ? bytes.count : String(decoding: bytes, as: UTF8.self).count
+  }
+
   /// Whether `text` is in crypt's base-64 alphabet (`./0-9A-Za-z`) with a length in `lengths`.
-  private static func isBase64(_ text: String, _ lengths: some RangeExpression<Int>) -> Bool {
-    lengths.contains(text.utf8.count)
-      && text.utf8.allSatisfy { byte in
-        byte == UInt8(ascii: ".") || byte == UInt8(ascii: "/") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+  private static func isBase64(_ text: UnsafeBufferPointer<UInt8>, _ lengths: some RangeExpression<Int>) -> Bool {
+    lengths.contains(text.count)
+      && text.allSatisfy { byte in
+        byte == UInt8(ascii: ".") || byte == UInt8(ascii: "/") || isDigit(byte)
           || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
       }
   }

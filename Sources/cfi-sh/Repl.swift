@@ -51,7 +51,7 @@ final class Repl {
       verbosity: options.quiet ? .quiet : options.verbose ? .verbose : .normal, style: style,
       progress: Stream.standardError.isTerminal)
     session = Session(
-      transport: fleet.transport, sink: sink,
+      executor: fleet.executor, sink: sink,
       options: RunOptions(
         store: fleet.store, inventory: snapshot.inventory, settings: settings, lockedSettings: locked, check: check))
     let vocabulary = SharedVocabulary(Vocabulary(storeRoot: fleet.store.root))

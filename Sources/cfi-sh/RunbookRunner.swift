@@ -70,7 +70,7 @@ struct RunbookRunner {
     do {
       run = try await fleet.run(arguments: arguments, lock: lock, sink: renderer) { sink in
         let task = Task {
-          await Interpreter.run(runbook, name: name, transport: fleet.transport, sink: sink, options: runOptions)
+          await Interpreter.run(runbook, name: name, executor: fleet.executor, sink: sink, options: runOptions)
         }
         let interrupts = InterruptRouter(pressesToQuit: 2)
         interrupts.start()

@@ -8,11 +8,11 @@ extension CFISh {
   /// The fleet of this command line's store, reached over OpenSSH.
   func makeFleetRun(audit: FleetRun.AuditPolicy, notice: @escaping @Sendable (String) -> Void) -> FleetRun {
     let store = Store(root: storeRoot)
-    let transport = SSHTransport(
-      configuration: SSHConfiguration(store: store, identityFile: identityFile, configFile: sshConfigFile), store: store)
+    let configuration = SSHConfiguration(store: store, identityFile: identityFile, configFile: sshConfigFile)
+    let executor = ActionExecutor(transport: SSHTransport(configuration: configuration), store: store)
     let sources = InventorySources(
       store: store, clientList: clientList, dshDirectory: dshGroupDirectory, discovery: !noDiscovery)
-    return FleetRun(store: store, sources: sources, transport: transport, audit: audit, notice: notice)
+    return FleetRun(store: store, sources: sources, executor: executor, audit: audit, notice: notice)
   }
 
   /// The audit log this command line asks for (`--audit-log none` turns it off).

@@ -113,7 +113,7 @@ struct InterpreterEventTests {
         host.name == "pc02" ? .failure("chpasswd: bad hash") : StepResult(status: .changed)
       })
     #expect(
-      outcome.transport.calls(on: "pc01") == [
+      outcome.executor.calls(on: "pc01") == [
         .password(user: "root", hash: Secret(hash)), .password(user: "admin", hash: Secret("$5$other$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")),
       ])
     let labels = outcome.log.events.compactMap { event -> String? in

@@ -34,7 +34,7 @@ struct InterpreterFailureTests {
         "pc01": .changed, "pc02": .failed, "pc03": .changed, "pc04": .ok,
         "pc05": .failed, "pc06": .ok, "pc07": .ok, "pc08": .ok,
       ])
-    // The host's message says where and why: the transport's message, else the exit status.
+    // The host's message says where and why: the executor's message, else the exit status.
     #expect(outcome.message(of: "pc02")?.hasSuffix("/main.cfi:3:3: run: disk full") == true)
     #expect(outcome.message(of: "pc05")?.hasSuffix("/main.cfi:3:3: run: exit status 2") == true)
     #expect(outcome.message(of: "pc01") == nil)
@@ -151,7 +151,7 @@ struct InterpreterFailureTests {
       responder: commandResponder { command, host in
         command == "work" && ["pc01", "pc02", "pc03"].contains(host.name) ? .failure("broken") : nil
       })
-    #expect(outcome.transport.calls.map(\.host) == ["pc01", "pc02"])
+    #expect(outcome.executor.calls.map(\.host) == ["pc01", "pc02"])
     var expected: [String: StepStatus] = ["pc01": .failed, "pc02": .failed]
     for host in labHosts.dropFirst(2) { expected[host] = .skipped }
     #expect(outcome.statuses == expected)
@@ -179,7 +179,7 @@ struct InterpreterFailureTests {
       responder: commandResponder { command, host in
         command == "work" && host.name == "pc04" ? .failure("broken") : nil
       })
-    #expect(outcome.transport.calls.count == 12)
+    #expect(outcome.executor.calls.count == 12)
     #expect(outcome.statuses["pc04"] == .failed)
     #expect(outcome.statuses.values.filter { $0 == .ok }.count == 11)
     #expect(!outcome.result.stoppedByMaxFail)
@@ -197,7 +197,7 @@ struct InterpreterFailureTests {
       responder: commandResponder { command, host in
         command == "work" && ["pc01", "pc02", "pc03", "pc04"].contains(host.name) ? .failure("broken") : nil
       })
-    #expect(outcome.transport.calls.map(\.host) == ["pc01", "pc02", "pc03"])
+    #expect(outcome.executor.calls.map(\.host) == ["pc01", "pc02", "pc03"])
     #expect(outcome.statuses.filter { $0.value == .skipped }.keys.sorted() == ["pc04", "pc05", "pc06", "pc07", "pc08"])
     #expect(outcome.result.stoppedByMaxFail)
     #expect(!outcome.hostNames.contains("desk1"))
@@ -213,7 +213,7 @@ struct InterpreterFailureTests {
       responder: { _, host in
         host.name == "pc01" ? StepResult(status: .unreachable, message: "timed out") : StepResult(status: .ok)
       })
-    #expect(outcome.transport.calls.map(\.host) == ["pc01"])
+    #expect(outcome.executor.calls.map(\.host) == ["pc01"])
     #expect(outcome.statuses["pc01"] == .unreachable)
     #expect(outcome.statuses["pc02"] == .skipped)
     #expect(outcome.result.stoppedByMaxFail)
@@ -266,7 +266,7 @@ struct InterpreterFailureTests {
       let mode = env("CFI_MODE")
       on all < run "never" >
       """)
-    #expect(outcome.transport.calls.isEmpty)
+    #expect(outcome.executor.calls.isEmpty)
     #expect(
       outcome.result.error?.message
         == "environment variable 'CFI_MODE' is not set (give a default: env(\"CFI_MODE\", \"…\"))")

@@ -1,4 +1,4 @@
-// Interpreter tests: targets, `parallel`, `serial`, settings passed to the transport, and
+// Interpreter tests: targets, `parallel`, `serial`, settings passed to the executor, and
 // cancellation.
 
 import CFIScript
@@ -16,7 +16,7 @@ struct InterpreterFanOutTests {
       set parallel = 1
       on all < run "x" >
       """)
-    #expect(outcome.transport.calls.map(\.host) == allHostsInOrder)
+    #expect(outcome.executor.calls.map(\.host) == allHostsInOrder)
     #expect(outcome.hostNames == allHostsInOrder)
     let blockHosts = outcome.log.events.compactMap { event -> [String]? in
       if case .blockStarted(let info) = event { return info.hosts.map(\.name) }
@@ -46,7 +46,7 @@ struct InterpreterFanOutTests {
       on host pc01 except pc01 < run "x" >
       print "went on"
       """)
-    #expect(outcome.transport.calls.isEmpty)
+    #expect(outcome.executor.calls.isEmpty)
     #expect(outcome.result.outcomes.isEmpty)
     #expect(outcome.log.messages == ["went on"])
     let blockEvents = outcome.log.events.compactMap { event -> String? in
@@ -74,7 +74,7 @@ struct InterpreterFanOutTests {
     #expect(outcome.commands(on: "new1") == ["extra unknown", "all unknown", "again"])
     #expect(outcome.commands(on: "new2") == ["extra unknown", "all unknown", "again"])
     // A host a group statement adds to a store group gets that group's store.
-    #expect(outcome.transport.calls(on: "labnew1") == [.install(packages: ["emacs", "vim", "gcc"]), .run(command: "all lab")])
+    #expect(outcome.executor.calls(on: "labnew1") == [.install(packages: ["emacs", "vim", "gcc"]), .run(command: "all lab")])
     #expect(outcome.hostNames == ["new1", "new2", "pc01", "labnew1"])
   }
 
@@ -101,14 +101,14 @@ struct InterpreterFanOutTests {
       set parallel = 3
       on all < run "x" >
       """, responder: timeline.responder())
-    #expect(outcome.transport.peakConcurrency == 3)
-    #expect(outcome.transport.calls.count == 12)
+    #expect(outcome.executor.peakConcurrency == 3)
+    #expect(outcome.executor.calls.count == 12)
   }
 
   @Test func withoutLimitsAllHostsRunAtOnce() async throws {
     let timeline = Timeline()
     let outcome = try await run("on all < run \"x\" >", responder: timeline.responder(sleep: .milliseconds(300)))
-    #expect(outcome.transport.peakConcurrency == 12)
+    #expect(outcome.executor.peakConcurrency == 12)
   }
 
   @Test func serialRunsHostsInBatches() async throws {
@@ -118,7 +118,7 @@ struct InterpreterFanOutTests {
       set serial = 2
       on group lab < run "x" >
       """, responder: timeline.responder())
-    #expect(outcome.transport.peakConcurrency == 2)
+    #expect(outcome.executor.peakConcurrency == 2)
     expectBatches(of: labHosts, size: 2, in: timeline)
   }
 
@@ -130,7 +130,7 @@ struct InterpreterFanOutTests {
       set serial = 25%
       on all < run "x" >
       """, responder: timeline.responder())
-    #expect(outcome.transport.peakConcurrency == 3)
+    #expect(outcome.executor.peakConcurrency == 3)
     expectBatches(of: allHostsInOrder, size: 3, in: timeline)
   }
 
@@ -142,7 +142,7 @@ struct InterpreterFanOutTests {
       set parallel = 2
       on group lab < run "x" >
       """, responder: timeline.responder())
-    #expect(outcome.transport.peakConcurrency == 2)
+    #expect(outcome.executor.peakConcurrency == 2)
     expectBatches(of: labHosts, size: 4, in: timeline)
   }
 
@@ -164,10 +164,10 @@ struct InterpreterFanOutTests {
 
   @Test func defaultStepOptions() async throws {
     let outcome = try await run("on host pc01 < run \"x\" >")
-    #expect(outcome.transport.calls.map(\.options) == [StepOptions(check: false, timeout: nil, connectTimeout: .seconds(10))])
+    #expect(outcome.executor.calls.map(\.options) == [StepOptions(check: false, timeout: nil, connectTimeout: .seconds(10))])
   }
 
-  @Test func checkModeAndTimeoutsReachTheTransport() async throws {
+  @Test func checkModeAndTimeoutsReachTheExecutor() async throws {
     let outcome = try await run(
       """
       set timeout = 30s
@@ -177,7 +177,7 @@ struct InterpreterFanOutTests {
       on host pc01 < install "htop" >
       """, check: true)
     #expect(
-      outcome.transport.calls.map(\.options) == [
+      outcome.executor.calls.map(\.options) == [
         StepOptions(check: true, timeout: .seconds(30), connectTimeout: .seconds(5)),
         StepOptions(check: true, timeout: .seconds(120), connectTimeout: .seconds(5)),
       ])
@@ -200,8 +200,8 @@ struct InterpreterFanOutTests {
       set connect_timeout = 3s
       on group lab < run "x" >
       """, settings: settings, lockedSettings: ["timeout", "parallel"], responder: timeline.responder())
-    #expect(outcome.transport.peakConcurrency == 2)
-    #expect(Set(outcome.transport.calls.map(\.options)) == [StepOptions(timeout: .seconds(7), connectTimeout: .seconds(3))])
+    #expect(outcome.executor.peakConcurrency == 2)
+    #expect(Set(outcome.executor.calls.map(\.options)) == [StepOptions(timeout: .seconds(7), connectTimeout: .seconds(3))])
   }
 
   @Test func runbookSettingsApplyWhenNotLocked() async throws {
@@ -213,7 +213,7 @@ struct InterpreterFanOutTests {
       set parallel = 6
       on group lab < run "x" >
       """, settings: settings, responder: timeline.responder())
-    #expect(outcome.transport.peakConcurrency == 6)
+    #expect(outcome.executor.peakConcurrency == 6)
   }
 
   @Test func aBadSettingValueStopsTheRun() async throws {
@@ -223,7 +223,7 @@ struct InterpreterFanOutTests {
       set parallel = p
       on all < run "never" >
       """)
-    #expect(outcome.transport.calls.isEmpty)
+    #expect(outcome.executor.calls.isEmpty)
     #expect(outcome.result.error?.message == "'parallel' must be at least 1")
   }
 
@@ -232,7 +232,7 @@ struct InterpreterFanOutTests {
   @Test func cancellingTheRunEndsItPromptly() async throws {
     let timeline = Timeline()
     let sleeper = timeline.responder(sleep: .seconds(30))
-    let responder: RecordingTransport.Responder = { action, host in
+    let responder: RecordingExecutor.Responder = { action, host in
       let result = await sleeper(action, host)
       return Task.isCancelled ? StepResult(status: .interrupted) : result
     }
@@ -252,11 +252,11 @@ struct InterpreterFanOutTests {
     task.cancel()
     let outcome = try await task.value
     #expect(outcome.result.interrupted)
-    #expect(outcome.transport.calls.map(\.host).sorted() == ["pc01", "pc02"])
+    #expect(outcome.executor.calls.map(\.host).sorted() == ["pc01", "pc02"])
     #expect(outcome.hostNames == labHosts)
     #expect(Set(outcome.statuses.values) == [.interrupted])
     #expect(outcome.message(of: "pc03") == "interrupted before it started")
-    #expect(outcome.transport.shutdownCount == 1)
+    #expect(outcome.executor.shutdownCount == 1)
     let finished = outcome.log.events.compactMap { event -> Bool? in
       if case .runFinished(_, let interrupted, _) = event { return interrupted }
       return nil

@@ -22,7 +22,7 @@ struct InterpreterScopingTests {
     }
     #expect(outcome.touchedHosts == labHosts)
     #expect(outcome.statuses == Dictionary(uniqueKeysWithValues: labHosts.map { ($0, StepStatus.ok) }))
-    #expect(outcome.transport.shutdownCount == 1)
+    #expect(outcome.executor.shutdownCount == 1)
   }
 
   @Test func letInsideOnShadowsWithoutTouchingGlobals() async throws {
@@ -96,11 +96,11 @@ struct InterpreterScopingTests {
         if not (host.group != "lab") and host.name != "pc08" < run "lab-not-pc08" >
       >
       """)
-    #expect(outcome.transport.calls(on: "pc01") == [.run(command: "first"), .run(command: "lab-not-pc08")])
-    #expect(outcome.transport.calls(on: "desk1") == [.run(command: "first")])
-    #expect(outcome.transport.calls(on: "pc05") == [.install(packages: ["gcc"]), .run(command: "lab-not-pc08")])
-    #expect(outcome.transport.calls(on: "pc08") == [.install(packages: ["gcc"])])
-    #expect(outcome.transport.calls(on: "desk10") == [.install(packages: ["libreoffice"])])
+    #expect(outcome.executor.calls(on: "pc01") == [.run(command: "first"), .run(command: "lab-not-pc08")])
+    #expect(outcome.executor.calls(on: "desk1") == [.run(command: "first")])
+    #expect(outcome.executor.calls(on: "pc05") == [.install(packages: ["gcc"]), .run(command: "lab-not-pc08")])
+    #expect(outcome.executor.calls(on: "pc08") == [.install(packages: ["gcc"])])
+    #expect(outcome.executor.calls(on: "desk10") == [.install(packages: ["libreoffice"])])
   }
 
   @Test func defWithParametersRunsOnTheCallingHost() async throws {
@@ -117,7 +117,7 @@ struct InterpreterScopingTests {
       >
       """)
     #expect(
-      outcome.transport.calls(on: "pc01") == [
+      outcome.executor.calls(on: "pc01") == [
         .install(packages: ["vim"]), .run(command: "mkdir -p /opt/tools/pc01"),
         .install(packages: ["a", "b"]), .run(command: "mkdir -p /opt/lab/pc01"),
       ])
@@ -165,7 +165,7 @@ struct InterpreterScopingTests {
       def setup(package) < install package >
       """)
     #expect(outcome.statuses == ["pc01": .ok])
-    #expect(outcome.transport.calls(on: "pc01") == [.install(packages: ["vim"])])
+    #expect(outcome.executor.calls(on: "pc01") == [.install(packages: ["vim"])])
   }
 
   @Test func setAndGroupThroughADefInsideOnAreErrors() async throws {
@@ -177,7 +177,7 @@ struct InterpreterScopingTests {
       on host pc02 < extend(); run "y" >
       on group lab < run "z" >
       """)
-    #expect(outcome.transport.calls.map(\.host) == labHosts)
+    #expect(outcome.executor.calls.map(\.host) == labHosts)
     #expect(outcome.statuses["pc01"] == .failed)
     #expect(outcome.statuses["pc02"] == .failed)
     #expect(outcome.message(of: "pc01")?.hasSuffix("/main.cfi:1:14: 'set' cannot run inside an 'on' block") == true)
@@ -208,7 +208,7 @@ struct InterpreterScopingTests {
       again(1)
       on all < run "never" >
       """)
-    #expect(outcome.transport.calls.isEmpty)
+    #expect(outcome.executor.calls.isEmpty)
     #expect(outcome.result.error?.message == "calls nest too deeply (more than 100); is 'again' recursive?")
   }
 
@@ -245,7 +245,7 @@ struct InterpreterScopingTests {
       >
       """)
     #expect(
-      outcome.transport.calls(on: "pc01") == [
+      outcome.executor.calls(on: "pc01") == [
         .install(packages: ["vim", "gcc", "curl", "make", "git"]),
         .script(path: "setup.sh", arguments: ["vim", "gcc", "x y"]),
         .remove(packages: ["nano", "ed"]),
@@ -262,8 +262,8 @@ struct InterpreterScopingTests {
         install office
       >
       """)
-    #expect(outcome.transport.calls(on: "pc01") == [.install(packages: ["emacs", "vim", "gcc"]), .install(packages: ["libreoffice"])])
-    #expect(outcome.transport.calls(on: "desk1") == [.install(packages: ["libreoffice"]), .install(packages: ["libreoffice"])])
+    #expect(outcome.executor.calls(on: "pc01") == [.install(packages: ["emacs", "vim", "gcc"]), .install(packages: ["libreoffice"])])
+    #expect(outcome.executor.calls(on: "desk1") == [.install(packages: ["libreoffice"]), .install(packages: ["libreoffice"])])
   }
 
   @Test func linesOfAMissingStoreFileFailsTheHost() async throws {
@@ -272,7 +272,7 @@ struct InterpreterScopingTests {
       on host pc01, new1 < install lines("packages.list") >
       """)
     #expect(outcome.statuses == ["pc01": .ok, "new1": .failed])
-    #expect(outcome.transport.calls(on: "new1") == [])
+    #expect(outcome.executor.calls(on: "new1") == [])
     #expect(outcome.message(of: "new1")?.contains("the store has no group 'unknown'") == true)
   }
 

@@ -1,4 +1,4 @@
-// The REPL's session on a RecordingTransport: state that lives from entry to entry, entries
+// The REPL's session on a RecordingExecutor: state that lives from entry to entry, entries
 // that continue on the next line, the default target, and secrets kept out of saved text.
 
 import CFIScript
@@ -7,11 +7,11 @@ import Runtime
 import Testing
 
 @Suite struct SessionTests {
-  let transport = RecordingTransport()
+  let executor = RecordingExecutor()
   let log = EventLog()
 
   func session() -> Session {
-    Session(transport: transport, sink: log, options: RunOptions(inventory: testInventory(), environment: [:]))
+    Session(executor: executor, sink: log, options: RunOptions(inventory: testInventory(), environment: [:]))
   }
 
   /// Parses and runs an entry that must be complete and free of errors.
@@ -27,7 +27,7 @@ import Testing
   }
 
   func commands(_ host: String) -> [String] {
-    transport.calls(on: host).compactMap { if case .run(let command) = $0 { command } else { nil } }
+    executor.calls(on: host).compactMap { if case .run(let command) = $0 { command } else { nil } }
   }
 
   @Test func variablesDefsGroupsAndSettingsLiveOnAcrossEntries() async throws {

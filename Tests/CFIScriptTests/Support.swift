@@ -1,5 +1,5 @@
 // Helpers for the interpreter tests: a fleet of a dozen hosts, a temporary store, and
-// `run(_:)`, which loads, resolves and runs a runbook on a RecordingTransport.
+// `run(_:)`, which loads, resolves and runs a runbook on a RecordingExecutor.
 
 import CFIScript
 import Foundation
@@ -21,7 +21,7 @@ func testInventory() -> Inventory {
 /// What a test run left behind.
 struct Outcome: Sendable {
   var result: RunResult
-  var transport: RecordingTransport
+  var executor: RecordingExecutor
   var log: EventLog
   /// Resolver warnings (errors fail the test in `run`).
   var diagnostics: [Diagnostic]
@@ -34,10 +34,10 @@ struct Outcome: Sendable {
   var hostNames: [String] { result.outcomes.map(\.host.name) }
   /// The `run` commands performed on a host, in order.
   func commands(on host: String) -> [String] {
-    transport.calls(on: host).compactMap { if case .run(let command) = $0 { command } else { nil } }
+    executor.calls(on: host).compactMap { if case .run(let command) = $0 { command } else { nil } }
   }
   /// Every host that got at least one call, sorted.
-  var touchedHosts: [String] { Set(transport.calls.map(\.host)).sorted() }
+  var touchedHosts: [String] { Set(executor.calls.map(\.host)).sorted() }
   /// The messages of hosts that ended with a message.
   func message(of host: String) -> String? { result.outcomes.first { $0.host.name == host }?.message }
 }
@@ -45,7 +45,7 @@ struct Outcome: Sendable {
 /// A responder that answers every call with `ok`, or what `answer` says for a command.
 func commandResponder(
   _ answer: @escaping @Sendable (_ command: String, _ host: Runtime.Host) -> StepResult?
-) -> RecordingTransport.Responder {
+) -> RecordingExecutor.Responder {
   { action, host in
     if case .run(let command) = action, let result = answer(command, host) { return result }
     return StepResult(status: .ok)
@@ -72,7 +72,7 @@ struct TemporaryDirectory {
 }
 
 /// Loads `source` as `DIR/main.cfi` (with `files` written next to it), checks it with the
-/// resolver (any error fails the test), and runs it on a RecordingTransport over the test
+/// resolver (any error fails the test), and runs it on a RecordingExecutor over the test
 /// fleet and a store with `lab` and `office` trees, each holding a `packages.list`.
 func run(
   _ source: String,
@@ -83,7 +83,7 @@ func run(
   check: Bool = false,
   arguments: [String] = [],
   environment: [String: String] = [:],
-  responder: @escaping RecordingTransport.Responder = { _, _ in StepResult(status: .ok) },
+  responder: @escaping RecordingExecutor.Responder = { _, _ in StepResult(status: .ok) },
   sourceLocation: SourceLocation = #_sourceLocation
 ) async throws -> Outcome {
   let directory = try TemporaryDirectory()
@@ -101,13 +101,13 @@ func run(
     errors.isEmpty, "the runbook has errors: \(DiagnosticRenderer(files: runbook.files).render(errors))",
     sourceLocation: sourceLocation)
 
-  let transport = RecordingTransport(responder: responder)
+  let executor = RecordingExecutor(responder: responder)
   let log = EventLog()
   let options = RunOptions(
     store: store, inventory: inventory, settings: settings, lockedSettings: lockedSettings, check: check,
     arguments: arguments, environment: environment)
-  let result = await Interpreter.run(runbook, name: "main.cfi", transport: transport, sink: log, options: options)
-  return Outcome(result: result, transport: transport, log: log, diagnostics: diagnostics)
+  let result = await Interpreter.run(runbook, name: "main.cfi", executor: executor, sink: log, options: options)
+  return Outcome(result: result, executor: executor, log: log, diagnostics: diagnostics)
 }
 
 /// Records the start and end of calls, to check batching and overlap.
@@ -122,7 +122,7 @@ final class Timeline: Sendable {
   var all: [Mark] { marks.withLock { $0 } }
 
   /// A responder that marks each call's start and end around a sleep (long enough for the calls that may overlap to overlap, even on a busy machine).
-  func responder(sleep: Duration = .milliseconds(100)) -> RecordingTransport.Responder {
+  func responder(sleep: Duration = .milliseconds(100)) -> RecordingExecutor.Responder {
     { _, host in
       self.marks.withLock { $0.append(.start(host.name)) }
       try? await Task.sleep(for: sleep)

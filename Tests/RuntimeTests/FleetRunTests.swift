@@ -34,7 +34,7 @@ final class FleetRunEvents: EventSink, @unchecked Sendable {
     let sources = InventorySources(
       store: store, clientList: clientList, dshDirectory: scratch.path + "/no-dsh", discovery: false)
     return FleetRun(
-      store: store, sources: sources, transport: RecordingTransport(), audit: audit, notice: notices.add)
+      store: store, sources: sources, executor: RecordingExecutor(), audit: audit, notice: notices.add)
   }
 
   private func outcome(_ name: String, _ status: StepStatus) -> HostOutcome {

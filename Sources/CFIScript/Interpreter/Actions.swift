@@ -48,7 +48,7 @@ extension Interpreter {
     sink.emit(.stepStarted(step, host: host))
     let stepOptions = StepOptions(
       check: options.check, timeout: frame.settings.timeout, connectTimeout: frame.settings.connectTimeout)
-    let result = await transport.perform(action, on: host, options: stepOptions)
+    let result = await executor.perform(action, on: host, options: stepOptions)
     sink.emit(.stepFinished(step, host: host, result: result))
     switch result.status {
     case .ok, .skipped:

@@ -97,31 +97,31 @@ public struct Interpreter: Sendable {
   /// recursion must end in an error, not a stack overflow.
   public static let maxCallDepth = 100
 
-  let transport: any Transport
+  let executor: any StepExecutor
   let sink: any EventSink
   let options: RunOptions
   let files: [SourceFile]
 
   /// An interpreter for a loaded runbook.
-  public init(transport: any Transport, sink: any EventSink, options: RunOptions, files: [SourceFile]) {
-    self.transport = transport
+  public init(executor: any StepExecutor, sink: any EventSink, options: RunOptions, files: [SourceFile]) {
+    self.executor = executor
     self.sink = sink
     self.options = options
     self.files = files
   }
 
-  /// Runs the whole program and shuts the transport down. Emits `runStarted`/`runFinished`.
+  /// Runs the whole program and shuts the executor down. Emits `runStarted`/`runFinished`.
   public static func run(
-    _ runbook: LoadedRunbook, name: String, transport: any Transport, sink: any EventSink, options: RunOptions
+    _ runbook: LoadedRunbook, name: String, executor: any StepExecutor, sink: any EventSink, options: RunOptions
   ) async -> RunResult {
-    let interpreter = Interpreter(transport: transport, sink: sink, options: options, files: runbook.files)
+    let interpreter = Interpreter(executor: executor, sink: sink, options: options, files: runbook.files)
     var frame = interpreter.topFrame()
     return await interpreter.run(runbook.program, name: name, in: &frame, shutdown: true)
   }
 
   /// Runs `program` in `frame` (a fresh one, or a session's that lives on), as one run:
   /// `runStarted`, the statements, `runFinished` with the hosts this run touched. With
-  /// `shutdown`, the transport's connections are closed before the run is reported finished.
+  /// `shutdown`, the executor's connections are closed before the run is reported finished.
   func run(_ program: Program, name: String, in frame: inout Frame, shutdown: Bool) async -> RunResult {
     sink.emit(.runStarted(runbook: name, check: options.check, date: Date()))
     frame.top!.outcomes = [:]
@@ -138,7 +138,7 @@ public struct Interpreter: Sendable {
       interrupted = true
     }
     if Task.isCancelled { interrupted = true }
-    if shutdown { await transport.shutdown() }
+    if shutdown { await executor.shutdown() }
     let top = frame.top!
     let outcomes = top.hostOrder.compactMap { top.outcomes[$0] }
     let message = error.map { describe($0) }

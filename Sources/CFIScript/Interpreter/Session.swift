@@ -7,7 +7,7 @@ import Runtime
 
 /// One session of entries sharing their state.
 public actor Session {
-  private let transport: any Transport
+  private let executor: any StepExecutor
   private let sink: any EventSink
   private var options: RunOptions
   private var frame: Frame
@@ -42,12 +42,12 @@ public actor Session {
     var target: Target
   }
 
-  /// A session over `transport`; `options` gives the store, inventory and starting settings.
-  public init(transport: any Transport, sink: any EventSink, options: RunOptions) {
-    self.transport = transport
+  /// A session over `executor`; `options` gives the store, inventory and starting settings.
+  public init(executor: any StepExecutor, sink: any EventSink, options: RunOptions) {
+    self.executor = executor
     self.sink = sink
     self.options = options
-    let interpreter = Interpreter(transport: transport, sink: sink, options: options, files: [])
+    let interpreter = Interpreter(executor: executor, sink: sink, options: options, files: [])
     frame = interpreter.topFrame()
     context = ResolverContext(
       knownGroups: Set(options.store.groups()).union(options.inventory.groupNames), store: options.store)
@@ -128,10 +128,10 @@ public actor Session {
   /// `name` is what the sink's `runStarted` calls the run (default `<input N>`); `sink`, when
   /// given, hears this run instead of the session's (one with the entry's audit log).
   public func run(_ program: Program, name: String? = nil, check: Bool, sink: (any EventSink)? = nil) async -> RunResult {
-    await transport.startNewRun()
+    await executor.startNewRun()
     var entryOptions = options
     entryOptions.check = check
-    let interpreter = Interpreter(transport: transport, sink: sink ?? self.sink, options: entryOptions, files: files)
+    let interpreter = Interpreter(executor: executor, sink: sink ?? self.sink, options: entryOptions, files: files)
     var frame = self.frame
     let result = await interpreter.run(program, name: name ?? "<input \(entries)>", in: &frame, shutdown: false)
     self.frame = frame

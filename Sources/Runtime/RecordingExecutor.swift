@@ -1,11 +1,12 @@
-// RecordingTransport: an in-memory transport for tests of code above the Runtime.
-// It performs nothing; it records each call and answers from a script.
+// RecordingExecutor: an in-memory executor for tests of the language above the Runtime.
+// It performs nothing; it records each action and answers from a script. (Tests that need
+// the commands an action sends use ActionExecutor over a RecordingTransport.)
 
 import Synchronization
 
-/// A transport that records every action and answers with a scripted result.
+/// An executor that records every action and answers with a scripted result.
 /// Use it to test the interpreter without hosts; never as a stand-in for fleet tests.
-public final class RecordingTransport: Transport {
+public final class RecordingExecutor: StepExecutor {
   /// One recorded call.
   public struct Call: Hashable, Sendable {
     public var host: String
@@ -26,7 +27,7 @@ public final class RecordingTransport: Transport {
     var shutdowns = 0
   }
 
-  /// Creates a transport answering with `responder` (default: `ok`, with `run` echoing nothing).
+  /// Creates an executor answering with `responder` (default: `ok`, with `run` echoing nothing).
   public init(responder: @escaping Responder = { _, _ in StepResult(status: .ok) }) {
     self.responder = responder
   }

@@ -45,23 +45,23 @@ enum MuxControl {
   }
 
   /// A mux packet: its length, then the words, all big-endian.
-  private static func packet(_ words: [UInt32]) -> [UInt8] {
+  static func packet(_ words: [UInt32]) -> [UInt8] {
     ([UInt32(words.count * 4)] + words).flatMap { word in withUnsafeBytes(of: word.bigEndian, Array.init) }
   }
 
-  private static func send(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+  static func send(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
     bytes.withUnsafeBytes { Foundation.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == bytes.count
   }
 
   /// Reads one packet; its leading words (enough for the type and the request id).
-  private static func receive(_ fd: Int32) -> [UInt32]? {
+  static func receive(_ fd: Int32) -> [UInt32]? {
     guard let header = read(fd, count: 4) else { return nil }
     let length = Int(word(header, 0))
     guard length >= 4, length <= 1 << 16, let body = read(fd, count: length) else { return nil }
     return stride(from: 0, to: body.count - 3, by: 4).map { word(body, $0) }
   }
 
-  private static func read(_ fd: Int32, count: Int) -> [UInt8]? {
+  static func read(_ fd: Int32, count: Int) -> [UInt8]? {
     var bytes = [UInt8](repeating: 0, count: count)
     var done = 0
     while done < count {

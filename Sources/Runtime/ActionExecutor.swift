@@ -1,0 +1,100 @@
+// ActionExecutor: performs actions on hosts by running their operations' plans on a
+// transport. The one place where a host's result takes its final shape.
+
+import Synchronization
+
+/// Performs actions on hosts: what the interpreter calls for each step. Implementations:
+/// `ActionExecutor` (operations over a transport) and `RecordingExecutor` (tests of the
+/// language, which answer per action).
+public protocol StepExecutor: Sendable {
+  /// Performs `action` on `host`; a host-side failure is a result, never a thrown error.
+  func perform(_ action: Action, on host: Host, options: StepOptions) async -> StepResult
+  /// Starts a new run on the same connections (a session's next entry): per-run state (hosts
+  /// found unreachable, package lists refreshed) starts afresh.
+  func startNewRun() async
+  /// Releases everything held for the run. Called once at the end.
+  func shutdown() async
+}
+
+/// Performs actions with the operations of Operations/ over a transport, reading the store
+/// for what they need.
+public final class ActionExecutor: StepExecutor {
+  public let transport: any Transport
+  private let store: Store
+  /// Hosts whose package lists were refreshed in this run (apt-get update once per host).
+  private let aptListsRefreshed = Mutex<Set<String>>([])
+
+  /// An executor sending commands through `transport`, store inputs from `store`.
+  public init(transport: any Transport, store: Store) {
+    self.transport = transport
+    self.store = store
+  }
+
+  public func perform(_ action: Action, on host: Host, options: StepOptions) async -> StepResult {
+    let clock = ContinuousClock()
+    let start = clock.now
+    var result = await execute(action, on: host, options: options)
+    if Task.isCancelled && result.status != .ok && result.status != .changed { result.status = .interrupted }
+    result.duration = clock.now - start
+    return result
+  }
+
+  private func execute(_ action: Action, on host: Host, options: StepOptions) async -> StepResult {
+    let prepared: PreparedAction
+    do throws(StoreError) { prepared = try PreparedAction.prepare(action, for: host, store: store) } catch {
+      return .failure(error.message)
+    }
+    let refreshed = aptListsRefreshed.withLock { $0.contains(host.name) }
+    var plan = Operations.plan(prepared, facts: HostFacts(host: host, options: options, aptListsRefreshed: refreshed))
+    while true {
+      switch plan {
+      case .done(let result, let learned):
+        if learned.contains(.aptListsRefreshed) { _ = aptListsRefreshed.withLock { $0.insert(host.name) } }
+        return result
+      case .command(let command, let then):
+        switch Self.exited(await transport.run(command, on: host), timeout: command.timeout) {
+        case .success(let exited): plan = then(exited)
+        case .failure(let ending): return ending.result
+        }
+      case .push(let push, let then):
+        switch Self.exited(await transport.push(push, to: host), timeout: nil) {
+        case .success(let exited): plan = then(exited)
+        case .failure(let ending): return ending.result
+        }
+      }
+    }
+  }
+
+  /// A command that did not end on its own: the step's result says why.
+  struct Ending: Error {
+    var result: StepResult
+  }
+
+  /// What a plan decides on, or the step's result when the command did not run to its end.
+  static func exited(_ outcome: CommandResult, timeout: Duration?) -> Result<Exited, Ending> {
+    switch outcome.termination {
+    case .exited(let status):
+      return .success(Exited(status: status, stdout: outcome.stdout, stderr: outcome.stderr))
+    case .timedOut(let status):
+      let seconds = timeout.map { "\($0.components.seconds)s" } ?? "its timeout"
+      return .failure(
+        Ending(
+          result: StepResult(
+            status: .failed, exitCode: status, output: outcome.stdout, errorOutput: outcome.stderr,
+            message: "timed out after \(seconds) (the command was killed on the host)")))
+    case .unreachable(let message):
+      return .failure(Ending(result: StepResult(status: .unreachable, errorOutput: outcome.stderr, message: message)))
+    case .notRun(let message):
+      return .failure(Ending(result: StepResult(status: .failed, errorOutput: outcome.stderr, message: message)))
+    case .interrupted(let message):
+      return .failure(Ending(result: StepResult(status: .interrupted, message: message)))
+    }
+  }
+
+  public func startNewRun() async {
+    aptListsRefreshed.withLock { $0 = [] }
+    await transport.startNewRun()
+  }
+
+  public func shutdown() async { await transport.shutdown() }
+}

@@ -1,0 +1,147 @@
+// Operations: what each action sends to a host, as values. An operation turns an action
+// (with its store inputs already read) and the host's facts into a `Plan`: commands and
+// pushes, each followed by a decision taken from its result. No I/O here: reading the store
+// happens before (`PreparedAction.prepare`), running the plan after (`ActionExecutor`).
+
+import Foundation
+
+/// An action with what it needs from the store already read.
+public enum PreparedAction: Sendable {
+  case copy(LocalSource, destination: String?)
+  case sync(LocalSource)
+  case run(command: String)
+  /// `path` as the runbook names it, `body` read from the store.
+  case script(path: String, body: String, arguments: [String])
+  case password(user: String, hash: Secret)
+  case install(packages: [String])
+  case remove(packages: [String])
+  case upgrade
+  /// The group's three lists (read and checked) and the directory holding them.
+  case pkgsync(lists: [String: [String]], source: LocalSource)
+
+  /// Reads what `action` needs from `host`'s tree in `store`.
+  public static func prepare(_ action: Action, for host: Host, store: Store) throws(StoreError) -> PreparedAction {
+    switch action {
+    case .copy(let path, let destination): return .copy(try LocalSource(path, group: host.group, store: store), destination: destination)
+    case .sync: return .sync(try LocalSource("", group: host.group, store: store))
+    case .run(let command): return .run(command: command)
+    case .script(let path, let arguments):
+      let file = try store.resolve(path, group: host.group)
+      guard let body = try? String(contentsOfFile: file, encoding: .utf8) else {
+        throw StoreError("cannot read script '\(file)'")
+      }
+      return .script(path: path, body: body, arguments: arguments)
+    case .password(let user, let hash): return .password(user: user, hash: hash)
+    case .install(let packages): return .install(packages: packages)
+    case .remove(let packages): return .remove(packages: packages)
+    case .upgrade: return .upgrade
+    case .pkgsync:
+      let lists = try Pkgsync.checkedLists(in: store, group: host.group)
+      return .pkgsync(lists: lists, source: try LocalSource("etc/pkgsync/", group: host.group, store: store))
+    }
+  }
+}
+
+/// A file or tree of a group's store, resolved.
+public struct LocalSource: Hashable, Sendable {
+  /// Its absolute path on this machine.
+  public var path: String
+  /// Its path relative to the group's tree (`""` for the tree itself), as on the host's `/`.
+  public var relative: String
+  public var isDirectory: Bool
+
+  public init(path: String, relative: String, isDirectory: Bool) {
+    self.path = path
+    self.relative = relative
+    self.isDirectory = isDirectory
+  }
+
+  /// `path` in `group`'s tree (`""`: the tree itself).
+  init(_ path: String, group: String, store: Store) throws(StoreError) {
+    let resolved = try store.resolve(path.isEmpty ? "." : path, group: group)
+    var isDirectory: ObjCBool = false
+    _ = FileManager.default.fileExists(atPath: resolved, isDirectory: &isDirectory)
+    self.init(
+      path: resolved, relative: (try? Store.normalizedRelativePath(path.isEmpty ? "." : path)) ?? "",
+      isDirectory: isDirectory.boolValue)
+  }
+}
+
+/// What an operation knows about the host and the step besides the action.
+public struct HostFacts: Hashable, Sendable {
+  public var host: Host
+  public var options: StepOptions
+  /// This run already refreshed the host's package lists (`apt-get update` once per host per run).
+  public var aptListsRefreshed: Bool
+
+  public init(host: Host, options: StepOptions, aptListsRefreshed: Bool = false) {
+    self.host = host
+    self.options = options
+    self.aptListsRefreshed = aptListsRefreshed
+  }
+
+  /// A command with the step's limits.
+  func command(_ body: RemoteCommand.Body, input: RemoteCommand.Input? = nil) -> RemoteCommand {
+    RemoteCommand(body, input: input, timeout: options.timeout, connectTimeout: options.connectTimeout)
+  }
+}
+
+/// What a finished command (or push) left for the plan to decide on. Only commands that ran
+/// to their end get here; the executor reports every other ending itself.
+public struct Exited: Hashable, Sendable {
+  public var status: Int32
+  public var stdout: String
+  public var stderr: String
+
+  public init(status: Int32, stdout: String = "", stderr: String = "") {
+    self.status = status
+    self.stdout = stdout
+    self.stderr = stderr
+  }
+
+  /// ok on exit 0 (changed if `changed`), else failed with the exit code; output kept.
+  func result(changed: Bool = false) -> StepResult {
+    StepResult(
+      status: status == 0 ? (changed ? .changed : .ok) : .failed, exitCode: status, output: stdout, errorOutput: stderr)
+  }
+}
+
+/// Facts a plan learned about the host, kept for the rest of the run.
+public struct Learned: OptionSet, Hashable, Sendable {
+  public let rawValue: Int
+  public init(rawValue: Int) { self.rawValue = rawValue }
+  public static let aptListsRefreshed = Learned(rawValue: 1)
+}
+
+/// The steps of an action on one host: each command or push is followed by the decision of
+/// what comes next, taken from its result.
+public enum Plan: Sendable {
+  /// Nothing more to send: the step's result.
+  case done(StepResult, learned: Learned)
+  /// Run a command, then go on with what its result decides.
+  case command(RemoteCommand, then: @Sendable (Exited) -> Plan)
+  /// Push a tree, then go on with what rsync's result decides.
+  case push(Push, then: @Sendable (Exited) -> Plan)
+
+  /// The end of a plan.
+  static func done(_ result: StepResult) -> Plan { .done(result, learned: []) }
+  static func failure(_ message: String) -> Plan { .done(.failure(message)) }
+}
+
+/// The operation of each action.
+public enum Operations {
+  /// What `action` sends to the host described by `facts`.
+  public static func plan(_ action: PreparedAction, facts: HostFacts) -> Plan {
+    switch action {
+    case .run(let command): CommandOperations.run(command, facts)
+    case .script(let path, let body, let arguments): CommandOperations.script(path, body: body, arguments, facts)
+    case .password(let user, let hash): PasswordOperation.plan(user, hash, facts)
+    case .install(let packages): PackageOperations.apt("install", packages, facts)
+    case .remove(let packages): PackageOperations.apt("remove", packages, facts)
+    case .upgrade: PackageOperations.apt("upgrade", [], facts)
+    case .copy(let source, let destination): CopyOperation.plan(source, to: destination, facts) { .done($0) }
+    case .sync(let source): CopyOperation.plan(source, to: nil, facts, wholeTree: true) { .done($0) }
+    case .pkgsync(let lists, let source): PkgsyncOperation.plan(lists, source, facts)
+    }
+  }
+}

@@ -1,0 +1,58 @@
+// LocalTransport: runs the commands cfi-sh would send to a host on this machine, with no ssh
+// (the same wrapper: own session, tag, `timeout -k`), and pushes with a local rsync. For
+// tests that need commands really run without a lab, and for a host that is this machine.
+
+import Synchronization
+
+/// Runs commands on this machine with `sh`, whatever host they are for.
+public final class LocalTransport: Transport {
+  /// Kills started by interrupts, which must finish before the run ends.
+  private let pendingKills = Mutex<[Task<Void, Never>]>([])
+
+  public init() {}
+
+  public func run(_ command: RemoteCommand, on host: Host) async -> CommandResult {
+    let start = ContinuousClock.now
+    let tag = RemoteCommand.newTag()
+    var result: CommandResult
+    do {
+      let output = try await withTaskCancellationHandler {
+        try await LocalProcess.run("sh", ["-c", command.wrapped(tag: tag)], input: command.input?.revealed)
+      } onCancel: {
+        // The command's session outlives sh (setsid): end it as the remote kill does.
+        let task = Task.detached { _ = try? await LocalProcess.run("sh", ["-c", RemoteCommand.killScript(tag: tag)]) }
+        pendingKills.withLock { $0.append(task) }
+      }
+      result = CommandResult.finished(
+        status: output.status, stdout: output.stdout, stderr: output.stderr, timeout: command.timeout)
+    } catch {
+      result = CommandResult(Task.isCancelled ? .interrupted(nil) : .notRun("cannot run sh: \(error)"))
+    }
+    result.duration = ContinuousClock.now - start
+    return result
+  }
+
+  public func push(_ push: Push, to host: Host) async -> CommandResult {
+    let start = ContinuousClock.now
+    var result: CommandResult
+    do {
+      let output = try await LocalProcess.run("rsync", push.options + ["--", push.source, push.destination])
+      result = CommandResult(.exited(output.status), stdout: output.stdout, stderr: output.stderr)
+    } catch {
+      result = CommandResult(.notRun("cannot run rsync: \(error)"))
+    }
+    result.duration = ContinuousClock.now - start
+    return result
+  }
+
+  public func startNewRun() async { await finishKills() }
+  public func shutdown() async { await finishKills() }
+
+  private func finishKills() async {
+    let kills = pendingKills.withLock { kills in
+      defer { kills = [] }
+      return kills
+    }
+    for kill in kills { await kill.value }
+  }
+}

@@ -1,0 +1,164 @@
+// RemoteCommand, Push and CommandResult: what cfi-sh asks of a host, as values. Operations
+// build them, transports run them, tests read them without a lab.
+
+import Foundation
+
+/// One command to run on a host: a shell script body (or an argv, quoted into one), what its
+/// stdin carries, and how long it may take.
+public struct RemoteCommand: Hashable, Sendable, CustomStringConvertible {
+  /// The command itself.
+  public enum Body: Hashable, Sendable {
+    /// A script for `sh -c`.
+    case script(String)
+    /// Words run as one command, each quoted for `sh`.
+    case argv([String])
+  }
+
+  /// What a command reads on its stdin.
+  public enum Input: Hashable, Sendable, CustomStringConvertible {
+    /// Plain text (a script uploaded through stdin).
+    case text(String)
+    /// A secret: only a transport writing it to the command's stdin reads it.
+    case secret(Secret)
+
+    /// The bytes the transport writes.
+    public var revealed: String {
+      switch self {
+      case .text(let text): text
+      case .secret(let secret): secret.revealed
+      }
+    }
+
+    public var description: String {
+      switch self {
+      case .text(let text): text
+      case .secret(let secret): secret.description
+      }
+    }
+  }
+
+  public var body: Body
+  /// Its stdin; nil: empty.
+  public var input: Input?
+  /// Limit for the whole command on the host (enforced there: its process group is killed);
+  /// nil: none.
+  public var timeout: Duration?
+  /// Limit for reaching the host.
+  public var connectTimeout: Duration
+
+  /// Creates a command.
+  public init(_ body: Body, input: Input? = nil, timeout: Duration? = nil, connectTimeout: Duration = .seconds(10)) {
+    self.body = body
+    self.input = input
+    self.timeout = timeout
+    self.connectTimeout = connectTimeout
+  }
+
+  /// The command as one `sh` script.
+  public var script: String {
+    switch body {
+    case .script(let text): text
+    case .argv(let words): ShellQuote.join(words)
+    }
+  }
+
+  /// The command as the host's login shell receives it: in a session of its own, tagged with
+  /// `tag` (so that an interrupt can find and kill everything it started, see `killScript`),
+  /// under `timeout -k` when it has a timeout (which signals its whole process group).
+  public func wrapped(tag: String) -> String {
+    var inner = "sh -c \(ShellQuote.quote(script)) \(tag)"
+    if let timeout { inner = "timeout -k 5 \(Self.wholeSeconds(timeout)) " + inner }
+    return "exec setsid -w " + inner
+  }
+
+  /// A fresh tag for `wrapped(tag:)`.
+  public static func newTag() -> String {
+    "cfi-step-" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+  }
+
+  /// A script ending the session of the command tagged `tag` (TERM, then KILL).
+  public static func killScript(tag: String) -> String {
+    // `[s]`: the pattern must not match this killer's own command line.
+    let pattern = ShellQuote.quote(tag.replacingOccurrences(of: "cfi-step-", with: "cfi-[s]tep-"))
+    return """
+      for s in TERM KILL; do for p in $(pgrep -f -- \(pattern)); do kill -$s -- -"$p" 2>/dev/null; done; \
+      pgrep -f -- \(pattern) >/dev/null || exit 0; sleep 1; done
+      """
+  }
+
+  /// Whole seconds, at least one: what `timeout`, `ConnectTimeout` and rsync's `--timeout` take.
+  static func wholeSeconds(_ duration: Duration) -> Int64 { max(1, duration.components.seconds) }
+
+  /// The command as the golden files show it: script, stdin (secrets redacted), limits.
+  public var description: String {
+    var lines = ["run: " + script]
+    if let input { lines.append("stdin: " + input.description) }
+    if let timeout { lines.append("timeout: \(Self.wholeSeconds(timeout))s") }
+    lines.append("connect-timeout: \(Self.wholeSeconds(connectTimeout))s")
+    return lines.joined(separator: "\n")
+  }
+}
+
+/// A local tree or file sent to a host with rsync.
+public struct Push: Hashable, Sendable, CustomStringConvertible {
+  /// The local source; a trailing `/` sends a directory's contents.
+  public var source: String
+  /// The absolute path on the host.
+  public var destination: String
+  /// rsync's options, except how it reaches the host (`-e`), which is the transport's.
+  public var options: [String]
+  /// Limit for reaching the host.
+  public var connectTimeout: Duration
+
+  /// Creates a push.
+  public init(source: String, destination: String, options: [String], connectTimeout: Duration = .seconds(10)) {
+    self.source = source
+    self.destination = destination
+    self.options = options
+    self.connectTimeout = connectTimeout
+  }
+
+  public var description: String {
+    (["push: " + source + " -> " + destination, "rsync: " + ShellQuote.join(options)]
+      + ["connect-timeout: \(RemoteCommand.wholeSeconds(connectTimeout))s"]).joined(separator: "\n")
+  }
+}
+
+/// What came of a command or a push. A non-zero exit is a result like any other; the other
+/// endings say why the command did not finish on its own.
+public struct CommandResult: Hashable, Sendable {
+  /// How the command ended.
+  public enum Termination: Hashable, Sendable {
+    /// It ran and exited with this status (128 + n when a signal ended it).
+    case exited(Int32)
+    /// Its timeout ended it (it was killed on the host); `timeout`'s status.
+    case timedOut(Int32)
+    /// The host was not reached; the command never ran. The operator's explanation.
+    case unreachable(String)
+    /// It could not be run at all (no ssh, a changed host key, an invalid host): why.
+    case notRun(String)
+    /// The operator interrupted it; a message when there is more to say.
+    case interrupted(String?)
+  }
+
+  public var termination: Termination
+  /// Its output, decoded as UTF-8 (invalid bytes become U+FFFD) and bounded by the transport.
+  public var stdout: String
+  public var stderr: String
+  public var duration: Duration
+
+  /// Creates a result.
+  public init(_ termination: Termination, stdout: String = "", stderr: String = "", duration: Duration = .zero) {
+    self.termination = termination
+    self.stdout = stdout
+    self.stderr = stderr
+    self.duration = duration
+  }
+
+  /// The result of a command that ran to its end with `status`: a timeout when the command
+  /// had one and `timeout` reports having used it (124: TERM worked, 137: KILL was needed).
+  static func finished(status: Int32, stdout: String, stderr: String, timeout: Duration?) -> CommandResult {
+    let timedOut = timeout != nil && (status == 124 || status == 137)
+    return CommandResult(timedOut ? .timedOut(status) : .exited(status), stdout: stdout, stderr: stderr)
+  }
+}

@@ -1,0 +1,359 @@
+// The OpenSSH transport: OpenSSH as an argv prefix (as ClusterShell's Ssh worker), with one
+// ControlMaster per host for the whole run (one handshake per host, however many steps),
+// commands multiplexed over it, rsync riding the same master. A host's first command opens
+// the master itself (ControlMaster=auto: one ssh process for connect + command); rsync, which
+// cannot, gets one opened first (`ssh -f -N`). At the end the masters are told to exit over
+// their sockets (MuxControl), not by an ssh each.
+// Host keys are pinned in the server's own known_hosts on first contact; a changed key fails
+// the host. Never a prompt (BatchMode), never StrictHostKeyChecking=no. Every host-derived
+// value in an argv is a validated value (`SSHTarget`), and the destination follows `--`.
+
+import Foundation
+import Synchronization
+
+/// Runs commands on real hosts over ssh, pushes with rsync.
+public final class SSHTransport: Transport {
+  private let configuration: SSHConfiguration
+  let controlDirectory: String
+  private let connections = Mutex<[HostName: Connection]>([:])
+  /// Remote kills started by interrupts, which must finish before the masters close.
+  private let pendingKills = Mutex<[Task<Void, Never>]>([])
+
+  /// The state of a host's master connection.
+  enum Connection {
+    case open
+    /// Connecting failed: every later command on the host ends the same way, without retrying.
+    case failed(CommandResult)
+  }
+
+  /// A transport with `configuration`.
+  public init(configuration: SSHConfiguration) {
+    self.configuration = configuration
+    if let directory = configuration.controlDirectory {
+      controlDirectory = directory
+    } else {
+      // Control socket paths must be short (sun_path is 108 bytes): a private dir under
+      // $TMPDIR when that is short enough, else under /tmp.
+      var base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+      if base.isEmpty || base.utf8.count > 48 { base = "/tmp" }
+      while base.count > 1, base.hasSuffix("/") { base.removeLast() }
+      var template = Array((base + "/cfi-ssh-XXXXXX").utf8CString)
+      let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+      controlDirectory = made.map { String(cString: $0) } ?? "/tmp/cfi-ssh-\(getpid())"
+    }
+  }
+
+  // MARK: - argv
+
+  /// Options common to ssh and rsync's ssh, for `target`. User options (`-F`) come first so
+  /// that ours cannot be overridden by accident where it matters.
+  func sshOptions(for target: SSHTarget, connectTimeout: Duration) -> [String] {
+    var options: [String] = []
+    if let configFile = configuration.configFile { options += ["-F", configFile] }
+    options += [
+      "-o", "BatchMode=yes",
+      "-o", "ConnectTimeout=\(RemoteCommand.wholeSeconds(connectTimeout))",
+      "-o", "ServerAliveInterval=\(configuration.serverAliveInterval)",
+      "-o", "ServerAliveCountMax=\(configuration.serverAliveCountMax)",
+      "-o", "StrictHostKeyChecking=accept-new",
+      "-o", "UserKnownHostsFile=" + Self.configValue(configuration.knownHostsFile),
+      "-o", "GlobalKnownHostsFile=/dev/null",
+      "-o", "HostKeyAlias=\(target.name)",
+      "-o", "ControlPath=" + Self.configValue(controlPath(target)),
+      "-o", "ForwardAgent=no",
+      "-o", "ForwardX11=no",
+      "-o", "LogLevel=ERROR",
+      "-l", target.user,
+    ]
+    if let identityFile = configuration.identityFile {
+      options += ["-i", identityFile.replacingOccurrences(of: "%", with: "%%"), "-o", "IdentitiesOnly=yes"]
+    }
+    if let port = target.port { options += ["-p", String(port)] }
+    return options
+  }
+
+  /// The ssh argv for `target`: our options, `extra` (master handling, `-N`, `-O`), then `--`,
+  /// the address and the remote command, if any.
+  func sshArgv(_ target: SSHTarget, connectTimeout: Duration, _ extra: [String], command: String?) -> [String] {
+    ["ssh"] + sshOptions(for: target, connectTimeout: connectTimeout) + extra + ["--", target.address.rawValue]
+      + (command.map { [$0] } ?? [])
+  }
+
+  /// The ssh argv that runs `command` on `target` under `tag`, opening the master if
+  /// `opensMaster`, else riding it.
+  func sshArgv(_ command: RemoteCommand, on target: SSHTarget, tag: String, opensMaster: Bool) -> [String] {
+    sshArgv(target, connectTimeout: command.connectTimeout, masterOptions(opensMaster), command: command.wrapped(tag: tag))
+  }
+
+  /// The rsync argv of `push` to `target`, over the target's master.
+  func rsyncArgv(_ push: Push, to target: SSHTarget) -> [String] {
+    ["rsync"] + push.options + ["-e", rsyncShell(for: target, connectTimeout: push.connectTimeout)]
+      + ["--", push.source, "\(target.address.rsyncHost):\(push.destination)"]
+  }
+
+  /// rsync's `-e` value: ssh with this run's options, over the host's master. It ends in
+  /// `--`: rsync appends the address and its own server command after it.
+  func rsyncShell(for target: SSHTarget, connectTimeout: Duration) -> String {
+    ShellQuote.rsyncShell(["ssh"] + sshOptions(for: target, connectTimeout: connectTimeout) + ["-o", "ControlMaster=no", "--"])
+  }
+
+  /// A path as the value of an ssh `-o` option. ssh splits such a line itself (quotes and
+  /// backslashes, as in ssh_config) and expands `%` tokens in these paths (as it does in
+  /// `-i`'s): a path with a space, a quote or a `%` must be written for that.
+  static func configValue(_ path: String) -> String {
+    let expanded = path.replacingOccurrences(of: "%", with: "%%")
+    guard expanded.contains(where: { " \t'\"\\".contains($0) }) else { return expanded }
+    return "\"" + expanded.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+  }
+
+  private func controlPath(_ target: SSHTarget) -> String { "\(controlDirectory)/\(target.name)" }
+
+  /// The ssh options that make this command's ssh open the master if `opensMaster` (it forks
+  /// the master into the background and runs the command through it), else ride it.
+  private func masterOptions(_ opensMaster: Bool) -> [String] {
+    opensMaster ? ["-o", "ControlMaster=auto", "-o", "ControlPersist=120"] : ["-o", "ControlMaster=no"]
+  }
+
+  // MARK: - Connections
+
+  /// Where a host stands before a command.
+  private enum Readiness {
+    /// Its master is open: commands ride it.
+    case open
+    /// No master yet (or it ended after ControlPersist idle seconds, a REPL waiting at its
+    /// prompt): the command's own ssh opens one.
+    case needsMaster
+    /// Connecting failed earlier in this run: every later command ends the same way.
+    case failed(CommandResult)
+  }
+
+  private func readiness(_ target: SSHTarget) -> Readiness {
+    switch connections.withLock({ $0[target.name] }) {
+    case .open: FileManager.default.fileExists(atPath: controlPath(target)) ? .open : .needsMaster
+    case .failed(let result): .failed(result)
+    case nil: .needsMaster
+    }
+  }
+
+  /// Before a master is opened: ssh writes the known_hosts file, whose directory may not exist yet.
+  private func prepareKnownHosts() {
+    try? FileManager.default.createDirectory(
+      atPath: (configuration.knownHostsFile as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
+      attributes: [.posixPermissions: 0o700])
+  }
+
+  /// Records how opening the host's master went; a failure is kept for the rest of the run,
+  /// unless the command was interrupted (Ctrl-C is not a fact about the host: the REPL's next
+  /// entry connects afresh). Returns what to report.
+  private func recordConnect(_ target: SSHTarget, failure: CommandResult?) -> CommandResult? {
+    guard let failure else {
+      connections.withLock { $0[target.name] = .open }
+      return nil
+    }
+    if Task.isCancelled { return CommandResult(.interrupted("interrupted while connecting")) }
+    connections.withLock { $0[target.name] = .failed(failure) }
+    return failure
+  }
+
+  /// Opens the host's master on its own (before rsync, which cannot open one); returns what to
+  /// report if that failed.
+  private func connect(_ target: SSHTarget, connectTimeout: Duration) async -> CommandResult? {
+    switch readiness(target) {
+    case .open: return nil
+    case .failed(let result): return result
+    case .needsMaster: break
+    }
+    prepareKnownHosts()
+    let argv = sshArgv(target, connectTimeout: connectTimeout, masterOptions(true) + ["-N", "-f"], command: nil)
+    let failure: CommandResult?
+    do {
+      let output = try await LocalProcess.run(argv[0], Array(argv.dropFirst()))
+      failure = output.status == 0 ? nil : Self.classifyConnectFailure(target.name, output.stderr, connectTimeout)
+    } catch {
+      failure = CommandResult(.notRun("cannot start ssh: \(error)"))
+    }
+    return recordConnect(target, failure: failure)
+  }
+
+  /// Says why ssh could not connect, in the operator's words.
+  static func classifyConnectFailure(_ name: HostName, _ stderr: String, _ timeout: Duration) -> CommandResult {
+    let text = stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+    if text.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") || text.contains("Host key verification failed") {
+      return CommandResult(
+        .notRun(
+          "host key of \(name) has changed; if the host was reinstalled, run 'cfi-sh hosts forget \(name)' to accept its new key"),
+        stderr: text)
+    }
+    let message: String
+    if text.contains("timed out") {
+      message = "connect timeout after \(Int(timeout.components.seconds))s"
+    } else if text.contains("Permission denied") {
+      message = "authentication failed (is the server's key in root's authorized_keys?)"
+    } else if let last = text.split(separator: "\n").last {
+      message = String(last).replacingOccurrences(of: "ssh: ", with: "")
+    } else {
+      message = "cannot connect"
+    }
+    return CommandResult(.unreachable(message), stderr: text)
+  }
+
+  // MARK: - Transport
+
+  public func run(_ command: RemoteCommand, on host: Host) async -> CommandResult {
+    let start = ContinuousClock.now
+    var result = await execute(command, on: host)
+    result.duration = ContinuousClock.now - start
+    return result
+  }
+
+  /// Runs `command` over the host's master (opening it if needed). Its input goes to its stdin
+  /// (secrets travel this way, never in argv). Its timeout is enforced on the host.
+  private func execute(_ command: RemoteCommand, on host: Host) async -> CommandResult {
+    let target: SSHTarget
+    do throws(SSHTarget.Invalid) { target = try SSHTarget(host) } catch { return CommandResult(.notRun(error.message)) }
+    let opensMaster: Bool
+    switch readiness(target) {
+    case .open: opensMaster = false
+    case .needsMaster: opensMaster = true
+    case .failed(let result): return result
+    }
+    if opensMaster { prepareKnownHosts() }
+    // The command runs in its own session on the host, tagged, so that a timeout (`timeout`
+    // signals its whole process group) or an interrupt (`killRemote`) ends everything it
+    // started — killing the local ssh alone would leave it running.
+    let tag = RemoteCommand.newTag()
+    let argv = sshArgv(command, on: target, tag: tag, opensMaster: opensMaster)
+    do {
+      let output = try await withTaskCancellationHandler {
+        try await LocalProcess.run(argv[0], Array(argv.dropFirst()), input: command.input?.revealed)
+      } onCancel: {
+        killRemote(tag, on: target)
+      }
+      if opensMaster {
+        // ssh's own failures exit 255; with no master left behind, the host was not reached
+        // and the command never ran.
+        let opened = FileManager.default.fileExists(atPath: controlPath(target))
+        let failure = !opened && output.status == 255
+          ? Self.classifyConnectFailure(target.name, output.stderr, command.connectTimeout) : nil
+        if let failure = recordConnect(target, failure: failure) { return failure }
+        if !opened { connections.withLock { $0[target.name] = nil } }
+      } else if output.status == 255, !(await masterAlive(target, connectTimeout: command.connectTimeout)) {
+        connections.withLock { $0[target.name] = nil }
+        return CommandResult(.unreachable("connection to \(host.name) lost"), stderr: output.stderr)
+      }
+      return CommandResult.finished(
+        status: output.status, stdout: output.stdout, stderr: output.stderr, timeout: command.timeout)
+    } catch {
+      if Task.isCancelled { return CommandResult(.interrupted(nil)) }
+      return CommandResult(.notRun("cannot run ssh: \(error)"))
+    }
+  }
+
+  public func push(_ push: Push, to host: Host) async -> CommandResult {
+    let start = ContinuousClock.now
+    var result: CommandResult
+    do throws(SSHTarget.Invalid) {
+      let target = try SSHTarget(host)
+      if let failure = await connect(target, connectTimeout: push.connectTimeout) {
+        result = failure
+      } else {
+        let argv = rsyncArgv(push, to: target)
+        do {
+          let output = try await LocalProcess.run(argv[0], Array(argv.dropFirst()))
+          result = CommandResult(.exited(output.status), stdout: output.stdout, stderr: output.stderr)
+        } catch {
+          result = CommandResult(.notRun("cannot run rsync: \(error)"))
+        }
+      }
+    } catch {
+      result = CommandResult(.notRun(error.message))
+    }
+    result.duration = ContinuousClock.now - start
+    return result
+  }
+
+  /// Ends a tagged remote command's session (TERM, then KILL), over the host's master.
+  /// Runs detached; `shutdown()` waits for it before closing the master.
+  private func killRemote(_ tag: String, on target: SSHTarget) {
+    let argv = sshArgv(target, connectTimeout: .seconds(5), ["-o", "ControlMaster=no"], command: RemoteCommand.killScript(tag: tag))
+    let task = Task.detached { _ = try? await LocalProcess.run(argv[0], Array(argv.dropFirst())) }
+    pendingKills.withLock { $0.append(task) }
+  }
+
+  private func masterAlive(_ target: SSHTarget, connectTimeout: Duration) async -> Bool {
+    let argv = sshArgv(target, connectTimeout: connectTimeout, ["-O", "check"], command: nil)
+    return (try? await LocalProcess.run(argv[0], Array(argv.dropFirst())))?.status == 0
+  }
+
+  public func startNewRun() async {
+    connections.withLock { connections in
+      connections = connections.filter { if case .failed = $0.value { false } else { true } }
+    }
+    let kills = pendingKills.withLock { kills in
+      defer { kills = [] }
+      return kills
+    }
+    for kill in kills { await kill.value }
+  }
+
+  public func shutdown() async {
+    for kill in pendingKills.withLock({ $0 }) { await kill.value }
+    // Every socket in the directory, not only the masters recorded open: a first command
+    // interrupted just as its master came up leaves one that was never recorded.
+    let sockets = (try? FileManager.default.contentsOfDirectory(atPath: controlDirectory)) ?? []
+    // Each master is told to exit over its socket, in-process; `ssh -O exit` only where
+    // that fails (an OpenSSH speaking another mux version).
+    let refused = sockets.filter { !MuxControl.terminate(path: "\(controlDirectory)/\($0)") }
+    await withTaskGroup(of: Void.self) { group in
+      for name in refused {
+        guard let target = SSHTarget(controlSocket: name) else { continue }
+        let argv = sshArgv(target, connectTimeout: .seconds(5), ["-O", "exit"], command: nil)
+        group.addTask { _ = try? await LocalProcess.run(argv[0], Array(argv.dropFirst())) }
+      }
+    }
+    try? FileManager.default.removeItem(atPath: controlDirectory)
+  }
+}
+
+/// A host as ssh reaches it, each part validated: what an ssh or rsync argv may contain of it.
+struct SSHTarget: Hashable, Sendable {
+  var name: HostName
+  var address: HostAddress
+  var port: Int?
+  var user: String
+
+  /// Why a host cannot be reached with ssh.
+  struct Invalid: Error {
+    var message: String
+  }
+
+  init(_ host: Host) throws(Invalid) {
+    guard let name = HostName(host.name) else { throw Invalid(message: "'\(host.name)' is not a valid host name") }
+    guard let address = HostAddress(host.connectAddress) else {
+      throw Invalid(message: "'\(host.connectAddress)' is not a valid host address")
+    }
+    if let port = host.port, !(1...65535).contains(port) { throw Invalid(message: "'\(port)' is not a valid port") }
+    let user = host.user ?? "root"
+    guard Self.isValidUser(user) else { throw Invalid(message: "'\(user)' is not a valid user name") }
+    self.init(name: name, address: address, port: host.port, user: user)
+  }
+
+  init(name: HostName, address: HostAddress, port: Int? = nil, user: String = "root") {
+    self.name = name
+    self.address = address
+    self.port = port
+    self.user = user
+  }
+
+  /// The master behind the control socket `name` (named after its host), for `ssh -O`.
+  init?(controlSocket name: String) {
+    guard let name = HostName(name), let address = HostAddress("cfi-control") else { return nil }
+    self.init(name: name, address: address)
+  }
+
+  /// POSIX portable user names (letters, digits, `.`, `_`, `-`; not starting with `-`), 32 bytes at most.
+  static func isValidUser(_ user: String) -> Bool {
+    guard let first = user.utf8.first, first != UInt8(ascii: "-"), user.utf8.count <= 32 else { return false }
+    return user.utf8.allSatisfy { HostName.isNameByte($0) }
+  }
+}

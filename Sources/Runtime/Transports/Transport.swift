@@ -1,0 +1,21 @@
+// Transport: the seam between "what to send to a host" and "how to reach it". Transports
+// know nothing about actions: operations (Operations/) turn actions into commands and
+// pushes, the ActionExecutor runs them through a transport.
+
+/// Runs commands on hosts and pushes trees to them. Implementations: `SSHTransport` (OpenSSH
+/// and rsync), `LocalTransport` (this machine, no ssh) and `RecordingTransport` (tests).
+/// A transport must be safe to call concurrently for different hosts, must honour task
+/// cancellation (ending the command's whole process group where it runs), and never throws:
+/// whatever happens is a `CommandResult`.
+public protocol Transport: Sendable {
+  /// Runs `command` on `host`.
+  func run(_ command: RemoteCommand, on host: Host) async -> CommandResult
+  /// Sends `push.source` to `push.destination` on `host` with rsync; its stdout is rsync's.
+  func push(_ push: Push, to host: Host) async -> CommandResult
+  /// Starts a new run on the same connections (a session's next entry): hosts that could
+  /// not be reached are tried again; open connections stay. A runbook is one run and never
+  /// calls it.
+  func startNewRun() async
+  /// Releases everything held for the run (connections, control sockets). Called once at the end.
+  func shutdown() async
+}

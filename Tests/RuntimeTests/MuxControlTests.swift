@@ -1,0 +1,81 @@
+// MuxControl against a fake ControlMaster: a unix socket server speaking the two requests
+// of OpenSSH's mux protocol that cfi-sh uses (hello, terminate), answering as told.
+
+import Foundation
+import Testing
+
+@testable import Runtime
+
+@Suite struct MuxControlTests {
+  /// How the fake master behaves after the client's hello.
+  enum Behaviour: Sendable {
+    case answersOK, exitsBeforeAnswering, answersFailure, wrongHello, silent
+  }
+
+  @Test(arguments: [
+    (Behaviour.answersOK, true), (.exitsBeforeAnswering, true), (.answersFailure, false), (.wrongHello, false), (.silent, false),
+  ])
+  func terminate(_ behaviour: Behaviour, _ expected: Bool) async throws {
+    let path = "/tmp/cfi-mux-\(UUID().uuidString.prefix(8))"
+    defer { unlink(path) }
+    let server = try FakeMaster(path: path, behaviour: behaviour)
+    let start = ContinuousClock.now
+    #expect(MuxControl.terminate(path: path, timeout: 1) == expected)
+    #expect(ContinuousClock.now - start < .seconds(3))
+    server.wait()
+    if expected { #expect(server.received == [[0x1, 4], [0x1000_0005, 0]]) }
+  }
+
+  @Test func noMasterListening() {
+    #expect(!MuxControl.terminate(path: "/tmp/cfi-mux-nothing-\(UUID().uuidString.prefix(8))", timeout: 1))
+  }
+}
+
+/// One connection's worth of a ControlMaster, on a thread of its own.
+final class FakeMaster: @unchecked Sendable {
+  private let listener: Int32
+  private let done = DispatchSemaphore(value: 0)
+  /// The packets the client sent (their words), guarded by `done`.
+  private(set) var received: [[UInt32]] = []
+
+  init(path: String, behaviour: MuxControlTests.Behaviour) throws {
+    listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+    let bound = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard bound == 0, listen(listener, 1) == 0 else { throw POSIXError(.EADDRINUSE) }
+    Thread.detachNewThread { [self] in
+      defer {
+        close(listener)
+        done.signal()
+      }
+      let fd = accept(listener, nil, nil)
+      guard fd >= 0 else { return }
+      defer { close(fd) }
+      guard let hello = readPacket(fd) else { return }
+      received.append(hello)
+      if case .wrongHello = behaviour {
+        writePacket(fd, [0x7, 4])
+        return
+      }
+      writePacket(fd, [0x1, 4])
+      guard let request = readPacket(fd) else { return }
+      received.append(request)
+      switch behaviour {
+      case .answersOK: writePacket(fd, [0x8000_0001, request.count > 1 ? request[1] : 0])
+      case .answersFailure: writePacket(fd, [0x8000_0003, request.count > 1 ? request[1] : 0])
+      case .silent: Thread.sleep(forTimeInterval: 2)
+      case .exitsBeforeAnswering, .wrongHello: break
+      }
+    }
+  }
+
+  func wait() { done.wait() }
+
+  // The framing is MuxControl's own (length, then big-endian words), used from the other end.
+  private func readPacket(_ fd: Int32) -> [UInt32]? { MuxControl.receive(fd) }
+  private func writePacket(_ fd: Int32, _ words: [UInt32]) { _ = MuxControl.send(fd, MuxControl.packet(words)) }
+}

@@ -1,0 +1,148 @@
+// The argv cfi-sh gives ssh and rsync, as a golden file (`Golden/Argv/`, one word per line,
+// as is; `CFI_RECORD=1` re-records like the operation goldens), for a host with a
+// port, a user and an IPv6 address, with `'`, `"` and spaces in every configured path; and
+// the proof that rsync's `-e` string splits back into those words by rsync's own rules.
+
+import Foundation
+import Testing
+
+@testable import Runtime
+
+@Suite struct SSHArgvTests {
+  static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .appendingPathComponent("Golden/Argv").path
+  static let nasty = "it's a \"path\" \\ with ''"
+
+  /// A transport whose every path holds a quote and a space.
+  static func transport() -> SSHTransport {
+    var configuration = SSHConfiguration(store: Store(root: "/var/lib/cfi \(nasty)"))
+    configuration.identityFile = "/etc/cfi/\(nasty)/id_ed25519"
+    configuration.configFile = "/etc/cfi/\(nasty)/ssh_config"
+    configuration.controlDirectory = "/tmp/cfi-ssh \(nasty)"
+    return SSHTransport(configuration: configuration)
+  }
+
+  static let host = Host(name: "pc01", group: "lab", address: "fd00::1", port: 2222, user: "admin")
+
+  static func render(_ title: String, _ argv: [String]) -> String {
+    "# \(title)\n" + argv.joined(separator: "\n") + "\n"
+  }
+
+  @Test func argvGolden() throws {
+    let transport = Self.transport()
+    let target = try SSHTarget(Self.host)
+    let command = RemoteCommand(
+      .script("printf '%s\\n' \"$(cat)\""), input: .secret(Secret("hunter2")), timeout: .seconds(30),
+      connectTimeout: .seconds(5))
+    let push = Push(
+      source: "/var/lib/cfi/lab/etc/\(Self.nasty)/", destination: "/etc/\(Self.nasty)/",
+      options: ["-rlptD", "--itemize-changes", "--protect-args"], connectTimeout: .seconds(5))
+    let text = [
+      Self.render("ssh, first command on the host: opens the master", transport.sshArgv(command, on: target, tag: "cfi-step-0", opensMaster: true)),
+      Self.render("ssh, later commands: ride the master", transport.sshArgv(command, on: target, tag: "cfi-step-1", opensMaster: false)),
+      Self.render("rsync", transport.rsyncArgv(push, to: target)),
+    ].joined(separator: "\n")
+    let path = Self.directory + "/ssh-rsync.golden"
+    if ProcessInfo.processInfo.environment["CFI_RECORD"] == "1" {
+      if (try? String(contentsOfFile: path, encoding: .utf8)) != text {
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        Issue.record("recorded ssh-rsync.golden; run again without CFI_RECORD")
+      }
+      return
+    }
+    #expect((try? String(contentsOfFile: path, encoding: .utf8)) == text, "argv differs from ssh-rsync.golden:\n\(text)")
+    // The secret reaches the command on stdin only.
+    for argv in [transport.sshArgv(command, on: target, tag: "t", opensMaster: true), transport.rsyncArgv(push, to: target)] {
+      #expect(!argv.contains { $0.contains("hunter2") })
+    }
+  }
+
+  @Test func everyDestinationFollowsDoubleDash() throws {
+    let transport = Self.transport()
+    let target = try SSHTarget(Self.host)
+    let ssh = transport.sshArgv(RemoteCommand(.argv(["true"])), on: target, tag: "t", opensMaster: false)
+    #expect(ssh[ssh.count - 3] == "--" && ssh[ssh.count - 2] == "fd00::1")
+    let rsync = transport.rsyncArgv(Push(source: "/a/", destination: "/b/", options: []), to: target)
+    #expect(Array(rsync.suffix(3)) == ["--", "/a/", "[fd00::1]:/b/"])
+    // rsync appends the address after its -e command: that command ends in `--` too.
+    #expect(Self.rsyncSplit(transport.rsyncShell(for: target, connectTimeout: .seconds(5)))?.last == "--")
+  }
+
+  @Test func rsyncShellRoundTripsThroughRsyncsSplitter() throws {
+    let transport = Self.transport()
+    let target = try SSHTarget(Self.host)
+    let words = ["ssh"] + transport.sshOptions(for: target, connectTimeout: .seconds(5)) + ["-o", "ControlMaster=no", "--"]
+    #expect(Self.rsyncSplit(transport.rsyncShell(for: target, connectTimeout: .seconds(5))) == words)
+    let odd = ["", "'", "''", "\"", "a b", "a\\b", "\\'", "x'y\"z", "  ", "-", "tab\there"]
+    #expect(Self.rsyncSplit(ShellQuote.rsyncShell(odd)) == odd)
+  }
+
+  /// The same, by rsync itself: an `ssh` first on PATH that writes down its arguments.
+  @Test func rsyncItselfSplitsTheShellIntoOurWords() async throws {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cfi-argv-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    try "#!/bin/sh\nprintf '%s\\n' \"$@\" >\"$(dirname \"$0\")/argv\"\nexit 1\n".write(
+      toFile: directory + "/ssh", atomically: true, encoding: .utf8)
+    try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory + "/ssh")
+    let transport = Self.transport()
+    let target = try SSHTarget(Self.host)
+    let argv = transport.rsyncArgv(Push(source: directory + "/ssh", destination: "/x", options: ["--protect-args"]), to: target)
+    _ = try await LocalProcess.run("sh", ["-c", "PATH=\"$1:$PATH\"; shift; exec \"$@\"", "sh", directory] + argv)
+    let received = try String(contentsOfFile: directory + "/argv", encoding: .utf8).split(separator: "\n").map(String.init)
+    let expected = transport.sshOptions(for: target, connectTimeout: .seconds(10)) + ["-o", "ControlMaster=no", "--", "fd00::1", "rsync"]
+    #expect(Array(received.prefix(expected.count)) == expected)
+  }
+
+  @Test func hostDerivedValuesAreValidated() {
+    #expect(throws: SSHTarget.Invalid.self) { try SSHTarget(Host(name: "-oProxyCommand=x")) }
+    #expect(throws: SSHTarget.Invalid.self) { try SSHTarget(Host(name: "pc01", address: "-V")) }
+    #expect(throws: SSHTarget.Invalid.self) { try SSHTarget(Host(name: "pc01", user: "-x")) }
+    #expect(throws: SSHTarget.Invalid.self) { try SSHTarget(Host(name: "pc01", port: 70000)) }
+    #expect(throws: SSHTarget.Invalid.self) { try SSHTarget(Host(name: "pc 01")) }
+    #expect(throws: Never.self) { try SSHTarget(Host(name: "pc01", address: "10.0.0.1", port: 22, user: "root")) }
+  }
+
+  /// rsync's own splitting of its `-e` command (main.c, `do_cmd`): words are separated by
+  /// spaces outside quotes; `'` or `"` opens a quote that the same character closes, and
+  /// inside it that character doubled stands for itself; nothing else is special (no
+  /// backslash escapes). An unterminated quote is an error (nil here).
+  static func rsyncSplit(_ command: String) -> [String]? {
+    var words: [String] = []
+    let characters = Array(command)
+    var index = 0
+    while index < characters.count {
+      if characters[index] == " " {
+        index += 1
+        continue
+      }
+      var word = ""
+      var quote: Character?
+      while index < characters.count, characters[index] != " " || quote != nil {
+        let character = characters[index]
+        if character == "'" || character == "\"" {
+          if quote == nil {
+            quote = character
+            index += 1
+            continue
+          }
+          if character == quote {
+            index += 1
+            if index < characters.count, characters[index] == quote {
+              word.append(character)
+              index += 1
+            } else {
+              quote = nil
+            }
+            continue
+          }
+        }
+        word.append(character)
+        index += 1
+      }
+      if quote != nil { return nil }
+      words.append(word)
+    }
+    return words
+  }
+}

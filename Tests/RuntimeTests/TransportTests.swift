@@ -1,0 +1,64 @@
+// LocalTransport against the conformance suite every transport passes, and the
+// ActionExecutor's handling of what a transport reports, on a RecordingTransport.
+
+import Foundation
+import TestSupport
+import Testing
+
+@testable import Runtime
+
+@Suite struct TransportTests {
+  @Test func localTransportConforms() async {
+    let transport = LocalTransport()
+    let failures = await TransportConformance.failures(of: transport, on: Runtime.Host(name: "localhost"))
+    await transport.shutdown()
+    #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
+  }
+
+  @Test func localTransportPushesWithRsync() async throws {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cfi-push-\(UUID().uuidString)").path
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    try FileManager.default.createDirectory(atPath: directory + "/from", withIntermediateDirectories: true)
+    try "x\n".write(toFile: directory + "/from/a", atomically: true, encoding: .utf8)
+    let push = Push(source: directory + "/from/", destination: directory + "/to it's/", options: ["-rt", "--mkpath", "--itemize-changes"])
+    let result = await LocalTransport().push(push, to: Runtime.Host(name: "localhost"))
+    #expect(result.termination == .exited(0))
+    #expect(result.stdout.contains(">f+++++++++ a"))
+    #expect(FileManager.default.fileExists(atPath: directory + "/to it's/a"))
+  }
+
+  /// The executor turns every ending a transport reports into the step's result, and
+  /// remembers per run that a host's package lists were refreshed.
+  @Test func executorShapesTransportEndings() async throws {
+    let store = Store(root: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/Operations/store").path)
+    let host = Runtime.Host(name: "pc01", group: "lab")
+    let endings: [(CommandResult, StepResult)] = [
+      (CommandResult(.unreachable("connect timeout after 3s"), stderr: "ssh: timed out"),
+       StepResult(status: .unreachable, errorOutput: "ssh: timed out", message: "connect timeout after 3s")),
+      (CommandResult(.notRun("host key of pc01 has changed")), StepResult(status: .failed, message: "host key of pc01 has changed")),
+      (CommandResult(.interrupted(nil)), StepResult(status: .interrupted)),
+      (CommandResult(.timedOut(124), stdout: "half"),
+       StepResult(status: .failed, exitCode: 124, output: "half", message: "timed out after 7s (the command was killed on the host)")),
+    ]
+    for (reply, expected) in endings {
+      let executor = ActionExecutor(transport: RecordingTransport { _, _ in reply }, store: store)
+      var result = await executor.perform(.run(command: "x"), on: host, options: StepOptions(timeout: .seconds(7)))
+      result.duration = .zero
+      #expect(result == expected)
+    }
+
+    let transport = RecordingTransport { request, _ in
+      guard case .run(let command) = request, command.script.contains("apt-get") else { return CommandResult(.exited(0)) }
+      return CommandResult(.exited(0), stdout: "cfi:apt-updated\n")
+    }
+    let executor = ActionExecutor(transport: transport, store: store)
+    for _ in 0..<2 { _ = await executor.perform(.install(packages: ["vim"]), on: host, options: StepOptions()) }
+    await executor.startNewRun()
+    _ = await executor.perform(.install(packages: ["vim"]), on: host, options: StepOptions())
+    let updates = transport.requests(on: "pc01").map { request -> Bool in
+      if case .run(let command) = request { command.script.contains(" update 2>&1") } else { false }
+    }
+    #expect(updates == [true, false, true])
+    #expect(transport.newRunCount == 1)
+  }
+}

@@ -1,0 +1,84 @@
+// The conformance suite every transport passes: LocalTransport in the unit tests,
+// SSHTransport on the lab in the fleet tests. Each check returns what it found wrong (an
+// empty list is a pass), so that the suites around it report with their own test library.
+
+import Foundation
+import Runtime
+
+public enum TransportConformance {
+  /// Every check, on `host` through `transport`: what failed, with the check's name.
+  public static func failures(of transport: any Transport, on host: Runtime.Host) async -> [String] {
+    let checks: [(String, @Sendable (any Transport, Runtime.Host) async -> String?)] = [
+      ("exit codes", exitCodes), ("stdout and stderr", separateStreams), ("stdin secret", secretOnStdin),
+      ("timeout kills the process group", timeoutKillsProcessGroup), ("invalid UTF-8", invalidUTF8),
+      ("10 MB of output", largeOutput),
+    ]
+    var failures: [String] = []
+    for (name, check) in checks {
+      if let failure = await check(transport, host) { failures.append("\(name): \(failure)") }
+    }
+    return failures
+  }
+
+  static func run(_ transport: any Transport, _ host: Runtime.Host, _ script: String, input: RemoteCommand.Input? = nil, timeout: Duration? = nil) async -> CommandResult {
+    await transport.run(RemoteCommand(.script(script), input: input, timeout: timeout, connectTimeout: .seconds(10)), on: host)
+  }
+
+  static func exitCodes(_ transport: any Transport, _ host: Runtime.Host) async -> String? {
+    for status: Int32 in [0, 1, 3, 42, 125] {
+      let result = await run(transport, host, "exit \(status)")
+      if result.termination != .exited(status) { return "exit \(status) gave \(result.termination)" }
+    }
+    return nil
+  }
+
+  static func separateStreams(_ transport: any Transport, _ host: Runtime.Host) async -> String? {
+    let result = await run(transport, host, "echo out; echo err >&2; echo more")
+    return result.stdout == "out\nmore\n" && result.stderr == "err\n"
+      ? nil : "stdout \(result.stdout.debugDescription), stderr \(result.stderr.debugDescription)"
+  }
+
+  /// The secret reaches the command's stdin, and no process's argv where the command runs.
+  static func secretOnStdin(_ transport: any Transport, _ host: Runtime.Host) async -> String? {
+    let secret = "s3cret-\(UUID().uuidString)"
+    // The process list is searched by awk through its environment, so that no argv holds the secret.
+    let script = """
+      IFS= read -r s; printf '%s\\n' "$s"; f=$(mktemp); ps -eo args >"$f"; \
+      S="$s" awk 'index($0, ENVIRON["S"]) { n++ } END { print n + 0 }' "$f"; rm -f "$f"
+      """
+    let result = await run(transport, host, script, input: .secret(Secret(secret + "\n")))
+    return result.stdout == "\(secret)\n0\n" ? nil : "got \(result.termination), stdout \(result.stdout.debugDescription)"
+  }
+
+  /// A timeout ends the command and everything it started in the background.
+  static func timeoutKillsProcessGroup(_ transport: any Transport, _ host: Runtime.Host) async -> String? {
+    let marker = "cfi-conformance-\(UUID().uuidString.prefix(8).lowercased())"
+    let start = ContinuousClock.now
+    let result = await run(transport, host, "sh -c 'sleep 60; :' \(marker) & sh -c 'sleep 60; :' \(marker); wait", timeout: .seconds(1))
+    let elapsed = ContinuousClock.now - start
+    guard case .timedOut = result.termination, elapsed < .seconds(8) else {
+      return "ended \(result.termination) after \(elapsed)"
+    }
+    // `[c]`: the pattern must not match the command that looks for it.
+    let pattern = "[c]" + marker.dropFirst()
+    for _ in 0..<20 {
+      let left = await run(transport, host, "pgrep -f -- '\(pattern)' || true")
+      if left.stdout.isEmpty { return nil }
+      try? await Task.sleep(for: .milliseconds(250))
+    }
+    return "processes of the timed-out command are still running"
+  }
+
+  static func invalidUTF8(_ transport: any Transport, _ host: Runtime.Host) async -> String? {
+    let result = await run(transport, host, "printf 'a\\377b\\n'; printf 'c\\376\\n' >&2")
+    return result.stdout == "a\u{FFFD}b\n" && result.stderr == "c\u{FFFD}\n"
+      ? nil : "stdout \(result.stdout.debugDescription), stderr \(result.stderr.debugDescription)"
+  }
+
+  static func largeOutput(_ transport: any Transport, _ host: Runtime.Host) async -> String? {
+    let size = 10 << 20
+    let result = await run(transport, host, "head -c \(size) /dev/zero | tr '\\0' x")
+    return result.termination == .exited(0) && result.stdout.utf8.count == size && result.stdout.utf8.allSatisfy { $0 == UInt8(ascii: "x") }
+      ? nil : "got \(result.termination) with \(result.stdout.utf8.count) bytes"
+  }
+}
