@@ -2,12 +2,9 @@
 // (the same wrapper: own session, tag, `timeout -k`), and pushes with a local rsync. For
 // tests that need commands really run without a lab, and for a host that is this machine.
 
-import Synchronization
-
 /// Runs commands on this machine with `sh`, whatever host they are for.
 public final class LocalTransport: Transport {
-  /// Kills started by interrupts, which must finish before the run ends.
-  private let pendingKills = Mutex<[Task<Void, Never>]>([])
+  private let kills = PendingKills()
 
   public init() {}
 
@@ -20,13 +17,20 @@ public final class LocalTransport: Transport {
         try await LocalProcess.run("sh", ["-c", command.wrapped(tag: tag)], input: command.input?.revealed)
       } onCancel: {
         // The command's session outlives sh (setsid): end it as the remote kill does.
-        let task = Task.detached { _ = try? await LocalProcess.run("sh", ["-c", RemoteCommand.killScript(tag: tag)]) }
-        pendingKills.withLock { $0.append(task) }
+        kills.start(tag) { (try? await LocalProcess.run("sh", ["-c", RemoteCommand.killScript(tag: tag)]))?.status == 0 }
       }
-      result = CommandResult.finished(
-        status: output.status, stdout: output.stdout, stderr: output.stderr, timeout: command.timeout)
+      if let confirmed = await kills.confirm(tag) {
+        result = PendingKills.interrupted(confirmed: confirmed)
+      } else {
+        result = CommandResult.finished(
+          status: output.status, stdout: output.stdout, stderr: output.stderr, timeout: command.timeout)
+      }
     } catch {
-      result = CommandResult(Task.isCancelled ? .interrupted(nil) : .notRun("cannot run sh: \(error)"))
+      if let confirmed = await kills.confirm(tag) {
+        result = PendingKills.interrupted(confirmed: confirmed)
+      } else {
+        result = CommandResult(Task.isCancelled ? .interrupted(nil) : .notRun("cannot run sh: \(error)"))
+      }
     }
     result.duration = ContinuousClock.now - start
     return result
@@ -45,14 +49,6 @@ public final class LocalTransport: Transport {
     return result
   }
 
-  public func startNewRun() async { await finishKills() }
-  public func shutdown() async { await finishKills() }
-
-  private func finishKills() async {
-    let kills = pendingKills.withLock { kills in
-      defer { kills = [] }
-      return kills
-    }
-    for kill in kills { await kill.value }
-  }
+  public func startNewRun() async { await kills.finishAll() }
+  public func shutdown() async { await kills.finishAll() }
 }

@@ -82,7 +82,7 @@ public struct RemoteCommand: Hashable, Sendable, CustomStringConvertible {
     let pattern = ShellQuote.quote(tag.replacingOccurrences(of: "cfi-step-", with: "cfi-[s]tep-"))
     return """
       for s in TERM KILL; do for p in $(pgrep -f -- \(pattern)); do kill -$s -- -"$p" 2>/dev/null; done; \
-      pgrep -f -- \(pattern) >/dev/null || exit 0; sleep 1; done
+      pgrep -f -- \(pattern) >/dev/null || exit 0; sleep 1; done; exit 1
       """
   }
 

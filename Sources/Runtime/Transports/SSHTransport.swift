@@ -17,7 +17,7 @@ public final class SSHTransport: Transport {
   let controlDirectory: String
   private let connections = Mutex<[HostName: Connection]>([:])
   /// Remote kills started by interrupts, which must finish before the masters close.
-  private let pendingKills = Mutex<[Task<Void, Never>]>([])
+  private let kills = PendingKills()
 
   /// The state of a host's master connection.
   enum Connection {
@@ -229,6 +229,7 @@ public final class SSHTransport: Transport {
       } onCancel: {
         killRemote(tag, on: target)
       }
+      if let confirmed = await kills.confirm(tag) { return PendingKills.interrupted(confirmed: confirmed) }
       if opensMaster {
         // ssh's own failures exit 255; with no master left behind, the host was not reached
         // and the command never ran.
@@ -244,6 +245,7 @@ public final class SSHTransport: Transport {
       return CommandResult.finished(
         status: output.status, stdout: output.stdout, stderr: output.stderr, timeout: command.timeout)
     } catch {
+      if let confirmed = await kills.confirm(tag) { return PendingKills.interrupted(confirmed: confirmed) }
       if Task.isCancelled { return CommandResult(.interrupted(nil)) }
       return CommandResult(.notRun("cannot run ssh: \(error)"))
     }
@@ -273,11 +275,11 @@ public final class SSHTransport: Transport {
   }
 
   /// Ends a tagged remote command's session (TERM, then KILL), over the host's master.
-  /// Runs detached; `shutdown()` waits for it before closing the master.
+  /// Runs detached: the interrupted command waits for it before it reports, `shutdown()`
+  /// before closing the master.
   private func killRemote(_ tag: String, on target: SSHTarget) {
     let argv = sshArgv(target, connectTimeout: .seconds(5), ["-o", "ControlMaster=no"], command: RemoteCommand.killScript(tag: tag))
-    let task = Task.detached { _ = try? await LocalProcess.run(argv[0], Array(argv.dropFirst())) }
-    pendingKills.withLock { $0.append(task) }
+    kills.start(tag) { (try? await LocalProcess.run(argv[0], Array(argv.dropFirst())))?.status == 0 }
   }
 
   private func masterAlive(_ target: SSHTarget, connectTimeout: Duration) async -> Bool {
@@ -289,15 +291,11 @@ public final class SSHTransport: Transport {
     connections.withLock { connections in
       connections = connections.filter { if case .failed = $0.value { false } else { true } }
     }
-    let kills = pendingKills.withLock { kills in
-      defer { kills = [] }
-      return kills
-    }
-    for kill in kills { await kill.value }
+    await kills.finishAll()
   }
 
   public func shutdown() async {
-    for kill in pendingKills.withLock({ $0 }) { await kill.value }
+    await kills.finishAll()
     // Every socket in the directory, not only the masters recorded open: a first command
     // interrupted just as its master came up leaves one that was never recorded.
     let sockets = (try? FileManager.default.contentsOfDirectory(atPath: controlDirectory)) ?? []
