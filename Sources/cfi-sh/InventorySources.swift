@@ -3,6 +3,7 @@
 // which wins where it names a host. Each host keeps where it came from.
 
 import CFIScript
+import CFISyntax
 import Foundation
 import Runtime
 

@@ -2,6 +2,7 @@
 // (hosts, target, check mode, the last run); what changes hosts is always the language.
 
 import CFIScript
+import CFISyntax
 import Foundation
 import Runtime
 

@@ -1,6 +1,7 @@
 // Interpreter tests: the events a run emits, `print`, and secrets kept out of them.
 
 import CFIScript
+import CFISyntax
 import Runtime
 import Testing
 

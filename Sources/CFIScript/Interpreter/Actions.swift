@@ -1,5 +1,6 @@
 // Actions: from an ActionStatement to a Runtime.Action performed on the frame's host.
 
+import CFISyntax
 import Runtime
 
 extension Interpreter {

@@ -1,6 +1,7 @@
 // `on` blocks: resolving targets to hosts, and fanning the body out over them with
 // `parallel`, `serial` and `max_fail`.
 
+import CFISyntax
 import Runtime
 import Synchronization
 

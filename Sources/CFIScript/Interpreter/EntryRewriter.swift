@@ -3,6 +3,7 @@
 // blocks are pointed at TARGET. The same edits made to the entry's text give the runbook
 // text that `:save` writes, comments and layout kept.
 
+import CFISyntax
 import Foundation
 
 /// Rewrites one entry; see the file comment.

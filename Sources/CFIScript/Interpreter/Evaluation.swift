@@ -1,5 +1,6 @@
 // Expression evaluation: values, operators, interpolation and built-in functions.
 
+import CFISyntax
 import Runtime
 
 extension Interpreter {

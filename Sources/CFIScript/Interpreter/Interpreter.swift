@@ -3,9 +3,14 @@
 // once per target host as its own sequential thread with its own scope. It reports through
 // an EventSink and never prints; it knows nothing of ssh.
 
+import CFISyntax
 import Foundation
 import Runtime
 import Synchronization
+
+/// The language's expressions, not Foundation's predicate `Expression`, which the import of
+/// Foundation would otherwise make ambiguous here.
+typealias Expression = CFISyntax.Expression
 
 /// What a run needs besides the program.
 public struct RunOptions: Sendable {

@@ -3,6 +3,7 @@
 // bad host patterns, arity of calls, store files named by literal paths, defs that run
 // actions being called outside `on`. It reports; it never runs anything.
 
+import CFISyntax
 import Foundation
 import Runtime
 

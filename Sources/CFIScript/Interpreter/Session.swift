@@ -3,6 +3,7 @@
 // them. Each entry is one run for the sink (`runStarted` … `runFinished`). A default target
 // (`:target @lab`) wraps an entry's bare actions in an `on` block.
 
+import CFISyntax
 import Runtime
 
 /// One session of entries sharing their state.

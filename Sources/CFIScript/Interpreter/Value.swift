@@ -1,5 +1,6 @@
 // Values of CFIScript at run time.
 
+import CFISyntax
 import Runtime
 
 /// A run-time value.

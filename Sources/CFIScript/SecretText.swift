@@ -3,6 +3,7 @@
 // by its shape (`$id$…` with a known method id, each `$` possibly escaped as `\$` in a "…"
 // string), loosely on purpose: a false positive only redacts a little too much.
 
+import CFISyntax
 import Foundation
 
 /// Finds and hides crypt hashes in CFIScript text.

@@ -88,13 +88,8 @@ public struct Parser {
 
   private mutating func reportUnexpected(_ message: String, notes: [Diagnostic.Note] = []) {
     switch current.kind {
-    case .error(let lexMessage):
-      let id: DiagnosticID =
-        lexMessage.hasPrefix("unterminated string") ? .unterminatedString
-        : lexMessage.hasPrefix("invalid UTF-8") ? .invalidUTF8
-        : lexMessage.hasPrefix("invalid number") || lexMessage.hasPrefix("number is") ? .badNumber
-        : .invalidCharacter
-      report(id, lexMessage, at: current.range)
+    case .error(let problem):
+      report(problem.id, problem.message, at: current.range)
     case .endOfInput:
       if !reportedEndOfInput { report(.unexpectedEndOfInput, message, at: endOfText, notes: notes) }
       reportedEndOfInput = true
