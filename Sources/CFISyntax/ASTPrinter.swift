@@ -122,7 +122,7 @@ public struct ASTPrinter {
         }
       }.joined(separator: " ") + ")"
     case .integer(let value): return "\(value)"
-    case .duration(let milliseconds): return "(duration \(milliseconds)ms)"
+    case .duration(let text): return "(duration \(text))"
     case .percent(let value): return "\(value)%"
     case .boolean(let value): return "\(value)"
     case .list(let elements): return "[" + elements.map(self.expression).joined(separator: " ") + "]"

@@ -174,8 +174,8 @@ extension Repl {
       Stream.standardOutput.write(
         """
         parallel = \(settings.parallel)
-        timeout = \(settings.timeout.map(Repl.durationText) ?? "0 (none)")
-        connect_timeout = \(Repl.durationText(settings.connectTimeout))
+        timeout = \(settings.timeout.map(\.cfiText) ?? "0 (none)")
+        connect_timeout = \(settings.connectTimeout.cfiText)
         max_fail = \(settings.maxFail?.description ?? "none")
         serial = \(settings.serial?.description ?? "none")
         discovery = \(settings.discovery ? "on" : "off")
@@ -189,15 +189,6 @@ extension Repl {
       return
     }
     _ = await enter("set \(words[0]) = \(words.last!)\n", typed: false)
-  }
-
-  static func durationText(_ duration: Duration) -> String {
-    let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
-    if milliseconds % 1000 != 0 { return "\(milliseconds)ms" }
-    let seconds = milliseconds / 1000
-    if seconds % 3600 == 0 && seconds > 0 { return "\(seconds / 3600)h" }
-    if seconds % 60 == 0 && seconds > 0 { return "\(seconds / 60)m" }
-    return "\(seconds)s"
   }
 
   // MARK: - The last run

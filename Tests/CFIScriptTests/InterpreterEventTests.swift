@@ -123,7 +123,7 @@ struct InterpreterEventTests {
       default: nil
       }
     }
-    #expect(Set(labels) == [#"password "root" <redacted>"#, #"password "admin" <redacted>"#])
+    #expect(Set(labels) == [#"password "root" <redacted>"#, #"password 'admin' <redacted>"#])
     for event in outcome.log.events {
       let text = String(describing: event) + String(reflecting: event)
       #expect(!text.contains(hash) && !text.contains("$5$other"), "leaked in \(text)")

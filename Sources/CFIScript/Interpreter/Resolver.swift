@@ -454,7 +454,7 @@ public struct Resolver {
     case .integer(let value): .integer(value)
     case .percent(let value): .percent(value)
     case .boolean(let value): .boolean(value)
-    case .duration(let milliseconds): .duration(.milliseconds(milliseconds))
+    case .duration(let text): (try? Duration(cfiText: text)).map(Value.duration)
     default: expression.literalString.map(Value.string)
     }
   }
@@ -513,7 +513,11 @@ public struct Resolver {
     case .binary(_, let left, let right):
       self.expression(left)
       self.expression(right)
-    case .integer, .duration, .percent, .boolean, .invalid:
+    case .duration(let text):
+      do throws(DurationTextError) { _ = try Duration(cfiText: text) } catch {
+        self.error(.badNumber, error.message, at: expression.range)
+      }
+    case .integer, .percent, .boolean, .invalid:
       break
     }
   }
