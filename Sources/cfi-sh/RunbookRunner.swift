@@ -137,23 +137,10 @@ struct RunbookRunner {
   private func loadInventory(store: Store, runbook: LoadedRunbook) async throws -> Inventory {
     let sources = InventorySources(
       store: store, clientList: options.clientList, dshDirectory: options.dshGroupDirectory,
-      discovery: !options.noDiscovery && !RunbookRunner.turnsDiscoveryOff(runbook.program.statements))
+      discovery: !options.noDiscovery && !runbook.program.turnsDiscoveryOff)
     let verbose = options.verbose
     return try await sources.load { message in
       if verbose { Stream.standardError.write("cfi-sh: \(message)\n") }
     }.0
-  }
-
-  /// Whether the runbook's top level says `set discovery = off` (or false).
-  static func turnsDiscoveryOff(_ statements: [Statement]) -> Bool {
-    statements.contains { statement in
-      switch statement.kind {
-      case .set(let name, let value):
-        if name.name == "discovery", case .boolean(false) = value.kind { return true }
-        return false
-      case .include(_, _, let program?): return turnsDiscoveryOff(program.statements)
-      default: return false
-      }
-    }
   }
 }

@@ -162,15 +162,8 @@ public struct Interpreter: Sendable {
   /// knows defs program-wide, so a call may come before the def's text. Running a `def`
   /// statement registers it again, so a redefinition takes over from there on.
   func declareFunctions(_ statements: [Statement], in frame: inout Frame) {
-    for statement in statements {
-      switch statement.kind {
-      case .def(let name, let parameters, let body):
-        frame.functions[name.name] = Function(parameters: parameters, body: body)
-      case .include(_, _, let program?):
-        declareFunctions(program.statements, in: &frame)
-      default:
-        break
-      }
+    for (name, def) in StatementWalk.defs(in: statements) {
+      frame.functions[name] = Function(parameters: def.parameters, body: def.body)
     }
   }
 
