@@ -286,9 +286,7 @@ extension Repl {
     case .entry(let entry):
       await report(entry.warnings)
       let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-      let quoted = absolute.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-        .replacingOccurrences(of: "$", with: "\\$")
-      await run(entry.program, savedAs: "include \"\(quoted)\"")
+      await run(entry.program, savedAs: "include " + ScriptPrinter.quoted(absolute))
     }
   }
 }

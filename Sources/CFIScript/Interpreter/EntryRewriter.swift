@@ -36,7 +36,7 @@ struct EntryRewriter {
     guard let target else { return statement }
     if needsHost(statement) {
       wrapped.append(statement.range)
-      edits.append((statement.range.start..<statement.range.start, "on \(target.text) < "))
+      edits.append((statement.range.start..<statement.range.start, "on \(ScriptPrinter.target(target.target)) < "))
       edits.append((statement.range.end..<statement.range.end, " >"))
       return Statement(.on(target.target, Block(statements: [statement], range: statement.range)), statement.range)
     }
@@ -74,7 +74,7 @@ struct EntryRewriter {
     var result = statement
     switch statement.kind {
     case .on(let old, let body):
-      edits.append((old.range.start..<old.range.end, "on \(target.text)"))
+      edits.append((old.range.start..<old.range.end, "on \(ScriptPrinter.target(target.target))"))
       result.kind = .on(target.target, body)
     case .if(let condition, let then, let otherwise):
       result.kind = .if(condition, retargeted(then, to: target), otherwise.map { retargeted($0, to: target) })
