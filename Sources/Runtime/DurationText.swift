@@ -6,6 +6,7 @@
 public struct DurationTextError: Error, Hashable, Sendable {
   /// Lowercase, no final period: what is wrong and what is accepted.
   public var message: String
+  public init(message: String) { self.message = message }
 }
 
 extension Duration {
