@@ -53,10 +53,6 @@ public struct Token: Hashable, Sendable {
   public struct LexError: Hashable, Sendable {
     public var id: DiagnosticID
     public var message: String
-    public init(_ id: DiagnosticID, _ message: String) {
-      self.id = id
-      self.message = message
-    }
   }
 
   public var kind: Kind
@@ -98,5 +94,5 @@ public struct Token: Hashable, Sendable {
 
 extension Token.Kind {
   /// An error token's kind.
-  static func error(_ id: DiagnosticID, _ message: String) -> Token.Kind { .error(Token.LexError(id, message)) }
+  static func error(_ id: DiagnosticID, _ message: String) -> Token.Kind { .error(Token.LexError(id: id, message: message)) }
 }
