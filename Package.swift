@@ -1,6 +1,6 @@
 // swift-tools-version: 6.0
 // cfi-sh: configuration infrastructure shell for pools of Linux machines.
-// Dependencies point down: cfi-sh → CFIScript → Runtime. See README.md.
+// Dependencies point down: cfi-sh → CFIScript → CFISyntax, CFIScript → Runtime. See README.md.
 import PackageDescription
 
 let strict: [SwiftSetting] = [
@@ -14,6 +14,7 @@ let package = Package(
   products: [
     .executable(name: "cfi-sh", targets: ["cfi-sh"]),
     .library(name: "CFIScript", targets: ["CFIScript"]),
+    .library(name: "CFISyntax", targets: ["CFISyntax"]),
     .library(name: "Runtime", targets: ["Runtime"]),
   ],
   dependencies: [
@@ -31,11 +32,16 @@ let package = Package(
       dependencies: ["CAvahi", .product(name: "Subprocess", package: "swift-subprocess")],
       exclude: ["README.md"],
       swiftSettings: strict),
-    .target(name: "CFIScript", dependencies: ["Runtime"], exclude: ["Syntax/README.md", "Interpreter/README.md"], swiftSettings: strict),
+    // The language's text (lexer, parser, AST, printer); it depends on nothing of ours, so
+    // that "Syntax imports nothing" is a compile error rather than a habit.
+    .target(name: "CFISyntax", exclude: ["README.md"], swiftSettings: strict),
+    .target(
+      name: "CFIScript", dependencies: ["CFISyntax", "Runtime"], exclude: ["Interpreter/README.md"],
+      swiftSettings: strict),
     .executableTarget(
       name: "cfi-sh",
       dependencies: [
-        "CFIScript", "Runtime", "CReadline",
+        "CFIScript", "CFISyntax", "Runtime", "CReadline",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       exclude: ["README.md"],
@@ -44,10 +50,10 @@ let package = Package(
       name: "RuntimeTests", dependencies: ["Runtime", "TestSupport"], exclude: ["Golden", "EnrollmentGolden"],
       swiftSettings: strict),
     .testTarget(
-      name: "CFIScriptTests", dependencies: ["CFIScript", "Runtime"],
+      name: "CFIScriptTests", dependencies: ["CFIScript", "CFISyntax", "Runtime"],
       exclude: ["Golden"], swiftSettings: strict),
     // Benchmarks (not tests): `make bench`, results in bench/README.md.
-    .executableTarget(name: "cfi-bench-parse", dependencies: ["CFIScript", "Runtime"], path: "bench/parse"),
+    .executableTarget(name: "cfi-bench-parse", dependencies: ["CFIScript", "CFISyntax", "Runtime"], path: "bench/parse"),
     .target(name: "TestSupport", dependencies: ["Runtime"], path: "Tests/TestSupport", swiftSettings: strict),
     .testTarget(name: "cfi-shTests", dependencies: ["cfi-sh", "TestSupport"], swiftSettings: strict),
     // Tests on a real fleet: hosts in network namespaces started by scripts/lab (root only).

@@ -1,8 +1,9 @@
 // Action: the typed operations a runbook asks of a host. The Runtime knows how to perform
-// them (a Transport does); the language only builds them.
+// them (a Transport does); the language only builds them. How an action is written in
+// CFIScript (step labels) is the syntax layer's business, not this type's.
 
 /// One operation on one host, with typed parameters.
-public enum Action: Hashable, Sendable, CustomStringConvertible {
+public enum Action: Hashable, Sendable {
   /// Push `STORE/<group>/<path>` to the same path on the host, or to `destination`.
   case copy(path: String, destination: String?)
   /// Push the whole `STORE/<group>/` tree to the host's `/`.
@@ -36,33 +37,4 @@ public enum Action: Hashable, Sendable, CustomStringConvertible {
     case .pkgsync: "pkgsync"
     }
   }
-
-  /// A one-line rendering for output and logs, with secrets redacted.
-  public var description: String {
-    switch self {
-    case .copy(let path, nil): "copy \(quoted(path))"
-    case .copy(let path, let destination?): "copy \(quoted(path)) to \(quoted(destination))"
-    case .run(let command): "run \(quoted(command))"
-    case .script(let path, let arguments): (["script", quoted(path)] + arguments.map(quoted)).joined(separator: " ")
-    case .password(let user, let hash): "password \(quoted(user)) \(hash)"
-    case .install(let packages): (["install"] + packages).joined(separator: " ")
-    case .remove(let packages): (["remove"] + packages).joined(separator: " ")
-    case .sync, .upgrade, .pkgsync: name
-    }
-  }
-}
-
-/// Quotes a string the way the language writes it, for display only.
-private func quoted(_ text: String) -> String {
-  var out = "\""
-  for character in text {
-    switch character {
-    case "\"": out += "\\\""
-    case "\\": out += "\\\\"
-    case "\n": out += "\\n"
-    case "$": out += "\\$"
-    default: out.append(character)
-    }
-  }
-  return out + "\""
 }

@@ -76,7 +76,7 @@ public final class ActionExecutor: StepExecutor {
     case .exited(let status):
       return .success(Exited(status: status, stdout: outcome.stdout, stderr: outcome.stderr))
     case .timedOut(let status):
-      let seconds = timeout.map { "\($0.components.seconds)s" } ?? "its timeout"
+      let seconds = timeout?.cfiText ?? "its timeout"
       return .failure(
         Ending(
           result: StepResult(

@@ -182,20 +182,12 @@ struct CFISh: AsyncParsableCommand {
   }
 }
 
-/// Parses a command-line duration: `30s`, `5m`, `1h`, `250ms`, or plain seconds.
+/// Parses a command-line duration: a duration literal as in runbooks (`30s`, `5m`, `1h`, `2d`,
+/// `250ms`), or a bare number of seconds.
 func parseDuration(_ text: String, option: String) throws -> Duration {
-  let digits = text.prefix { $0.isASCII && $0.isNumber }
-  let unit = text.dropFirst(digits.count)
-  let scale: Int64? =
-    switch unit {
-    case "ms": 1
-    case "", "s": 1000
-    case "m": 60_000
-    case "h": 3_600_000
-    default: nil
-    }
-  guard let value = Int64(digits), let scale, value <= Int64.max / scale else {
+  do throws(DurationTextError) {
+    return try Duration(cfiText: text.allSatisfy { $0.isASCII && $0.isNumber } && !text.isEmpty ? text + "s" : text)
+  } catch {
     throw ValidationError("\(option) takes a duration such as 30s, 5m or 1h, not '\(text)'")
   }
-  return .milliseconds(value * scale)
 }

@@ -100,7 +100,7 @@ final class JSONRenderer: EventSink {
       record.stdout = result.output
       record.stderr = result.errorOutput
       record.message = result.message
-      record.durationMs = result.duration.components.seconds * 1000 + result.duration.components.attoseconds / 1_000_000_000_000_000
+      record.durationMs = result.duration.wholeMilliseconds
       return record
     case .hostFinished(let block, let outcome):
       var record = Record("host_finished")

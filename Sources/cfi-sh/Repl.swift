@@ -5,6 +5,7 @@
 // at the prompt; Ctrl-D quits.
 
 import CFIScript
+import CFISyntax
 import Foundation
 import Runtime
 import Synchronization

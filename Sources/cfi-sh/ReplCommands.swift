@@ -2,6 +2,7 @@
 // (hosts, target, check mode, the last run); what changes hosts is always the language.
 
 import CFIScript
+import CFISyntax
 import Foundation
 import Runtime
 
@@ -169,8 +170,8 @@ extension Repl {
       Stream.standardOutput.write(
         """
         parallel = \(settings.parallel)
-        timeout = \(settings.timeout.map(Repl.durationText) ?? "0 (none)")
-        connect_timeout = \(Repl.durationText(settings.connectTimeout))
+        timeout = \(settings.timeout.map(\.cfiText) ?? "0 (none)")
+        connect_timeout = \(settings.connectTimeout.cfiText)
         max_fail = \(settings.maxFail?.description ?? "none")
         serial = \(settings.serial?.description ?? "none")
         discovery = \(settings.discovery ? "on" : "off")
@@ -184,15 +185,6 @@ extension Repl {
       return
     }
     _ = await enter("set \(words[0]) = \(words.last!)\n", typed: false)
-  }
-
-  static func durationText(_ duration: Duration) -> String {
-    let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
-    if milliseconds % 1000 != 0 { return "\(milliseconds)ms" }
-    let seconds = milliseconds / 1000
-    if seconds % 3600 == 0 && seconds > 0 { return "\(seconds / 3600)h" }
-    if seconds % 60 == 0 && seconds > 0 { return "\(seconds / 60)m" }
-    return "\(seconds)s"
   }
 
   // MARK: - The last run
@@ -290,9 +282,7 @@ extension Repl {
     case .entry(let entry):
       await report(entry.warnings)
       let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-      let quoted = absolute.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-        .replacingOccurrences(of: "$", with: "\\$")
-      await run(entry.program, savedAs: "include \"\(quoted)\"")
+      await run(entry.program, savedAs: "include " + ScriptPrinter.quoted(absolute))
     }
   }
 }

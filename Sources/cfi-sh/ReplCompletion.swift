@@ -3,6 +3,7 @@
 // refreshed after each entry, because readline asks from its own thread.
 
 import CFIScript
+import CFISyntax
 import Foundation
 import Runtime
 import Synchronization

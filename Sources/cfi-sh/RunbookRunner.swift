@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import CFIScript
+import CFISyntax
 import Foundation
 import Runtime
 

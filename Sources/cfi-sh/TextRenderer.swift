@@ -185,13 +185,8 @@ final class TextRenderer: EventSink {
   private func streamed(_ step: StepInfo, _ host: String, _ result: StepResult) -> String {
     var head = "\(host): \(step.label): \(statusWord(result, tolerated: step.tolerated))"
     if let message = result.message { head += ": " + message }
-    head += style.dim(" (\(formatted(result.duration)))")
+    head += style.dim(" (\(result.duration.elapsedText))")
     return ([head] + outputLines(result).map { "\(host): \($0)" }).joined(separator: "\n") + "\n"
-  }
-
-  private func formatted(_ duration: Duration) -> String {
-    let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
-    return milliseconds < 1000 ? "\(milliseconds)ms" : String(format: "%.1fs", Double(milliseconds) / 1000)
   }
 
   private func recap(_ outcomes: [HostOutcome], interrupted: Bool) -> String {

@@ -59,21 +59,3 @@ extension RunResult {
   /// How the run ended, as the fleet sees it.
   var end: RunEnd { RunEnd(outcomes: outcomes, runtimeError: error != nil, interrupted: interrupted) }
 }
-
-extension Program {
-  /// Whether the runbook's top level says `set discovery = off` (or false), also in an
-  /// include at the top level.
-  var turnsDiscoveryOff: Bool { Program.turnsDiscoveryOff(statements) }
-
-  private static func turnsDiscoveryOff(_ statements: [Statement]) -> Bool {
-    statements.contains { statement in
-      switch statement.kind {
-      case .set(let name, let value):
-        if name.name == "discovery", case .boolean(false) = value.kind { return true }
-        return false
-      case .include(_, _, let program?): return turnsDiscoveryOff(program.statements)
-      default: return false
-      }
-    }
-  }
-}

@@ -29,6 +29,7 @@
 // "recorded …", and `recordingIsOff` fails, so a recording run is never mistaken for a pass.
 
 import CFIScript
+import CFISyntax
 import Foundation
 import Runtime
 import Testing

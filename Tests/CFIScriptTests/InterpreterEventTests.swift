@@ -1,6 +1,7 @@
 // Interpreter tests: the events a run emits, `print`, and secrets kept out of them.
 
 import CFIScript
+import CFISyntax
 import Runtime
 import Testing
 
@@ -122,7 +123,7 @@ struct InterpreterEventTests {
       default: nil
       }
     }
-    #expect(Set(labels) == [#"password "root" <redacted>"#, #"password "admin" <redacted>"#])
+    #expect(Set(labels) == [#"password "root" <redacted>"#, #"password 'admin' <redacted>"#])
     for event in outcome.log.events {
       let text = String(describing: event) + String(reflecting: event)
       #expect(!text.contains(hash) && !text.contains("$5$other"), "leaked in \(text)")

@@ -1,6 +1,7 @@
 // Interpreter tests: failing and unreachable hosts, `try`, `fail`, `max_fail` and runtime errors.
 
 import CFIScript
+import CFISyntax
 import Runtime
 import Testing
 

@@ -2,6 +2,7 @@
 // cancellation.
 
 import CFIScript
+import CFISyntax
 import Runtime
 import Synchronization
 import Testing

@@ -1,6 +1,7 @@
 // Interpreter tests: scopes, host fields, control flow, defs, includes and built-ins.
 
 import CFIScript
+import CFISyntax
 import Runtime
 import Testing
 

@@ -2,6 +2,7 @@
 // normal mode and in pattern mode (host patterns and group names).
 
 import CFIScript
+import CFISyntax
 import Testing
 
 @Suite("Lexer")
@@ -110,7 +111,7 @@ struct LexerTests {
     case .duration: kind = "duration"
     case .percent: kind = "percent"
     case .hostPattern: kind = "pattern"
-    case .error(let message): kind = "error(\(message))"
+    case .error(let problem): kind = "error(\(problem.message))"
     default: kind = text  // punctuation: the text is the kind
     }
     return "\(kind) \(text)"
@@ -133,6 +134,56 @@ struct LexerTests {
   @Test(arguments: cases)
   func tokens(_ test: Case) {
     #expect(LexerTests.tokens(test.source, pattern: test.pattern) == test.tokens)
+  }
+
+  /// Each kind of bad input has its diagnostic ID, which is what the parser reports.
+  @Test(arguments: [
+    ("!x", DiagnosticID.invalidCharacter), ("$y", .invalidCharacter), ("*", .invalidCharacter),
+    ("\u{0}", .invalidCharacter), ("\"abc", .unterminatedString), ("'abc\n", .unterminatedString),
+    ("30x", .badNumber), ("1.5s", .badNumber), ("1234567890123456789", .badNumber),
+  ])
+  func errorIDs(_ text: String, _ id: DiagnosticID) {
+    let source = SourceFile(id: FileID(0), path: "test.cfi", text: text)
+    var lexer = Lexer(source)
+    guard case .error(let problem) = lexer.next().kind else {
+      Issue.record("'\(text)' should be an error token")
+      return
+    }
+    #expect(problem.id == id)
+  }
+
+  @Test func invalidUTF8HasItsID() {
+    var lexer = Lexer(SourceFile(id: FileID(0), path: "b", bytes: [0xFF]))
+    guard case .error(let problem) = lexer.next().kind else {
+      Issue.record("0xFF should be an error token")
+      return
+    }
+    #expect(problem.id == .invalidUTF8)
+  }
+
+  /// `LineState` agrees with the lexer on where strings and comments end, escapes included.
+  @Test(arguments: [
+    // A raw string's only escape is \' (so \\ is no escape there): it ends with a quote no
+    // backslash stands before.
+    (#"print 'it\'s"#, "'" as Character?, false),
+    (#"print 'it\'s'"#, nil, false),
+    (#"print 'a\'"#, "'", false),
+    (#"print 'a\' # no"#, "'", false),
+    (#"print 'a\\' # still inside"#, "'", false),
+    (#"print 'a\' # x' # yes"#, nil, true),
+    (#"print "a\"b"#, "\"", false),
+    (#"print "a\\" # c"#, nil, true),
+    (#"print "a\"b" # c \"#, nil, true),
+    ("print \"a\" \\", nil, false),
+    ("print \"# not a comment", "\"", false),
+    ("print 'x' # \"quoted\"", nil, true),
+    ("print \"abc\n", nil, false),
+    ("", nil, false),
+  ] as [(String, Character?, Bool)])
+  func lineStateAgreesWithTheLexer(_ text: String, _ quote: Character?, _ comment: Bool) {
+    let state = LineState(atEndOf: text)
+    #expect(state.openQuote == quote, "\(text)")
+    #expect(state.inComment == comment, "\(text)")
   }
 
   /// Every byte value, alone and after a letter, lexes to the end without getting stuck.

@@ -6,6 +6,7 @@
 // the tree of a valid golden.
 
 import CFIScript
+import CFISyntax
 import Foundation
 import Runtime
 import Testing

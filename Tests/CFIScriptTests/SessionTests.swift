@@ -2,6 +2,7 @@
 // that continue on the next line, the default target, and secrets kept out of saved text.
 
 import CFIScript
+import CFISyntax
 import Foundation
 import Runtime
 import Testing

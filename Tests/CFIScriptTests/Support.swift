@@ -2,6 +2,7 @@
 // `run(_:)`, which loads, resolves and runs a runbook on a RecordingExecutor.
 
 import CFIScript
+import CFISyntax
 import Foundation
 import Runtime
 import Synchronization

@@ -81,7 +81,8 @@ import Testing
         replies[replies.count - 1].stderr = field.value
       }
     }
-    let action = try parseAction(try #require(value("action"), "no action"))
+    let actionText = try #require(value("action"), "no action")
+    let action = try parseAction(actionText)
     let host = Host(name: "pc01", group: value("group") ?? "lab")
     let options = StepOptions(
       check: value("check") == "true", timeout: value("timeout").flatMap(Int.init).map { .seconds($0) },
@@ -89,7 +90,7 @@ import Testing
     let facts = HostFacts(host: host, options: options, aptListsRefreshed: value("refreshed") == "true")
     let store = Store(root: directory + "/store")
 
-    var lines = comments + ["action: \(action)", ""]
+    var lines = comments + ["action: \(actionText)", ""]
     var plan: Plan
     do throws(StoreError) {
       plan = Operations.plan(try PreparedAction.prepare(action, for: host, store: store), facts: facts)

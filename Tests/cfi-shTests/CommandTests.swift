@@ -62,6 +62,17 @@ import Testing
     #expect(result.stdout == "")
   }
 
+  /// Duration options read the language's literals (one codec), and a bare number as seconds.
+  @Test func durationOptionsReadDurationLiterals() throws {
+    for good in ["2d", "250ms", "30"] {
+      let result = try Command.run([emptyStore, "--timeout", good, "--connect-timeout", "5s", "-n", "-c", "print 1"])
+      #expect(result.status == 0, "\(good): \(result.stderr)")
+    }
+    let bad = try Command.run([emptyStore, "--timeout", "5min", "-n", "-c", "print 1"])
+    #expect(bad.status != 0)
+    #expect(bad.stderr.contains("--timeout takes a duration such as 30s, 5m or 1h, not '5min'"))
+  }
+
   @Test func unknownGroupIsARunbookError() throws {
     let result = try Command.run([emptyStore, "-n", "-c", "on group lab < run \"uptime\" >"])
     #expect(result.status == 1)

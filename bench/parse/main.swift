@@ -14,6 +14,7 @@
 // (with a store holding the groups `lab` and `office`). See bench/README.md.
 
 import CFIScript
+import CFISyntax
 import Foundation
 import Runtime
 

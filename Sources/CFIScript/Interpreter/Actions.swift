@@ -1,5 +1,6 @@
 // Actions: from an ActionStatement to a Runtime.Action performed on the frame's host.
 
+import CFISyntax
 import Runtime
 
 extension Interpreter {
@@ -29,12 +30,10 @@ extension Interpreter {
     }
   }
 
-  /// How a step is named in output: the action as written (the same on every host, so
-  /// results group), except `password`, whose hash may be written literally: redacted.
-  func label(of statement: ActionStatement, _ action: Action) -> String {
-    if case .password = action { return action.description }
-    let text = files[statement.range.file.rawValue].text(statement.range)
-    return text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).joined(separator: " ")
+  /// How a step is named in output and logs: the action in canonical CFIScript, unevaluated
+  /// (the same on every host, so results group), with the hash of `password` redacted.
+  func label(of statement: ActionStatement) -> String {
+    ScriptPrinter.action(statement, redacting: Secret.redacted)
   }
 
   /// Performs an action on the frame's host and reports it; a failure ends the host's block.
@@ -44,7 +43,7 @@ extension Interpreter {
     }
     let action = try buildAction(statement, in: frame)
     let step = StepInfo(
-      block: frame.block, location: location(statement.range), label: label(of: statement, action), tolerated: frame.insideTry)
+      block: frame.block, location: location(statement.range), label: label(of: statement), tolerated: frame.insideTry)
     sink.emit(.stepStarted(step, host: host))
     let stepOptions = StepOptions(
       check: options.check, timeout: frame.settings.timeout, connectTimeout: frame.settings.connectTimeout)

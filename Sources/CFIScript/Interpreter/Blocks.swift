@@ -1,6 +1,7 @@
 // `on` blocks: resolving targets to hosts, and fanning the body out over them with
 // `parallel`, `serial` and `max_fail`.
 
+import CFISyntax
 import Runtime
 import Synchronization
 
@@ -139,8 +140,7 @@ extension Interpreter {
     frame.top!.blockCount += 1
     let blockID = frame.top!.blockCount
     let settings = frame.settings
-    let label = files[target.range.file.rawValue].text(target.range)
-      .split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\\" }).joined(separator: " ")
+    let label = "on " + ScriptPrinter.target(target)
     sink.emit(.blockStarted(BlockInfo(id: blockID, label: label, location: location(statement.range), hosts: hosts)))
 
     let maxFail = settings.maxFail?.resolved(total: hosts.count)

@@ -42,6 +42,7 @@ enum Setting: String, CaseIterable {
   }
 }
 
+import CFISyntax
 import Runtime
 
 extension RunSettings {
@@ -78,5 +79,20 @@ extension RunSettings {
       return bad
     }
     return nil
+  }
+}
+
+extension Program {
+  /// Whether the runbook says `set discovery = off` (or `false`) at its top level or in a
+  /// file it includes there, so that the inventory can be loaded without browsing first.
+  public var turnsDiscoveryOff: Bool {
+    StatementWalk().contains(statements) { statement in
+      if case .include = statement.kind { true } else { false }
+    } where: { statement in
+      guard case .set(let name, let value) = statement.kind, name.name == Setting.discovery.rawValue,
+        case .boolean(false) = value.kind
+      else { return false }
+      return true
+    }
   }
 }

@@ -3,6 +3,7 @@
 // blocks are pointed at TARGET. The same edits made to the entry's text give the runbook
 // text that `:save` writes, comments and layout kept.
 
+import CFISyntax
 import Foundation
 
 /// Rewrites one entry; see the file comment.
@@ -35,7 +36,7 @@ struct EntryRewriter {
     guard let target else { return statement }
     if needsHost(statement) {
       wrapped.append(statement.range)
-      edits.append((statement.range.start..<statement.range.start, "on \(target.text) < "))
+      edits.append((statement.range.start..<statement.range.start, "on \(ScriptPrinter.target(target.target)) < "))
       edits.append((statement.range.end..<statement.range.end, " >"))
       return Statement(.on(target.target, Block(statements: [statement], range: statement.range)), statement.range)
     }
@@ -51,15 +52,20 @@ struct EntryRewriter {
     return String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .newlines)
   }
 
-  /// Whether a top-level statement must run on hosts: an action, or one inside it.
+  /// Whether a top-level statement must run on hosts: an action, or a call of a def that
+  /// needs one, itself or inside its `if`, `for` and `try` blocks.
   private func needsHost(_ statement: Statement) -> Bool {
-    switch statement.kind {
-    case .action: true
-    case .call(let name, _): functions[name.name]?.needsHost ?? false
-    case .if(_, let then, let otherwise):
-      then.statements.contains(where: needsHost) || (otherwise?.statements.contains(where: needsHost) ?? false)
-    case .for(_, _, let body), .try(let body): body.statements.contains(where: needsHost)
-    default: false
+    StatementWalk().contains([statement]) { inner in
+      switch inner.kind {
+      case .if, .for, .try: true
+      default: false
+      }
+    } where: { inner in
+      switch inner.kind {
+      case .action: true
+      case .call(let name, _): functions[name.name]?.needsHost ?? false
+      default: false
+      }
     }
   }
 
@@ -68,7 +74,7 @@ struct EntryRewriter {
     var result = statement
     switch statement.kind {
     case .on(let old, let body):
-      edits.append((old.range.start..<old.range.end, "on \(target.text)"))
+      edits.append((old.range.start..<old.range.end, "on \(ScriptPrinter.target(target.target))"))
       result.kind = .on(target.target, body)
     case .if(let condition, let then, let otherwise):
       result.kind = .if(condition, retargeted(then, to: target), otherwise.map { retargeted($0, to: target) })
@@ -79,7 +85,7 @@ struct EntryRewriter {
     case .include(_, _, let program?) where containsOn(program.statements):
       problems.append(
         Diagnostic(.misplaced, "cannot run this on another target: the included file chooses its own hosts", at: statement.range))
-    case .call(let name, _) where bodies[name.name].map({ containsOn($0.statements) }) ?? false:
+    case .call(let name, _) where containsOn([statement]):
       problems.append(
         Diagnostic(.misplaced, "cannot run this on another target: '\(name.name)' chooses its own hosts", at: statement.range))
     default:
@@ -92,19 +98,13 @@ struct EntryRewriter {
     Block(statements: block.statements.map { retargeted($0, to: target) }, range: block.range)
   }
 
-  /// Whether statements run an `on` block, directly or through includes and calls.
-  private func containsOn(_ statements: [Statement], depth: Int = 0) -> Bool {
-    guard depth < Interpreter.maxCallDepth else { return true }
-    return statements.contains { statement in
-      switch statement.kind {
-      case .on: true
-      case .if(_, let then, let otherwise):
-        containsOn(then.statements, depth: depth) || containsOn(otherwise?.statements ?? [], depth: depth)
-      case .for(_, _, let body), .try(let body): containsOn(body.statements, depth: depth)
-      case .include(_, _, let program?): containsOn(program.statements, depth: depth + 1)
-      case .call(let name, _): bodies[name.name].map { containsOn($0.statements, depth: depth + 1) } ?? false
-      default: false
-      }
+  /// Whether statements run an `on` block, directly or through includes and calls (a def's
+  /// body counts where it is called, not where it is written).
+  private func containsOn(_ statements: [Statement]) -> Bool {
+    StatementWalk(following: bodies).contains(statements) { inner in
+      if case .def = inner.kind { false } else { true }
+    } where: { inner in
+      if case .on = inner.kind { true } else { false }
     }
   }
 }

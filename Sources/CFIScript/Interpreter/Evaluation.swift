@@ -1,5 +1,6 @@
 // Expression evaluation: values, operators, interpolation and built-in functions.
 
+import CFISyntax
 import Runtime
 
 extension Interpreter {
@@ -15,7 +16,10 @@ extension Interpreter {
       }
       return .string(text)
     case .integer(let value): return .integer(value)
-    case .duration(let milliseconds): return .duration(.milliseconds(milliseconds))
+    case .duration(let text):
+      do throws(DurationTextError) { return .duration(try Duration(cfiText: text)) } catch {
+        throw RuntimeError(error.message, at: expression.range)
+      }
     case .percent(let value): return .percent(value)
     case .boolean(let value): return .boolean(value)
     case .list(let elements): return .list(try elements.map { try evaluate($0, in: frame) })

@@ -3,9 +3,14 @@
 // once per target host as its own sequential thread with its own scope. It reports through
 // an EventSink and never prints; it knows nothing of ssh.
 
+import CFISyntax
 import Foundation
 import Runtime
 import Synchronization
+
+/// The language's expressions, not Foundation's predicate `Expression`, which the import of
+/// Foundation would otherwise make ambiguous here.
+typealias Expression = CFISyntax.Expression
 
 /// What a run needs besides the program.
 public struct RunOptions: Sendable {
@@ -157,15 +162,8 @@ public struct Interpreter: Sendable {
   /// knows defs program-wide, so a call may come before the def's text. Running a `def`
   /// statement registers it again, so a redefinition takes over from there on.
   func declareFunctions(_ statements: [Statement], in frame: inout Frame) {
-    for statement in statements {
-      switch statement.kind {
-      case .def(let name, let parameters, let body):
-        frame.functions[name.name] = Function(parameters: parameters, body: body)
-      case .include(_, _, let program?):
-        declareFunctions(program.statements, in: &frame)
-      default:
-        break
-      }
+    for (name, def) in StatementWalk.defs(in: statements) {
+      frame.functions[name] = Function(parameters: def.parameters, body: def.body)
     }
   }
 

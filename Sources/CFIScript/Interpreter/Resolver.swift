@@ -3,6 +3,7 @@
 // bad host patterns, arity of calls, store files named by literal paths, defs that run
 // actions being called outside `on`. It reports; it never runs anything.
 
+import CFISyntax
 import Foundation
 import Runtime
 
@@ -51,6 +52,15 @@ public struct Resolver {
   /// Top-level variables bound to a literal string (`let hash = '$y$…'`), so actions that
   /// use them can be checked before anything runs.
   private var constants: [String: Expression] = [:]
+  /// What an `on` or `def` block being checked changed, to restore when it ends.
+  private struct Scope {
+    var locals: Set<String>?
+    var insideOn: Bool
+    var insideDef: Bool
+    var globals: Set<String>
+    var staticGroups: [String]?
+  }
+  private var scopes: [Scope] = []
 
   /// Runs the checks and returns the diagnostics (errors and warnings), in source order.
   public static func check(_ runbook: LoadedRunbook, context: ResolverContext) -> [Diagnostic] {
@@ -63,7 +73,9 @@ public struct Resolver {
   public static func check(_ runbook: LoadedRunbook, context: inout ResolverContext) -> [Diagnostic] {
     var resolver = Resolver(context: context, files: runbook.files)
     resolver.prepare(runbook.program.statements)
-    resolver.statements(runbook.program.statements)
+    var walker = Walker(resolver: resolver)
+    StatementWalk().walk(runbook.program.statements, &walker)
+    resolver = walker.resolver
     context.globals.formUnion(resolver.globals)
     context.functions.merge(resolver.functions) { $1 }
     context.knownGroups.formUnion(resolver.groups)
@@ -90,87 +102,69 @@ public struct Resolver {
 
   /// Collects defs (with arity and whether they need a host) and every top-level binding.
   private mutating func prepare(_ statements: [Statement]) {
-    var bodies: [String: Block] = [:]
-    var definitions: [String: String] = [:]
-    func collect(_ statements: [Statement], topLevel: Bool) {
-      for statement in statements {
-        switch statement.kind {
-        case .def(let name, let parameters, let body):
-          if let first = definitions[name.name] {
-            error(.misplaced, "'\(name.name)' is already defined (at \(first)); give this one another name", at: name.range)
-            continue
-          }
-          definitions[name.name] = "line \(lineOf(name.range))"
-          functions[name.name] = (parameters.count, false)
-          bodies[name.name] = body
-        case .include(_, _, let program?):
-          collect(program.statements, topLevel: topLevel)
-        case .let(let name, _) where topLevel, .letAction(let name, _) where topLevel:
-          allGlobals.insert(name.name)
-        case .for(let name, _, let body) where topLevel:
-          allGlobals.insert(name.name)
-          collect(body.statements, topLevel: true)
-        case .if(_, let then, let otherwise) where topLevel:
-          collect(then.statements, topLevel: true)
-          collect(otherwise?.statements ?? [], topLevel: true)
-        case .try(let body) where topLevel:
-          collect(body.statements, topLevel: true)
-        default: break
-        }
+    var collector = TopLevelNames()
+    StatementWalk().walk(statements, &collector)
+    for (name, parameters, _) in collector.defs {
+      if let first = collector.defs.first(where: { $0.name.name == name.name }), first.name.range != name.range {
+        error(
+          .misplaced, "'\(name.name)' is already defined (at line \(lineOf(first.name.range))); give this one another name",
+          at: name.range)
+        continue
       }
+      functions[name.name] = (parameters.count, false)
     }
-    collect(statements, topLevel: true)
-    allGlobals.formUnion(globals)
-    // A def needs a host if it runs an action, uses `host`, or calls a def that does.
-    var changed = true
-    while changed {
-      changed = false
-      for (name, body) in bodies where functions[name]?.needsHost == false {
-        if Resolver.needsHost(body.statements, functions: functions) {
-          functions[name]?.needsHost = true
-          changed = true
-        }
+    let bodies = Dictionary(collector.defs.map { ($0.name.name, $0.body) }) { first, _ in first }
+    allGlobals = collector.names.union(globals)
+    // Calls are followed into these bodies (and a def known from an earlier entry, whose
+    // body is not here, counts as it was found then).
+    let walk = StatementWalk(following: bodies)
+    let outerFunctions = functions
+    for (name, body) in bodies {
+      // A def needs a host if it runs an action or uses `host`, itself or through the defs it calls.
+      functions[name]?.needsHost = walk.contains(body.statements) { inner in
+        if case .on = inner.kind { false } else { true }
+      } where: { inner in
+        if case .call(let callee, _) = inner.kind { bodies[callee.name] == nil && outerFunctions[callee.name]?.needsHost == true }
+        else { Resolver.needsHost(inner) }
       }
-    }
-    // A def that runs an `on` block (itself or through another def) cannot run inside one.
-    changed = true
-    while changed {
-      changed = false
-      for (name, body) in bodies where !defsWithOn.contains(name) {
-        if Resolver.containsOn(body.statements, defsWithOn) {
-          defsWithOn.insert(name)
-          changed = true
-        }
+      // A def that runs an `on` block (itself or through another def) cannot run inside one.
+      if walk.contains(body.statements, where: { if case .on = $0.kind { true } else { false } }) {
+        defsWithOn.insert(name)
       }
     }
   }
 
-  private static func containsOn(_ statements: [Statement], _ defsWithOn: Set<String>) -> Bool {
-    statements.contains { statement in
-      switch statement.kind {
-      case .on: true
-      case .call(let name, _): defsWithOn.contains(name.name)
-      case .if(_, let then, let otherwise):
-        containsOn(then.statements, defsWithOn) || containsOn(otherwise?.statements ?? [], defsWithOn)
-      case .for(_, _, let body), .try(let body): containsOn(body.statements, defsWithOn)
-      default: false
-      }
+  /// Whether a statement itself (not its children) needs a host: an action, or `host` in
+  /// one of its expressions.
+  private static func needsHost(_ statement: Statement) -> Bool {
+    switch statement.kind {
+    case .action, .letAction: true
+    case .if(let condition, _, _): usesHost(condition)
+    case .for(_, let sequence, _): usesHost(sequence)
+    case .let(_, let value): usesHost(value)
+    case .print(let values): values.contains(where: usesHost)
+    default: false
     }
   }
 
-  private static func needsHost(_ statements: [Statement], functions: [String: (arity: Int, needsHost: Bool)]) -> Bool {
-    statements.contains { statement in
+  /// The defs and the names bound at the top level (also inside `if`, `for`, `try` and
+  /// included files there): def bodies may use globals that are bound further on.
+  private struct TopLevelNames: StatementVisitor {
+    var defs: [(name: Identifier, parameters: [Identifier], body: Block)] = []
+    var names: Set<String> = []
+    mutating func visit(_ statement: Statement) -> WalkDecision {
       switch statement.kind {
-      case .action, .letAction: true
-      case .call(let name, _): functions[name.name]?.needsHost ?? false
-      case .if(let condition, let then, let otherwise):
-        usesHost(condition) || needsHost(then.statements, functions: functions)
-          || needsHost(otherwise?.statements ?? [], functions: functions)
-      case .for(_, let sequence, let body): usesHost(sequence) || needsHost(body.statements, functions: functions)
-      case .try(let body): needsHost(body.statements, functions: functions)
-      case .let(_, let value): usesHost(value)
-      case .print(let values): values.contains(where: usesHost)
-      default: false
+      case .def(let name, let parameters, let body):
+        defs.append((name, parameters, body))
+        return .skipChildren
+      case .let(let name, _), .letAction(let name, _):
+        names.insert(name.name)
+        return .skipChildren
+      case .for(let name, _, _):
+        names.insert(name.name)
+        return .enter
+      case .if, .try, .include: return .enter
+      default: return .skipChildren
       }
     }
   }
@@ -190,10 +184,6 @@ public struct Resolver {
 
   // MARK: - Statements
 
-  private mutating func statements(_ statements: [Statement]) {
-    for statement in statements { self.statement(statement) }
-  }
-
   private mutating func bind(_ name: Identifier) {
     if name.name == "host" || name.name == "args" {
       error(.misplaced, "'\(name.name)' is a built-in variable and cannot be rebound", at: name.range)
@@ -201,7 +191,9 @@ public struct Resolver {
     if locals != nil { locals!.insert(name.name) } else { globals.insert(name.name) }
   }
 
-  private mutating func statement(_ statement: Statement) {
+  /// Checks a statement before its children; the scopes a block opens (`on`, `def`) are
+  /// closed again in `leave`.
+  private mutating func visit(_ statement: Statement) -> WalkDecision {
     switch statement.kind {
     case .let(let name, let value):
       expression(value)
@@ -223,32 +215,29 @@ public struct Resolver {
       }
       patterns(items)
       groups.insert(name.name)
-    case .on(let target, let body):
-      on(target, body)
+    case .on(let target, _):
+      on(target)
+      return .enter
     case .action(let action):
       self.action(action)
-    case .if(let condition, let then, let otherwise):
+    case .if(let condition, _, _):
       expression(condition)
-      statements(then.statements)
-      if let otherwise { statements(otherwise.statements) }
-    case .for(let name, let sequence, let body):
+      return .enter
+    case .for(let name, let sequence, _):
       expression(sequence)
       bind(name)
-      statements(body.statements)
-    case .def(_, let parameters, let body):
-      let saved = (locals, insideDef, globals)
+      return .enter
+    case .def(_, let parameters, _):
+      scopes.append(Scope(locals: locals, insideOn: insideOn, insideDef: insideDef, globals: globals, staticGroups: staticGroups))
       locals = Set(parameters.map(\.name))
       insideDef = true
       globals = allGlobals
-      statements(body.statements)
-      (locals, insideDef, globals) = saved
+      return .enter
     case .call(let name, let arguments):
       arguments.forEach { expression($0) }
       call(name, arguments: arguments, asStatement: true)
-    case .include(_, _, let program):
-      if let program { statements(program.statements) }
-    case .try(let body):
-      statements(body.statements)
+    case .include, .try:
+      return .enter
     case .set(let name, let value):
       setting(name, value)
     case .print(let values):
@@ -258,9 +247,29 @@ public struct Resolver {
     case .invalid:
       break
     }
+    return .skipChildren
   }
 
-  private mutating func on(_ target: Target, _ body: Block) {
+  private mutating func leave(_ statement: Statement) {
+    switch statement.kind {
+    case .on, .def:
+      let scope = scopes.removeLast()
+      (locals, insideOn, insideDef, globals, staticGroups) =
+        (scope.locals, scope.insideOn, scope.insideDef, scope.globals, scope.staticGroups)
+    default:
+      break
+    }
+  }
+
+  /// The resolver as the walk's visitor.
+  private struct Walker: StatementVisitor {
+    var resolver: Resolver
+    mutating func visit(_ statement: Statement) -> WalkDecision { resolver.visit(statement) }
+    mutating func leave(_ statement: Statement) { resolver.leave(statement) }
+  }
+
+  /// Checks an `on` target and opens the block's scope.
+  private mutating func on(_ target: Target) {
     var known: [String]? = nil
     switch target.kind {
     case .all:
@@ -288,12 +297,10 @@ public struct Resolver {
       patterns(items)
     }
     patterns(target.except)
-    let saved = (locals, insideOn, staticGroups)
+    scopes.append(Scope(locals: locals, insideOn: insideOn, insideDef: insideDef, globals: globals, staticGroups: staticGroups))
     locals = locals ?? []  // inside a def, its parameters and locals stay visible
     insideOn = true
     staticGroups = known
-    statements(body.statements)
-    (locals, insideOn, staticGroups) = saved
   }
 
   private mutating func unknownGroup(_ name: String, at range: SourceRange) {
@@ -453,7 +460,7 @@ public struct Resolver {
     case .integer(let value): .integer(value)
     case .percent(let value): .percent(value)
     case .boolean(let value): .boolean(value)
-    case .duration(let milliseconds): .duration(.milliseconds(milliseconds))
+    case .duration(let text): (try? Duration(cfiText: text)).map(Value.duration)
     default: expression.literalString.map(Value.string)
     }
   }
@@ -512,7 +519,11 @@ public struct Resolver {
     case .binary(_, let left, let right):
       self.expression(left)
       self.expression(right)
-    case .integer, .duration, .percent, .boolean, .invalid:
+    case .duration(let text):
+      do throws(DurationTextError) { _ = try Duration(cfiText: text) } catch {
+        self.error(.badNumber, error.message, at: expression.range)
+      }
+    case .integer, .percent, .boolean, .invalid:
       break
     }
   }

@@ -1,5 +1,7 @@
 // How execution stops early: a runbook error (with a place), or a host that must stop.
 
+import CFISyntax
+
 /// An error in the runbook found while running it (a type error, a missing store file, …).
 /// Outside `on` it stops the run; inside, it fails that host.
 public struct RuntimeError: Error, Sendable {

@@ -3,6 +3,7 @@
 // them. Each entry is one run for the sink (`runStarted` … `runFinished`). A default target
 // (`:target @lab`) wraps an entry's bare actions in an `on` block.
 
+import CFISyntax
 import Runtime
 
 /// One session of entries sharing their state.
@@ -70,7 +71,7 @@ public actor Session {
     _ = Resolver.check(loaded, context: &learned)
     var rewriter = EntryRewriter(
       target: target, retarget: retarget, functions: learned.functions,
-      bodies: frame.functions.mapValues(\.body).merging(Session.defs(in: loaded.program.statements)) { $1 })
+      bodies: frame.functions.mapValues(\.body).merging(StatementWalk.defs(in: loaded.program.statements).mapValues(\.body)) { $1 })
     var runbook = loaded
     runbook.program.statements = loaded.program.statements.map { rewriter.topLevel($0) }
     // The parser's "must be inside an 'on' block" does not apply to what now is.
@@ -99,15 +100,6 @@ public actor Session {
     while lastLine.last?.isWhitespace == true { lastLine.removeLast() }
     let state = LineState(atEndOf: lastLine)
     return lastLine.hasSuffix("\\") && !state.inComment && state.openQuote == nil
-  }
-
-  /// The defs of an entry's top level, by name.
-  private static func defs(in statements: [Statement]) -> [String: Block] {
-    var bodies: [String: Block] = [:]
-    for statement in statements {
-      if case .def(let name, _, let body) = statement.kind { bodies[name.name] = body }
-    }
-    return bodies
   }
 
   /// Parses a target as written after `on` (`host @lab`, `group lab, office`, `all`).

@@ -1,5 +1,6 @@
 // Values of CFIScript at run time.
 
+import CFISyntax
 import Runtime
 
 /// A run-time value.
@@ -32,7 +33,7 @@ public enum Value: Hashable, Sendable {
     case .string(let text): text
     case .integer(let value): String(value)
     case .boolean(let value): String(value)
-    case .duration(let duration): Value.format(duration)
+    case .duration(let duration): duration.cfiText
     case .percent(let value): "\(value)%"
     case .list(let elements): elements.map(\.text).joined(separator: " ")
     case .host(let host): host.name
@@ -43,16 +44,6 @@ public enum Value: Hashable, Sendable {
   public var flattened: [Value] {
     if case .list(let elements) = self { return elements.flatMap(\.flattened) }
     return [self]
-  }
-
-  /// `30s`, `5m`, `1h30m`-free canonical form: the largest unit that divides it exactly.
-  static func format(_ duration: Duration) -> String {
-    let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
-    for (unit, size) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000)]
-    where milliseconds != 0 && milliseconds % size == 0 {
-      return "\(milliseconds / size)\(unit)"
-    }
-    return "\(milliseconds)ms"
   }
 }
 

@@ -186,7 +186,7 @@ public final class SSHTransport: Transport {
     }
     let message: String
     if text.contains("timed out") {
-      message = "connect timeout after \(Int(timeout.components.seconds))s"
+      message = "connect timeout after \(timeout.cfiText)"
     } else if text.contains("Permission denied") {
       message = "authentication failed (is the server's key in root's authorized_keys?)"
     } else if let last = text.split(separator: "\n").last {

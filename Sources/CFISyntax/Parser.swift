@@ -88,13 +88,8 @@ public struct Parser {
 
   private mutating func reportUnexpected(_ message: String, notes: [Diagnostic.Note] = []) {
     switch current.kind {
-    case .error(let lexMessage):
-      let id: DiagnosticID =
-        lexMessage.hasPrefix("unterminated string") ? .unterminatedString
-        : lexMessage.hasPrefix("invalid UTF-8") ? .invalidUTF8
-        : lexMessage.hasPrefix("invalid number") || lexMessage.hasPrefix("number is") ? .badNumber
-        : .invalidCharacter
-      report(id, lexMessage, at: current.range)
+    case .error(let problem):
+      report(problem.id, problem.message, at: current.range)
     case .endOfInput:
       if !reportedEndOfInput { report(.unexpectedEndOfInput, message, at: endOfText, notes: notes) }
       reportedEndOfInput = true
@@ -770,8 +765,10 @@ public struct Parser {
       advance()
       return Expression(.percent(Int(text(token).dropLast()) ?? 0), token.range)
     case .duration:
+      // Only the shape is the grammar's (digits and a unit, checked by the lexer); the value,
+      // and whether it fits, is read by the runtime's duration codec.
       advance()
-      return decodeDuration(token)
+      return Expression(.duration(text(token)), token.range)
     case .keyword(.true), .keyword(.false):
       advance()
       return Expression(.boolean(token.kind == .keyword(.true)), token.range)
@@ -830,25 +827,6 @@ public struct Parser {
   }
 
   // MARK: - Literals
-
-  private mutating func decodeDuration(_ token: Token) -> Expression {
-    let literal = text(token)
-    let digits = literal.prefix { $0.isASCII && $0.isNumber }
-    let unit = literal.dropFirst(digits.count)
-    let scale =
-      switch unit {
-      case "ms": 1
-      case "s": 1000
-      case "m": 60_000
-      case "h": 3_600_000
-      default: 86_400_000
-      }
-    guard let value = Int(digits), case (let milliseconds, false) = value.multipliedReportingOverflow(by: scale) else {
-      report(.badNumber, "duration '\(literal)' is too large", at: token.range)
-      return Expression(.invalid, token.range)
-    }
-    return Expression(.duration(milliseconds: milliseconds), token.range)
-  }
 
   /// Decodes a string token: escapes and, in `"…"`, `$name` / `${a.b}` interpolation.
   private mutating func decodeString(_ token: Token) -> Expression {

@@ -1,22 +1,32 @@
 // Keeping password hashes out of text that is written down: the REPL's history file, the
-// audit log's record of an entry and the runbooks `:save` writes. A crypt hash is recognised
-// by its shape (`$id$…` with a known method id, each `$` possibly escaped as `\$` in a "…"
-// string), loosely on purpose: a false positive only redacts a little too much.
+// audit log's record of an entry and the runbooks `:save` writes. A hash is found as a run of
+// `$`-separated fields (each `$` possibly escaped as `\$` in a "…" string) that Runtime's
+// `CryptHash` accepts: what `password` would take is what is hidden, by the one check, and it
+// becomes `Secret.redacted`, the one placeholder.
 
+import CFISyntax
 import Foundation
+import Runtime
 
 /// Finds and hides crypt hashes in CFIScript text.
 public enum SecretText {
-  /// What a redacted hash becomes.
-  public static let redacted = "<redacted>"
+  /// `$` + a method id, then `$`-separated fields in crypt's alphabet (and `=` for
+  /// `rounds=`): the most a hash can span. Whether it is one is `CryptHash`'s to say.
+  nonisolated(unsafe) private static let candidate = /\\?\$[0-9a-z]{1,4}(?:\\?\$[.\/0-9A-Za-z=]*)+/
 
-  /// `$` + a crypt method id + `$` + the rest of the hash (8 characters at least: real
-  /// hashes are far longer), up to a quote or blank.
-  nonisolated(unsafe) private static let hash = /\\?\$(?:1|2[abxy]|5|6|7|y|gy|sha1|md5)\\?\$[^\s'"]{8,}/
+  /// The crypt hashes in `text` (unescaped), with their ranges, in order.
+  private static func hashes(in text: String) -> [(range: Range<String.Index>, hash: String)] {
+    text.matches(of: candidate).compactMap { match in
+      let hash = String(match.output).replacingOccurrences(of: "\\", with: "")
+      return CryptHash.isValid(hash) ? (match.range, hash) : nil
+    }
+  }
 
-  /// `text` with every crypt hash replaced by `<redacted>`.
+  /// `text` with every crypt hash replaced by `Secret.redacted`.
   public static func redactingHashes(_ text: String) -> String {
-    text.replacing(hash, with: redacted)
+    var out = text
+    for found in hashes(in: text).reversed() { out.replaceSubrange(found.range, with: Secret.redacted) }
+    return out
   }
 
   /// `text` with every crypt hash in a string literal replaced by a variable (`hash_1`,
@@ -30,13 +40,12 @@ public enum SecretText {
     var lexer = Lexer(source)
     var names: [String: String] = [:]
     var variables: [String] = []
-    func variable(for hash: Substring) -> String {
-      let key = hash.replacingOccurrences(of: "\\", with: "")
-      if let name = names[key] { return name }
+    func variable(for hash: String) -> String {
+      if let name = names[hash] { return name }
       var number = variables.count + 1
       while text.contains("hash_\(number)") { number += 1 }
       let name = "hash_\(number)"
-      names[key] = name
+      names[hash] = name
       variables.append(name)
       return name
     }
@@ -49,21 +58,22 @@ public enum SecretText {
       let literal = source.text(token.range)
       guard literal.count >= 2 else { continue }
       let inner = raw ? literal.dropFirst().dropLast().replacingOccurrences(of: "\\'", with: "'") : String(literal.dropFirst().dropLast())
-      let matches = inner.matches(of: hash)
+      let matches = hashes(in: inner)
       guard !matches.isEmpty else { continue }
       if matches.count == 1, matches[0].range == inner.startIndex..<inner.endIndex {
-        replacements.append((token.range.start..<token.range.end, variable(for: matches[0].output)))
+        replacements.append((token.range.start..<token.range.end, variable(for: matches[0].hash)))
         continue
       }
       // A "…" string: its text as it is (escapes and all) between the hashes.
       var rewritten = "\""
       var position = inner.startIndex
       for match in matches {
-        rewritten += raw ? escapedForString(inner[position..<match.range.lowerBound]) : String(inner[position..<match.range.lowerBound])
-        rewritten += "${\(variable(for: match.output))}"
+        let before = inner[position..<match.range.lowerBound]
+        rewritten += raw ? ScriptPrinter.escaped(before) : String(before)
+        rewritten += "${\(variable(for: match.hash))}"
         position = match.range.upperBound
       }
-      rewritten += (raw ? escapedForString(inner[position...]) : String(inner[position...])) + "\""
+      rewritten += (raw ? ScriptPrinter.escaped(inner[position...]) : String(inner[position...])) + "\""
       replacements.append((token.range.start..<token.range.end, rewritten))
     }
     var bytes = source.bytes
@@ -71,15 +81,5 @@ public enum SecretText {
       bytes.replaceSubrange(replacement.range, with: Array(replacement.text.utf8))
     }
     return (redactingHashes(String(decoding: bytes, as: UTF8.self)), variables)
-  }
-
-  /// Raw text as the inside of a "…" string: `\`, `"` and `$` escaped.
-  private static func escapedForString(_ text: Substring) -> String {
-    var out = ""
-    for character in text {
-      if character == "\\" || character == "\"" || character == "$" { out.append("\\") }
-      out.append(character)
-    }
-    return out
   }
 }

@@ -45,7 +45,14 @@ public struct Token: Hashable, Sendable {
     case duration  // 30s, 5m, 1h, 250ms
     case percent  // 10%
     case hostPattern  // pc[01-20], @lab (only in pattern mode)
-    case error(String)  // bad input; the message says what
+    case error(LexError)  // bad input; the problem says what
+  }
+
+  /// Bad input as one token: the kind of problem (the parser reports this ID, so nothing
+  /// downstream decides on message text) and what to tell the operator.
+  public struct LexError: Hashable, Sendable {
+    public var id: DiagnosticID
+    public var message: String
   }
 
   public var kind: Kind
@@ -83,4 +90,9 @@ public struct Token: Hashable, Sendable {
     case .error: "invalid input"
     }
   }
+}
+
+extension Token.Kind {
+  /// An error token's kind.
+  static func error(_ id: DiagnosticID, _ message: String) -> Token.Kind { .error(Token.LexError(id: id, message: message)) }
 }

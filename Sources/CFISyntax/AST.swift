@@ -170,8 +170,8 @@ public struct Expression: Sendable {
     /// A string; `raw` when written in single quotes.
     case string([StringPart], raw: Bool)
     case integer(Int)
-    /// A duration in milliseconds.
-    case duration(milliseconds: Int)
+    /// A duration literal as written (`30s`); its value is the runtime's business.
+    case duration(String)
     case percent(Int)
     case boolean(Bool)
     case list([Expression])

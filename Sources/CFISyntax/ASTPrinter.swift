@@ -122,7 +122,7 @@ public struct ASTPrinter {
         }
       }.joined(separator: " ") + ")"
     case .integer(let value): return "\(value)"
-    case .duration(let milliseconds): return "(duration \(milliseconds)ms)"
+    case .duration(let text): return "(duration \(text))"
     case .percent(let value): return "\(value)%"
     case .boolean(let value): return "\(value)"
     case .list(let elements): return "[" + elements.map(self.expression).joined(separator: " ") + "]"
@@ -137,16 +137,18 @@ public struct ASTPrinter {
     }
   }
 
+  /// A string in the dump: the language's escapes (`ScriptPrinter.escaped`), except that `$`
+  /// needs none here (the dump marks interpolation apart) and other control characters are
+  /// shown as `\u{…}`.
   private func quote(_ text: String) -> String {
     var out = "\""
     for scalar in text.unicodeScalars {
-      switch scalar {
-      case "\"": out += "\\\""
-      case "\\": out += "\\\\"
-      case "\n": out += "\\n"
-      case "\t": out += "\\t"
-      case _ where scalar.value < 0x20: out += "\\u{\(String(scalar.value, radix: 16))}"
-      default: out.unicodeScalars.append(scalar)
+      if scalar == "$" {
+        out += "$"
+      } else if scalar.value < 0x20 && scalar != "\n" && scalar != "\t" {
+        out += "\\u{\(String(scalar.value, radix: 16))}"
+      } else {
+        out += ScriptPrinter.escaped(String(scalar))
       }
     }
     return out + "\""

@@ -3,7 +3,7 @@
 // characters (`-`, `[`, `.`) mean something else in expressions.
 
 /// Turns source bytes into tokens. It never fails: bad input becomes an `.error` token whose
-/// message the parser reports. Repositionable, so the parser can re-read a stretch in
+/// diagnostic ID and message the parser reports. Repositionable, so the parser can re-read a stretch in
 /// pattern mode.
 public struct Lexer {
   private let bytes: [UInt8]
@@ -77,13 +77,13 @@ public struct Lexer {
         position += 1
         return token(.notEqual, from: start)
       }
-      return token(.error("unexpected '!'; write 'not' for negation or '!=' for inequality"), from: start)
+      return token(.error(.invalidCharacter, "unexpected '!'; write 'not' for negation or '!=' for inequality"), from: start)
     case UInt8(ascii: "\""): return string(from: start)
     case UInt8(ascii: "'"): return rawString(from: start)
     case UInt8(ascii: "0")...UInt8(ascii: "9"): return number(from: start)
     case UInt8(ascii: "$"):
       while let next = peek(), isNameByte(next) { position += 1 }
-      return token(.error("unexpected '$' outside a string; refer to a variable by its bare name"), from: start)
+      return token(.error(.invalidCharacter, "unexpected '$' outside a string; refer to a variable by its bare name"), from: start)
     case _ where isNameStart(byte):
       while let next = peek(), isNameByte(next) { position += 1 }
       let text = String(decoding: bytes[start..<position], as: UTF8.self)
@@ -98,14 +98,14 @@ public struct Lexer {
   private mutating func invalidCharacter(_ byte: UInt8, from start: Int) -> Token {
     if byte < 0x80 {
       let shown = byte >= 0x20 && byte < 0x7f ? String(UnicodeScalar(byte)) : "\\x" + hex(byte)
-      return token(.error("unexpected character '\(shown)'"), from: start)
+      return token(.error(.invalidCharacter, "unexpected character '\(shown)'"), from: start)
     }
     position = start
     if let scalar = decodeScalar() {
-      return token(.error("unexpected character '\(scalar)'"), from: start)
+      return token(.error(.invalidCharacter, "unexpected character '\(scalar)'"), from: start)
     }
     position = start + 1
-    return token(.error("invalid UTF-8 byte 0x\(hex(byte))"), from: start)
+    return token(.error(.invalidUTF8, "invalid UTF-8 byte 0x\(hex(byte))"), from: start)
   }
 
   /// Decodes one UTF-8 scalar at `position`, advancing past it; nil (without advancing) if invalid.
@@ -129,12 +129,12 @@ public struct Lexer {
       case UInt8(ascii: "\\") where peek(1) != nil && peek(1) != UInt8(ascii: "\n"):
         position += 2
       case UInt8(ascii: "\n"):
-        return token(.error("unterminated string; strings end on their line (write '\\n' for a newline)"), from: start)
+        return token(.error(.unterminatedString, "unterminated string; strings end on their line (write '\\n' for a newline)"), from: start)
       default:
         position += 1
       }
     }
-    return token(.error("unterminated string"), from: start)
+    return token(.error(.unterminatedString, "unterminated string"), from: start)
   }
 
   /// Reads a `'…'` raw string; the opening quote has been read.
@@ -147,12 +147,12 @@ public struct Lexer {
       case UInt8(ascii: "\\") where peek(1) == UInt8(ascii: "'"):
         position += 2
       case UInt8(ascii: "\n"):
-        return token(.error("unterminated string; strings end on their line"), from: start)
+        return token(.error(.unterminatedString, "unterminated string; strings end on their line"), from: start)
       default:
         position += 1
       }
     }
-    return token(.error("unterminated string"), from: start)
+    return token(.error(.unterminatedString, "unterminated string"), from: start)
   }
 
   /// Reads an integer, a duration (`30s`) or a percentage (`10%`); the first digit has been read.
@@ -165,26 +165,26 @@ public struct Lexer {
       let text = String(decoding: bytes[start..<position], as: UTF8.self)
       let isDuration = ["ms", "s", "m", "h", "d"].contains { text.hasSuffix($0) }
       return token(
-        .error("invalid number '\(text)'; numbers have no fractions" + (isDuration ? " (write the duration in a smaller unit, such as ms)" : "")),
+        .error(.badNumber, "invalid number '\(text)'; numbers have no fractions" + (isDuration ? " (write the duration in a smaller unit, such as ms)" : "")),
         from: start)
     }
     let digitsEnd = position
     if peek() == UInt8(ascii: "%") {
       position += 1
       return digitsEnd - start > Lexer.maxDigits
-        ? token(.error("number is too large"), from: start) : token(.percent, from: start)
+        ? token(.error(.badNumber, "number is too large"), from: start) : token(.percent, from: start)
     }
     var suffixEnd = position
     while suffixEnd < bytes.count, isNameByte(bytes[suffixEnd]) { suffixEnd += 1 }
     let suffix = String(decoding: bytes[digitsEnd..<suffixEnd], as: UTF8.self)
     position = suffixEnd
-    if digitsEnd - start > Lexer.maxDigits { return token(.error("number is too large"), from: start) }
+    if digitsEnd - start > Lexer.maxDigits { return token(.error(.badNumber, "number is too large"), from: start) }
     switch suffix {
     case "": return token(.integer, from: start)
     case "ms", "s", "m", "h", "d": return token(.duration, from: start)
     default:
       let text = String(decoding: bytes[start..<suffixEnd], as: UTF8.self)
-      return token(.error("invalid number '\(text)'; durations end in ms, s, m, h or d"), from: start)
+      return token(.error(.badNumber, "invalid number '\(text)'; durations end in ms, s, m, h or d"), from: start)
     }
   }
 

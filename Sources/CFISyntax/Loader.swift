@@ -12,6 +12,12 @@ public struct LoadedRunbook: Sendable {
   /// Syntax and include diagnostics, in file and position order.
   public var diagnostics: [Diagnostic]
 
+  public init(files: [SourceFile], program: Program, diagnostics: [Diagnostic]) {
+    self.files = files
+    self.program = program
+    self.diagnostics = diagnostics
+  }
+
   /// The file a range is in.
   public func file(_ id: FileID) -> SourceFile { files[id.rawValue] }
 
