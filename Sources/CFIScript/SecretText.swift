@@ -1,8 +1,9 @@
 // Keeping password hashes out of text that is written down: the REPL's history file, the
-// audit log's record of an entry and the runbooks `:save` writes. A hash is found as a run of
-// `$`-separated fields (each `$` possibly escaped as `\$` in a "…" string) that Runtime's
-// `CryptHash` accepts: what `password` would take is what is hidden, by the one check, and it
-// becomes `Secret.redacted`, the one placeholder.
+// audit log's record of an entry and the runbooks `:save` writes. A hash is recognised by its
+// shape (`$id$…` with a crypt method id, each `$` possibly escaped as `\$` in a "…" string),
+// loosely on purpose: a hash that `password` would refuse (a typo, a legacy method) is still
+// a secret, and a false positive only redacts a little too much. It becomes
+// `Secret.redacted`, the one placeholder.
 
 import CFISyntax
 import Foundation
@@ -10,15 +11,14 @@ import Runtime
 
 /// Finds and hides crypt hashes in CFIScript text.
 public enum SecretText {
-  /// `$` + a method id, then `$`-separated fields in crypt's alphabet (and `=` for
-  /// `rounds=`): the most a hash can span. Whether it is one is `CryptHash`'s to say.
-  nonisolated(unsafe) private static let candidate = /\\?\$[0-9a-z]{1,4}(?:\\?\$[.\/0-9A-Za-z=]*)+/
+  /// `$` + a crypt method id + `$` + the rest of the hash (8 characters at least: real hashes
+  /// are far longer), up to a quote or blank.
+  nonisolated(unsafe) private static let candidate = /\\?\$(?:1|2[abxy]|5|6|7|y|gy|sha1|md5)\\?\$[^\s'"]{8,}/
 
   /// The crypt hashes in `text` (unescaped), with their ranges, in order.
   private static func hashes(in text: String) -> [(range: Range<String.Index>, hash: String)] {
-    text.matches(of: candidate).compactMap { match in
-      let hash = String(match.output).replacingOccurrences(of: "\\", with: "")
-      return CryptHash.isValid(hash) ? (match.range, hash) : nil
+    text.matches(of: candidate).map { match in
+      (match.range, String(match.output).replacingOccurrences(of: "\\", with: ""))
     }
   }
 

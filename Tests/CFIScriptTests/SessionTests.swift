@@ -179,4 +179,13 @@ import Testing
     // A name the text already uses is not taken.
     #expect(SecretText.hashesAsVariables("let hash_1 = 1\nlet h = '\(hash)'").variables == ["hash_2"])
   }
+
+  /// A hash that `password` refuses (a typo, a legacy method) is a secret all the same.
+  @Test(arguments: [
+    "$1$saltsalt$abcdefghijklmnopqrstuv", "$6$saltsalt$" + String(repeating: "a", count: 85),
+    "$y$j9T$typo$too-short-but-still-a-hash",
+  ])
+  func hashesThatPasswordWouldRefuseAreRedactedToo(_ hash: String) {
+    #expect(SecretText.redactingHashes("password root '\(hash)'") == "password root '<redacted>'")
+  }
 }
