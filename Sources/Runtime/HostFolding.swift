@@ -23,7 +23,7 @@ public enum HostFolding {
     var verbatim: [String] = []
     var shapes: [[String]: [[FoldField]]] = [:]
     for name in names where !name.isEmpty && seen.insert(name).inserted {
-      guard PatternParser.isPlainHostName(name), let parts = split(name) else {
+      guard HostName.isValid(name), let parts = split(name) else {
         verbatim.append(name)
         continue
       }

@@ -423,18 +423,6 @@ struct PatternParser {
     isLetter(byte) || isDigit(byte) || byte == dash || byte == underscore
   }
 
-  /// Whether `name` is a plain host name that `HostPattern` can reproduce verbatim: non-empty,
-  /// only name characters, not starting with '-' or '.'.
-  static func isPlainHostName(_ name: String) -> Bool {
-    var first = true
-    for byte in name.utf8 {
-      if first && (byte == dash || byte == dot) { return false }
-      if !isNameByte(byte) { return false }
-      first = false
-    }
-    return !first
-  }
-
   /// The source text between two offsets.
   func text(_ range: Range<Int>) -> String {
     String(decoding: bytes[range], as: UTF8.self)

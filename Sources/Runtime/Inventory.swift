@@ -99,9 +99,7 @@ public struct Inventory: Sendable {
         InventoryError(file: file, line: number + 1, message: message)
       }
       let name = String(nameWord)
-      guard (try? HostPattern(parsing: name))?.description == name, !name.hasPrefix("@"), !name.contains("[") else {
-        throw fail("'\(name)' is not a valid host name")
-      }
+      guard HostName.isValid(name) else { throw fail("'\(name)' is not a valid host name") }
       var host = Host(name: name)
       for word in words.dropFirst() {
         let pair = word.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -145,9 +143,7 @@ extension Inventory {
         guard !entry.isEmpty, !entry.hasPrefix("#") else { continue }
         let parts = entry.split(separator: "@", maxSplits: 1).map(String.init)
         let hostName = parts.count == 2 ? parts[1] : parts[0]
-        guard (try? HostPattern(parsing: hostName))?.description == hostName, !hostName.contains("["),
-          seen.insert(hostName).inserted
-        else { continue }
+        guard HostName.isValid(hostName), seen.insert(hostName).inserted else { continue }
         hosts.append(Host(name: hostName, group: Host.unknownGroup, user: parts.count == 2 ? parts[0] : nil))
       }
       return (name, hosts)
@@ -161,12 +157,8 @@ extension Inventory {
   /// the group a valid group name the store knows — else `unknown`).
   public static func host(announcedBy service: DiscoveredService, knownGroups: Set<String>) -> Host? {
     var name = service.hostName.hasSuffix(".local") ? String(service.hostName.dropLast(6)) : service.hostName
-    if (try? HostPattern(parsing: name))?.description != name || name.contains("[") || name.hasPrefix("@") {
-      name = service.name
-    }
-    guard (try? HostPattern(parsing: name))?.description == name, !name.contains("["), !name.hasPrefix("@"),
-      (1...65535).contains(service.port)
-    else { return nil }
+    if !HostName.isValid(name) { name = service.name }
+    guard HostName.isValid(name), (1...65535).contains(service.port) else { return nil }
     let announced = service.txt["group"].flatMap { GroupName($0) }
     let group = announced.map(\.rawValue).flatMap { knownGroups.contains($0) ? $0 : nil } ?? Host.unknownGroup
     return Host(name: name, group: group, address: service.address, port: service.port == 22 ? nil : service.port)
