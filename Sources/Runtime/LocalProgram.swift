@@ -1,6 +1,6 @@
 // LocalProgram: running a helper program on this machine (ssh-keygen, avahi-daemon -r) to its
-// end, through swift-subprocess like the transports. For short-lived tools with small output;
-// commands on hosts go through a Transport, never through this.
+// end, through the one process runner (`LocalProcess`), like the transports. For short-lived
+// tools with small output; commands on hosts go through a Transport, never through this.
 
 import Foundation
 import Subprocess
@@ -44,15 +44,8 @@ public struct LocalProgram: Hashable, Sendable, CustomStringConvertible {
   /// Runs the program with `arguments` and `input` on its stdin (none: an empty stdin) to its
   /// end. Throws only when it cannot be started; a non-zero exit is a result.
   public func run(_ arguments: [String], input: String? = nil) async throws -> ProgramResult {
-    let result = try await Subprocess.run(
-      .path(FilePath(path)), arguments: Arguments(arguments), input: .string(input ?? ""),
-      output: .string(limit: LocalProgram.outputLimit), error: .string(limit: LocalProgram.outputLimit))
-    let status: Int32 =
-      switch result.terminationStatus {
-      case .exited(let code): code
-      case .signaled(let signal): 128 + signal
-      }
-    return ProgramResult(status: status, stdout: result.standardOutput, stderr: result.standardError)
+    try await LocalProcess.run(
+      .path(FilePath(path)), arguments, input: input, ownProcessGroup: false, outputLimit: LocalProgram.outputLimit)
   }
 
   public var description: String { path }

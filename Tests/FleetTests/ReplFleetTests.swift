@@ -131,6 +131,9 @@ struct ReplFleetTests {
     try repl.expect("alive")
     // Ctrl-C at the prompt clears the line; the shell stays.
     repl.send("half a line")
+    // Only once the line editor has the text (echoed): a Ctrl-C that overtakes the typing
+    // would clear a line still arriving, and its rest would start the next one.
+    try repl.expect("half a line")
     repl.interrupt()
     try repl.expect("cfi> ")
     repl.sendLine(#"on host pc01 < run "echo again" >"#)
