@@ -47,7 +47,7 @@ let package = Package(
     // Benchmarks (not tests): `make bench`, results in bench/README.md.
     .executableTarget(name: "cfi-bench-parse", dependencies: ["CFIScript", "Runtime"], path: "bench/parse"),
     .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
-    .testTarget(name: "cfi-shTests", dependencies: ["cfi-sh", "TestSupport"], swiftSettings: strict),
+    .testTarget(name: "cfi-shTests", dependencies: ["cfi-sh", "TestSupport"], exclude: ["Golden"], swiftSettings: strict),
     // Tests on a real fleet: hosts in network namespaces started by scripts/lab (root only).
     .testTarget(name: "FleetTests", dependencies: ["cfi-sh", "TestSupport"], swiftSettings: strict),
   ],
