@@ -42,7 +42,7 @@ let package = Package(
       swiftSettings: strict),
     .testTarget(name: "RuntimeTests", dependencies: ["Runtime"], swiftSettings: strict),
     .testTarget(
-      name: "CFIScriptTests", dependencies: ["CFIScript", "Runtime"],
+      name: "CFIScriptTests", dependencies: ["CFIScript", "Runtime", "TestSupport"],
       exclude: ["Golden"], swiftSettings: strict),
     // Benchmarks (not tests): `make bench`, results in bench/README.md.
     .executableTarget(name: "cfi-bench-parse", dependencies: ["CFIScript", "Runtime"], path: "bench/parse"),
