@@ -89,8 +89,9 @@ struct StoreLockTests {
     let thread = Thread {
       let lock = try? StoreLock(store: store, wait: true) { holder in
         waitingFor.yield(holder)
-        waitingFor.finish()
       }
+      // Ends the wait for `waiting` too when the lock never called it.
+      waitingFor.finish()
       grant.yield((lock, released.value))
       grant.finish()
     }
