@@ -50,12 +50,12 @@ let package = Package(
       name: "RuntimeTests", dependencies: ["Runtime", "TestSupport"], exclude: ["Golden", "EnrollmentGolden"],
       swiftSettings: strict),
     .testTarget(
-      name: "CFIScriptTests", dependencies: ["CFIScript", "CFISyntax", "Runtime"],
+      name: "CFIScriptTests", dependencies: ["CFIScript", "CFISyntax", "Runtime", "TestSupport"],
       exclude: ["Golden"], swiftSettings: strict),
     // Benchmarks (not tests): `make bench`, results in bench/README.md.
     .executableTarget(name: "cfi-bench-parse", dependencies: ["CFIScript", "CFISyntax", "Runtime"], path: "bench/parse"),
     .target(name: "TestSupport", dependencies: ["Runtime"], path: "Tests/TestSupport", swiftSettings: strict),
-    .testTarget(name: "cfi-shTests", dependencies: ["cfi-sh", "TestSupport"], swiftSettings: strict),
+    .testTarget(name: "cfi-shTests", dependencies: ["cfi-sh", "TestSupport"], exclude: ["Golden"], swiftSettings: strict),
     // Tests on a real fleet: hosts in network namespaces started by scripts/lab (root only).
     .testTarget(name: "FleetTests", dependencies: ["cfi-sh", "Runtime", "TestSupport"], swiftSettings: strict),
   ],

@@ -1,9 +1,9 @@
 // FanOut: bounded concurrency over hosts (a sliding window, as ClusterShell's fanout).
 
 /// Runs `body` for each item with at most `limit` running at once, starting items in order.
-/// Before each start, `shouldStart` is asked; once it says no, the remaining items are not
-/// started and `notStarted` receives them (in order). Results come back in item order;
-/// items never started have `nil`.
+/// Before each start, `shouldStart` is asked; once it says no (or the calling task is
+/// cancelled), it is not asked again and the remaining items are not started, while those
+/// already running finish. Results come back in item order; items never started have `nil`.
 public func fanOut<Item: Sendable, Result: Sendable>(
   _ items: [Item],
   limit: Int,

@@ -8,6 +8,10 @@ import Synchronization
 /// Writes each event as one JSON object on its own line.
 final class JSONRenderer: EventSink {
   private let lock = Mutex(())
+  /// Where lines go: standard output, or a test's buffer. Called under the renderer's lock.
+  private let output: @Sendable (Data) -> Void
+  /// The time `run_finished` reports (a test fixes it).
+  private let now: @Sendable () -> Date
   private let encoder: JSONEncoder = {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -54,11 +58,19 @@ final class JSONRenderer: EventSink {
     init(_ event: String) { self.event = event }
   }
 
+  init(
+    output: @escaping @Sendable (Data) -> Void = { FileHandle.standardOutput.write($0) },
+    now: @escaping @Sendable () -> Date = { Date() }
+  ) {
+    self.output = output
+    self.now = now
+  }
+
   func emit(_ event: Event) {
-    let record = JSONRenderer.record(for: event)
+    let record = JSONRenderer.record(for: event, now: now)
     guard let data = try? encoder.encode(record) else { return }
     lock.withLock { _ in
-      FileHandle.standardOutput.write(data + Data("\n".utf8))
+      output(data + Data("\n".utf8))
     }
   }
 
@@ -66,7 +78,7 @@ final class JSONRenderer: EventSink {
     outcomes.map { Record.Outcome(host: $0.host.name, group: $0.host.group, status: $0.status.rawValue, message: $0.message) }
   }
 
-  static func record(for event: Event) -> Record {
+  static func record(for event: Event, now: () -> Date) -> Record {
     switch event {
     case .runStarted(let runbook, let check, let date):
       var record = Record("run_started")
@@ -126,7 +138,7 @@ final class JSONRenderer: EventSink {
       record.interrupted = interrupted
       record.error = error
       record.outcomes = Self.outcomes(outcomes)
-      record.time = ISO8601DateFormatter().string(from: Date())
+      record.time = ISO8601DateFormatter().string(from: now())
       return record
     }
   }

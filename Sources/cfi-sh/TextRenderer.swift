@@ -20,6 +20,8 @@ final class TextRenderer: EventSink {
   private let verbosity: Verbosity
   private let style: Style
   private let progress: Bool
+  /// Where results go: standard output, or a test's buffer. Called under the renderer's lock.
+  private let output: @Sendable (String) -> Void
   private let state = Mutex(State())
 
   /// Longest output shown per result group in normal mode; why: a `run "dpkg -l"` on 200
@@ -50,10 +52,14 @@ final class TextRenderer: EventSink {
     var progressShown = false
   }
 
-  init(verbosity: Verbosity, style: Style, progress: Bool) {
+  init(
+    verbosity: Verbosity, style: Style, progress: Bool,
+    output: @escaping @Sendable (String) -> Void = { Stream.standardOutput.write($0) }
+  ) {
     self.verbosity = verbosity
     self.style = style
     self.progress = progress
+    self.output = output
   }
 
   func emit(_ event: Event) {
@@ -234,6 +240,6 @@ final class TextRenderer: EventSink {
       Stream.standardError.write("\r\u{1B}[K")
       state.progressShown = false
     }
-    Stream.standardOutput.write(text)
+    output(text)
   }
 }

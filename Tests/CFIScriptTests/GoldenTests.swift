@@ -32,6 +32,7 @@ import CFIScript
 import CFISyntax
 import Foundation
 import Runtime
+import TestSupport
 import Testing
 
 /// One golden case: a committed `.cfi` file or a generated input.
@@ -150,7 +151,7 @@ struct GoldenTests {
         """)
       return
     }
-    #expect(actual == expected, "\(golden.name): \(GoldenTests.firstDifference(expected, actual))")
+    #expect(actual == expected, "\(golden.name): \(GoldenFile.firstDifference(expected, actual))")
   }
 
   /// Fails while recording, so that a recording run never looks like a passing one.
@@ -183,19 +184,5 @@ struct GoldenTests {
       #expect(closestMatch(to: "z", in: candidates) == "w")
       #expect(closestMatch(to: "z", in: Array(candidates).reversed()) == "w")
     }
-  }
-
-  /// The first line where two texts differ, for failure messages.
-  static func firstDifference(_ expected: String, _ actual: String) -> String {
-    let left = expected.split(separator: "\n", omittingEmptySubsequences: false)
-    let right = actual.split(separator: "\n", omittingEmptySubsequences: false)
-    for index in 0..<max(left.count, right.count) {
-      let l = index < left.count ? String(left[index]) : "<end>"
-      let r = index < right.count ? String(right[index]) : "<end>"
-      if l != r {
-        return "first difference at line \(index + 1):\n  expected: \(l)\n  actual:   \(r)"
-      }
-    }
-    return "outputs differ"
   }
 }

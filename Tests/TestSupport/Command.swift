@@ -1,4 +1,4 @@
-// Test support shared by the command-line and fleet tests: running the built binary and
+// Test support shared by the test targets: running the built binary and
 // other programs, temporary directories.
 
 import Foundation

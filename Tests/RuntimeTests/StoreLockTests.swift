@@ -1,0 +1,136 @@
+// StoreLock: one run per store. flock locks belong to an open file description, so a second
+// `StoreLock` in this process (its own open()) contends with the first exactly as another
+// process would; a lock taken with our own descriptor stands in for a holder that wrote no pid.
+
+import Foundation
+import Runtime
+import Testing
+
+@Suite("StoreLock")
+struct StoreLockTests {
+  /// A fresh store under the system's temporary directory, removed at the end of the test.
+  final class TemporaryStore {
+    let store: Store
+    var lockPath: String { store.root + "/.cfi/lock" }
+
+    init() throws {
+      let root = FileManager.default.temporaryDirectory.appendingPathComponent("cfi-storelock-\(UUID().uuidString)").path
+      try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+      store = Store(root: root)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: store.root) }
+  }
+
+  static let ourPid = String(getpid())
+
+  @Test func theLockFileNamesItsHolder() throws {
+    let temporary = try TemporaryStore()
+    let lock = try StoreLock(store: temporary.store, wait: false)
+    #expect(lock.path == temporary.lockPath)
+    #expect(try String(contentsOfFile: lock.path, encoding: .utf8) == StoreLockTests.ourPid + "\n")
+  }
+
+  @Test func aSecondLockIsRefusedWithTheHolderWhenNotWaiting() throws {
+    let temporary = try TemporaryStore()
+    let first = try StoreLock(store: temporary.store, wait: false)
+    #expect(throws: StoreLock.Failure.self) { _ = try StoreLock(store: temporary.store, wait: false) }
+    do {
+      _ = try StoreLock(store: temporary.store, wait: false)
+    } catch .busy(let pid) {
+      #expect(pid == StoreLockTests.ourPid)
+    } catch {
+      Issue.record("expected busy, got \(error)")
+    }
+    withExtendedLifetime(first) {}
+  }
+
+  @Test func theLockIsFreeAgainOnceReleased() throws {
+    let temporary = try TemporaryStore()
+    var first: StoreLock? = try StoreLock(store: temporary.store, wait: false)
+    _ = first
+    first = nil
+    let second = try StoreLock(store: temporary.store, wait: false)
+    #expect(try String(contentsOfFile: second.path, encoding: .utf8) == StoreLockTests.ourPid + "\n")
+  }
+
+  /// A holder that wrote nothing (or a stale, longer pid): the refusal says what the file holds.
+  @Test(arguments: [("", nil), ("4242\n", "4242"), ("  77  \n", "77")] as [(String, String?)])
+  func theHolderIsReadFromTheLockFile(content: String, holder: String?) throws {
+    let temporary = try TemporaryStore()
+    try FileManager.default.createDirectory(atPath: temporary.store.root + "/.cfi", withIntermediateDirectories: true)
+    try content.write(toFile: temporary.lockPath, atomically: false, encoding: .utf8)
+    let descriptor = open(temporary.lockPath, O_RDWR)
+    #expect(descriptor >= 0)
+    defer { close(descriptor) }
+    #expect(flock(descriptor, LOCK_EX | LOCK_NB) == 0)
+    do {
+      _ = try StoreLock(store: temporary.store, wait: false)
+      Issue.record("a held lock was taken")
+    } catch .busy(let pid) {
+      #expect(pid == holder)
+    } catch {
+      Issue.record("expected busy, got \(error)")
+    }
+    // Refused, it left the holder's record alone.
+    #expect(try String(contentsOfFile: temporary.lockPath, encoding: .utf8) == content)
+  }
+
+  /// With `wait`, the second run says whom it waits for, then gets the lock as soon as the
+  /// first lets go, and not before. The waiter blocks in flock, so it runs on its own thread.
+  @Test(.timeLimit(.minutes(1))) func aWaitingLockIsGrantedWhenTheFirstIsReleased() async throws {
+    let temporary = try TemporaryStore()
+    var first: StoreLock? = try StoreLock(store: temporary.store, wait: false)
+    _ = first
+    let released = Shared(false)
+    let store = temporary.store
+    let (waiting, waitingFor) = AsyncStream.makeStream(of: String?.self)
+    let (granted, grant) = AsyncStream.makeStream(of: (lock: StoreLock?, afterRelease: Bool).self)
+    let thread = Thread {
+      let lock = try? StoreLock(store: store, wait: true) { holder in
+        waitingFor.yield(holder)
+      }
+      // Ends the wait for `waiting` too when the lock never called it.
+      waitingFor.finish()
+      grant.yield((lock, released.value))
+      grant.finish()
+    }
+    thread.start()
+
+    var waitingIterator = waiting.makeAsyncIterator()
+    let holder = await waitingIterator.next()
+    #expect(holder == .some(StoreLockTests.ourPid))
+    released.value = true
+    first = nil
+
+    var grantedIterator = granted.makeAsyncIterator()
+    let second = await grantedIterator.next()
+    #expect(second?.lock != nil)
+    #expect(second?.afterRelease == true)
+    #expect(try String(contentsOfFile: temporary.lockPath, encoding: .utf8) == StoreLockTests.ourPid + "\n")
+  }
+
+  @Test func aFreeLockWithWaitDoesNotCallWaiting() throws {
+    let temporary = try TemporaryStore()
+    var called = false
+    let lock = try StoreLock(store: temporary.store, wait: true) { _ in called = true }
+    #expect(!called)
+    withExtendedLifetime(lock) {}
+  }
+
+  /// A store whose root is a file: the lock's directory cannot exist (even for root, which
+  /// permissions would not stop).
+  @Test func anUnusablePlaceIsCannotOpen() throws {
+    let temporary = try TemporaryStore()
+    let file = temporary.store.root + "/not-a-directory"
+    try "".write(toFile: file, atomically: false, encoding: .utf8)
+    do {
+      _ = try StoreLock(store: Store(root: file), wait: false)
+      Issue.record("a lock was taken under a file")
+    } catch .cannotOpen(let message) {
+      #expect(message.hasPrefix("cannot open lock file \(file)/.cfi/lock: "))
+    } catch {
+      Issue.record("expected cannotOpen, got \(error)")
+    }
+  }
+}
