@@ -1,9 +1,8 @@
 // Keeping password hashes out of text that is written down: the REPL's history file, the
-// audit log's record of an entry and the runbooks `:save` writes. A hash is recognised by its
-// shape (`$id$…` with a crypt method id, each `$` possibly escaped as `\$` in a "…" string),
-// loosely on purpose: a hash that `password` would refuse (a typo, a legacy method) is still
-// a secret, and a false positive only redacts a little too much. It becomes
-// `Secret.redacted`, the one placeholder.
+// audit log's record of an entry and the runbooks `:save` writes. What looks like a hash is
+// Runtime's to say (`Secret.hashRanges`, loose on purpose), and it becomes `Secret.redacted`,
+// the one placeholder; this file adds what needs the language: hashes in string literals
+// turned into variables for `:save`.
 
 import CFISyntax
 import Foundation
@@ -11,23 +10,13 @@ import Runtime
 
 /// Finds and hides crypt hashes in CFIScript text.
 public enum SecretText {
-  /// `$` + a crypt method id + `$` + the rest of the hash (8 characters at least: real hashes
-  /// are far longer), up to a quote or blank.
-  nonisolated(unsafe) private static let candidate = /\\?\$(?:1|2[abxy]|5|6|7|y|gy|sha1|md5)\\?\$[^\s'"]{8,}/
-
   /// The crypt hashes in `text` (unescaped), with their ranges, in order.
   private static func hashes(in text: String) -> [(range: Range<String.Index>, hash: String)] {
-    text.matches(of: candidate).map { match in
-      (match.range, String(match.output).replacingOccurrences(of: "\\", with: ""))
-    }
+    Secret.hashRanges(in: text).map { ($0, String(text[$0]).replacingOccurrences(of: "\\", with: "")) }
   }
 
   /// `text` with every crypt hash replaced by `Secret.redacted`.
-  public static func redactingHashes(_ text: String) -> String {
-    var out = text
-    for found in hashes(in: text).reversed() { out.replaceSubrange(found.range, with: Secret.redacted) }
-    return out
-  }
+  public static func redactingHashes(_ text: String) -> String { Secret.redactingHashes(in: text) }
 
   /// `text` with every crypt hash in a string literal replaced by a variable (`hash_1`,
   /// `hash_2`, …; one per distinct hash, names the text does not use yet), so that a saved

@@ -1,7 +1,7 @@
 // The audit log: one JSON line per host result and one per run, appended to a file
 // (default /var/log/cfi/audit.log), so every run leaves exactly one record of what it did.
-// Secrets never reach it: action labels are already redacted, and arguments that look like
-// crypt hashes are replaced.
+// Secrets never reach it: every line passes `Secret.redactingHashes` on its way to the file,
+// whatever field holds the hash (an argument, a failure message, a runbook's `fail`).
 
 import Foundation
 import Synchronization
@@ -42,7 +42,7 @@ public final class AuditLog: EventSink {
     descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
     guard descriptor >= 0 else { throw TextFileError(path: path, reason: String(cString: strerror(errno))) }
     runID = UUID().uuidString.lowercased()
-    self.arguments = arguments.map { CryptHash.isValid($0) ? Secret.redacted : $0 }
+    self.arguments = arguments
   }
 
   deinit { close(descriptor) }
@@ -74,7 +74,10 @@ public final class AuditLog: EventSink {
   }
 
   private func append(_ record: some Encodable) {
-    guard var data = try? encoder.encode(record) else { return }
+    guard let json = try? encoder.encode(record) else { return }
+    // Every field, also free text (a failure message, a `fail` of the runbook, an argument
+    // with a hash inside), passes the one redaction on its way to the file.
+    var data = Data(Secret.redactingHashes(in: String(decoding: json, as: UTF8.self)).utf8)
     data.append(UInt8(ascii: "\n"))
     // One write per line with O_APPEND: lines from concurrent runs never interleave.
     _ = data.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
