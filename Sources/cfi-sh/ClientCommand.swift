@@ -12,8 +12,6 @@ struct ClientCommand: AsyncParsableCommand {
     abstract: "Make this machine a cfi client: announce it and install the server's key.",
     subcommands: [Enroll.self, Status.self, Leave.self])
 
-  static let serverType = "_cfi-server._tcp"
-
   /// Where the client's files are (hidden: for tests and odd set-ups).
   struct Files: ParsableArguments {
     @Option(help: ArgumentHelp("avahi's service directory (default /etc/avahi/services, or CFI_AVAHI_SERVICES).", valueName: "dir", visibility: .hidden))
