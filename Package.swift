@@ -50,7 +50,7 @@ let package = Package(
       name: "RuntimeTests", dependencies: ["Runtime", "TestSupport"], exclude: ["Golden", "EnrollmentGolden"],
       swiftSettings: strict),
     .testTarget(
-      name: "CFIScriptTests", dependencies: ["CFIScript", "CFISyntax", "Runtime"],
+      name: "CFIScriptTests", dependencies: ["CFIScript", "CFISyntax", "Runtime", "TestSupport"],
       exclude: ["Golden"], swiftSettings: strict),
     // Benchmarks (not tests): `make bench`, results in bench/README.md.
     .executableTarget(name: "cfi-bench-parse", dependencies: ["CFIScript", "CFISyntax", "Runtime"], path: "bench/parse"),

@@ -4,6 +4,7 @@ import CFIScript
 import CFISyntax
 import Runtime
 import Testing
+import TestSupport
 
 @Suite("Interpreter: events")
 struct InterpreterEventTests {
@@ -24,10 +25,10 @@ struct InterpreterEventTests {
     func trace(of host: String) -> [String] {
       outcome.log.events.compactMap { event in
         switch event {
-        case .stepStarted(let step, let h) where h.name == host: "start \(step.label)"
-        case .stepFinished(let step, let h, let result) where h.name == host: "finish \(step.label) \(result.status)"
-        case .message(let text, let h?) where h.name == host: "print \(text)"
-        case .hostFinished(_, let o) where o.host.name == host: "host \(o.status)"
+        case .stepStarted(let step, let h) where h.name.rawValue == host: "start \(step.label)"
+        case .stepFinished(let step, let h, let result) where h.name.rawValue == host: "finish \(step.label) \(result.status)"
+        case .message(let text, let h?) where h.name.rawValue == host: "print \(text)"
+        case .hostFinished(_, let o) where o.host.name.rawValue == host: "host \(o.status)"
         default: nil
         }
       }
@@ -140,8 +141,8 @@ struct InterpreterEventTests {
       return
     }
     var block: BlockInfo?
-    var open: [String: StepInfo] = [:]
-    var finished: [String: HostOutcome] = [:]
+    var open: [HostName: StepInfo] = [:]
+    var finished: [HostName: HostOutcome] = [:]
     for event in events.dropFirst().dropLast() {
       switch event {
       case .runStarted, .runFinished:

@@ -4,6 +4,7 @@
 
 import Runtime
 import Testing
+import TestSupport
 
 @Suite("HostPattern")
 struct HostPatternTests {
