@@ -42,7 +42,7 @@ struct InterpreterEventTests {
     let outline = outcome.log.events.compactMap { event -> String? in
       switch event {
       case .runStarted(let runbook, let check, _): "runStarted \(runbook) \(check)"
-      case .blockStarted(let info): "blockStarted \(info.id) \(info.label) \(info.hosts.map(\.name))"
+      case .blockStarted(let info): "blockStarted \(info.id) \(info.label) \(info.hosts.map(\.name.rawValue))"
       case .blockFinished(let id, let outcomes, let stopped): "blockFinished \(id) \(outcomes.map(\.status.rawValue)) \(stopped)"
       case .message(let text, nil): "print \(text)"
       case .runFinished(let outcomes, let interrupted, let error):

@@ -153,6 +153,19 @@ final class FleetRunEvents: EventSink, @unchecked Sendable {
     #expect(snapshot.inventory.hosts(inGroup: "lab").map(\.name) == ["pc1", "pc2"])
   }
 
+  /// The known-clients file is input: a hand-edited entry that is no valid host is skipped
+  /// with its reason, and the others still count.
+  @Test func aBadKnownClientIsSkippedWithItsReason() throws {
+    let clients = KnownClients(store: store)
+    try clients.remember([Host(name: "pc1", group: "lab")], at: Date(timeIntervalSince1970: 0))
+    var text = try String(contentsOfFile: clients.path, encoding: .utf8)
+    text = text.replacingOccurrences(of: "[", with: #"[{"name": "-oProxyCommand=x", "group": "lab", "lastSeen": "1970-01-01T00:00:00Z"},"#)
+    try text.write(toFile: clients.path, atomically: true, encoding: .utf8)
+    var reasons: [String] = []
+    #expect(clients.load { reasons.append($0) }.map(\.name) == ["pc1"])
+    #expect(reasons == ["\(clients.path): entry 1 ignored: 'name': not a host name: -oProxyCommand=x"])
+  }
+
   @Test func aMissingOrWrongClientListIsAnErrorThatSaysWhy() async throws {
     await #expect {
       _ = try await fleet(clientList: scratch.path + "/none").loadInventory()
