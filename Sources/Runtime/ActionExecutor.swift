@@ -22,7 +22,7 @@ public final class ActionExecutor: StepExecutor {
   public let transport: any Transport
   private let store: Store
   /// Hosts whose package lists were refreshed in this run (apt-get update once per host).
-  private let aptListsRefreshed = Mutex<Set<String>>([])
+  private let aptListsRefreshed = Mutex<Set<HostName>>([])
 
   /// An executor sending commands through `transport`, store inputs from `store`.
   public init(transport: any Transport, store: Store) {

@@ -92,15 +92,15 @@ public final class AuditLog: EventSink {
         $0.started = date
       }
     case .hostFinished(let block, let outcome):
-      state.withLock { $0.outcomes[outcome.host.name] = outcome.status.rawValue }
+      state.withLock { $0.outcomes[outcome.host.name.rawValue] = outcome.status.rawValue }
       append(
         HostRecord(
-          run: runID, time: Date(), block: block, host: outcome.host.name, group: outcome.host.group,
+          run: runID, time: Date(), block: block, host: outcome.host.name.rawValue, group: outcome.host.group.rawValue,
           status: outcome.status.rawValue, message: outcome.message))
     case .runFinished(let outcomes, _, let error):
       state.withLock { state in
         state.failure = error
-        for outcome in outcomes { state.outcomes[outcome.host.name] = outcome.status.rawValue }
+        for outcome in outcomes { state.outcomes[outcome.host.name.rawValue] = outcome.status.rawValue }
       }
     default:
       break

@@ -96,7 +96,7 @@ public final class EventLog: EventSink {
   /// Every finished step, as (host, label, result), in emission order.
   public var steps: [(host: String, label: String, result: StepResult)] {
     events.compactMap {
-      if case .stepFinished(let step, let host, let result) = $0 { (host.name, step.label, result) } else { nil }
+      if case .stepFinished(let step, let host, let result) = $0 { (host.name.rawValue, step.label, result) } else { nil }
     }
   }
 
@@ -109,7 +109,7 @@ public final class EventLog: EventSink {
   public var finalOutcomes: [String: StepStatus] {
     for event in events.reversed() {
       if case .runFinished(let outcomes, _, _) = event {
-        return Dictionary(outcomes.map { ($0.host.name, $0.status) }, uniquingKeysWith: max)
+        return Dictionary(outcomes.map { ($0.host.name.rawValue, $0.status) }, uniquingKeysWith: max)
       }
     }
     return [:]

@@ -59,6 +59,14 @@ public enum HostFolding {
     fold(names).joined(separator: ",")
   }
 
+  /// Host names folded, as `foldedString` does for their text.
+  public static func foldedString(_ names: some Sequence<HostName>) -> String {
+    foldedString(names.lazy.map(\.rawValue))
+  }
+
+  /// Host names in natural order, as `naturalLess` orders their text.
+  public static func naturalLess(_ a: HostName, _ b: HostName) -> Bool { naturalLess(a.rawValue, b.rawValue) }
+
   /// Natural ("human") order: compares digit runs numerically, e.g. pc2 < pc10,
   /// rack2-n1 < rack10-n1.
   ///

@@ -52,7 +52,7 @@ public struct HostPattern: Hashable, Sendable, CustomStringConvertible {
   }
 
   enum Kind: Hashable, Sendable {
-    case group(String)
+    case group(GroupName)
     case name([Segment])
   }
 
@@ -75,7 +75,7 @@ public struct HostPattern: Hashable, Sendable, CustomStringConvertible {
   }
 
   /// The group name of a group reference: `"lab"` for `@lab`, nil for a host-name pattern.
-  public var groupReference: String? {
+  public var groupReference: GroupName? {
     if case .group(let name) = kind { return name }
     return nil
   }
@@ -144,7 +144,7 @@ public struct HostPattern: Hashable, Sendable, CustomStringConvertible {
   public var description: String {
     switch kind {
     case .group(let name):
-      return "@" + name
+      return "@" + name.rawValue
     case .name(let segments):
       var text = ""
       for segment in segments {
@@ -401,27 +401,13 @@ struct PatternParser {
   private static let comma = UInt8(ascii: ",")
   private static let dash = UInt8(ascii: "-")
   private static let dot = UInt8(ascii: ".")
-  private static let underscore = UInt8(ascii: "_")
   private static let at = UInt8(ascii: "@")
 
   static func isDigit(_ byte: UInt8) -> Bool {
     byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
   }
 
-  static func isLetter(_ byte: UInt8) -> Bool {
-    (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
-      || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
-  }
 
-  /// Characters allowed in host names: ASCII letters, digits, '-', '.', '_'.
-  static func isNameByte(_ byte: UInt8) -> Bool {
-    isLetter(byte) || isDigit(byte) || byte == dash || byte == dot || byte == underscore
-  }
-
-  /// Characters allowed in group names: ASCII letters, digits, '-', '_'.
-  static func isGroupByte(_ byte: UInt8) -> Bool {
-    isLetter(byte) || isDigit(byte) || byte == dash || byte == underscore
-  }
 
   /// The source text between two offsets.
   func text(_ range: Range<Int>) -> String {
@@ -468,7 +454,7 @@ struct PatternParser {
     var index = range.lowerBound
     while index < range.upperBound {
       let byte = bytes[index]
-      if Self.isNameByte(byte) {
+      if HostName.isNameByte(byte) {
         index += 1
       } else if byte == Self.open {
         if literalStart < index { segments.append(.literal(text(literalStart..<index))) }
@@ -496,7 +482,7 @@ struct PatternParser {
           message: "ranges are not allowed in a group reference: '\(text(index..<range.upperBound))'",
           offset: index, length: range.upperBound - index)
       }
-      if !Self.isGroupByte(byte) {
+      if !GroupName.isNameByte(byte) {
         throw invalidCharacter(at: index, in: "group name")
       }
       index += 1
@@ -504,7 +490,16 @@ struct PatternParser {
     if nameStart == range.upperBound {
       throw HostPatternError(message: "empty group name after '@'", offset: range.lowerBound)
     }
-    return HostPattern(kind: .group(text(nameStart..<range.upperBound)))
+    // The bytes are right; what is left of GroupName's rule is where it starts and how long it is.
+    guard let name = GroupName(text(nameStart..<range.upperBound)) else {
+      if bytes[nameStart] == Self.dash {
+        throw HostPatternError(message: "group name cannot start with '-'", offset: nameStart)
+      }
+      throw HostPatternError(
+        message: "group name is longer than \(GroupName.maximumLength) characters",
+        offset: nameStart, length: range.upperBound - nameStart)
+    }
+    return HostPattern(kind: .group(name))
   }
 
   /// Parses the bracket whose '[' is at `start`; returns its numbers and the offset just

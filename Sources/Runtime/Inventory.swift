@@ -25,9 +25,9 @@ public struct InventoryError: Error, Hashable, Sendable, CustomStringConvertible
 public struct Inventory: Sendable {
   /// Known hosts by name, in insertion order.
   public private(set) var hosts: [Host] = []
-  private var index: [String: Int] = [:]
+  private var index: [HostName: Int] = [:]
   /// Extra named sets: group name → host names, in order of definition.
-  public private(set) var namedSets: [String: [String]] = [:]
+  public private(set) var namedSets: [GroupName: [HostName]] = [:]
 
   /// An empty inventory.
   public init() {}
@@ -53,7 +53,7 @@ public struct Inventory: Sendable {
   }
 
   /// Adds `names` to the named set `group` (creating it), keeping order and uniqueness.
-  public mutating func addToGroup(_ group: String, names: [String]) {
+  public mutating func addToGroup(_ group: GroupName, names: [HostName]) {
     var members = namedSets[group] ?? []
     var seen = Set(members)
     for name in names where seen.insert(name).inserted { members.append(name) }
@@ -61,21 +61,21 @@ public struct Inventory: Sendable {
   }
 
   /// The known host of that name.
-  public func host(named name: String) -> Host? { index[name].map { hosts[$0] } }
+  public func host(named name: HostName) -> Host? { index[name].map { hosts[$0] } }
 
   /// Every group name: own groups of hosts and named sets.
-  public var groupNames: Set<String> {
+  public var groupNames: Set<GroupName> {
     Set(hosts.map(\.group)).union(namedSets.keys)
   }
 
   /// Whether a group of that name exists here.
-  public func hasGroup(_ group: String) -> Bool {
+  public func hasGroup(_ group: GroupName) -> Bool {
     namedSets[group] != nil || hosts.contains { $0.group == group }
   }
 
   /// The hosts of a group: those whose own group it is, then the named set's members (a
   /// member the inventory does not know comes as a host of group `unknown`, reached by name).
-  public func hosts(inGroup group: String) -> [Host] {
+  public func hosts(inGroup group: GroupName) -> [Host] {
     var result = hosts.filter { $0.group == group }
     var seen = Set(result.map(\.name))
     for name in namedSets[group] ?? [] where seen.insert(name).inserted {
@@ -88,7 +88,7 @@ public struct Inventory: Sendable {
   /// `address`, `port`, `user`, `group`; `#` starts a comment. A group that is not in
   /// `knownGroups` (when given) becomes `unknown`, as the seed spec says.
   public static func parseStaticList(
-    _ text: String, file: String, knownGroups: Set<String>? = nil
+    _ text: String, file: String, knownGroups: Set<GroupName>? = nil
   ) throws(InventoryError) -> [Host] {
     var result: [Host] = []
     for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
@@ -98,27 +98,28 @@ public struct Inventory: Sendable {
       func fail(_ message: String) -> InventoryError {
         InventoryError(file: file, line: number + 1, message: message)
       }
-      let name = String(nameWord)
-      guard HostName.isValid(name) else { throw fail("'\(name)' is not a valid host name") }
+      guard let name = HostName(String(nameWord)) else { throw fail("'\(nameWord)' is not a valid host name") }
       var host = Host(name: name)
       for word in words.dropFirst() {
         let pair = word.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
         guard pair.count == 2, !pair[1].isEmpty else { throw fail("expected key=value, found '\(word)'") }
         let value = String(pair[1])
         switch pair[0] {
-        case "address": host.address = value
+        case "address":
+          guard let address = HostAddress(value) else { throw fail("'\(value)' is not a valid host address") }
+          host.address = address
         case "port":
           guard let port = Int(value), (1...65535).contains(port) else { throw fail("invalid port '\(value)'") }
           host.port = port
         case "user": host.user = value
         case "group":
           guard let group = GroupName(value) else { throw fail("invalid group name '\(value)'") }
-          host.group = group.rawValue
+          host.group = group
         default:
           throw fail("unknown key '\(pair[0])' (known: address, port, user, group)")
         }
       }
-      if let knownGroups, !knownGroups.contains(host.group) { host.group = Host.unknownGroup }
+      if let knownGroups, !knownGroups.contains(host.group) { host.group = .unknown }
       result.append(host)
     }
     return result
@@ -132,19 +133,18 @@ extension Inventory {
   /// Reads dsh group files: one file per group, named after it, one host per line
   /// (`#` comments, surrounding blanks trimmed, duplicates merged, `user@host` allowed).
   /// Files whose names are not valid group names are skipped. Returns group → hosts.
-  public static func dshGroups(in directory: String = Inventory.dshGroupDirectory) -> [(group: String, hosts: [Host])] {
-    let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter(GroupName.isValid).sorted()
+  public static func dshGroups(in directory: String = Inventory.dshGroupDirectory) -> [(group: GroupName, hosts: [Host])] {
+    let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).compactMap(GroupName.init).sorted()
     return names.compactMap { name in
-      guard let text = try? String(contentsOfFile: directory + "/" + name, encoding: .utf8) else { return nil }
-      var seen: Set<String> = []
+      guard let text = try? String(contentsOfFile: directory + "/" + name.rawValue, encoding: .utf8) else { return nil }
+      var seen: Set<HostName> = []
       var hosts: [Host] = []
       for line in text.split(whereSeparator: \.isNewline) {
         let entry = line.trimmingCharacters(in: .whitespaces)
         guard !entry.isEmpty, !entry.hasPrefix("#") else { continue }
         let parts = entry.split(separator: "@", maxSplits: 1).map(String.init)
-        let hostName = parts.count == 2 ? parts[1] : parts[0]
-        guard HostName.isValid(hostName), seen.insert(hostName).inserted else { continue }
-        hosts.append(Host(name: hostName, group: Host.unknownGroup, user: parts.count == 2 ? parts[0] : nil))
+        guard let hostName = HostName(parts.count == 2 ? parts[1] : parts[0]), seen.insert(hostName).inserted else { continue }
+        hosts.append(Host(name: hostName, user: parts.count == 2 ? parts[0] : nil))
       }
       return (name, hosts)
     }
@@ -154,13 +154,14 @@ extension Inventory {
 extension Inventory {
   /// The host a `ServiceType.client` announcement describes, or nil when the announcement cannot be
   /// trusted as one (announcements are untrusted input: the name must be a plain host name,
-  /// the group a valid group name the store knows — else `unknown`).
-  public static func host(announcedBy service: DiscoveredService, knownGroups: Set<String>) -> Host? {
-    var name = service.hostName.hasSuffix(".local") ? String(service.hostName.dropLast(6)) : service.hostName
-    if !HostName.isValid(name) { name = service.name }
-    guard HostName.isValid(name), (1...65535).contains(service.port) else { return nil }
+  /// the address a host address, the group a valid group name the store knows — else `unknown`).
+  public static func host(announcedBy service: DiscoveredService, knownGroups: Set<GroupName>) -> Host? {
+    let advertised = service.hostName.hasSuffix(".local") ? String(service.hostName.dropLast(6)) : service.hostName
+    guard let name = HostName(advertised) ?? HostName(service.name), let address = HostAddress(service.address),
+      (1...65535).contains(service.port)
+    else { return nil }
     let announced = service.txt["group"].flatMap { GroupName($0) }
-    let group = announced.map(\.rawValue).flatMap { knownGroups.contains($0) ? $0 : nil } ?? Host.unknownGroup
-    return Host(name: name, group: group, address: service.address, port: service.port == 22 ? nil : service.port)
+    let group = announced.flatMap { knownGroups.contains($0) ? $0 : nil } ?? .unknown
+    return Host(name: name, group: group, address: address, port: service.port == 22 ? nil : service.port)
   }
 }

@@ -37,13 +37,13 @@ extension InventoryEntry {
       }
       for pattern in list {
         if let group = pattern.groupReference {
-          selected.formUnion(inventory.hosts(inGroup: group).map(\.name))
+          selected.formUnion(inventory.hosts(inGroup: group).map(\.name.rawValue))
         } else if let names = try? pattern.expand() {
           selected.formUnion(names)
         }
       }
     }
-    return entries.filter { selected.contains($0.host.name) }
+    return entries.filter { selected.contains($0.host.name.rawValue) }
   }
 }
 
@@ -96,9 +96,9 @@ public struct InventorySources: Sendable {
   /// Merges every source. A failed browse (no avahi-daemon) is not an error: the other sources
   /// still name the hosts; `warning` is told why.
   public func load(warning: (String) -> Void = { _ in }) async throws(InventorySourceError) -> InventorySnapshot {
-    let groups = Set(store.groups())
+    let groups = Set(store.groups().compactMap(GroupName.init))
     var entries: [InventoryEntry] = []
-    var index: [String: Int] = [:]
+    var index: [HostName: Int] = [:]
     func merge(_ host: Host, _ source: String, lastSeen: Date? = nil, online: Bool = false, wins: Bool) {
       if let position = index[host.name] {
         if wins {
@@ -116,15 +116,15 @@ public struct InventorySources: Sendable {
         entries.append(InventoryEntry(host: host, sources: [source], lastSeen: lastSeen, online: online))
       }
     }
-    for client in KnownClients(store: store).load() {
+    for client in KnownClients(store: store).load(skipped: warning) {
       var host = client.host
-      if !groups.contains(host.group) { host.group = Host.unknownGroup }
+      if !groups.contains(host.group) { host.group = .unknown }
       merge(host, "known", lastSeen: client.lastSeen, wins: true)
     }
-    var dshSets: [(String, [String])] = []
+    var dshSets: [(GroupName, [HostName])] = []
     for (group, hosts) in Inventory.dshGroups(in: dshDirectory) {
       for var host in hosts {
-        host.group = groups.contains(group) ? group : Host.unknownGroup
+        host.group = groups.contains(group) ? group : .unknown
         merge(host, "dsh", wins: false)
       }
       dshSets.append((group, hosts.map(\.name)))
@@ -146,7 +146,7 @@ public struct InventorySources: Sendable {
 
   /// The hosts announcing `_cfi._tcp` now; throws when there is no discovery to ask (no
   /// avahi-daemon). Announcements that name no valid host are told to `warning` and skipped.
-  public func discoveredClients(knownGroups: Set<String>, warning: (String) -> Void) async throws -> [Host] {
+  public func discoveredClients(knownGroups: Set<GroupName>, warning: (String) -> Void) async throws -> [Host] {
     let services = try await Discovery.snapshot(ServiceType.client, for: discoveryWait, ending: .atAllForNow)
     var hosts: [Host] = []
     for service in services {
@@ -159,7 +159,7 @@ public struct InventorySources: Sendable {
     return hosts
   }
 
-  private func staticList(knownGroups: Set<String>) throws(InventorySourceError) -> [Host] {
+  private func staticList(knownGroups: Set<GroupName>) throws(InventorySourceError) -> [Host] {
     let path = clientList ?? Self.defaultClientList
     guard clientList != nil || FileManager.default.fileExists(atPath: path) else { return [] }
     let text: String

@@ -5,9 +5,9 @@ import Foundation
 
 /// One remembered host.
 public struct KnownClient: Codable, Hashable, Sendable {
-  public var name: String
-  public var group: String
-  public var address: String?
+  public var name: HostName
+  public var group: GroupName
+  public var address: HostAddress?
   public var port: Int?
   public var user: String?
   /// When cfi-sh last reached it.
@@ -34,12 +34,43 @@ public struct KnownClients: Sendable {
     path = store.root + "/.cfi/known-clients.json"
   }
 
-  /// The remembered clients (none if the file does not exist or cannot be read).
-  public func load() -> [KnownClient] {
+  /// The remembered clients (none if the file does not exist or cannot be read). The file is
+  /// input (it may be edited by hand): an entry that does not decode, such as one whose name
+  /// is not a host name, is skipped and `skipped` told why; the others are kept.
+  public func load(skipped: (String) -> Void = { _ in }) -> [KnownClient] {
     guard let data = FileManager.default.contents(atPath: path) else { return [] }
     let decoder = JSONDecoder()
     decoder.dateDecodingStrategy = .iso8601
-    return (try? decoder.decode([KnownClient].self, from: data)) ?? []
+    let entries: [Entry]
+    do { entries = try decoder.decode([Entry].self, from: data) } catch {
+      skipped("\(path): ignored, not a list of known clients: \(Self.reason(error))")
+      return []
+    }
+    return entries.enumerated().compactMap { position, entry in
+      switch entry.client {
+      case .success(let client): return client
+      case .failure(let error):
+        skipped("\(path): entry \(position + 1) ignored: \(Self.reason(error))")
+        return nil
+      }
+    }
+  }
+
+  /// One element of the file, decoded on its own so a bad one does not take the others with it.
+  private struct Entry: Decodable {
+    let client: Result<KnownClient, any Error>
+    init(from decoder: any Decoder) throws { client = Result { try KnownClient(from: decoder) } }
+  }
+
+  /// What is wrong with the file or an entry, without the decoder's coding-path noise.
+  private static func reason(_ error: any Error) -> String {
+    switch error as? DecodingError {
+    case .dataCorrupted(let context), .typeMismatch(_, let context), .valueNotFound(_, let context):
+      let field = context.codingPath.last.map { "'\($0.stringValue)': " } ?? ""
+      return field + context.debugDescription
+    case .keyNotFound(let key, _): return "no '\(key.stringValue)'"
+    default: return "\(error)"
+    }
   }
 
   /// Records `hosts` as reached now, keeping the others; written atomically (temp + rename).
@@ -58,7 +89,7 @@ public struct KnownClients: Sendable {
 
   /// Forgets a host; returns whether it was known.
   @discardableResult
-  public func forget(_ name: String) throws -> Bool {
+  public func forget(_ name: HostName) throws -> Bool {
     let clients = load()
     let kept = clients.filter { $0.name != name }
     guard kept.count != clients.count else { return false }

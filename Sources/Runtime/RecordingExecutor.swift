@@ -34,7 +34,7 @@ public final class RecordingExecutor: StepExecutor {
 
   public func perform(_ action: Action, on host: Host, options: StepOptions) async -> StepResult {
     state.withLock {
-      $0.calls.append(Call(host: host.name, action: action, options: options))
+      $0.calls.append(Call(host: host.name.rawValue, action: action, options: options))
       $0.running += 1
       $0.peakRunning = max($0.peakRunning, $0.running)
     }

@@ -29,7 +29,7 @@ struct DiscoverCommand: AsyncParsableCommand {
       discoveryWait: duration)
     let hosts: [Runtime.Host]
     do {
-      hosts = try await sources.discoveredClients(knownGroups: Set(store.groups())) { message in
+      hosts = try await sources.discoveredClients(knownGroups: Set(store.groups().compactMap(GroupName.init))) { message in
         Stream.standardError.write("cfi-sh: \(message)\n")
       }
     } catch {

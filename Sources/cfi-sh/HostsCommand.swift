@@ -70,10 +70,10 @@ struct HostsCommand: AsyncParsableCommand {
     if json {
       return entries.map { entry in
         var object: [String: Any] = [
-          "name": entry.host.name, "group": entry.host.group, "sources": entry.sources,
+          "name": entry.host.name.rawValue, "group": entry.host.group.rawValue, "sources": entry.sources,
         ]
         if discovery { object["online"] = entry.online }
-        if let address = entry.host.address { object["address"] = address }
+        if let address = entry.host.address { object["address"] = address.rawValue }
         if let port = entry.host.port { object["port"] = port }
         if let user = entry.host.user { object["user"] = user }
         if let date = entry.lastSeen { object["last_seen"] = formatter.string(from: date) }
@@ -83,7 +83,7 @@ struct HostsCommand: AsyncParsableCommand {
     }
     let table = [["NAME", "GROUP", "ADDRESS", "SOURCE", "LAST SEEN", "ONLINE"]] + entries.map { entry in
       [
-        entry.host.name, entry.host.group, entry.host.address ?? "-", entry.sources.joined(separator: ","),
+        entry.host.name.rawValue, entry.host.group.rawValue, entry.host.address?.rawValue ?? "-", entry.sources.joined(separator: ","),
         entry.lastSeen.map { formatter.string(from: $0) } ?? "-", discovery ? (entry.online ? "yes" : "no") : "?",
       ]
     }
@@ -106,7 +106,7 @@ struct HostsCommand: AsyncParsableCommand {
     @OptionGroup var place: Where
 
     @Argument(help: ArgumentHelp("Host names.", valueName: "name"))
-    var names: [String]
+    var names: [HostName]
 
     func validate() throws {
       if names.isEmpty { throw ValidationError("name at least one host") }
@@ -118,7 +118,7 @@ struct HostsCommand: AsyncParsableCommand {
       for name in names {
         var forgotten: [String] = []
         if FileManager.default.fileExists(atPath: knownHosts) {
-          if try await LocalProgram.sshKeygen.run(["-R", name, "-f", knownHosts]).succeeded {
+          if try await LocalProgram.sshKeygen.run(["-R", name.rawValue, "-f", knownHosts]).succeeded {
             forgotten.append("its host key")
           }
           try? FileManager.default.removeItem(atPath: knownHosts + ".old")
@@ -128,4 +128,9 @@ struct HostsCommand: AsyncParsableCommand {
       }
     }
   }
+}
+
+/// A host name on the command line is parsed once, here: `hosts forget -x` is refused, not passed on.
+extension HostName: ExpressibleByArgument {
+  public init?(argument: String) { self.init(argument) }
 }

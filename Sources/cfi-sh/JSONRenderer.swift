@@ -75,7 +75,7 @@ final class JSONRenderer: EventSink {
   }
 
   private static func outcomes(_ outcomes: [HostOutcome]) -> [Record.Outcome] {
-    outcomes.map { Record.Outcome(host: $0.host.name, group: $0.host.group, status: $0.status.rawValue, message: $0.message) }
+    outcomes.map { Record.Outcome(host: $0.host.name.rawValue, group: $0.host.group.rawValue, status: $0.status.rawValue, message: $0.message) }
   }
 
   static func record(for event: Event, now: () -> Date) -> Record {
@@ -91,14 +91,14 @@ final class JSONRenderer: EventSink {
       record.block = info.id
       record.target = info.label
       record.location = info.location
-      record.hosts = info.hosts.map(\.name)
+      record.hosts = info.hosts.map(\.name.rawValue)
       return record
     case .stepStarted(let step, let host):
       var record = Record("step_started")
       record.block = step.block
       record.step = step.label
       record.location = step.location
-      record.host = host.name
+      record.host = host.name.rawValue
       return record
     case .stepFinished(let step, let host, let result):
       var record = Record("step_finished")
@@ -106,7 +106,7 @@ final class JSONRenderer: EventSink {
       record.step = step.label
       record.location = step.location
       record.tolerated = step.tolerated ? true : nil
-      record.host = host.name
+      record.host = host.name.rawValue
       record.status = result.status.rawValue
       record.exitCode = result.exitCode
       record.stdout = result.output
@@ -117,8 +117,8 @@ final class JSONRenderer: EventSink {
     case .hostFinished(let block, let outcome):
       var record = Record("host_finished")
       record.block = block
-      record.host = outcome.host.name
-      record.group = outcome.host.group
+      record.host = outcome.host.name.rawValue
+      record.group = outcome.host.group.rawValue
       record.status = outcome.status.rawValue
       record.message = outcome.message
       return record
@@ -131,7 +131,7 @@ final class JSONRenderer: EventSink {
     case .message(let text, let host):
       var record = Record("message")
       record.message = text
-      record.host = host?.name
+      record.host = host?.name.rawValue
       return record
     case .runFinished(let outcomes, let interrupted, let error):
       var record = Record("run_finished")

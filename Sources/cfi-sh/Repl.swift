@@ -179,8 +179,8 @@ final class Repl {
   }
 
   /// Every group: the store's, the inventory's (with the session's `group`s), `unknown`.
-  func allGroups(_ inventory: Inventory) -> Set<String> {
-    Set(store.groups()).union(inventory.groupNames).union([Host.unknownGroup])
+  func allGroups(_ inventory: Inventory) -> Set<GroupName> {
+    Set(store.groups().compactMap(GroupName.init)).union(inventory.groupNames).union([.unknown])
   }
 
   /// Updates what completion offers from the session and the inventory.
@@ -189,12 +189,12 @@ final class Repl {
     let variables = await session.variables.keys.sorted()
     let functions = await session.functions.keys.sorted()
     let groups = allGroups(inventory)
-    let names = inventory.hosts.map(\.name)
+    let names = inventory.hosts.map(\.name.rawValue)
     let folded = groups.map { HostFolding.foldedString(inventory.hosts(inGroup: $0).map(\.name)) }
       .filter { $0.contains("[") }
     let targetGroups = target.map { Repl.groups(in: $0.text) } ?? []
     vocabulary.value.withLock {
-      $0.groups = groups.sorted()
+      $0.groups = groups.sorted().map(\.rawValue)
       $0.hosts = names + folded
       $0.variables = variables
       $0.functions = functions

@@ -95,7 +95,7 @@ extension Repl {
     var lines: [[String]] = []
     for group in names.sorted() {
       let members = inventory.hosts(inGroup: group).map(\.name)
-      if members.isEmpty && group == Host.unknownGroup { continue }
+      if members.isEmpty && group == .unknown { continue }
       let up = members.filter(online.contains).count
       var state = options.noDiscovery ? "" : "\(up) online"
       if !options.noDiscovery && up < members.count { state += ", \(members.count - up) known but silent" }
@@ -198,7 +198,7 @@ extension Repl {
     var groups: [String: [String]] = [:]
     for outcome in result.outcomes {
       let text = outcome.status.rawValue + (outcome.message.map { ": " + $0 } ?? "")
-      groups[text, default: []].append(outcome.host.name)
+      groups[text, default: []].append(outcome.host.name.rawValue)
     }
     for (text, hosts) in groups.sorted(by: { HostFolding.naturalLess($0.value[0], $1.value[0]) }) {
       Stream.standardOutput.write("\(HostFolding.foldedString(hosts)) (\(hosts.count))  \(text)\n")
@@ -207,7 +207,7 @@ extension Repl {
 
   /// Makes the last run's hosts with one of `statuses` the target.
   private func targetLast(_ statuses: Set<StepStatus>, _ word: String) async {
-    let hosts = lastResult?.outcomes.filter { statuses.contains($0.status) }.map(\.host.name) ?? []
+    let hosts = lastResult?.outcomes.filter { statuses.contains($0.status) }.map(\.host.name.rawValue) ?? []
     guard !hosts.isEmpty else {
       fail(lastResult == nil ? "nothing has run yet" : "no \(word) hosts in the last run; the target stays")
       return

@@ -33,7 +33,7 @@ struct RunbookRunner {
     } catch {
       throw CommandFailure(error)
     }
-    let context = ResolverContext(knownGroups: Set(fleet.store.groups()).union(inventory.groupNames), store: fleet.store)
+    let context = ResolverContext(knownGroups: Set(fleet.store.groups()).union(inventory.groupNames.map(\.rawValue)), store: fleet.store)
     let diagnostics = (runbook.diagnostics + Resolver.check(runbook, context: context)).sorted { $0.range < $1.range }
     let diagnosticRenderer = DiagnosticRenderer(files: runbook.files, colors: Style.forStream(.standardError).enabled)
     if !diagnostics.isEmpty {

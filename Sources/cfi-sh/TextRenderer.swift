@@ -76,8 +76,8 @@ final class TextRenderer: EventSink {
       case .stepStarted:
         break
       case .stepFinished(let step, let host, let result):
-        record(step, host.name, result, &state)
-        if verbosity == .verbose { write(streamed(step, host.name, result), &state) }
+        record(step, host.name.rawValue, result, &state)
+        if verbosity == .verbose { write(streamed(step, host.name.rawValue, result), &state) }
       case .hostFinished(let block, let outcome):
         state.blocks[block]?.done += 1
         if outcome.status == .failed || outcome.status == .unreachable { state.blocks[block]?.failed += 1 }
@@ -92,7 +92,7 @@ final class TextRenderer: EventSink {
           write(style.red("max_fail reached: no new host started; the run stops here") + "\n", &state)
         }
         if !skipped.isEmpty {
-          write(style.cyan("not started: ") + fold(skipped) + "\n", &state)
+          write(style.cyan("not started: ") + fold(skipped.map(\.rawValue)) + "\n", &state)
         }
       case .message(let text, let host):
         write((host.map { "\($0.name): " } ?? "") + text + "\n", &state)
@@ -200,7 +200,7 @@ final class TextRenderer: EventSink {
     var out = style.bold("recap") + " "
     var parts: [String] = []
     for status in StepStatus.allCases {
-      let hosts = outcomes.filter { $0.status == status }.map(\.host.name)
+      let hosts = outcomes.filter { $0.status == status }.map(\.host.name.rawValue)
       guard !hosts.isEmpty else { continue }
       let word: String
       switch status {
@@ -216,7 +216,7 @@ final class TextRenderer: EventSink {
     // Why each failed or unreachable host stopped, grouped by reason.
     var reasons: [String: [String]] = [:]
     for outcome in outcomes where outcome.status == .failed || outcome.status == .unreachable {
-      reasons["\(outcome.status.rawValue): \(outcome.message ?? "")", default: []].append(outcome.host.name)
+      reasons["\(outcome.status.rawValue): \(outcome.message ?? "")", default: []].append(outcome.host.name.rawValue)
     }
     for (reason, hosts) in reasons.sorted(by: { $0.key < $1.key }) {
       out += "  " + fold(hosts) + " " + style.red(reason) + "\n"

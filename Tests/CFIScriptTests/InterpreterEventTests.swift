@@ -4,6 +4,7 @@ import CFIScript
 import CFISyntax
 import Runtime
 import Testing
+import TestSupport
 
 @Suite("Interpreter: events")
 struct InterpreterEventTests {
@@ -24,10 +25,10 @@ struct InterpreterEventTests {
     func trace(of host: String) -> [String] {
       outcome.log.events.compactMap { event in
         switch event {
-        case .stepStarted(let step, let h) where h.name == host: "start \(step.label)"
-        case .stepFinished(let step, let h, let result) where h.name == host: "finish \(step.label) \(result.status)"
-        case .message(let text, let h?) where h.name == host: "print \(text)"
-        case .hostFinished(_, let o) where o.host.name == host: "host \(o.status)"
+        case .stepStarted(let step, let h) where h.name.rawValue == host: "start \(step.label)"
+        case .stepFinished(let step, let h, let result) where h.name.rawValue == host: "finish \(step.label) \(result.status)"
+        case .message(let text, let h?) where h.name.rawValue == host: "print \(text)"
+        case .hostFinished(_, let o) where o.host.name.rawValue == host: "host \(o.status)"
         default: nil
         }
       }
@@ -41,7 +42,7 @@ struct InterpreterEventTests {
     let outline = outcome.log.events.compactMap { event -> String? in
       switch event {
       case .runStarted(let runbook, let check, _): "runStarted \(runbook) \(check)"
-      case .blockStarted(let info): "blockStarted \(info.id) \(info.label) \(info.hosts.map(\.name))"
+      case .blockStarted(let info): "blockStarted \(info.id) \(info.label) \(info.hosts.map(\.name.rawValue))"
       case .blockFinished(let id, let outcomes, let stopped): "blockFinished \(id) \(outcomes.map(\.status.rawValue)) \(stopped)"
       case .message(let text, nil): "print \(text)"
       case .runFinished(let outcomes, let interrupted, let error):
@@ -140,8 +141,8 @@ struct InterpreterEventTests {
       return
     }
     var block: BlockInfo?
-    var open: [String: StepInfo] = [:]
-    var finished: [String: HostOutcome] = [:]
+    var open: [HostName: StepInfo] = [:]
+    var finished: [HostName: HostOutcome] = [:]
     for event in events.dropFirst().dropLast() {
       switch event {
       case .runStarted, .runFinished:

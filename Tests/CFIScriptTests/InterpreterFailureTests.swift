@@ -4,6 +4,7 @@ import CFIScript
 import CFISyntax
 import Runtime
 import Testing
+import TestSupport
 
 @Suite("Interpreter: failures")
 struct InterpreterFailureTests {

@@ -6,6 +6,7 @@ import CFISyntax
 import Runtime
 import Synchronization
 import Testing
+import TestSupport
 
 @Suite("Interpreter: targets and fan-out")
 struct InterpreterFanOutTests {
@@ -20,7 +21,7 @@ struct InterpreterFanOutTests {
     #expect(outcome.executor.calls.map(\.host) == allHostsInOrder)
     #expect(outcome.hostNames == allHostsInOrder)
     let blockHosts = outcome.log.events.compactMap { event -> [String]? in
-      if case .blockStarted(let info) = event { return info.hosts.map(\.name) }
+      if case .blockStarted(let info) = event { return info.hosts.map(\.name.rawValue) }
       return nil
     }
     #expect(blockHosts == [allHostsInOrder])

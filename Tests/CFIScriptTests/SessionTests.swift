@@ -6,6 +6,7 @@ import CFISyntax
 import Foundation
 import Runtime
 import Testing
+import TestSupport
 
 @Suite struct SessionTests {
   let executor = RecordingExecutor()

@@ -7,6 +7,7 @@ import Foundation
 import Runtime
 import Synchronization
 import Testing
+import TestSupport
 
 /// The test fleet: lab has pc01…pc08, office has desk1, desk2, desk3, desk10 (listed out of
 /// natural order on purpose); pc03 has an explicit address.
@@ -14,8 +15,8 @@ let labHosts = (1...8).map { String(format: "pc%02d", $0) }
 let officeHosts = ["desk1", "desk2", "desk3", "desk10"]
 
 func testInventory() -> Inventory {
-  var hosts = labHosts.map { Runtime.Host(name: $0, group: "lab", address: $0 == "pc03" ? "10.0.0.3" : nil) }
-  hosts += ["desk10", "desk2", "desk1", "desk3"].map { Runtime.Host(name: $0, group: "office") }
+  var hosts = labHosts.map { Runtime.Host(name: HostName($0)!, group: "lab", address: $0 == "pc03" ? "10.0.0.3" : nil) }
+  hosts += ["desk10", "desk2", "desk1", "desk3"].map { Runtime.Host(name: HostName($0)!, group: "office") }
   return Inventory(hosts: hosts)
 }
 
@@ -29,10 +30,10 @@ struct Outcome: Sendable {
 
   /// The final status of each host that took part.
   var statuses: [String: StepStatus] {
-    Dictionary(result.outcomes.map { ($0.host.name, $0.status) }, uniquingKeysWith: max)
+    Dictionary(result.outcomes.map { ($0.host.name.rawValue, $0.status) }, uniquingKeysWith: max)
   }
   /// The hosts that took part, in the order the run reports them.
-  var hostNames: [String] { result.outcomes.map(\.host.name) }
+  var hostNames: [String] { result.outcomes.map(\.host.name.rawValue) }
   /// The `run` commands performed on a host, in order.
   func commands(on host: String) -> [String] {
     executor.calls(on: host).compactMap { if case .run(let command) = $0 { command } else { nil } }
@@ -40,7 +41,7 @@ struct Outcome: Sendable {
   /// Every host that got at least one call, sorted.
   var touchedHosts: [String] { Set(executor.calls.map(\.host)).sorted() }
   /// The messages of hosts that ended with a message.
-  func message(of host: String) -> String? { result.outcomes.first { $0.host.name == host }?.message }
+  func message(of host: String) -> String? { result.outcomes.first { $0.host.name.rawValue == host }?.message }
 }
 
 /// A responder that answers every call with `ok`, or what `answer` says for a command.
@@ -95,7 +96,7 @@ func run(
   let store = Store(root: directory.path + "/store")
 
   let runbook = Loader.load(text: Array(source.utf8), name: directory.path + "/main.cfi")
-  let context = ResolverContext(knownGroups: inventory.groupNames.union(store.groups()), store: store)
+  let context = ResolverContext(knownGroups: Set(inventory.groupNames.map(\.rawValue)).union(store.groups()), store: store)
   let diagnostics = runbook.diagnostics + Resolver.check(runbook, context: context)
   let errors = diagnostics.filter { $0.severity == .error }
   #expect(
@@ -125,9 +126,9 @@ final class Timeline: Sendable {
   /// A responder that marks each call's start and end around a sleep (long enough for the calls that may overlap to overlap, even on a busy machine).
   func responder(sleep: Duration = .milliseconds(100)) -> RecordingExecutor.Responder {
     { _, host in
-      self.marks.withLock { $0.append(.start(host.name)) }
+      self.marks.withLock { $0.append(.start(host.name.rawValue)) }
       try? await Task.sleep(for: sleep)
-      self.marks.withLock { $0.append(.end(host.name)) }
+      self.marks.withLock { $0.append(.end(host.name.rawValue)) }
       return StepResult(status: .ok)
     }
   }

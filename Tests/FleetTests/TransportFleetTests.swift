@@ -19,7 +19,7 @@ struct TransportFleetTests {
     await transport.shutdown()
     #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
     #expect(pushed.status == .changed, "\(pushed)")
-    #expect(try lab.read(host.name, "cat \"/etc/it's odd/motd\"") == "hello")
+    #expect(try lab.read(host.name.rawValue, "cat \"/etc/it's odd/motd\"") == "hello")
   }
 
   /// An SSHTransport with the lab's key, whose paths hold a quote and a space.

@@ -1,6 +1,7 @@
 import Testing
 
 @testable import Runtime
+import TestSupport
 
 /// Announcements are untrusted input: only plain host names and known groups get through.
 @Suite struct AnnouncementTests {

@@ -6,6 +6,7 @@ import Foundation
 import Testing
 
 @testable import Runtime
+import TestSupport
 
 @Suite struct ClientEnrollmentTests {
   let directory: TemporaryFiles

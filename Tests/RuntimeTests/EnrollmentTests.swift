@@ -5,6 +5,7 @@ import Foundation
 import Testing
 
 @testable import Runtime
+import TestSupport
 
 /// Fixed test keys (generated once with ssh-keygen -t ed25519) and their fingerprints (shared
 /// with the other enrollment test files).

@@ -6,6 +6,7 @@ import Synchronization
 import Testing
 
 @testable import Runtime
+import TestSupport
 
 /// A fresh directory for one test, removed at the end.
 final class FleetRunScratch {
@@ -37,7 +38,7 @@ final class FleetRunEvents: EventSink, @unchecked Sendable {
       store: store, sources: sources, executor: RecordingExecutor(), audit: audit, notice: notices.add)
   }
 
-  private func outcome(_ name: String, _ status: StepStatus) -> HostOutcome {
+  private func outcome(_ name: HostName, _ status: StepStatus) -> HostOutcome {
     HostOutcome(host: Host(name: name, group: "lab"), status: status)
   }
 
@@ -51,7 +52,7 @@ final class FleetRunEvents: EventSink, @unchecked Sendable {
     ([.failed, .unreachable], false, true, ExitStatus.interrupted),
   ])
   func theExitStatusComesFromTheOutcomes(statuses: [StepStatus], runtimeError: Bool, interrupted: Bool, expected: Int32) {
-    let outcomes = statuses.enumerated().map { outcome("pc\($0.offset)", $0.element) }
+    let outcomes = statuses.enumerated().map { outcome(HostName("pc\($0.offset)")!, $0.element) }
     #expect(ExitStatus.of(RunEnd(outcomes: outcomes, runtimeError: runtimeError, interrupted: interrupted)) == expected)
   }
 
@@ -148,8 +149,21 @@ final class FleetRunEvents: EventSink, @unchecked Sendable {
     #expect(byName["pc1"]?.host.address == "10.0.0.1")
     #expect(byName["pc1"]?.sources == ["known", "static"])
     #expect(byName["pc2"]?.sources == ["known"])
-    #expect(byName["pc9"]?.host.group == Host.unknownGroup)
+    #expect(byName["pc9"]?.host.group == .unknown)
     #expect(snapshot.inventory.hosts(inGroup: "lab").map(\.name) == ["pc1", "pc2"])
+  }
+
+  /// The known-clients file is input: a hand-edited entry that is no valid host is skipped
+  /// with its reason, and the others still count.
+  @Test func aBadKnownClientIsSkippedWithItsReason() throws {
+    let clients = KnownClients(store: store)
+    try clients.remember([Host(name: "pc1", group: "lab")], at: Date(timeIntervalSince1970: 0))
+    var text = try String(contentsOfFile: clients.path, encoding: .utf8)
+    text = text.replacingOccurrences(of: "[", with: #"[{"name": "-oProxyCommand=x", "group": "lab", "lastSeen": "1970-01-01T00:00:00Z"},"#)
+    try text.write(toFile: clients.path, atomically: true, encoding: .utf8)
+    var reasons: [String] = []
+    #expect(clients.load { reasons.append($0) }.map(\.name) == ["pc1"])
+    #expect(reasons == ["\(clients.path): entry 1 ignored: 'name': not a host name: -oProxyCommand=x"])
   }
 
   @Test func aMissingOrWrongClientListIsAnErrorThatSaysWhy() async throws {

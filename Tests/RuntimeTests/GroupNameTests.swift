@@ -4,6 +4,7 @@ import Foundation
 import Testing
 
 @testable import Runtime
+import TestSupport
 
 @Suite struct GroupNameTests {
   static let accepted = ["lab", "Office-2", "a_b", "_x", "0ad", "lab-", String(repeating: "g", count: 64)]
@@ -30,20 +31,21 @@ import Testing
 
   @Test func decodingRefusesWhatParsingRefuses() throws {
     let decoded = try JSONDecoder().decode([GroupName].self, from: Data(#"["lab","unknown"]"#.utf8))
-    #expect(decoded == [GroupName("lab")!, .unknown])
+    #expect(decoded == ["lab", .unknown])
     #expect(String(decoding: try JSONEncoder().encode(decoded), as: UTF8.self) == #"["lab","unknown"]"#)
     #expect(throws: DecodingError.self) { try JSONDecoder().decode([GroupName].self, from: Data(#"["-lab"]"#.utf8)) }
   }
 
   @Test func unknownIsTheHostsFallback() {
-    #expect(GroupName.unknown.rawValue == Host.unknownGroup)
+    #expect(Host(name: "pc01").group == .unknown)
+    #expect(GroupName.unknown.rawValue == "unknown")
   }
 
   /// What a client may announce is exactly what the server files it under.
   @Test(arguments: accepted + refused) func theServerTreatsAnAnnouncedGroupAsTheClientDoes(_ text: String) throws {
     let service = DiscoveredService(name: "pc01", hostName: "pc01.local", address: "10.0.0.5", port: 22, txt: ["group": text], interface: 2)
-    let host = try #require(Inventory.host(announcedBy: service, knownGroups: [text]))
-    #expect(host.group == (GroupName.isValid(text) ? text : Host.unknownGroup))
+    let host = try #require(Inventory.host(announcedBy: service, knownGroups: Set([text].compactMap(GroupName.init))))
+    #expect(host.group.rawValue == (GroupName.isValid(text) ? text : GroupName.unknown.rawValue))
   }
 
   @Test func staticListsAndStoresUseTheSameRule() throws {

@@ -4,6 +4,7 @@
 
 import Runtime
 import Testing
+import TestSupport
 
 @Suite("HostPattern")
 struct HostPatternTests {
@@ -255,6 +256,11 @@ struct HostPatternTests {
       offset: 4, length: 5),
     Failure(text: "@la.b", message: "invalid character '.' in group name", offset: 3, length: 1),
     Failure(text: "@lab 1", message: "invalid character ' ' in group name", offset: 4, length: 1),
+    // GroupName's rule: what `client enroll --group` refuses, a reference refuses too.
+    Failure(text: "@-lab", message: "group name cannot start with '-'", offset: 1, length: 1),
+    Failure(
+      text: "@" + String(repeating: "g", count: 65), message: "group name is longer than 64 characters",
+      offset: 1, length: 65),
   ]
 
   @Test("parse errors point at the offending part", arguments: failures)

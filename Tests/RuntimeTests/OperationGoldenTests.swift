@@ -20,6 +20,7 @@ import Foundation
 import Testing
 
 @testable import Runtime
+import TestSupport
 
 @Suite struct OperationGoldenTests {
   static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -83,7 +84,7 @@ import Testing
     }
     let actionText = try #require(value("action"), "no action")
     let action = try parseAction(actionText)
-    let host = Host(name: "pc01", group: value("group") ?? "lab")
+    let host = Host(name: "pc01", group: try #require(GroupName(value("group") ?? "lab"), "bad group"))
     let options = StepOptions(
       check: value("check") == "true", timeout: value("timeout").flatMap(Int.init).map { .seconds($0) },
       connectTimeout: .seconds(value("connect-timeout").flatMap(Int.init) ?? 10))

@@ -189,7 +189,7 @@ func load(_ text: [UInt8]) -> LoadedRunbook {
   Loader.load(text: text, name: "bench.cfi", readFile: readIncluded)
 }
 
-let context = ResolverContext(knownGroups: ["lab", "office", Host.unknownGroup])
+let context = ResolverContext(knownGroups: ["lab", "office", GroupName.unknown.rawValue])
 
 func milliseconds(_ duration: Duration) -> Double {
   Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15

@@ -16,10 +16,10 @@ private final class FailureCounter: Sendable {
 private struct HostLookup {
   let inventory: Inventory
   /// Group of each host that only `group` statements name.
-  let groups: [String: String]
+  let groups: [HostName: GroupName]
 
-  func host(named name: String) -> Host {
-    inventory.host(named: name) ?? Host(name: name, group: groups[name] ?? Host.unknownGroup)
+  func host(named name: HostName) -> Host {
+    inventory.host(named: name) ?? Host(name: name, group: groups[name] ?? .unknown)
   }
 }
 
@@ -29,12 +29,12 @@ extension Interpreter {
   /// its store tree, so it must not depend on how a block names the host.
   private func lookup(in frame: Frame) -> HostLookup {
     let inventory = frame.top?.inventory ?? options.inventory
-    var groups: [String: String] = [:]
+    var groups: [HostName: GroupName] = [:]
     for group in inventory.namedSets.keys.sorted() {
-      let hasTree = options.store.hasGroup(group)
+      let hasTree = options.store.hasGroup(group.rawValue)
       for name in inventory.namedSets[group]! where inventory.host(named: name) == nil {
-        if groups[name] == nil || hasTree && groups[name] == Host.unknownGroup {
-          groups[name] = hasTree ? group : Host.unknownGroup
+        if groups[name] == nil || hasTree && groups[name] == .unknown {
+          groups[name] = hasTree ? group : .unknown
         }
       }
     }
@@ -62,27 +62,42 @@ extension Interpreter {
   }
 
   /// Whether a group exists: in the inventory, in the store, or `unknown`.
-  private func groupExists(_ group: String, _ inventory: Inventory) -> Bool {
-    group == Host.unknownGroup || inventory.hasGroup(group) || options.store.hasGroup(group)
+  private func groupExists(_ group: GroupName, _ inventory: Inventory) -> Bool {
+    group == .unknown || inventory.hasGroup(group) || options.store.hasGroup(group.rawValue)
   }
 
-  private func hosts(inGroup group: String, _ lookup: HostLookup, at range: SourceRange) throws -> [Host] {
+  /// The hosts of the group named `text` (a name that is not a group name names no group).
+  private func hosts(inGroup text: String, _ lookup: HostLookup, at range: SourceRange) throws -> [Host] {
+    guard let group = GroupName(text) else { throw RuntimeError("unknown group '\(text)'", at: range) }
+    return try hosts(inGroup: group, lookup, at: range)
+  }
+
+  private func hosts(inGroup group: GroupName, _ lookup: HostLookup, at range: SourceRange) throws -> [Host] {
     guard groupExists(group, lookup.inventory) else { throw RuntimeError("unknown group '\(group)'", at: range) }
     return lookup.inventory.hosts(inGroup: group).map { lookup.host(named: $0.name) }
+  }
+
+  /// The hosts a host-name pattern names; a name its expansion makes that is no host name
+  /// (longer than one may be) is an error at the pattern.
+  private func hosts(expanding pattern: HostPattern, _ lookup: HostLookup, at range: SourceRange) throws -> [Host] {
+    let names: [String]
+    do throws(HostPatternError) { names = try pattern.expand() } catch { throw RuntimeError(error.message, at: range) }
+    return try names.map { text in
+      guard let name = HostName(text) else { throw RuntimeError("'\(text)' is not a valid host name", at: range) }
+      return lookup.host(named: name)
+    }
   }
 
   /// The hosts that pattern items name, in order, without duplicates.
   private func hosts(_ items: [PatternItem], in frame: Frame, _ lookup: HostLookup) throws -> [Host] {
     var result: [Host] = []
-    var seen: Set<String> = []
+    var seen: Set<HostName> = []
     for (pattern, range) in try patterns(items, in: frame) {
       let found: [Host]
       if let group = pattern.groupReference {
         found = try hosts(inGroup: group, lookup, at: range)
       } else {
-        do throws(HostPatternError) { found = try pattern.expand().map { lookup.host(named: $0) } } catch {
-          throw RuntimeError(error.message, at: range)
-        }
+        found = try hosts(expanding: pattern, lookup, at: range)
       }
       for host in found where seen.insert(host.name).inserted { result.append(host) }
     }
@@ -90,7 +105,7 @@ extension Interpreter {
   }
 
   /// Host names for a `group` statement.
-  func hostNames(_ items: [PatternItem], in frame: Frame) throws -> [String] {
+  func hostNames(_ items: [PatternItem], in frame: Frame) throws -> [HostName] {
     try hosts(items, in: frame, lookup(in: frame)).map(\.name)
   }
 
@@ -103,7 +118,7 @@ extension Interpreter {
       selected = lookup.inventory.hosts + lookup.groups.keys.map { lookup.host(named: $0) }
     case .groups(let items):
       selected = []
-      var seen: Set<String> = []
+      var seen: Set<HostName> = []
       for item in items {
         let names: [(String, SourceRange)]
         switch item {

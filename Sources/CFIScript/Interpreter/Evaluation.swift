@@ -100,7 +100,7 @@ extension Interpreter {
       if arguments.count == 2 {
         group = try text(arguments[1], "the group of 'lines'", at: range)
       } else if let host = frame.host {
-        group = host.group
+        group = host.group.rawValue
       } else {
         throw RuntimeError("outside an 'on' block, 'lines' needs the group: lines(\"\(path)\", \"lab\")", at: range)
       }
@@ -127,7 +127,7 @@ extension Interpreter {
   func text(_ value: Value, _ what: String, at range: SourceRange) throws -> String {
     switch value {
     case .list: throw RuntimeError("\(what) must be a single value, not a list", at: range)
-    case .host(let host): return host.name
+    case .host(let host): return host.name.rawValue
     default: return value.text
     }
   }

@@ -65,8 +65,8 @@ struct TopLevelState {
   var settings: RunSettings
   var inventory: Inventory
   var blockCount = 0
-  var outcomes: [String: HostOutcome] = [:]
-  var hostOrder: [String] = []
+  var outcomes: [HostName: HostOutcome] = [:]
+  var hostOrder: [HostName] = []
   var stoppedByMaxFail = false
 }
 
@@ -198,8 +198,13 @@ public struct Interpreter: Sendable {
     case .group(let name, let items):
       // Reachable through a def called inside `on`; the parser rejects it written there.
       guard frame.top != nil else { throw RuntimeError("'group' cannot run inside an 'on' block", at: statement.range) }
+      // The resolver refuses a bad name before the run; this is the boundary of the type.
+      let group: GroupName
+      do throws(GroupNameError) { group = try GroupName(parsing: name.name) } catch {
+        throw RuntimeError(error.description, at: name.range)
+      }
       let names = try hostNames(items, in: frame)
-      frame.top?.inventory.addToGroup(name.name, names: names)
+      frame.top?.inventory.addToGroup(group, names: names)
     case .on(let target, let body):
       try await runBlock(target, body, statement: statement, in: &frame)
     case .action(let action):

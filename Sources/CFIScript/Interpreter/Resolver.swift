@@ -20,10 +20,10 @@ public struct ResolverContext: Sendable {
   public var functions: [String: (arity: Int, needsHost: Bool)]
 
   public init(
-    knownGroups: Set<String> = [Host.unknownGroup], store: Store? = nil, globals: Set<String> = [],
+    knownGroups: Set<String> = [GroupName.unknown.rawValue], store: Store? = nil, globals: Set<String> = [],
     functions: [String: (arity: Int, needsHost: Bool)] = [:]
   ) {
-    self.knownGroups = knownGroups.union([Host.unknownGroup])
+    self.knownGroups = knownGroups.union([GroupName.unknown.rawValue])
     self.store = store
     self.globals = globals
     self.functions = functions
@@ -326,7 +326,7 @@ public struct Resolver {
         do throws(HostPatternError) {
           let pattern = try HostPattern(parsing: text)
           if let group = pattern.groupReference {
-            if !groups.contains(group) { unknownGroup(group, at: range) }
+            if !groups.contains(group.rawValue) { unknownGroup(group.rawValue, at: range) }
           } else {
             _ = try pattern.expand()
           }

@@ -51,7 +51,7 @@ public actor Session {
     let interpreter = Interpreter(executor: executor, sink: sink, options: options, files: [])
     frame = interpreter.topFrame()
     context = ResolverContext(
-      knownGroups: Set(options.store.groups()).union(options.inventory.groupNames), store: options.store)
+      knownGroups: Set(options.store.groups()).union(options.inventory.groupNames.map(\.rawValue)), store: options.store)
   }
 
   // MARK: - Reading entries
@@ -157,6 +157,6 @@ public actor Session {
     }
     frame.top!.inventory = merged
     options.inventory = merged
-    context.knownGroups.formUnion(merged.groupNames)
+    context.knownGroups.formUnion(merged.groupNames.map(\.rawValue))
   }
 }

@@ -36,7 +36,7 @@ public enum Value: Hashable, Sendable {
     case .duration(let duration): duration.cfiText
     case .percent(let value): "\(value)%"
     case .list(let elements): elements.map(\.text).joined(separator: " ")
-    case .host(let host): host.name
+    case .host(let host): host.name.rawValue
     }
   }
 
@@ -53,9 +53,9 @@ enum HostField: String, CaseIterable {
 
   func value(of host: Host) -> Value {
     switch self {
-    case .name: .string(host.name)
-    case .group: .string(host.group)
-    case .address: .string(host.connectAddress)
+    case .name: .string(host.name.rawValue)
+    case .group: .string(host.group.rawValue)
+    case .address: .string(host.connectAddress.rawValue)
     }
   }
 }

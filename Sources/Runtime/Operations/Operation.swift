@@ -22,11 +22,11 @@ public enum PreparedAction: Sendable {
   /// Reads what `action` needs from `host`'s tree in `store`.
   public static func prepare(_ action: Action, for host: Host, store: Store) throws(StoreError) -> PreparedAction {
     switch action {
-    case .copy(let path, let destination): return .copy(try LocalSource(path, group: host.group, store: store), destination: destination)
-    case .sync: return .sync(try LocalSource("", group: host.group, store: store))
+    case .copy(let path, let destination): return .copy(try LocalSource(path, group: host.group.rawValue, store: store), destination: destination)
+    case .sync: return .sync(try LocalSource("", group: host.group.rawValue, store: store))
     case .run(let command): return .run(command: command)
     case .script(let path, let arguments):
-      let file = try store.resolve(path, group: host.group)
+      let file = try store.resolve(path, group: host.group.rawValue)
       guard let body = try? String(contentsOfFile: file, encoding: .utf8) else {
         throw StoreError("cannot read script '\(file)'")
       }
@@ -36,8 +36,8 @@ public enum PreparedAction: Sendable {
     case .remove(let packages): return .remove(packages: packages)
     case .upgrade: return .upgrade
     case .pkgsync:
-      let lists = try Pkgsync.checkedLists(in: store, group: host.group)
-      return .pkgsync(lists: lists, source: try LocalSource("etc/pkgsync/", group: host.group, store: store))
+      let lists = try Pkgsync.checkedLists(in: store, group: host.group.rawValue)
+      return .pkgsync(lists: lists, source: try LocalSource("etc/pkgsync/", group: host.group.rawValue, store: store))
     }
   }
 }

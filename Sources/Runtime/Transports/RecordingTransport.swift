@@ -43,7 +43,7 @@ public final class RecordingTransport: Transport {
   }
 
   private func record(_ request: Request, _ host: Host) async -> CommandResult {
-    state.withLock { $0.calls.append(Call(host: host.name, request: request)) }
+    state.withLock { $0.calls.append(Call(host: host.name.rawValue, request: request)) }
     if Task.isCancelled { return CommandResult(.interrupted(nil)) }
     return await responder(request, host)
   }

@@ -325,15 +325,12 @@ struct SSHTarget: Hashable, Sendable {
     var message: String
   }
 
+  /// The host's name and address are valid by their types; its port and user are checked here.
   init(_ host: Host) throws(Invalid) {
-    guard let name = HostName(host.name) else { throw Invalid(message: "'\(host.name)' is not a valid host name") }
-    guard let address = HostAddress(host.connectAddress) else {
-      throw Invalid(message: "'\(host.connectAddress)' is not a valid host address")
-    }
     if let port = host.port, !(1...65535).contains(port) { throw Invalid(message: "'\(port)' is not a valid port") }
     let user = host.user ?? "root"
     guard Self.isValidUser(user) else { throw Invalid(message: "'\(user)' is not a valid user name") }
-    self.init(name: name, address: address, port: host.port, user: user)
+    self.init(name: host.name, address: host.connectAddress, port: host.port, user: user)
   }
 
   init(name: HostName, address: HostAddress, port: Int? = nil, user: String = "root") {

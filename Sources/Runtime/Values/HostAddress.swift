@@ -29,6 +29,12 @@ public struct HostAddress: Hashable, Comparable, Sendable, Codable, CustomString
     return nil
   }
 
+  /// A host name is an address (ssh resolves it).
+  public init(_ name: HostName) {
+    rawValue = name.rawValue
+    isIPv6 = false
+  }
+
   /// The address as rsync's `HOST:PATH` takes it.
   var rsyncHost: String { isIPv6 ? "[\(rawValue)]" : rawValue }
 
