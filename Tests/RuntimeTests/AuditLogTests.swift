@@ -10,7 +10,9 @@ struct AuditLogTests {
   enum Make {
     static let started = Date(timeIntervalSince1970: 1_790_000_000)
 
-    static func host(_ name: String, _ group: String = "lab") -> Runtime.Host { Runtime.Host(name: name, group: group) }
+    static func host(_ name: String, _ group: String = "lab") -> Runtime.Host {
+      Runtime.Host(name: HostName(name)!, group: GroupName(group)!)
+    }
 
     static func runStarted(_ runbook: String = "site.cfi", check: Bool = false) -> Event {
       .runStarted(runbook: runbook, check: check, date: started)
@@ -102,7 +104,7 @@ struct AuditLogTests {
       #expect(record["run"] as? String == runID)
       #expect(AuditLogTests.isTimestamp(record["time"]))
       #expect(record["block"] as? Int == 1)
-      #expect(record["host"] as? String == outcome.host.name)
+      #expect(record["host"] as? String == outcome.host.name.rawValue)
       #expect(record["group"] as? String == "lab")
       #expect(record["status"] as? String == outcome.status.rawValue)
       #expect(record["message"] as? String == outcome.message)

@@ -37,7 +37,7 @@ struct EventScript {
   private var hostOrder: [String] = []
 
   static func host(_ name: String) -> Runtime.Host {
-    Runtime.Host(name: name, group: name.hasPrefix("desk") ? "office" : "lab")
+    Runtime.Host(name: HostName(name)!, group: name.hasPrefix("desk") ? .init("office")! : .init("lab")!)
   }
 
   /// A step's result; `ms` is its duration.
