@@ -6,8 +6,9 @@
 // is `key: value` lines (`#` lines are comments, copied to the top of the expectation):
 // - `action:` the action, written as in the language but without quotes except `'…'` around
 //   a word with spaces (`run` takes the rest of the line as its command);
-// - `group:` the host's group (default `lab`); `check: true`; `timeout:` and
-//   `connect-timeout:` in seconds; `refreshed: true` (apt lists already refreshed this run);
+// - `group:` the host's group (default `lab`); `user:` the user ssh logs in as (default root);
+//   `check: true`; `timeout:` and `connect-timeout:` in seconds; `refreshed: true` (apt lists
+//   already refreshed this run);
 // - `reply: STATUS [STDOUT]` the result of the next command or push, in order (`\n` in
 //   STDOUT is a line break; default: exit 0, no output), `stderr:` that reply's stderr.
 // The store's absolute path is shown as `STORE`.
@@ -84,14 +85,15 @@ import TestSupport
     }
     let actionText = try #require(value("action"), "no action")
     let action = try parseAction(actionText)
-    let host = Host(name: "pc01", group: try #require(GroupName(value("group") ?? "lab"), "bad group"))
+    let host = Host(
+      name: "pc01", group: try #require(GroupName(value("group") ?? "lab"), "bad group"), user: value("user"))
     let options = StepOptions(
       check: value("check") == "true", timeout: value("timeout").flatMap(Int.init).map { .seconds($0) },
       connectTimeout: .seconds(value("connect-timeout").flatMap(Int.init) ?? 10))
     let facts = HostFacts(host: host, options: options, aptListsRefreshed: value("refreshed") == "true")
     let store = Store(root: directory + "/store")
 
-    var lines = comments + ["action: \(actionText)", ""]
+    var lines = comments + ["action: \(actionText)"] + (host.user.map { ["user: \($0)"] } ?? []) + [""]
     var plan: Plan
     do throws(StoreError) {
       plan = Operations.plan(try PreparedAction.prepare(action, for: host, store: store), facts: facts)
