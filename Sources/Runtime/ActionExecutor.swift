@@ -52,11 +52,14 @@ public final class ActionExecutor: StepExecutor {
         if learned.contains(.aptListsRefreshed) { _ = aptListsRefreshed.withLock { $0.insert(host.name) } }
         return result
       case .command(let command, let then):
+        // An interrupted step sends nothing more (its first command may have been stopped).
+        if Task.isCancelled { return StepResult(status: .interrupted) }
         switch Self.exited(await transport.run(command, on: host), timeout: command.timeout) {
         case .success(let exited): plan = then(exited)
         case .failure(let ending): return ending.result
         }
       case .push(let push, let then):
+        if Task.isCancelled { return StepResult(status: .interrupted) }
         switch Self.exited(await transport.push(push, to: host), timeout: nil) {
         case .success(let exited): plan = then(exited)
         case .failure(let ending): return ending.result

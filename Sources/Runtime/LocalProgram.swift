@@ -42,7 +42,8 @@ public struct LocalProgram: Hashable, Sendable, CustomStringConvertible {
   public static let outputLimit = 1 << 20
 
   /// Runs the program with `arguments` and `input` on its stdin (none: an empty stdin) to its
-  /// end. Throws only when it cannot be started; a non-zero exit is a result.
+  /// end. Throws when it cannot be started, writes more than `outputLimit`, or the task is
+  /// cancelled; a non-zero exit is a result.
   public func run(_ arguments: [String], input: String? = nil) async throws -> ProgramResult {
     try await LocalProcess.run(
       .path(FilePath(path)), arguments, input: input, ownProcessGroup: false, outputLimit: LocalProgram.outputLimit)

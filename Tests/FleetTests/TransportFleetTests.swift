@@ -22,9 +22,9 @@ struct TransportFleetTests {
     #expect(try lab.read(host.name.rawValue, "cat \"/etc/it's odd/motd\"") == "hello")
   }
 
-  /// An SSHTransport with the lab's key, whose paths hold a quote and a space.
+  /// An SSHTransport with the lab's key, whose paths hold a quote, a space and a `%`.
   static func transport(on lab: Lab) throws -> (SSHTransport, Runtime.Host) {
-    let odd = lab.store.path + "/it's a dir"
+    let odd = lab.store.path + "/it's a 100% dir"
     try FileManager.default.createDirectory(atPath: odd, withIntermediateDirectories: true)
     try FileManager.default.copyItem(atPath: lab.key, toPath: odd + "/key 'x'")
     var configuration = SSHConfiguration(store: Store(root: lab.store.path), identityFile: odd + "/key 'x'")

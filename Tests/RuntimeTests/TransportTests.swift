@@ -15,6 +15,18 @@ import Testing
     #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
   }
 
+  /// Ctrl-C can overtake a command on its way to the host: the kill leaves a stop mark, and a
+  /// command arriving after it does not start (and takes the mark away).
+  @Test func aKillThatComesFirstKeepsTheCommandFromStarting() async throws {
+    let tag = RemoteCommand.newTag()
+    let kill = try await LocalProcess.run("sh", ["-c", RemoteCommand.killScript(tag: tag)])
+    #expect(kill.status == 0)
+    let command = RemoteCommand(.script("echo started"), timeout: nil, connectTimeout: .seconds(1))
+    let late = try await LocalProcess.run("sh", ["-c", command.wrapped(tag: tag)])
+    #expect(late.status == 130 && late.stdout.isEmpty)
+    #expect(!FileManager.default.fileExists(atPath: RemoteCommand.stopMark(tag)))
+  }
+
   @Test func localTransportPushesWithRsync() async throws {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cfi-push-\(UUID().uuidString)").path
     defer { try? FileManager.default.removeItem(atPath: directory) }

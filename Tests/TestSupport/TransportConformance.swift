@@ -11,7 +11,8 @@ public enum TransportConformance {
     let checks: [(String, @Sendable (any Transport, Runtime.Host) async -> String?)] = [
       ("exit codes", exitCodes), ("stdout and stderr", separateStreams), ("stdin secret", secretOnStdin),
       ("timeout kills the process group", timeoutKillsProcessGroup), ("invalid UTF-8", invalidUTF8),
-      ("10 MB of output", largeOutput),
+      ("10 MB of output", largeOutput), ("output over the limit stops the command", outputOverTheLimit),
+      ("an interrupt ends the command where it runs", interruptEndsTheCommand),
     ]
     var failures: [String] = []
     for (name, check) in checks {
@@ -80,5 +81,50 @@ public enum TransportConformance {
     let result = await run(transport, host, "head -c \(size) /dev/zero | tr '\\0' x")
     return result.termination == .exited(0) && result.stdout.utf8.count == size && result.stdout.utf8.allSatisfy { $0 == UInt8(ascii: "x") }
       ? nil : "got \(result.termination) with \(result.stdout.utf8.count) bytes"
+  }
+
+  /// A fresh marker for a command's processes, and the pattern that finds them but not itself.
+  static func marker() -> (marker: String, pattern: String) {
+    let marker = "cfi-conformance-\(UUID().uuidString.prefix(8).lowercased())"
+    return (marker, "[c]" + marker.dropFirst())
+  }
+
+  /// Waits until no process matches `pattern` where the command ran; what is wrong if some stay.
+  static func gone(_ transport: any Transport, _ host: Runtime.Host, _ pattern: String) async -> String? {
+    for _ in 0..<20 {
+      let left = await run(transport, host, "pgrep -f -- '\(pattern)' || true")
+      if left.stdout.isEmpty { return nil }
+      try? await Task.sleep(for: .milliseconds(250))
+    }
+    return "processes of the command are still running"
+  }
+
+  /// More output than the transport keeps: the step fails saying so, and nothing of the
+  /// command is left running. (Over ssh the command is killed as soon as ssh stops; a local
+  /// command is waited for, which is why it sleeps only a few seconds here.)
+  static func outputOverTheLimit(_ transport: any Transport, _ host: Runtime.Host) async -> String? {
+    let (marker, pattern) = marker()
+    let result = await run(transport, host, "head -c \(17 << 20) /dev/zero; sh -c 'sleep 3; :' \(marker)")
+    guard case .notRun(let message) = result.termination, message.contains("larger than") else {
+      return "ended \(result.termination)"
+    }
+    return await gone(transport, host, pattern)
+  }
+
+  /// Cancelling the task that runs a command ends it where it runs before `run` returns.
+  static func interruptEndsTheCommand(_ transport: any Transport, _ host: Runtime.Host) async -> String? {
+    let (marker, pattern) = marker()
+    let task = Task { await run(transport, host, "sh -c 'sleep 60; :' \(marker)") }
+    var started = false
+    for _ in 0..<100 where !started {
+      started = !(await run(transport, host, "pgrep -f -- '\(pattern)' || true")).stdout.isEmpty
+      if !started { try? await Task.sleep(for: .milliseconds(100)) }
+    }
+    guard started else { return "the command never started" }
+    task.cancel()
+    let result = await task.value
+    guard case .interrupted(nil) = result.termination else { return "ended \(result.termination)" }
+    let left = await run(transport, host, "pgrep -f -- '\(pattern)' || true")
+    return left.stdout.isEmpty ? nil : "the command still ran when run returned"
   }
 }

@@ -10,7 +10,7 @@ enum LocalProcess {
   static let outputLimit = 16 << 20
 
   /// Runs `executable` (found on PATH) for a transport, in a process group of its own.
-  /// Throws only if it cannot start or its output overflows.
+  /// Throws if it cannot start, its output overflows, or the task is cancelled.
   static func run(_ executable: String, _ arguments: [String], input: String? = nil) async throws -> ProgramResult {
     try await run(.name(executable), arguments, input: input, ownProcessGroup: true, outputLimit: outputLimit)
   }
@@ -36,5 +36,10 @@ enum LocalProcess {
     return ProgramResult(
       status: status, stdout: String(decoding: result.standardOutput, as: UTF8.self),
       stderr: String(decoding: result.standardError, as: UTF8.self))
+  }
+
+  /// Whether `error` says the program wrote more than the output limit (it was then stopped).
+  static func isOutputLimit(_ error: any Error) -> Bool {
+    (error as? SubprocessError)?.code == .outputLimitExceeded
   }
 }

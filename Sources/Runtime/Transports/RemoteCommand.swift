@@ -64,11 +64,20 @@ public struct RemoteCommand: Hashable, Sendable, CustomStringConvertible {
 
   /// The command as the host's login shell receives it: in a session of its own, tagged with
   /// `tag` (so that an interrupt can find and kill everything it started, see `killScript`),
-  /// under `timeout -k` when it has a timeout (which signals its whole process group).
+  /// under `timeout -k` when it has a timeout (which signals its whole process group). It
+  /// does not start when its kill came first (the kill's stop mark exists).
   public func wrapped(tag: String) -> String {
     var inner = "sh -c \(ShellQuote.quote(script)) \(tag)"
     if let timeout { inner = "timeout -k 5 \(Self.wholeSeconds(timeout)) " + inner }
-    return "exec setsid -w " + inner
+    let stop = Self.stopMark(tag)
+    return "if [ -e \(stop) ]; then rm -f \(stop); exit 130; fi; exec setsid -w " + inner
+  }
+
+  /// The file a kill leaves for a command that has not started yet (Ctrl-C can overtake the
+  /// command on its way to the host). Its name holds the tag's id but not the tag itself:
+  /// the kill's own command line must not match the tag's pattern.
+  static func stopMark(_ tag: String) -> String {
+    "/tmp/.cfi-stop-" + tag.dropFirst("cfi-step-".count)
   }
 
   /// A fresh tag for `wrapped(tag:)`.
@@ -76,12 +85,14 @@ public struct RemoteCommand: Hashable, Sendable, CustomStringConvertible {
     "cfi-step-" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
   }
 
-  /// A script ending the session of the command tagged `tag` (TERM, then KILL).
+  /// A script ending the session of the command tagged `tag` (TERM, then KILL), or keeping
+  /// it from starting (the stop mark); it exits 0 once nothing of the command runs.
   public static func killScript(tag: String) -> String {
-    // `[s]`: the pattern must not match this killer's own command line.
+    // `[s]`: the pattern must not match this killer's own command line. `kill -s SIG -- -PGID`:
+    // the one form of a group kill that dash's kill takes as well as bash's.
     let pattern = ShellQuote.quote(tag.replacingOccurrences(of: "cfi-step-", with: "cfi-[s]tep-"))
     return """
-      for s in TERM KILL; do for p in $(pgrep -f -- \(pattern)); do kill -$s -- -"$p" 2>/dev/null; done; \
+      : >\(stopMark(tag)); for s in TERM KILL; do for p in $(pgrep -f -- \(pattern)); do kill -s $s -- -"$p" 2>/dev/null; done; \
       pgrep -f -- \(pattern) >/dev/null || exit 0; sleep 1; done; exit 1
       """
   }
@@ -145,14 +156,12 @@ public struct CommandResult: Hashable, Sendable {
   /// Its output, decoded as UTF-8 (invalid bytes become U+FFFD) and bounded by the transport.
   public var stdout: String
   public var stderr: String
-  public var duration: Duration
 
   /// Creates a result.
-  public init(_ termination: Termination, stdout: String = "", stderr: String = "", duration: Duration = .zero) {
+  public init(_ termination: Termination, stdout: String = "", stderr: String = "") {
     self.termination = termination
     self.stdout = stdout
     self.stderr = stderr
-    self.duration = duration
   }
 
   /// The result of a command that ran to its end with `status`: a timeout when the command
@@ -160,5 +169,17 @@ public struct CommandResult: Hashable, Sendable {
   static func finished(status: Int32, stdout: String, stderr: String, timeout: Duration?) -> CommandResult {
     let timedOut = timeout != nil && (status == 124 || status == 137)
     return CommandResult(timedOut ? .timedOut(status) : .exited(status), stdout: stdout, stderr: stderr)
+  }
+}
+
+extension Push {
+  /// Runs a push's rsync argv on this machine; the result's stdout is rsync's itemized list.
+  static func run(_ argv: [String]) async -> CommandResult {
+    do {
+      let output = try await LocalProcess.run(argv[0], Array(argv.dropFirst()))
+      return CommandResult(.exited(output.status), stdout: output.stdout, stderr: output.stderr)
+    } catch {
+      return CommandResult(Task.isCancelled ? .interrupted(nil) : .notRun("cannot run rsync: \(error)"))
+    }
   }
 }

@@ -14,10 +14,9 @@ import Synchronization
 /// Runs commands on real hosts over ssh, pushes with rsync.
 public final class SSHTransport: Transport {
   private let configuration: SSHConfiguration
-  let controlDirectory: String
+  /// The control directory this transport made, once it has.
+  private let madeDirectory = Mutex<String?>(nil)
   private let connections = Mutex<[HostName: Connection]>([:])
-  /// Remote kills started by interrupts, which must finish before the masters close.
-  private let kills = PendingKills()
 
   /// The state of a host's master connection.
   enum Connection {
@@ -29,17 +28,23 @@ public final class SSHTransport: Transport {
   /// A transport with `configuration`.
   public init(configuration: SSHConfiguration) {
     self.configuration = configuration
-    if let directory = configuration.controlDirectory {
-      controlDirectory = directory
-    } else {
+  }
+
+  /// Where the control sockets are, made on first use: a run that stops before it connects
+  /// (`cfi-sh -n`, a runbook with errors, a refused lock) leaves nothing behind.
+  var controlDirectory: String {
+    if let given = configuration.controlDirectory { return given }
+    return madeDirectory.withLock { made in
+      if let made { return made }
       // Control socket paths must be short (sun_path is 108 bytes): a private dir under
       // $TMPDIR when that is short enough, else under /tmp.
       var base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
       if base.isEmpty || base.utf8.count > 48 { base = "/tmp" }
       while base.count > 1, base.hasSuffix("/") { base.removeLast() }
       var template = Array((base + "/cfi-ssh-XXXXXX").utf8CString)
-      let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-      controlDirectory = made.map { String(cString: $0) } ?? "/tmp/cfi-ssh-\(getpid())"
+      let path = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }.map { String(cString: $0) }
+      made = path ?? "/tmp/cfi-ssh-\(getpid())"
+      return made!
     }
   }
 
@@ -66,7 +71,8 @@ public final class SSHTransport: Transport {
       "-l", target.user,
     ]
     if let identityFile = configuration.identityFile {
-      options += ["-i", identityFile.replacingOccurrences(of: "%", with: "%%"), "-o", "IdentitiesOnly=yes"]
+      // As an option, not `-i`: ssh stat()s `-i`'s path as given, before expanding `%%`.
+      options += ["-o", "IdentityFile=" + Self.configValue(identityFile), "-o", "IdentitiesOnly=yes"]
     }
     if let port = target.port { options += ["-p", String(port)] }
     return options
@@ -98,8 +104,8 @@ public final class SSHTransport: Transport {
   }
 
   /// A path as the value of an ssh `-o` option. ssh splits such a line itself (quotes and
-  /// backslashes, as in ssh_config) and expands `%` tokens in these paths (as it does in
-  /// `-i`'s): a path with a space, a quote or a `%` must be written for that.
+  /// backslashes, as in ssh_config) and expands `%` tokens in these paths: a path with a
+  /// space, a quote or a `%` must be written for that.
   static func configValue(_ path: String) -> String {
     let expanded = path.replacingOccurrences(of: "%", with: "%%")
     guard expanded.contains(where: { " \t'\"\\".contains($0) }) else { return expanded }
@@ -199,16 +205,9 @@ public final class SSHTransport: Transport {
 
   // MARK: - Transport
 
-  public func run(_ command: RemoteCommand, on host: Host) async -> CommandResult {
-    let start = ContinuousClock.now
-    var result = await execute(command, on: host)
-    result.duration = ContinuousClock.now - start
-    return result
-  }
-
   /// Runs `command` over the host's master (opening it if needed). Its input goes to its stdin
   /// (secrets travel this way, never in argv). Its timeout is enforced on the host.
-  private func execute(_ command: RemoteCommand, on host: Host) async -> CommandResult {
+  public func run(_ command: RemoteCommand, on host: Host) async -> CommandResult {
     let target: SSHTarget
     do throws(SSHTarget.Invalid) { target = try SSHTarget(host) } catch { return CommandResult(.notRun(error.message)) }
     let opensMaster: Bool
@@ -219,67 +218,40 @@ public final class SSHTransport: Transport {
     }
     if opensMaster { prepareKnownHosts() }
     // The command runs in its own session on the host, tagged, so that a timeout (`timeout`
-    // signals its whole process group) or an interrupt (`killRemote`) ends everything it
-    // started — killing the local ssh alone would leave it running.
+    // signals its whole process group) or an interrupt (killed by its tag over the master)
+    // ends everything it started: killing the local ssh alone would leave it running.
     let tag = RemoteCommand.newTag()
     let argv = sshArgv(command, on: target, tag: tag, opensMaster: opensMaster)
-    do {
-      let output = try await withTaskCancellationHandler {
-        try await LocalProcess.run(argv[0], Array(argv.dropFirst()), input: command.input?.revealed)
-      } onCancel: {
-        killRemote(tag, on: target)
-      }
-      if let confirmed = await kills.confirm(tag) { return PendingKills.interrupted(confirmed: confirmed) }
-      if opensMaster {
-        // ssh's own failures exit 255; with no master left behind, the host was not reached
-        // and the command never ran.
-        let opened = FileManager.default.fileExists(atPath: controlPath(target))
-        let failure = !opened && output.status == 255
-          ? Self.classifyConnectFailure(target.name, output.stderr, command.connectTimeout) : nil
-        if let failure = recordConnect(target, failure: failure) { return failure }
-        if !opened { connections.withLock { $0[target.name] = nil } }
-      } else if output.status == 255, !(await masterAlive(target, connectTimeout: command.connectTimeout)) {
-        connections.withLock { $0[target.name] = nil }
-        return CommandResult(.unreachable("connection to \(host.name) lost"), stderr: output.stderr)
-      }
-      return CommandResult.finished(
-        status: output.status, stdout: output.stdout, stderr: output.stderr, timeout: command.timeout)
-    } catch {
-      if let confirmed = await kills.confirm(tag) { return PendingKills.interrupted(confirmed: confirmed) }
-      if Task.isCancelled { return CommandResult(.interrupted(nil)) }
-      return CommandResult(.notRun("cannot run ssh: \(error)"))
+    let kill = sshArgv(target, connectTimeout: .seconds(5), ["-o", "ControlMaster=no"], command: RemoteCommand.killScript(tag: tag))
+    let ending = await TaggedCommand.run(
+      program: "ssh", { try await LocalProcess.run(argv[0], Array(argv.dropFirst()), input: command.input?.revealed) },
+      reachable: { FileManager.default.fileExists(atPath: controlPath(target)) },
+      kill: { (try? await LocalProcess.run(kill[0], Array(kill.dropFirst())))?.status == 0 })
+    let output: ProgramResult
+    switch ending {
+    case .stopped(let result): return result
+    case .finished(let finished): output = finished
     }
+    if opensMaster {
+      // ssh's own failures exit 255; with no master left behind, the host was not reached
+      // and the command never ran.
+      let opened = FileManager.default.fileExists(atPath: controlPath(target))
+      let failure = !opened && output.status == 255
+        ? Self.classifyConnectFailure(target.name, output.stderr, command.connectTimeout) : nil
+      if let failure = recordConnect(target, failure: failure) { return failure }
+      if !opened { connections.withLock { $0[target.name] = nil } }
+    } else if output.status == 255, !(await masterAlive(target, connectTimeout: command.connectTimeout)) {
+      connections.withLock { $0[target.name] = nil }
+      return CommandResult(.unreachable("connection to \(host.name) lost"), stderr: output.stderr)
+    }
+    return CommandResult.finished(status: output.status, stdout: output.stdout, stderr: output.stderr, timeout: command.timeout)
   }
 
   public func push(_ push: Push, to host: Host) async -> CommandResult {
-    let start = ContinuousClock.now
-    var result: CommandResult
-    do throws(SSHTarget.Invalid) {
-      let target = try SSHTarget(host)
-      if let failure = await connect(target, connectTimeout: push.connectTimeout) {
-        result = failure
-      } else {
-        let argv = rsyncArgv(push, to: target)
-        do {
-          let output = try await LocalProcess.run(argv[0], Array(argv.dropFirst()))
-          result = CommandResult(.exited(output.status), stdout: output.stdout, stderr: output.stderr)
-        } catch {
-          result = CommandResult(.notRun("cannot run rsync: \(error)"))
-        }
-      }
-    } catch {
-      result = CommandResult(.notRun(error.message))
-    }
-    result.duration = ContinuousClock.now - start
-    return result
-  }
-
-  /// Ends a tagged remote command's session (TERM, then KILL), over the host's master.
-  /// Runs detached: the interrupted command waits for it before it reports, `shutdown()`
-  /// before closing the master.
-  private func killRemote(_ tag: String, on target: SSHTarget) {
-    let argv = sshArgv(target, connectTimeout: .seconds(5), ["-o", "ControlMaster=no"], command: RemoteCommand.killScript(tag: tag))
-    kills.start(tag) { (try? await LocalProcess.run(argv[0], Array(argv.dropFirst())))?.status == 0 }
+    let target: SSHTarget
+    do throws(SSHTarget.Invalid) { target = try SSHTarget(host) } catch { return CommandResult(.notRun(error.message)) }
+    if let failure = await connect(target, connectTimeout: push.connectTimeout) { return failure }
+    return await Push.run(rsyncArgv(push, to: target))
   }
 
   private func masterAlive(_ target: SSHTarget, connectTimeout: Duration) async -> Bool {
@@ -291,11 +263,11 @@ public final class SSHTransport: Transport {
     connections.withLock { connections in
       connections = connections.filter { if case .failed = $0.value { false } else { true } }
     }
-    await kills.finishAll()
   }
 
   public func shutdown() async {
-    await kills.finishAll()
+    // Nothing to close where no directory was made (the run never connected).
+    if configuration.controlDirectory == nil, madeDirectory.withLock({ $0 }) == nil { return }
     // Every socket in the directory, not only the masters recorded open: a first command
     // interrupted just as its master came up leaves one that was never recorded.
     let sockets = (try? FileManager.default.contentsOfDirectory(atPath: controlDirectory)) ?? []

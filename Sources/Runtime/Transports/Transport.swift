@@ -5,8 +5,9 @@
 /// Runs commands on hosts and pushes trees to them. Implementations: `SSHTransport` (OpenSSH
 /// and rsync), `LocalTransport` (this machine, no ssh) and `RecordingTransport` (tests).
 /// A transport must be safe to call concurrently for different hosts, must honour task
-/// cancellation (ending the command's whole process group where it runs), and never throws:
-/// whatever happens is a `CommandResult`.
+/// cancellation (a command: its whole session where it runs is ended before `run` returns; a
+/// push: the local rsync is stopped, and its remote side ends with the connection), and never
+/// throws: whatever happens is a `CommandResult`.
 public protocol Transport: Sendable {
   /// Runs `command` on `host`.
   func run(_ command: RemoteCommand, on host: Host) async -> CommandResult
