@@ -53,21 +53,14 @@ public enum TransportConformance {
 
   /// A timeout ends the command and everything it started in the background.
   static func timeoutKillsProcessGroup(_ transport: any Transport, _ host: Runtime.Host) async -> String? {
-    let marker = "cfi-conformance-\(UUID().uuidString.prefix(8).lowercased())"
+    let (marker, pattern) = marker()
     let start = ContinuousClock.now
     let result = await run(transport, host, "sh -c 'sleep 60; :' \(marker) & sh -c 'sleep 60; :' \(marker); wait", timeout: .seconds(1))
     let elapsed = ContinuousClock.now - start
     guard case .timedOut = result.termination, elapsed < .seconds(8) else {
       return "ended \(result.termination) after \(elapsed)"
     }
-    // `[c]`: the pattern must not match the command that looks for it.
-    let pattern = "[c]" + marker.dropFirst()
-    for _ in 0..<20 {
-      let left = await run(transport, host, "pgrep -f -- '\(pattern)' || true")
-      if left.stdout.isEmpty { return nil }
-      try? await Task.sleep(for: .milliseconds(250))
-    }
-    return "processes of the timed-out command are still running"
+    return await gone(transport, host, pattern)
   }
 
   static func invalidUTF8(_ transport: any Transport, _ host: Runtime.Host) async -> String? {
@@ -89,7 +82,8 @@ public enum TransportConformance {
     return (marker, "[c]" + marker.dropFirst())
   }
 
-  /// Waits until no process matches `pattern` where the command ran; what is wrong if some stay.
+  /// Waits until no process matches `pattern` where the command ran (a kill takes a moment);
+  /// what is wrong if some stay.
   static func gone(_ transport: any Transport, _ host: Runtime.Host, _ pattern: String) async -> String? {
     for _ in 0..<20 {
       let left = await run(transport, host, "pgrep -f -- '\(pattern)' || true")
