@@ -66,7 +66,10 @@ public final class FleetRun: Sendable {
   private let sources: InventorySources
   private let audit: AuditPolicy
   private let notice: @Sendable (String) -> Void
-  private let auditBroken = Mutex(false)
+  /// The notices already given (each once per FleetRun).
+  private let said = Mutex<Set<Notice>>([])
+
+  private enum Notice { case auditLog, knownClients }
 
   /// A fleet on `store` whose actions `executor` performs. `notice` hears what the operator should
   /// know but that does not stop anything (a source that failed, a log that went missing).
@@ -100,32 +103,45 @@ public final class FleetRun: Sendable {
     return snapshot
   }
 
-  /// Adds hosts to the known clients; a store that cannot be written is a notice, not a failure.
+  /// Adds hosts to the known clients; a store that cannot be written is a notice (said once
+  /// per FleetRun: a session would repeat it after every entry), not a failure.
   public func remember(_ hosts: [Host]) {
     guard !hosts.isEmpty else { return }
     do { try KnownClients(store: store).remember(hosts) } catch {
-      notice("cannot update the known clients: \(error.localizedDescription)")
+      if said.withLock({ $0.insert(.knownClients).inserted }) {
+        notice("cannot update the known clients: \(error.localizedDescription)")
+      }
     }
   }
 
   // MARK: - Runs
 
-  /// Runs `body` as one run: opens the audit log, takes the store's lock, runs, derives the
-  /// exit status, remembers the hosts reached, writes the run's record. `arguments` go into
-  /// the record (hashes redacted). Throws only when the run could not start.
+  /// Runs `body` as one run: opens the audit log and takes the store's lock, runs, derives
+  /// the exit status, remembers the hosts reached, writes the run's record. `arguments` go
+  /// into the record (hashes redacted). Throws only when the run could not start.
   public func run<Result>(
     arguments: [String] = [], lock: LockPolicy, sink: any EventSink,
     _ body: (any EventSink) async -> (Result, RunEnd)
-  ) async throws(FleetRunError) -> (result: Result, end: RunEnd, exitStatus: Int32) {
-    let log = try openAuditLog(arguments: arguments)
-    let held = try takeLock(lock)
+  ) async throws(FleetRunError) -> (result: Result, exitStatus: Int32) {
+    // A required log first, so that a run that cannot have one fails before it waits for the
+    // lock; a best-effort log after the lock, so that an entry refused by the lock opens
+    // (and creates) nothing.
+    let log: AuditLog?
+    let held: StoreLock?
+    if case .required = audit {
+      log = try openAuditLog(arguments: arguments)
+      held = try takeLock(lock)
+    } else {
+      held = try takeLock(lock)
+      log = try openAuditLog(arguments: arguments)
+    }
     let sinks: [any EventSink] = log.map { [sink, $0] } ?? [sink]
     let (result, end) = await body(sinks.count == 1 ? sink : MultiplexSink(sinks))
     let status = ExitStatus.of(end)
     remember(end.reached)
     log?.finish(exitStatus: status)
     withExtendedLifetime(held) {}
-    return (result, end, status)
+    return (result, status)
   }
 
   /// Closes every connection (at the end of a session; a runbook's interpreter closes them
@@ -142,11 +158,11 @@ public final class FleetRun: Sendable {
     case .required(let where_): (path, required) = (where_, true)
     case .bestEffort(let where_): (path, required) = (where_, false)
     }
-    if auditBroken.withLock({ $0 }) { return nil }
+    if said.withLock({ $0.contains(.auditLog) }) { return nil }
     do { return try AuditLog(path: path, arguments: arguments) } catch {
       let reason = error.reason
       if required { throw .auditLogUnavailable(path: path, reason: reason) }
-      auditBroken.withLock { $0 = true }
+      said.withLock { _ = $0.insert(.auditLog) }
       notice("cannot open the audit log '\(path)': \(reason); this session runs without it")
       return nil
     }

@@ -149,7 +149,9 @@ final class Repl {
     let check = self.check
     let session = self.session
     let interrupts = self.interrupts
-    // The audit log's "runbook": the entry as a runbook says it, hashes redacted.
+    // The audit log's "runbook": the entry as a runbook says it, hashes redacted here, in
+    // CFIScript text: the log's own redaction sees JSON, where a `\$` escape is doubled and
+    // no longer looks like a hash.
     let name = "cfi-sh session: " + SecretText.redactingHashes(String(text.prefix(1000)))
     let result: RunResult
     do {
@@ -161,7 +163,7 @@ final class Repl {
         return (result, result.end)
       }.result
     } catch {
-      fail(CommandFailure(error, noWait: false).message)
+      fail(CommandFailure(error, whenLocked: "try again when it has finished").message)
       return
     }
     if let error = result.error { await report([error]) }

@@ -23,7 +23,7 @@ struct RunbookRunner {
   private func runChecked() async throws -> Int32 {
     let (runbook, name, arguments) = try load()
     let fleet = options.makeFleetRun(
-      audit: options.syntaxCheck ? .none : options.auditPolicy(required: true),
+      audit: options.auditPolicy(required: true),
       notice: { [verbose = options.verbose] message in
         if verbose { Stream.standardError.write("cfi-sh: \(message)\n") }
       })
@@ -67,7 +67,7 @@ struct RunbookRunner {
         : .wait { holder in
           Stream.standardError.write("cfi-sh: waiting for another run on \(store.root) (pid \(holder ?? "?")) to finish\n")
         }
-    let run: (result: RunResult, end: RunEnd, exitStatus: Int32)
+    let run: (result: RunResult, exitStatus: Int32)
     do {
       run = try await fleet.run(arguments: arguments, lock: lock, sink: renderer) { sink in
         let task = Task {
@@ -81,7 +81,7 @@ struct RunbookRunner {
         return (result, result.end)
       }
     } catch {
-      throw CommandFailure(error, noWait: options.noWait)
+      throw CommandFailure(error, whenLocked: "not waiting (--no-wait)")
     }
     if let error = run.result.error {
       Stream.standardError.write(diagnosticRenderer.render(error))

@@ -41,11 +41,10 @@ struct CommandFailure: Error {
     }
   }
 
-  /// A run that could not start; `noWait`: the lock was refused because of `--no-wait`.
-  init(_ error: FleetRunError, noWait: Bool) {
+  /// A run that could not start; `whenLocked` says what to do about a lock another run holds.
+  init(_ error: FleetRunError, whenLocked advice: String) {
     switch error {
     case .locked(let store, let holder):
-      let advice = noWait ? "not waiting (--no-wait)" : "try again when it has finished"
       self.init(message: "another run holds the lock of \(store) (pid \(holder ?? "?")); \(advice)", status: ExitStatus.locked)
     case .lockUnavailable(let message):
       self.init(message: message, status: ExitStatus.usage)
@@ -53,9 +52,4 @@ struct CommandFailure: Error {
       self.init(message: "cannot open the audit log '\(path)': \(reason)", status: ExitStatus.usage)
     }
   }
-}
-
-extension RunResult {
-  /// How the run ended, as the fleet sees it.
-  var end: RunEnd { RunEnd(outcomes: outcomes, runtimeError: error != nil, interrupted: interrupted) }
 }

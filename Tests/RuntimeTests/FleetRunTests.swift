@@ -98,6 +98,19 @@ final class FleetRunEvents: EventSink, @unchecked Sendable {
     withExtendedLifetime(holder) {}
   }
 
+  @Test func aSessionEntryRefusedByTheLockOpensNoAuditLog() async throws {
+    let log = scratch.path + "/log/audit.log"
+    let fleet = fleet(audit: .bestEffort(path: log))
+    let holder = try StoreLock(store: store, wait: false)
+    await #expect(throws: FleetRunError.self) {
+      _ = try await fleet.run(lock: .noWait, sink: FleetRunEvents()) { _ in
+        ((), RunEnd(outcomes: [], runtimeError: false, interrupted: false))
+      }
+    }
+    #expect(!FileManager.default.fileExists(atPath: log))
+    withExtendedLifetime(holder) {}
+  }
+
   @Test func theLockIsFreeAgainAfterARun() async throws {
     let fleet = fleet()
     for _ in 0..<2 {

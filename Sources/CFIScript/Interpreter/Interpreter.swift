@@ -52,6 +52,9 @@ public struct RunResult: Sendable {
   public var interrupted: Bool
   /// Whether `max_fail` stopped the run.
   public var stoppedByMaxFail: Bool
+
+  /// How the run ended, as the fleet (Runtime's `FleetRun`) sees it.
+  public var end: RunEnd { RunEnd(outcomes: outcomes, runtimeError: error != nil, interrupted: interrupted) }
 }
 
 /// A user-defined function.
