@@ -74,29 +74,61 @@ public struct KnownClients: Sendable {
   }
 
   /// Records `hosts` as reached now, keeping the others; written atomically (temp + rename).
+  /// Entries this version cannot read (edited by hand, written by another version) are kept
+  /// as they are; a file that is not a list at all is left alone and the write refused.
   public func remember(_ hosts: [Host], at date: Date = Date()) throws {
     guard !hosts.isEmpty else { return }
-    var byName = Dictionary(load().map { ($0.name, $0) }, uniquingKeysWith: { $1 })
+    let (clients, unreadable) = try readForUpdate()
+    var byName = Dictionary(clients.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
     for host in hosts { byName[host.name] = KnownClient(host, lastSeen: date) }
-    let encoder = JSONEncoder()
-    encoder.dateEncodingStrategy = .iso8601
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    let data = try encoder.encode(byName.values.sorted { HostFolding.naturalLess($0.name, $1.name) })
-    try FileManager.default.createDirectory(
-      atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-    try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+    try save(Array(byName.values), keeping: unreadable)
   }
 
   /// Forgets a host; returns whether it was known.
   @discardableResult
   public func forget(_ name: HostName) throws -> Bool {
-    let clients = load()
+    let (clients, unreadable) = try readForUpdate()
     let kept = clients.filter { $0.name != name }
     guard kept.count != clients.count else { return false }
+    try save(kept, keeping: unreadable)
+    return true
+  }
+
+  /// Why the file is not rewritten.
+  public struct NotAList: LocalizedError {
+    public var path: String
+    public var errorDescription: String? { "\(path) is not a list of known clients; fix or remove it" }
+  }
+
+  /// The file's clients, and the entries that do not decode (as JSON values, to write back).
+  private func readForUpdate() throws -> ([KnownClient], [Any]) {
+    guard let data = FileManager.default.contents(atPath: path) else { return ([], []) }
+    guard let list = try? JSONSerialization.jsonObject(with: data) as? [Any] else { throw NotAList(path: path) }
+    let decoder = JSONDecoder()
+    decoder.dateDecodingStrategy = .iso8601
+    var clients: [KnownClient] = []
+    var unreadable: [Any] = []
+    for entry in list {
+      if let bytes = try? JSONSerialization.data(withJSONObject: entry, options: [.fragmentsAllowed]),
+        let client = try? decoder.decode(KnownClient.self, from: bytes)
+      {
+        clients.append(client)
+      } else {
+        unreadable.append(entry)
+      }
+    }
+    return (clients, unreadable)
+  }
+
+  /// Writes `clients` (in natural order of names), then the `unreadable` entries as they were.
+  private func save(_ clients: [KnownClient], keeping unreadable: [Any]) throws {
     let encoder = JSONEncoder()
     encoder.dateEncodingStrategy = .iso8601
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    try encoder.encode(kept).write(to: URL(fileURLWithPath: path), options: .atomic)
-    return true
+    let encoded = try encoder.encode(clients.sorted { HostFolding.naturalLess($0.name, $1.name) })
+    let entries = (try JSONSerialization.jsonObject(with: encoded) as? [Any] ?? []) + unreadable
+    let data = try JSONSerialization.data(withJSONObject: entries, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    try FileManager.default.createDirectory(
+      atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    try data.write(to: URL(fileURLWithPath: path), options: .atomic)
   }
 }

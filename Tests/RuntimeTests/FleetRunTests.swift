@@ -177,6 +177,20 @@ final class FleetRunEvents: EventSink, @unchecked Sendable {
     var reasons: [String] = []
     #expect(clients.load { reasons.append($0) }.map(\.name) == ["pc1"])
     #expect(reasons == ["\(clients.path): entry 1 ignored: 'name': not a host name: -oProxyCommand=x"])
+    // Writing the file again keeps what it cannot read, as it was.
+    try clients.remember([Host(name: "pc2", group: "lab")])
+    try clients.forget("pc1")
+    #expect(clients.load().map(\.name) == ["pc2"])
+    #expect(try String(contentsOfFile: clients.path, encoding: .utf8).contains("-oProxyCommand=x"))
+  }
+
+  /// A file that is not a list at all is not replaced by this run's hosts.
+  @Test func aKnownClientsFileThatIsNotAListIsNotOverwritten() throws {
+    let clients = KnownClients(store: store)
+    try FileManager.default.createDirectory(atPath: store.root + "/.cfi", withIntermediateDirectories: true)
+    try "[{\"name\": \"pc1\",}".write(toFile: clients.path, atomically: true, encoding: .utf8)
+    #expect(throws: KnownClients.NotAList.self) { try clients.remember([Host(name: "pc2", group: "lab")]) }
+    #expect(try String(contentsOfFile: clients.path, encoding: .utf8) == "[{\"name\": \"pc1\",}")
   }
 
   @Test func aMissingOrWrongClientListIsAnErrorThatSaysWhy() async throws {
