@@ -1,6 +1,9 @@
 // The canonical text of CFIScript: the one place that knows how to write the language, down
-// to a string literal's escapes. Step and block labels in output, the audit log, `:save` and
-// `:rerun` print through it, so that nothing outside the syntax layer escapes CFIScript.
+// to a string literal's escapes. Step and block labels (terminal and JSON output) and the
+// target that `:save` and `:rerun` write around an entry print through it,
+// so that nothing outside the syntax layer escapes CFIScript. Whole programs print through
+// it too (`program`): the round-trip tests hold it to "parsing what it prints gives the same
+// tree" for every golden case.
 //
 // Printing is faithful, not pretty: parsing what it prints gives the same tree (ranges
 // aside). Expressions that are not primaries are parenthesized wherever the grammar could

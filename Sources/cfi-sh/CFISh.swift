@@ -188,6 +188,6 @@ func parseDuration(_ text: String, option: String) throws -> Duration {
   do throws(DurationTextError) {
     return try Duration(cfiText: text.allSatisfy { $0.isASCII && $0.isNumber } && !text.isEmpty ? text + "s" : text)
   } catch {
-    throw ValidationError("\(option) takes a duration such as 30s, 5m or 1h, not '\(text)'")
+    throw ValidationError("\(option): \(error.message), or a number of seconds")
   }
 }

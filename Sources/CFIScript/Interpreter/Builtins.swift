@@ -86,13 +86,13 @@ extension Program {
   /// Whether the runbook says `set discovery = off` (or `false`) at its top level or in a
   /// file it includes there, so that the inventory can be loaded without browsing first.
   public var turnsDiscoveryOff: Bool {
-    StatementWalk().contains(statements) { statement in
+    StatementWalk().contains(statements, entering: { statement in
       if case .include = statement.kind { true } else { false }
-    } where: { statement in
+    }, where: { statement in
       guard case .set(let name, let value) = statement.kind, name.name == Setting.discovery.rawValue,
         case .boolean(false) = value.kind
       else { return false }
       return true
-    }
+    })
   }
 }

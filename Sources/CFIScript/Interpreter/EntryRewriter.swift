@@ -55,18 +55,18 @@ struct EntryRewriter {
   /// Whether a top-level statement must run on hosts: an action, or a call of a def that
   /// needs one, itself or inside its `if`, `for` and `try` blocks.
   private func needsHost(_ statement: Statement) -> Bool {
-    StatementWalk().contains([statement]) { inner in
+    StatementWalk().contains([statement], entering: { inner in
       switch inner.kind {
       case .if, .for, .try: true
       default: false
       }
-    } where: { inner in
+    }, where: { inner in
       switch inner.kind {
       case .action: true
       case .call(let name, _): functions[name.name]?.needsHost ?? false
       default: false
       }
-    }
+    })
   }
 
   /// `statement` with its `on` blocks (also inside `if`, `for`, `try`) pointed at `target`.
@@ -101,10 +101,10 @@ struct EntryRewriter {
   /// Whether statements run an `on` block, directly or through includes and calls (a def's
   /// body counts where it is called, not where it is written).
   private func containsOn(_ statements: [Statement]) -> Bool {
-    StatementWalk(following: bodies).contains(statements) { inner in
+    StatementWalk(following: bodies).contains(statements, entering: { inner in
       if case .def = inner.kind { false } else { true }
-    } where: { inner in
+    }, where: { inner in
       if case .on = inner.kind { true } else { false }
-    }
+    })
   }
 }

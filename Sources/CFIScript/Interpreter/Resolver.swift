@@ -121,12 +121,12 @@ public struct Resolver {
     let outerFunctions = functions
     for (name, body) in bodies {
       // A def needs a host if it runs an action or uses `host`, itself or through the defs it calls.
-      functions[name]?.needsHost = walk.contains(body.statements) { inner in
+      functions[name]?.needsHost = walk.contains(body.statements, entering: { inner in
         if case .on = inner.kind { false } else { true }
-      } where: { inner in
+      }, where: { inner in
         if case .call(let callee, _) = inner.kind { bodies[callee.name] == nil && outerFunctions[callee.name]?.needsHost == true }
         else { Resolver.needsHost(inner) }
-      }
+      })
       // A def that runs an `on` block (itself or through another def) cannot run inside one.
       if walk.contains(body.statements, where: { if case .on = $0.kind { true } else { false } }) {
         defsWithOn.insert(name)
@@ -211,7 +211,7 @@ public struct Resolver {
       bind(name)
     case .group(let name, let items):
       if GroupName(name.name) == nil {
-        error(.badHostPattern, "'\(name.name)' is not a valid group name (letters, digits, '-', '_')", at: name.range)
+        error(.badHostPattern, GroupNameError(text: name.name).description, at: name.range)
       }
       patterns(items)
       groups.insert(name.name)
@@ -282,7 +282,7 @@ public struct Resolver {
           if name.hasPrefix("@") {
             error(.badHostPattern, "write 'on group \(name.dropFirst())' (without '@'), or 'on host \(name)'", at: range)
           } else if GroupName(name) == nil {
-            error(.badHostPattern, "'\(name)' is not a valid group name (letters, digits, '-', '_')", at: range)
+            error(.badHostPattern, GroupNameError(text: name).description, at: range)
           } else if !groups.contains(name) {
             unknownGroup(name, at: range)
           } else {
