@@ -46,6 +46,10 @@ struct ServerCommand: AsyncParsableCommand {
       if let announcement = report.announcement {
         print("announced as \(ServiceType.server): \(announcement.file)")
       }
+      if let failure = report.announcementFailure {
+        FileHandle.standardError.write(Data("cfi-sh server init: the key is ready, but not announced: \(failure)\n".utf8))
+        throw ExitCode(1)
+      }
     }
   }
 }

@@ -189,6 +189,15 @@ import TestSupport
     #expect(!second.created && second.fingerprint == first.fingerprint && second.announcement == nil)
   }
 
+  /// A key that was made is reported even when it cannot be announced.
+  @Test func serverSetupReportsItsKeyWhenItCannotAnnounceIt() async throws {
+    _ = try directory.write("avahi", "a file where the services directory should be")
+    let report = try await ServerSetup(keyFile: directory.path + "/keys/id_cfi", servicesDirectory: directory.path + "/avahi").run()
+    #expect(report.created && report.announcement == nil)
+    #expect(report.announcementFailure != nil)
+    #expect(FileManager.default.fileExists(atPath: report.publicKeyFile))
+  }
+
   @Test func serverSetupRefusesAKeyClientsWouldRefuse() async throws {
     _ = try directory.write("keys/id_rsa", "private", createDirectories: true)
     _ = try directory.write("keys/id_rsa.pub", Keys.rsa + "\n")

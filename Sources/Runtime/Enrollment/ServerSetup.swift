@@ -26,6 +26,8 @@ public struct ServerSetup: Sendable {
     public var fingerprint: KeyFingerprint
     /// The service file announcing the key; nil when not announced.
     public var announcement: Announcement?
+    /// Why the key could not be announced (the key itself is made and reported all the same).
+    public var announcementFailure: EnrollmentError?
 
     public struct Announcement: Hashable, Sendable {
       public var file: String
@@ -53,12 +55,18 @@ public struct ServerSetup: Sendable {
       throw EnrollmentError("the public key \(publicKeyFile) \(error.description); clients accept only an ed25519 key (it fits an mDNS TXT record)")
     }
     let fingerprint = try await key.fingerprint(sshKeygen: sshKeygen)
-    var report = Report(keyFile: keyFile, publicKeyFile: publicKeyFile, created: created, fingerprint: fingerprint, announcement: nil)
+    var report = Report(
+      keyFile: keyFile, publicKeyFile: publicKeyFile, created: created, fingerprint: fingerprint, announcement: nil,
+      announcementFailure: nil)
     if let servicesDirectory {
       let file = AvahiServiceFile.server(publicKey: publicKey, fingerprint: fingerprint)
-      _ = try file.publish(in: servicesDirectory)
-      let reload = await AvahiReload.reload(for: servicesDirectory)
-      report.announcement = Report.Announcement(file: servicesDirectory + "/" + file.fileName, reload: reload)
+      do throws(EnrollmentError) {
+        _ = try file.publish(in: servicesDirectory)
+        let reload = await AvahiReload.reload(for: servicesDirectory)
+        report.announcement = Report.Announcement(file: servicesDirectory + "/" + file.fileName, reload: reload)
+      } catch {
+        report.announcementFailure = error
+      }
     }
     return report
   }
