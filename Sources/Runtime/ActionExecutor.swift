@@ -54,43 +54,34 @@ public final class ActionExecutor: StepExecutor {
       case .command(let command, let then):
         // An interrupted step sends nothing more (its first command may have been stopped).
         if Task.isCancelled { return StepResult(status: .interrupted) }
-        switch Self.exited(await transport.run(command, on: host), timeout: command.timeout) {
-        case .success(let exited): plan = then(exited)
-        case .failure(let ending): return ending.result
-        }
+        let outcome = await transport.run(command, on: host)
+        guard case .exited(let status) = outcome.termination else { return Self.ending(of: outcome, timeout: command.timeout) }
+        plan = then(Exited(status: status, stdout: outcome.stdout, stderr: outcome.stderr))
       case .push(let push, let then):
         if Task.isCancelled { return StepResult(status: .interrupted) }
-        switch Self.exited(await transport.push(push, to: host), timeout: nil) {
-        case .success(let exited): plan = then(exited)
-        case .failure(let ending): return ending.result
-        }
+        let outcome = await transport.push(push, to: host)
+        guard case .exited(let status) = outcome.termination else { return Self.ending(of: outcome, timeout: nil) }
+        plan = then(Exited(status: status, stdout: outcome.stdout, stderr: outcome.stderr))
       }
     }
   }
 
-  /// A command that did not end on its own: the step's result says why.
-  struct Ending: Error {
-    var result: StepResult
-  }
-
-  /// What a plan decides on, or the step's result when the command did not run to its end.
-  static func exited(_ outcome: CommandResult, timeout: Duration?) -> Result<Exited, Ending> {
+  /// The step's result when a command did not run to its own end (one that exited goes to
+  /// the plan's decoder instead). `timeout` is the command's, for the message.
+  static func ending(of outcome: CommandResult, timeout: Duration?) -> StepResult {
     switch outcome.termination {
     case .exited(let status):
-      return .success(Exited(status: status, stdout: outcome.stdout, stderr: outcome.stderr))
+      return StepResult(status: status == 0 ? .ok : .failed, exitCode: status, output: outcome.stdout, errorOutput: outcome.stderr)
     case .timedOut(let status):
-      let seconds = timeout?.cfiText ?? "its timeout"
-      return .failure(
-        Ending(
-          result: StepResult(
-            status: .failed, exitCode: status, output: outcome.stdout, errorOutput: outcome.stderr,
-            message: "timed out after \(seconds) (the command was killed on the host)")))
+      return StepResult(
+        status: .failed, exitCode: status, output: outcome.stdout, errorOutput: outcome.stderr,
+        message: "timed out after \(timeout?.cfiText ?? "its timeout") (the command was killed on the host)")
     case .unreachable(let message):
-      return .failure(Ending(result: StepResult(status: .unreachable, errorOutput: outcome.stderr, message: message)))
+      return StepResult(status: .unreachable, errorOutput: outcome.stderr, message: message)
     case .notRun(let message):
-      return .failure(Ending(result: StepResult(status: .failed, errorOutput: outcome.stderr, message: message)))
+      return StepResult(status: .failed, errorOutput: outcome.stderr, message: message)
     case .interrupted(let message):
-      return .failure(Ending(result: StepResult(status: .interrupted, message: message)))
+      return StepResult(status: .interrupted, message: message)
     }
   }
 
