@@ -19,8 +19,18 @@ public final class StoreLock: Sendable {
   public init(store: Store, wait: Bool, waiting: (String?) -> Void = { _ in }) throws(Failure) {
     path = store.root + "/.cfi/lock"
     try? FileManager.default.createDirectory(atPath: store.root + "/.cfi", withIntermediateDirectories: true)
-    let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw .cannotOpen("cannot open lock file \(path): \(String(cString: strerror(errno)))") }
+    // Never through a symlink, and only a regular file: the lock file is truncated and
+    // written as root, and a store's directory may be writable by others than root.
+    let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0o644)
+    guard fd >= 0 else {
+      let reason = errno == ELOOP ? "it is a symbolic link" : String(cString: strerror(errno))
+      throw .cannotOpen("cannot open lock file \(path): \(reason)")
+    }
+    var status = stat()
+    guard fstat(fd, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+      close(fd)
+      throw .cannotOpen("cannot open lock file \(path): it is not a regular file")
+    }
     if flock(fd, LOCK_EX | LOCK_NB) != 0 {
       let holder = StoreLock.holder(fd)
       guard wait else {

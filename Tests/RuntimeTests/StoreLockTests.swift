@@ -133,4 +133,28 @@ struct StoreLockTests {
       Issue.record("expected cannotOpen, got \(error)")
     }
   }
+
+  /// Where the store is writable by others than root, the lock file could be a link to a file
+  /// root would then truncate: it is refused, and the file it points to stays as it was.
+  @Test(arguments: ["symlink", "fifo"])
+  func aLockFileThatIsNotARegularFileIsRefused(_ kind: String) throws {
+    let temporary = try TemporaryStore()
+    try FileManager.default.createDirectory(atPath: temporary.store.root + "/.cfi", withIntermediateDirectories: true)
+    let victim = temporary.store.root + "/precious"
+    try "keep me\n".write(toFile: victim, atomically: false, encoding: .utf8)
+    if kind == "symlink" {
+      try FileManager.default.createSymbolicLink(atPath: temporary.lockPath, withDestinationPath: victim)
+    } else {
+      #expect(mkfifo(temporary.lockPath, 0o644) == 0)
+    }
+    do {
+      _ = try StoreLock(store: temporary.store, wait: false)
+      Issue.record("a lock was taken through a \(kind)")
+    } catch .cannotOpen(let message) {
+      #expect(message.contains(kind == "symlink" ? "symbolic link" : "not a regular file"), "\(message)")
+    } catch {
+      Issue.record("expected cannotOpen, got \(error)")
+    }
+    #expect(try String(contentsOfFile: victim, encoding: .utf8) == "keep me\n")
+  }
 }
