@@ -33,12 +33,23 @@ public struct BlockInfo: Hashable, Sendable {
   public var location: String
   /// The hosts the block will run on, in order.
   public var hosts: [Host]
+  /// Hosts the target named that are this server (`ServerIdentity`), left out: the server is
+  /// reached only when `on host NAME` names it.
+  public var leftOut: [Host]
 
-  public init(id: Int, label: String, location: String, hosts: [Host]) {
+  public init(id: Int, label: String, location: String, hosts: [Host], leftOut: [Host] = []) {
     self.id = id
     self.label = label
     self.location = location
     self.hosts = hosts
+    self.leftOut = leftOut
+  }
+
+  /// The note about the hosts left out, e.g. `on all: leaving out localhost (this server)`;
+  /// nil when none was.
+  public var leftOutNote: String? {
+    guard !leftOut.isEmpty else { return nil }
+    return "\(label): leaving out \(HostFolding.foldedString(leftOut.map(\.name))) (this server)"
   }
 }
 

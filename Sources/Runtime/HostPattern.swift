@@ -80,6 +80,12 @@ public struct HostPattern: Hashable, Sendable, CustomStringConvertible {
     return nil
   }
 
+  /// Whether the pattern is one plain host name: no group reference, no range.
+  public var isSingleName: Bool {
+    guard case .name(let segments) = kind else { return false }
+    return segments.allSatisfy { if case .literal = $0 { true } else { false } }
+  }
+
   // Why 100,000: larger than any pool this tool drives, yet small enough that a typo such as
   // `pc[1-99999999]` (or a cartesian product of a few brackets) fails fast with a clear error
   // instead of allocating gigabytes of names. Callers that really mean more pass `limit:`.

@@ -28,6 +28,7 @@ final class JSONRenderer: EventSink {
     var target: String?
     var location: String?
     var hosts: [String]?
+    var leftOut: [String]?
     var host: String?
     var group: String?
     var step: String?
@@ -51,7 +52,7 @@ final class JSONRenderer: EventSink {
     }
 
     enum CodingKeys: String, CodingKey {
-      case event, time, runbook, check, block, target, location, hosts, host, group, step, tolerated, status
+      case event, time, runbook, check, block, target, location, hosts, leftOut = "left_out", host, group, step, tolerated, status
       case exitCode = "exit_code", stdout, stderr, message, durationMs = "duration_ms", stopped, interrupted, error, outcomes
     }
 
@@ -92,6 +93,7 @@ final class JSONRenderer: EventSink {
       record.target = info.label
       record.location = info.location
       record.hosts = info.hosts.map(\.name.rawValue)
+      if !info.leftOut.isEmpty { record.leftOut = info.leftOut.map(\.name.rawValue) }
       return record
     case .stepStarted(let step, let host):
       var record = Record("step_started")

@@ -73,6 +73,8 @@ final class TextRenderer: EventSink {
           let hosts = info.hosts.isEmpty ? "no hosts" : "\(info.hosts.count) host\(info.hosts.count == 1 ? "" : "s"): \(HostFolding.foldedString(info.hosts.map(\.name)))"
           write(style.bold("\(info.label)") + style.dim(" (\(hosts))") + "\n", &state)
         }
+        // Even with --quiet: a host the target named is not worked on.
+        if let note = info.leftOutNote { write(style.cyan("note: ") + note + "\n", &state) }
       case .stepStarted:
         break
       case .stepFinished(let step, let host, let result):

@@ -20,6 +20,9 @@ func testInventory() -> Inventory {
   return Inventory(hosts: hosts)
 }
 
+/// The server the interpreter tests run on: not this machine, so they do not depend on it.
+let testServer = ServerIdentity(names: ["cfiserver.example.org", "cfiserver"], addresses: ["192.0.2.1", "2001:db8::1"])
+
 /// What a test run left behind.
 struct Outcome: Sendable {
   var result: RunResult
@@ -85,6 +88,7 @@ func run(
   check: Bool = false,
   arguments: [String] = [],
   environment: [String: String] = [:],
+  server: ServerIdentity = testServer,
   responder: @escaping RecordingExecutor.Responder = { _, _ in StepResult(status: .ok) },
   sourceLocation: SourceLocation = #_sourceLocation
 ) async throws -> Outcome {
@@ -107,7 +111,7 @@ func run(
   let log = EventLog()
   let options = RunOptions(
     store: store, inventory: inventory, settings: settings, lockedSettings: lockedSettings, check: check,
-    arguments: arguments, environment: environment)
+    arguments: arguments, environment: environment, server: server)
   let result = await Interpreter.run(runbook, name: "main.cfi", executor: executor, sink: log, options: options)
   return Outcome(result: result, executor: executor, log: log, diagnostics: diagnostics)
 }

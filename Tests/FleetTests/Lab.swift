@@ -13,11 +13,14 @@ let fleetAvailable: Bool = {
   return ProcessInfo.processInfo.environment["CI"] == "true"  // …and then fail loudly in Lab.init
 }()
 
-/// Runs a program and returns its result.
+/// Runs a program that is not the server's cfi-sh (the lab script, ssh-keygen, …) and returns
+/// its result. It sees this machine as it is: cfi-sh runs through `Lab.cfi` or `Command.run`,
+/// on an `IsolatedMachine`.
 @discardableResult
 func shell(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Command {
   try Command.run(
-    Array(arguments.dropFirst()), stdin: stdin, executable: URL(fileURLWithPath: arguments[0]), environment: environment)
+    Array(arguments.dropFirst()), stdin: stdin, executable: URL(fileURLWithPath: arguments[0]), environment: environment,
+    isolated: false)
 }
 
 /// A running lab of test hosts and a store for cfi-sh to use on it.
@@ -33,6 +36,8 @@ final class Lab {
   let dbus: String
   /// Where the server side's avahi service files go.
   let serverServices: String
+  /// This machine's address on the lab's bridge (the hosts' gateway to the server).
+  let serverAddress: String
   let store: TemporaryDirectory
   let auditLog: String
   private let labScript = Command.packageRoot.appendingPathComponent("scripts/lab").path
@@ -68,6 +73,7 @@ final class Lab {
     key = Lab.value(of: "LAB_KEY", in: env) ?? ""
     dbus = Lab.value(of: "LAB_DBUS", in: env) ?? ""
     serverServices = Lab.value(of: "LAB_SERVER_SERVICES", in: env) ?? ""
+    serverAddress = Lab.value(of: "LAB_SERVER_ADDR", in: env) ?? ""
     // Host names: the first word of each inventory line.
     hosts = try String(contentsOfFile: inventory, encoding: .utf8).split(separator: "\n").compactMap { line in
       line.hasPrefix("#") ? nil : line.split(separator: " ").first.map(String.init)
@@ -115,10 +121,17 @@ final class Lab {
     try store.write(path, text, mode: mode)
   }
 
-  /// Runs cfi-sh on this lab: its inventory, key and store, a private audit log.
-  func cfi(_ arguments: [String], stdin: String? = nil) throws -> Command {
-    try Command.run(
-      ["-i", inventory, "--identity", key, "--store", store.path, "--audit-log", auditLog] + arguments, stdin: stdin)
+  /// Runs cfi-sh on this lab: its inventory, key and store, a private audit log, and nothing
+  /// else of this machine (`IsolatedMachine`). `through` is a program with its arguments that
+  /// starts cfi-sh (its path and arguments follow them), such as a private mount namespace.
+  func cfi(
+    _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:], through wrapper: [String] = []
+  ) throws -> Command {
+    let full = ["-i", inventory, "--identity", key, "--store", store.path, "--audit-log", auditLog] + arguments
+    guard let program = wrapper.first else { return try Command.run(full, stdin: stdin, environment: environment) }
+    return try Command.run(
+      Array(wrapper.dropFirst()) + [Command.binary.path] + full, stdin: stdin, executable: URL(fileURLWithPath: program),
+      environment: environment)
   }
 
   /// Starts runbook text with cfi-sh on this lab, in the background.

@@ -30,16 +30,20 @@ public struct Command {
     return Command.packageRoot.appendingPathComponent(".build/debug/cfi-sh")
   }()
 
-  /// Runs `executable` (cfi-sh by default) and collects its output and status.
+  /// Runs `executable` (cfi-sh by default) and collects its output and status. It runs on an
+  /// `IsolatedMachine` (then `environment`), unless `isolated` is false: only for programs
+  /// that must see this machine as it is (the lab script, which runs its hosts' own cfi-sh).
   public static func run(
-    _ arguments: [String], stdin: String? = nil, executable: URL = binary, environment: [String: String] = [:]
+    _ arguments: [String], stdin: String? = nil, executable: URL = binary, environment: [String: String] = [:],
+    isolated: Bool = true
   ) throws -> Command {
+    let machine = isolated ? try IsolatedMachine() : nil
+    defer { withExtendedLifetime(machine) {} }
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments
-    var env = ProcessInfo.processInfo.environment
-    env.merge(environment) { $1 }
-    process.environment = env
+    process.environment =
+      machine?.environment(environment) ?? ProcessInfo.processInfo.environment.merging(environment) { $1 }
     let out = Pipe()
     let err = Pipe()
     let input = Pipe()
@@ -59,7 +63,7 @@ public struct Command {
 }
 
 /// A temporary directory removed at the end of the test.
-public final class TemporaryDirectory {
+public final class TemporaryDirectory: Sendable {
   public let path: String
   public init() throws {
     // Short: cfi-sh puts its ssh control sockets under TMPDIR only while the path stays short
@@ -83,11 +87,14 @@ public final class TemporaryDirectory {
 /// A program started in the background; `finish()` waits for it and collects its output.
 public final class RunningCommand {
   private let process = Process()
+  private let machine: IsolatedMachine
   private let stdoutFile: URL
   private let stderrFile: URL
 
-  /// Starts `executable` (cfi-sh by default) with its output going to temporary files.
+  /// Starts `executable` (cfi-sh by default), on an `IsolatedMachine` and then `environment`,
+  /// with its output going to temporary files.
   public init(_ arguments: [String], executable: URL = Command.binary, environment: [String: String] = [:]) throws {
+    machine = try IsolatedMachine()
     let base = FileManager.default.temporaryDirectory.appendingPathComponent("cfi-run-\(UUID().uuidString)")
     stdoutFile = base.appendingPathExtension("out")
     stderrFile = base.appendingPathExtension("err")
@@ -95,7 +102,7 @@ public final class RunningCommand {
     _ = FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
     process.executableURL = executable
     process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    process.environment = machine.environment(environment)
     process.standardInput = FileHandle.nullDevice
     process.standardOutput = try FileHandle(forWritingTo: stdoutFile)
     process.standardError = try FileHandle(forWritingTo: stderrFile)

@@ -47,6 +47,8 @@ public final class PseudoTerminal: Sendable {
   /// The program's process ID; also its session and process group ID.
   public let pid: Int32
   private let master: Int32
+  /// What the program sees of this machine, kept until the terminal goes.
+  private let machine: IsolatedMachine
   private let output = Output()
   private let readerFinished = DispatchSemaphore(value: 0)
   private let child = Mutex(ChildState())
@@ -61,7 +63,8 @@ public final class PseudoTerminal: Sendable {
   }
 
   /// Starts `executable` on a new pseudo-terminal. The environment is this process's, with
-  /// TERM=xterm-256color (COLUMNS and LINES dropped so the window size rules), then `environment`.
+  /// TERM=xterm-256color (COLUMNS and LINES dropped so the window size rules), on an
+  /// `IsolatedMachine`, then `environment`.
   public init(
     _ executable: URL, arguments: [String] = [], environment: [String: String] = [:], columns: Int = 200,
     rows: Int = 50
@@ -78,11 +81,13 @@ public final class PseudoTerminal: Sendable {
     // The slave stays open until the child has opened its own, so the terminal never hangs up.
     defer { close(slave) }
 
-    var env = ProcessInfo.processInfo.environment
-    env["COLUMNS"] = nil
-    env["LINES"] = nil
-    env["TERM"] = "xterm-256color"
-    env.merge(environment) { $1 }
+    var base = ProcessInfo.processInfo.environment
+    base["COLUMNS"] = nil
+    base["LINES"] = nil
+    base["TERM"] = "xterm-256color"
+    let machine = try IsolatedMachine()
+    self.machine = machine
+    let env = machine.environment(environment, base: base)
 
     do {
       pid = try Self.spawn(executable.path, arguments: arguments, environment: env, terminal: name)

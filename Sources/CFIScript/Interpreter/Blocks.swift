@@ -90,18 +90,28 @@ extension Interpreter {
 
   /// The hosts that pattern items name, in order, without duplicates.
   private func hosts(_ items: [PatternItem], in frame: Frame, _ lookup: HostLookup) throws -> [Host] {
+    try namedHosts(items, in: frame, lookup).hosts
+  }
+
+  /// The hosts that pattern items name, in order, without duplicates, and those of them an
+  /// item names by one plain name (not through a group or a range).
+  private func namedHosts(_ items: [PatternItem], in frame: Frame, _ lookup: HostLookup) throws
+    -> (hosts: [Host], byName: Set<HostName>)
+  {
     var result: [Host] = []
     var seen: Set<HostName> = []
+    var byName: Set<HostName> = []
     for (pattern, range) in try patterns(items, in: frame) {
       let found: [Host]
       if let group = pattern.groupReference {
         found = try hosts(inGroup: group, lookup, at: range)
       } else {
         found = try hosts(expanding: pattern, lookup, at: range)
+        if pattern.isSingleName { byName.formUnion(found.map(\.name)) }
       }
       for host in found where seen.insert(host.name).inserted { result.append(host) }
     }
-    return result
+    return (result, byName)
   }
 
   /// Host names for a `group` statement.
@@ -109,10 +119,13 @@ extension Interpreter {
     try hosts(items, in: frame, lookup(in: frame)).map(\.name)
   }
 
-  /// The hosts an `on` target names, in natural order of their names.
-  func targetHosts(_ target: Target, in frame: Frame) throws -> [Host] {
+  /// The hosts an `on` target names, in natural order of their names, and the hosts it left
+  /// out because they are this server (`options.server`): the server is part of `all`, a
+  /// group or a pattern only when `on host NAME` names it by one plain name.
+  func targetHosts(_ target: Target, in frame: Frame) throws -> (hosts: [Host], leftOut: [Host]) {
     let lookup = lookup(in: frame)
     var selected: [Host]
+    var byName: Set<HostName> = []
     switch target.kind {
     case .all:
       selected = lookup.inventory.hosts + lookup.groups.keys.map { lookup.host(named: $0) }
@@ -135,13 +148,18 @@ extension Interpreter {
         }
       }
     case .hosts(let items):
-      selected = try hosts(items, in: frame, lookup)
+      (selected, byName) = try namedHosts(items, in: frame, lookup)
     }
     if !target.except.isEmpty {
       let excluded = Set(try hosts(target.except, in: frame, lookup).map(\.name))
       selected.removeAll { excluded.contains($0.name) }
     }
-    return selected.sorted { HostFolding.naturalLess($0.name, $1.name) }
+    let server = options.server
+    let leftOut = selected.filter { !byName.contains($0.name) && server.contains($0) }
+    let leftOutNames = Set(leftOut.map(\.name))
+    selected.removeAll { leftOutNames.contains($0.name) }
+    let order = { (a: Host, b: Host) in HostFolding.naturalLess(a.name, b.name) }
+    return (selected.sorted(by: order), leftOut.sorted(by: order))
   }
 
   /// Runs an `on` block: each host runs the body as its own thread, at most `parallel` at a
@@ -151,12 +169,12 @@ extension Interpreter {
     guard frame.top != nil else {
       throw RuntimeError("'on' blocks cannot be nested", at: statement.range)
     }
-    let hosts = try targetHosts(target, in: frame)
+    let (hosts, leftOut) = try targetHosts(target, in: frame)
     frame.top!.blockCount += 1
     let blockID = frame.top!.blockCount
     let settings = frame.settings
     let label = "on " + ScriptPrinter.target(target)
-    sink.emit(.blockStarted(BlockInfo(id: blockID, label: label, location: location(statement.range), hosts: hosts)))
+    sink.emit(.blockStarted(BlockInfo(id: blockID, label: label, location: location(statement.range), hosts: hosts, leftOut: leftOut)))
 
     let maxFail = settings.maxFail?.resolved(total: hosts.count)
     let batchSize = max(1, settings.serial?.resolved(total: hosts.count) ?? hosts.count)

@@ -26,12 +26,15 @@ public struct RunOptions: Sendable {
   public var arguments: [String]
   /// The environment `env()` reads.
   public var environment: [String: String]
+  /// This server's names and addresses: `on all`, groups and patterns leave it out.
+  public var server: ServerIdentity
 
   public init(
     store: Store = Store(), inventory: Inventory = Inventory(), settings: RunSettings = RunSettings(),
     lockedSettings: Set<String> = [], check: Bool = false, arguments: [String] = [],
-    environment: [String: String] = ProcessInfo.processInfo.environment
+    environment: [String: String] = ProcessInfo.processInfo.environment, server: ServerIdentity = .current()
   ) {
+    self.server = server
     self.store = store
     self.inventory = inventory
     self.settings = settings
