@@ -93,6 +93,12 @@ final class JSONRenderer: EventSink {
       record.location = info.location
       record.hosts = info.hosts.map(\.name.rawValue)
       return record
+    case .noHosts(let block, let target, let location):
+      var record = Record("no_hosts")
+      record.block = block
+      record.target = target
+      record.location = location
+      return record
     case .stepStarted(let step, let host):
       var record = Record("step_started")
       record.block = step.block

@@ -73,6 +73,9 @@ final class TextRenderer: EventSink {
           let hosts = info.hosts.isEmpty ? "no hosts" : "\(info.hosts.count) host\(info.hosts.count == 1 ? "" : "s"): \(HostFolding.foldedString(info.hosts.map(\.name)))"
           write(style.bold("\(info.label)") + style.dim(" (\(hosts))") + "\n", &state)
         }
+      case .noHosts(_, let target, let location):
+        // Every verbosity: a block that did nothing is as much news as a failure.
+        write(style.yellow("warning: \(target) matched no host") + style.dim("  \(location)") + "\n", &state)
       case .stepStarted:
         break
       case .stepFinished(let step, let host, let result):

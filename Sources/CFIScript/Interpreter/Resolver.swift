@@ -18,15 +18,19 @@ public struct ResolverContext: Sendable {
   /// Functions already defined (by earlier REPL lines): name → parameter count, and whether
   /// they must run inside `on`.
   public var functions: [String: (arity: Int, needsHost: Bool)]
+  /// The hosts the inventory's sources name, to warn about a literal host name none of them
+  /// knows (`cfi-sh -n`); nil: not checked.
+  public var knownHosts: Set<HostName>?
 
   public init(
     knownGroups: Set<String> = [GroupName.unknown.rawValue], store: Store? = nil, globals: Set<String> = [],
-    functions: [String: (arity: Int, needsHost: Bool)] = [:]
+    functions: [String: (arity: Int, needsHost: Bool)] = [:], knownHosts: Set<HostName>? = nil
   ) {
     self.knownGroups = knownGroups.union([GroupName.unknown.rawValue])
     self.store = store
     self.globals = globals
     self.functions = functions
+    self.knownHosts = knownHosts
   }
 }
 
@@ -296,7 +300,7 @@ public struct Resolver {
     case .hosts(let items):
       patterns(items)
     }
-    patterns(target.except)
+    patterns(target.except, checkHosts: false)
     scopes.append(Scope(locals: locals, insideOn: insideOn, insideDef: insideDef, globals: globals, staticGroups: staticGroups))
     locals = locals ?? []  // inside a def, its parameters and locals stay visible
     insideOn = true
@@ -313,7 +317,23 @@ public struct Resolver {
     error(.unknownGroup, message, at: range)
   }
 
-  private mutating func patterns(_ items: [PatternItem]) {
+  /// Warns when no source of the inventory knows some of `names` (a typo, or a host that
+  /// would be reached by its DNS name alone, in the group `unknown`).
+  private mutating func unknownHosts(_ names: [String], at range: SourceRange) {
+    guard let known = context.knownHosts else { return }
+    let unknown = names.filter { HostName($0).map { !known.contains($0) } ?? false }
+    guard !unknown.isEmpty else { return }
+    diagnostics.append(
+      Diagnostic(
+        .unknownHost,
+        "no source of the inventory knows \(HostFolding.foldedString(unknown)); it would be reached by its name alone "
+          + "(the client list, dsh groups, known clients and discovery do not name it)",
+        at: range, severity: .warning))
+  }
+
+  /// `checkHosts`: warn about literal host names no source knows (not for `except`, where
+  /// naming a host that is not there is fine).
+  private mutating func patterns(_ items: [PatternItem], checkHosts: Bool = true) {
     for item in items {
       switch item {
       case .pattern(let text, let range):
@@ -328,7 +348,8 @@ public struct Resolver {
           if let group = pattern.groupReference {
             if !groups.contains(group.rawValue) { unknownGroup(group.rawValue, at: range) }
           } else {
-            _ = try pattern.expand()
+            let names = try pattern.expand()
+            if checkHosts { unknownHosts(names, at: range) }
           }
         } catch {
           let start = range.start + min(error.offset, text.utf8.count)
