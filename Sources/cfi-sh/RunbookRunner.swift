@@ -39,10 +39,11 @@ struct RunbookRunner {
     if let failure = snapshot.discoveryFailure, !options.verbose {
       Stream.standardError.write("cfi-sh: no discovery: \(failure)\n")
     }
-    // With -n, literal host names no source knows are warned about (the run itself tries them).
+    // With -n, the inventory is checked against too: warnings about literal host names no
+    // source knows, and store files only some of a block's groups have.
     let context = ResolverContext(
       knownGroups: Set(fleet.store.groups()).union(inventory.groupNames.map(\.rawValue)), store: fleet.store,
-      knownHosts: options.syntaxCheck ? Set(inventory.hosts.map(\.name)) : nil)
+      inventory: options.syntaxCheck ? inventory : nil)
     let diagnostics = (runbook.diagnostics + Resolver.check(runbook, context: context)).sorted { $0.range < $1.range }
     let diagnosticRenderer = DiagnosticRenderer(files: runbook.files, colors: Style.forStream(.standardError).enabled)
     if !diagnostics.isEmpty {

@@ -245,6 +245,34 @@ import Testing
         """)
   }
 
+  /// `-n` warns when a store file that a block of `on all` or `on host` copies is in the
+  /// trees of only some of the groups its hosts are in (those hosts would fail).
+  @Test func syntaxCheckWarnsAboutStoreFilesOnlySomeGroupsHave() throws {
+    let directory = try TemporaryDirectory()
+    try directory.write("store/lab/etc/motd", "hello\n")
+    try FileManager.default.createDirectory(atPath: directory.path + "/store/office", withIntermediateDirectories: true)
+    let clients = try directory.write("clients", "pc01 group=lab\npc02 group=lab\ndesk1 group=office\n")
+    let book = try directory.write(
+      "book.cfi",
+      """
+      on all < copy "etc/motd" >
+      on host pc[01-02] < copy "etc/motd" >
+      on all except @office < copy "etc/motd" >
+      on host pc01, desk1 < script "setup.sh" >
+
+      """)
+    let result = try Command.run([
+      "--store", directory.path + "/store", "-i", clients, "--no-discovery", "--audit-log", "none", "-n", book,
+    ])
+    #expect(result.status == 0, "\(result.stderr)")
+    let warnings = result.stderr.split(separator: "\n").filter { $0.contains("warning:") }
+    #expect(
+      warnings == [
+        "\(book):1:15: warning: 'etc/motd' is in the store of lab but not of office: this block's hosts of office would fail",
+        "\(book):4:30: warning: 'setup.sh' is in the store of none of this block's groups (lab, office): its hosts would fail",
+      ], "\(result.stderr)")
+  }
+
   @Test func helpDocumentsExitStatuses() throws {
     let result = try Command.run(["--help"])
     #expect(result.status == 0)
