@@ -22,8 +22,9 @@ struct CFISh: AsyncParsableCommand {
       A runbook says what to do on which hosts, for example
           on group lab < install lines("packages.list"); upgrade >
       Options go before RUNBOOK; what follows it is the runbook's own
-      (the list `args`), and an option of cfi-sh's there is refused
-      (exit 64): write 'cfi-sh RUNBOOK -- --check' to pass it on. Runbooks can be scripts: #!/usr/bin/env cfi-sh
+      (the list `args`), but an option of cfi-sh's there is refused
+      (exit 64); after '--' all is the runbook's: cfi-sh RUNBOOK -- --check
+      Runbooks can be scripts: #!/usr/bin/env cfi-sh
       The language: docs/language.md.
 
       INTERACTIVE SHELL

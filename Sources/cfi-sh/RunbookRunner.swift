@@ -116,7 +116,8 @@ struct RunbookRunner {
         status: ExitStatus.usage)
     }
     let arguments =
-      (options.command != nil ? options.runbook.map { [$0] } ?? [] : []) + CFISh.runbookArguments(options.arguments)
+      (options.command != nil ? options.runbook.map { [$0] } ?? [] : [])
+      + (separated ? options.arguments : CFISh.runbookArguments(options.arguments))
     if let text = options.command {
       return (Loader.load(text: Array(text.utf8), name: "<command line>"), "<command line>", arguments)
     }
