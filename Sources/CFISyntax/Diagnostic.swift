@@ -28,6 +28,7 @@ public struct DiagnosticID: Hashable, Sendable, CustomStringConvertible {
   public static let unexpectedToken = DiagnosticID("unexpected-token")
   public static let unknownFunction = DiagnosticID("unknown-function")
   public static let unknownGroup = DiagnosticID("unknown-group")
+  public static let unknownHost = DiagnosticID("unknown-host")
   public static let unknownStatement = DiagnosticID("unknown-statement")
   public static let unknownVariable = DiagnosticID("unknown-variable")
   public static let unterminatedString = DiagnosticID("unterminated-string")

@@ -73,6 +73,9 @@ public enum Event: Sendable {
   case runStarted(runbook: String, check: Bool, date: Date)
   /// An `on` block begins.
   case blockStarted(BlockInfo)
+  /// An `on` block's target matched no host (it comes right after the block's
+  /// `blockStarted`): nothing ran there, which the run's exit status tells (bit 8).
+  case noHosts(block: Int, target: String, location: String)
   /// A host begins a step.
   case stepStarted(StepInfo, host: Host)
   /// A host finished a step.

@@ -12,6 +12,8 @@ public enum ExitStatus {
   public static let hostsFailed: Int32 = 2
   /// Bit: some hosts were unreachable.
   public static let hostsUnreachable: Int32 = 4
+  /// Bit: an `on` block's target matched no host (nothing ran there).
+  public static let noHosts: Int32 = 8
   /// A command-line usage error (sysexits EX_USAGE).
   public static let usage: Int32 = 64
   /// Another run holds the store's lock and `--no-wait` was given (sysexits EX_TEMPFAIL).
@@ -25,6 +27,7 @@ public enum ExitStatus {
     var status: Int32 = end.runtimeError ? runbookError : success
     if end.outcomes.contains(where: { $0.status == .failed }) { status |= hostsFailed }
     if end.outcomes.contains(where: { $0.status == .unreachable }) { status |= hostsUnreachable }
+    if end.unmatchedTargets > 0 { status |= noHosts }
     return status
   }
 }

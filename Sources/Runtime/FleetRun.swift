@@ -14,11 +14,14 @@ public struct RunEnd: Sendable {
   public var runtimeError: Bool
   /// The operator interrupted it.
   public var interrupted: Bool
+  /// How many `on` blocks ran whose target matched no host.
+  public var unmatchedTargets: Int
 
-  public init(outcomes: [HostOutcome], runtimeError: Bool, interrupted: Bool) {
+  public init(outcomes: [HostOutcome], runtimeError: Bool, interrupted: Bool, unmatchedTargets: Int = 0) {
     self.outcomes = outcomes
     self.runtimeError = runtimeError
     self.interrupted = interrupted
+    self.unmatchedTargets = unmatchedTargets
   }
 
   /// The hosts the run reached (a failed command was still reached).

@@ -66,6 +66,9 @@ public enum InventorySourceError: Error, Sendable, CustomStringConvertible {
 public struct InventorySnapshot: Sendable {
   public var inventory: Inventory
   public var entries: [InventoryEntry]
+  /// Why the browse that was asked for failed (no avahi-daemon), if it did: the hosts of this
+  /// snapshot are then only those the other sources name, which every run must say.
+  public var discoveryFailure: String? = nil
 }
 
 /// The sources of the inventory, as the command line and environment name them.
@@ -122,6 +125,7 @@ public struct InventorySources: Sendable {
       merge(host, "known", lastSeen: client.lastSeen, wins: true)
     }
     var dshSets: [(GroupName, [HostName])] = []
+    var discoveryFailure: String?
     for (group, hosts) in Inventory.dshGroups(in: dshDirectory) {
       for var host in hosts {
         host.group = groups.contains(group) ? group : .unknown
@@ -135,13 +139,14 @@ public struct InventorySources: Sendable {
           merge(host, "discovered", lastSeen: Date(), online: true, wins: true)
         }
       } catch {
+        discoveryFailure = "\(error)"
         warning("no discovery: \(error)")
       }
     }
     for host in try staticList(knownGroups: groups) { merge(host, "static", wins: true) }
     var inventory = Inventory(hosts: entries.map(\.host))
     for (group, names) in dshSets { inventory.addToGroup(group, names: names) }
-    return InventorySnapshot(inventory: inventory, entries: entries)
+    return InventorySnapshot(inventory: inventory, entries: entries, discoveryFailure: discoveryFailure)
   }
 
   /// The hosts announcing `_cfi._tcp` now; throws when there is no discovery to ask (no

@@ -22,7 +22,9 @@ struct CFISh: AsyncParsableCommand {
       A runbook says what to do on which hosts, for example
           on group lab < install lines("packages.list"); upgrade >
       Options go before RUNBOOK; what follows it is the runbook's own
-      (the list `args`). Runbooks can be scripts: #!/usr/bin/env cfi-sh
+      (the list `args`), but an option of cfi-sh's there is refused
+      (exit 64); after '--' all is the runbook's: cfi-sh RUNBOOK -- --check
+      Runbooks can be scripts: #!/usr/bin/env cfi-sh
       The language: docs/language.md.
 
       INTERACTIVE SHELL
@@ -63,6 +65,8 @@ struct CFISh: AsyncParsableCommand {
              server stopped the run (see the message)
         2    (bit) some hosts failed
         4    (bit) some hosts were unreachable; 6 = both
+        8    (bit) an 'on' block matched no host, so nothing ran there
+             (a warning names its target); e.g. 9 = with an error
         64   command-line usage error
         75   another run holds the store's lock (--no-wait)
         130  interrupted (Ctrl-C)
@@ -189,5 +193,33 @@ func parseDuration(_ text: String, option: String) throws -> Duration {
     return try Duration(cfiText: text.allSatisfy { $0.isASCII && $0.isNumber } && !text.isEmpty ? text + "s" : text)
   } catch {
     throw ValidationError("\(option): \(error.message), or a number of seconds")
+  }
+}
+
+extension CFISh {
+  /// Every spelling of cfi-sh's own options (a test holds it to what `--help` shows).
+  static let optionNames: Set<String> = [
+    "-c", "-n", "--syntax-check", "--check", "--json", "-i", "--inventory", "--store", "-p", "--parallel", "--timeout",
+    "--connect-timeout", "--identity", "--ssh-config", "--no-discovery", "--no-wait", "--audit-log", "-q", "--quiet",
+    "-v", "--verbose", "-h", "--help", "--version",
+  ]
+
+  /// The first of the runbook's arguments, before a `--`, that is an option of cfi-sh's:
+  /// `site.cfi --check` is a habit from other tools, and as the runbook's argument it would
+  /// run for real. Short options count in clusters and with a value attached (`-qv`, `-p8`).
+  static func ownOption(in arguments: [String]) -> String? {
+    for argument in arguments {
+      if argument == "--" { return nil }
+      guard argument.hasPrefix("-"), argument.count > 1 else { continue }
+      let name = argument.hasPrefix("--") ? String(argument.prefix { $0 != "=" }) : String(argument.prefix(2))
+      if optionNames.contains(name) { return argument }
+    }
+    return nil
+  }
+
+  /// The runbook's arguments: the words after RUNBOOK, without the first `--`.
+  static func runbookArguments(_ words: [String]) -> [String] {
+    guard let separator = words.firstIndex(of: "--") else { return words }
+    return Array(words[..<separator] + words[(separator + 1)...])
   }
 }

@@ -95,6 +95,12 @@ final class JSONRenderer: EventSink {
       record.hosts = info.hosts.map(\.name.rawValue)
       if !info.leftOut.isEmpty { record.leftOut = info.leftOut.map(\.name.rawValue) }
       return record
+    case .noHosts(let block, let target, let location):
+      var record = Record("no_hosts")
+      record.block = block
+      record.target = target
+      record.location = location
+      return record
     case .stepStarted(let step, let host):
       var record = Record("step_started")
       record.block = step.block

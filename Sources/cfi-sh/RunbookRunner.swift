@@ -27,13 +27,23 @@ struct RunbookRunner {
       notice: { [verbose = options.verbose] message in
         if verbose { Stream.standardError.write("cfi-sh: \(message)\n") }
       })
-    let inventory: Inventory
+    let snapshot: InventorySnapshot
     do {
-      inventory = try await fleet.loadInventory(discovery: !runbook.program.turnsDiscoveryOff).inventory
+      snapshot = try await fleet.loadInventory(discovery: !runbook.program.turnsDiscoveryOff)
     } catch {
       throw CommandFailure(error)
     }
-    let context = ResolverContext(knownGroups: Set(fleet.store.groups()).union(inventory.groupNames.map(\.rawValue)), store: fleet.store)
+    let inventory = snapshot.inventory
+    // A run that relies on discovery and has none (avahi-daemon not running) says so without
+    // -v (which said it already): otherwise a cron run finds fewer hosts, silently.
+    if let failure = snapshot.discoveryFailure, !options.verbose {
+      Stream.standardError.write("cfi-sh: no discovery: \(failure)\n")
+    }
+    // With -n, the inventory is checked against too: warnings about literal host names no
+    // source knows, and store files only some of a block's groups have.
+    let context = ResolverContext(
+      knownGroups: Set(fleet.store.groups()).union(inventory.groupNames.map(\.rawValue)), store: fleet.store,
+      inventory: options.syntaxCheck ? inventory : nil)
     let diagnostics = (runbook.diagnostics + Resolver.check(runbook, context: context)).sorted { $0.range < $1.range }
     let diagnosticRenderer = DiagnosticRenderer(files: runbook.files, colors: Style.forStream(.standardError).enabled)
     if !diagnostics.isEmpty {
@@ -91,8 +101,24 @@ struct RunbookRunner {
 
   /// Reads the runbook from `-c`, a file, or standard input.
   private func load() throws -> (LoadedRunbook, String, [String]) {
+    // What follows the runbook is the runbook's, so an option of ours there would be
+    // silently ignored: refused before anything is read or run. (With -c, the first word is
+    // in `runbook`; it can only look like an option when a `--` came before it.) A `--`
+    // before the runbook, which the parser takes, makes every later word the runbook's.
+    let raw = CommandLine.arguments.dropFirst()
+    let separated = raw.dropLast(options.arguments.count).contains("--")
+    if !separated, let option = CFISh.ownOption(in: options.arguments) {
+      let runbook = options.command != nil ? "-c TEXT" : options.runbook ?? "-"
+      throw CommandFailure(
+        message: "'\(option)' after the runbook is an option of cfi-sh, and what follows the runbook is the runbook's; "
+          + "options go before it (cfi-sh \(option) \(runbook)); "
+          + "to pass '\(option)' to the runbook, write: cfi-sh \(runbook) -- \(option)",
+        status: ExitStatus.usage)
+    }
+    let arguments =
+      (options.command != nil ? options.runbook.map { [$0] } ?? [] : [])
+      + (separated ? options.arguments : CFISh.runbookArguments(options.arguments))
     if let text = options.command {
-      let arguments = (options.runbook.map { [$0] } ?? []) + options.arguments
       return (Loader.load(text: Array(text.utf8), name: "<command line>"), "<command line>", arguments)
     }
     let path = options.runbook ?? (Stream.standardError.isTerminal && isatty(0) == 1 ? nil : "-")
@@ -100,7 +126,6 @@ struct RunbookRunner {
       throw CommandFailure(
         message: "no runbook given (try 'cfi-sh RUNBOOK', 'cfi-sh -c TEXT' or 'cfi-sh --help')", status: ExitStatus.usage)
     }
-    let arguments = options.arguments.first == "--" ? Array(options.arguments.dropFirst()) : options.arguments
     if path == "-" {
       let bytes = Array(FileHandle.standardInput.readDataToEndOfFile())
       return (Loader.load(text: bytes, name: "<stdin>"), "<stdin>", arguments)

@@ -75,6 +75,9 @@ final class TextRenderer: EventSink {
         }
         // Even with --quiet: a host the target named is not worked on.
         if let note = info.leftOutNote { write(style.cyan("note: ") + note + "\n", &state) }
+      case .noHosts(_, let target, let location):
+        // Every verbosity: a block that did nothing is as much news as a failure.
+        write(style.yellow("warning: \(target) matched no host") + style.dim("  \(location)") + "\n", &state)
       case .stepStarted:
         break
       case .stepFinished(let step, let host, let result):

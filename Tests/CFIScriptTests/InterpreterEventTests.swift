@@ -101,6 +101,47 @@ struct InterpreterEventTests {
     #expect(outcome.result.stoppedByMaxFail)
   }
 
+  /// A block whose target matched no host says so (naming the target) and the run counts it:
+  /// a run that did nothing must not look like a success.
+  @Test func aBlockThatMatchesNoHostIsReportedAndCounted() async throws {
+    let outcome = try await run(
+      """
+      on host pc01 except pc01 < run "never" >
+      on host pc01 < run "a" >
+      for g in [] < print g >
+      on all except @lab, @office < run "never" >
+      """)
+    let events = outcome.log.events
+    expectCoherent(events)
+    let noHosts = events.compactMap { event -> String? in
+      if case .noHosts(let block, let target, let location) = event {
+        return "\(block) \(target) \(location.split(separator: "/").last ?? "")"
+      }
+      return nil
+    }
+    #expect(noHosts == ["1 on host pc01 except pc01 main.cfi:1:1", "3 on all except @lab, @office main.cfi:4:1"])
+    // Right after its block started.
+    let order = events.compactMap { event -> String? in
+      switch event {
+      case .blockStarted(let info): "started \(info.id)"
+      case .noHosts(let block, _, _): "no hosts \(block)"
+      case .blockFinished(let id, _, _): "finished \(id)"
+      default: nil
+      }
+    }
+    #expect(order == ["started 1", "no hosts 1", "finished 1", "started 2", "finished 2", "started 3", "no hosts 3", "finished 3"])
+    #expect(outcome.result.unmatchedTargets == 2)
+    #expect(outcome.result.end.unmatchedTargets == 2)
+    #expect(ExitStatus.of(outcome.result.end) == ExitStatus.noHosts)
+    #expect(outcome.statuses == ["pc01": .ok])
+  }
+
+  @Test func aRunWhoseBlocksAllMatchedHostsCountsNone() async throws {
+    let outcome = try await run(#"on host pc01 < run "a" >"#)
+    #expect(outcome.result.unmatchedTargets == 0)
+    #expect(ExitStatus.of(outcome.result.end) == ExitStatus.success)
+  }
+
   @Test func passwordHashesNeverAppearInEvents() async throws {
     let hash = "$6$saltsalt$" + String(repeating: "s", count: 86)
     let outcome = try await run(
@@ -170,6 +211,9 @@ struct InterpreterEventTests {
         #expect(outcomes == outcomes.compactMap { finished[$0.host.name] }, sourceLocation: sourceLocation)
         #expect(finished.count == block?.hosts.count, sourceLocation: sourceLocation)
         block = nil
+      case .noHosts(let id, let target, let location):
+        #expect(id == block?.id && target == block?.label && location == block?.location, sourceLocation: sourceLocation)
+        #expect(block?.hosts.isEmpty == true, "no hosts for a block with hosts", sourceLocation: sourceLocation)
       case .message:
         break
       }

@@ -45,6 +45,17 @@ import TestSupport
     #expect(await session.variables["greeting"] == .string("hi"))
   }
 
+  /// An entry whose block matched no host warns as a runbook does (same event), each time.
+  @Test func anEntryWhoseBlockMatchesNoHostSaysSo() async throws {
+    let session = session()
+    let (result, _) = try await enter("on host pc01 except pc01 < run \"x\" >", in: session)
+    #expect(result.unmatchedTargets == 1)
+    let (again, _) = try await enter("on host pc01 < run \"x\" >", in: session)
+    #expect(again.unmatchedTargets == 0, "counted per entry")
+    let targets = log.events.compactMap { if case .noHosts(_, let target, _) = $0 { target } else { nil } }
+    #expect(targets == ["on host pc01 except pc01"])
+  }
+
   @Test func anOpenBlockIsIncompleteAndOtherErrorsAreNot() async throws {
     let session = session()
     guard case .incomplete = await session.parse("on group lab <\n") else {

@@ -43,17 +43,24 @@ final class FleetRunEvents: EventSink, @unchecked Sendable {
   }
 
   @Test(arguments: [
-    ([StepStatus.ok, .changed, .skipped], false, false, ExitStatus.success),
-    ([.ok, .failed], false, false, ExitStatus.hostsFailed),
-    ([.unreachable, .ok], false, false, ExitStatus.hostsUnreachable),
-    ([.failed, .unreachable], false, false, ExitStatus.hostsFailed | ExitStatus.hostsUnreachable),
-    ([.failed], true, false, ExitStatus.runbookError | ExitStatus.hostsFailed),
-    ([], true, false, ExitStatus.runbookError),
-    ([.failed, .unreachable], false, true, ExitStatus.interrupted),
+    ([StepStatus.ok, .changed, .skipped], false, false, 0, ExitStatus.success),
+    ([.ok, .failed], false, false, 0, ExitStatus.hostsFailed),
+    ([.unreachable, .ok], false, false, 0, ExitStatus.hostsUnreachable),
+    ([.failed, .unreachable], false, false, 0, ExitStatus.hostsFailed | ExitStatus.hostsUnreachable),
+    ([.failed], true, false, 0, ExitStatus.runbookError | ExitStatus.hostsFailed),
+    ([], true, false, 0, ExitStatus.runbookError),
+    ([.failed, .unreachable], false, true, 0, ExitStatus.interrupted),
+    ([], false, false, 1, ExitStatus.noHosts),
+    ([.ok, .unreachable], false, false, 2, ExitStatus.hostsUnreachable | ExitStatus.noHosts),
+    ([.failed], true, false, 1, ExitStatus.runbookError | ExitStatus.hostsFailed | ExitStatus.noHosts),
+    ([], false, true, 1, ExitStatus.interrupted),
   ])
-  func theExitStatusComesFromTheOutcomes(statuses: [StepStatus], runtimeError: Bool, interrupted: Bool, expected: Int32) {
+  func theExitStatusComesFromTheOutcomes(
+    statuses: [StepStatus], runtimeError: Bool, interrupted: Bool, unmatchedTargets: Int, expected: Int32
+  ) {
     let outcomes = statuses.enumerated().map { outcome(HostName("pc\($0.offset)")!, $0.element) }
-    #expect(ExitStatus.of(RunEnd(outcomes: outcomes, runtimeError: runtimeError, interrupted: interrupted)) == expected)
+    let end = RunEnd(outcomes: outcomes, runtimeError: runtimeError, interrupted: interrupted, unmatchedTargets: unmatchedTargets)
+    #expect(ExitStatus.of(end) == expected)
   }
 
   @Test func aRunWritesOneAuditRecordAndRemembersTheHostsItReached() async throws {

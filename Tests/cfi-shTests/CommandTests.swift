@@ -28,10 +28,57 @@ import Testing
   @Test func runsAFileWithItsArgumentsAndEnvironment() throws {
     let directory = try TemporaryDirectory()
     let file = try directory.write("book.cfi", #"print len(args) args env("CFI_TEST_VALUE")"#)
-    let result = try Command.run([emptyStore, file, "--check", "x"], environment: ["CFI_TEST_VALUE": "seen"])
-    #expect(result.status == 0)
-    // Options after the runbook belong to the runbook.
-    #expect(result.stdout == "2 --check x seen\n")
+    let result = try Command.run([emptyStore, file, "x", "--", "--check", "y"], environment: ["CFI_TEST_VALUE": "seen"])
+    #expect(result.status == 0, "\(result.stderr)")
+    // Everything after `--` is the runbook's; words before it that are no option of cfi-sh too.
+    #expect(result.stdout == "3 x --check y seen\n")
+    let unknownOption = try Command.run([emptyStore, file, "--frobnicate", "-x"], environment: ["CFI_TEST_VALUE": "seen"])
+    #expect(unknownOption.stdout == "2 --frobnicate -x seen\n")
+  }
+
+  /// `cfi-sh site.cfi --check` must not run for real: an option of cfi-sh's after the runbook
+  /// is refused (64), with the two ways to say what was meant.
+  @Test(arguments: [
+    ["--check"], ["-n"], ["--json"], ["x", "-v"], ["-qv"], ["--store=/tmp"], ["--parallel", "4"], ["-p8"], ["--help"],
+    ["--syntax-check"], ["--no-discovery"],
+  ])
+  func cfiShOptionsAfterTheRunbookAreRefused(_ after: [String]) throws {
+    let directory = try TemporaryDirectory()
+    let file = try directory.write("book.cfi", #"print "ran""# + "\n")
+    let result = try Command.run([emptyStore, file] + after)
+    #expect(result.status == 64)
+    #expect(result.stdout == "", "nothing ran")
+    let option = after.first { $0.hasPrefix("-") }!
+    #expect(result.stderr.contains("cfi-sh: '\(option)' after the runbook is an option of cfi-sh"), "\(result.stderr)")
+    #expect(result.stderr.contains("to pass '\(option)' to the runbook, write: cfi-sh \(file) -- \(option)"), "\(result.stderr)")
+  }
+
+  @Test func cfiShOptionsAfterCommandTextOrStandardInputAreRefusedToo() throws {
+    let text = try Command.run([emptyStore, "-c", #"print "ran""#, "a", "--check"])
+    #expect(text.status == 64)
+    #expect(text.stdout == "")
+    #expect(text.stderr.contains("to pass '--check' to the runbook, write: cfi-sh -c TEXT -- --check"), "\(text.stderr)")
+    for words in [["--", "a", "--check"], ["a", "--", "--check"], ["--", "--check"]] {
+      let passed = try Command.run([emptyStore, "--audit-log", "none", "-c", "print args"] + words)
+      #expect(passed.status == 0, "\(words): \(passed.stderr)")
+      #expect(passed.stdout == words.filter { $0 != "--" }.joined(separator: " ") + "\n")
+    }
+    let stdin = try Command.run([emptyStore, "-", "--check"], stdin: #"print "ran""#)
+    #expect(stdin.status == 64)
+    #expect(stdin.stdout == "")
+  }
+
+  /// The list of cfi-sh's options that are refused after the runbook is the one `--help` shows.
+  @Test func theOptionsRefusedAfterTheRunbookAreThoseOfTheHelp() throws {
+    let help = try Command.run(["--help"]).stdout
+    let shown = Set(help.split(whereSeparator: { " ,\n".contains($0) }).compactMap { word -> String? in
+      let name = String(word.prefix { $0 != "=" && $0 != "<" })
+      guard name.range(of: #"^(-[a-z]|--[a-z][a-z-]+)$"#, options: .regularExpression) != nil else { return nil }
+      return name
+    })
+    let refused = Set(shown.filter { try! Command.run([emptyStore, "-c", "print 1", "x", $0, "1"]).status == 64 })
+    #expect(refused == shown)
+    #expect(shown.isSuperset(of: ["--check", "-n", "--syntax-check", "--json", "-c", "--help", "--version", "-p"]))
   }
 
   @Test func runsAShebangScript() throws {
@@ -123,10 +170,114 @@ import Testing
     #expect(events[1]["message"] as? String == "hi")
   }
 
+  /// A run that did nothing is not a success: a block whose target matched no host warns,
+  /// naming the target, in every verbosity, and the exit status gets bit 8.
+  @Test(arguments: [[], ["-q"], ["-v"]])
+  func aBlockThatMatchesNoHostWarnsAndExitsWith8(_ verbosity: [String]) throws {
+    let result = try Command.run(
+      [emptyStore, "--no-discovery", "--audit-log", "none"] + verbosity + ["-c", "on all < run \"true\" >\nprint \"after\""])
+    #expect(result.status == 8, "\(result.stderr)")
+    #expect(result.stdout.contains("warning: on all matched no host  <command line>:1:1\n"), "\(result.stdout)")
+    #expect(result.stdout.contains("after\n"), "the run goes on")
+  }
+
+  @Test func aBlockThatMatchesNoHostIsAJSONEvent() throws {
+    let result = try Command.run(
+      [emptyStore, "--no-discovery", "--audit-log", "none", "--json", "-c", "on all < run \"true\" >"])
+    #expect(result.status == 8)
+    let events = try result.stdout.split(separator: "\n").map {
+      try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+    }
+    #expect(events.map { $0["event"] as? String } == ["run_started", "block_started", "no_hosts", "block_finished", "run_finished"])
+    #expect(events[2]["target"] as? String == "on all")
+    #expect(events[2]["location"] as? String == "<command line>:1:1")
+  }
+
+  /// No avahi to ask (here: a bus that does not exist): every run that relies on discovery
+  /// says so, without -v; one that turned it off does not.
+  @Test func aRunWithoutDiscoverySaysSoWithoutVerbose() throws {
+    let noBus = ["DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/cfi-test-bus"]
+    let relying = try Command.run([emptyStore, "--audit-log", "none", "-c", "print 1"], environment: noBus)
+    #expect(relying.status == 0, "\(relying.stderr)")
+    #expect(relying.stderr.hasPrefix("cfi-sh: no discovery: "), "\(relying.stderr)")
+    #expect(relying.stderr.components(separatedBy: "no discovery").count == 2, "said once")
+    let verbose = try Command.run([emptyStore, "--audit-log", "none", "-v", "-c", "print 1"], environment: noBus)
+    #expect(verbose.stderr.components(separatedBy: "no discovery").count == 2, "said once with -v too: \(verbose.stderr)")
+    let off = try Command.run([emptyStore, "--audit-log", "none", "--no-discovery", "-c", "print 1"], environment: noBus)
+    #expect(!off.stderr.contains("no discovery"))
+    let offInRunbook = try Command.run([emptyStore, "--audit-log", "none", "-c", "set discovery = off\nprint 1"], environment: noBus)
+    #expect(!offInRunbook.stderr.contains("no discovery"))
+  }
+
+  /// `-n` warns, without failing, about host names that no source of the inventory knows
+  /// (they would be reached by their name alone); a real run does not check them.
+  @Test func syntaxCheckWarnsAboutHostsNoSourceKnows() throws {
+    let directory = try TemporaryDirectory()
+    try FileManager.default.createDirectory(atPath: directory.path + "/store/lab", withIntermediateDirectories: true)
+    let clients = try directory.write("clients", "pc01 group=lab\npc02 group=lab\n")
+    let book = try directory.write(
+      "book.cfi",
+      """
+      on host pc01 < run "a" >
+      on host pc04, pc[01-03] except pc09 < run "b" >
+      group extra = pc01, web1
+      on host @lab < run "c" >
+
+      """)
+    let result = try Command.run([
+      "--store", directory.path + "/store", "-i", clients, "--no-discovery", "--audit-log", "none", "-n", book,
+    ])
+    #expect(result.status == 0, "\(result.stderr)")
+    #expect(result.stdout == "")
+    let file = book
+    #expect(
+      result.stderr == """
+        \(file):2:9: warning: no source of the inventory knows pc04; it would be reached by its name alone (the client list, dsh groups, known clients and discovery do not name it)
+         2 | on host pc04, pc[01-03] except pc09 < run "b" >
+           |         ^~~~
+        \(file):2:15: warning: no source of the inventory knows pc03; it would be reached by its name alone (the client list, dsh groups, known clients and discovery do not name it)
+         2 | on host pc04, pc[01-03] except pc09 < run "b" >
+           |               ^~~~~~~~~
+        \(file):3:21: warning: no source of the inventory knows web1; it would be reached by its name alone (the client list, dsh groups, known clients and discovery do not name it)
+         3 | group extra = pc01, web1
+           |                     ^~~~
+
+        """)
+  }
+
+  /// `-n` warns when a store file that a block of `on all` or `on host` copies is in the
+  /// trees of only some of the groups its hosts are in (those hosts would fail).
+  @Test func syntaxCheckWarnsAboutStoreFilesOnlySomeGroupsHave() throws {
+    let directory = try TemporaryDirectory()
+    try directory.write("store/lab/etc/motd", "hello\n")
+    try FileManager.default.createDirectory(atPath: directory.path + "/store/office", withIntermediateDirectories: true)
+    let clients = try directory.write("clients", "pc01 group=lab\npc02 group=lab\ndesk1 group=office\n")
+    let book = try directory.write(
+      "book.cfi",
+      """
+      on all < copy "etc/motd" >
+      on host pc[01-02] < copy "etc/motd" >
+      on all except @office < copy "etc/motd" >
+      on host pc01, desk1 < script "setup.sh" >
+
+      """)
+    let result = try Command.run([
+      "--store", directory.path + "/store", "-i", clients, "--no-discovery", "--audit-log", "none", "-n", book,
+    ])
+    #expect(result.status == 0, "\(result.stderr)")
+    let warnings = result.stderr.split(separator: "\n").filter { $0.contains("warning:") }
+    #expect(
+      warnings == [
+        "\(book):1:15: warning: 'etc/motd' is in the store of lab but not of office: this block's hosts of office would fail",
+        "\(book):4:30: warning: 'setup.sh' is in the store of none of this block's groups (lab, office): its hosts would fail",
+      ], "\(result.stderr)")
+  }
+
   @Test func helpDocumentsExitStatuses() throws {
     let result = try Command.run(["--help"])
     #expect(result.status == 0)
     #expect(result.stdout.contains("EXIT STATUS"))
     #expect(result.stdout.contains("-n, --syntax-check"))
+    #expect(result.stdout.contains("8    (bit) an 'on' block matched no host"))
   }
 }

@@ -51,9 +51,11 @@ struct EventScript {
     events.append(.runStarted(runbook: EventScript.runbook, check: check, date: EventScript.date))
   }
 
+  /// A block starts; one with no hosts says so next, as the interpreter does.
   mutating func block(_ id: Int, _ label: String, line: Int, _ hosts: [String]) {
-    events.append(
-      .blockStarted(BlockInfo(id: id, label: label, location: "\(EventScript.runbook):\(line):1", hosts: hosts.map(EventScript.host))))
+    let location = "\(EventScript.runbook):\(line):1"
+    events.append(.blockStarted(BlockInfo(id: id, label: label, location: location, hosts: hosts.map(EventScript.host))))
+    if hosts.isEmpty { events.append(.noHosts(block: id, target: label, location: location)) }
   }
 
   /// One host's step, started and finished.

@@ -174,7 +174,14 @@ extension Interpreter {
     let blockID = frame.top!.blockCount
     let settings = frame.settings
     let label = "on " + ScriptPrinter.target(target)
-    sink.emit(.blockStarted(BlockInfo(id: blockID, label: label, location: location(statement.range), hosts: hosts, leftOut: leftOut)))
+    let info = BlockInfo(id: blockID, label: label, location: location(statement.range), hosts: hosts, leftOut: leftOut)
+    sink.emit(.blockStarted(info))
+    // Nothing runs here: said, and counted for the exit status (a cron run with no hosts
+    // must not look like a success).
+    if hosts.isEmpty {
+      frame.top!.unmatchedTargets += 1
+      sink.emit(.noHosts(block: blockID, target: label, location: info.location))
+    }
 
     let maxFail = settings.maxFail?.resolved(total: hosts.count)
     let batchSize = max(1, settings.serial?.resolved(total: hosts.count) ?? hosts.count)

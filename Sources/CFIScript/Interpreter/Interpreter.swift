@@ -55,9 +55,13 @@ public struct RunResult: Sendable {
   public var interrupted: Bool
   /// Whether `max_fail` stopped the run.
   public var stoppedByMaxFail: Bool
+  /// How many `on` blocks ran whose target matched no host.
+  public var unmatchedTargets: Int
 
   /// How the run ended, as the fleet (Runtime's `FleetRun`) sees it.
-  public var end: RunEnd { RunEnd(outcomes: outcomes, runtimeError: error != nil, interrupted: interrupted) }
+  public var end: RunEnd {
+    RunEnd(outcomes: outcomes, runtimeError: error != nil, interrupted: interrupted, unmatchedTargets: unmatchedTargets)
+  }
 }
 
 /// A user-defined function.
@@ -74,6 +78,7 @@ struct TopLevelState {
   var outcomes: [HostName: HostOutcome] = [:]
   var hostOrder: [HostName] = []
   var stoppedByMaxFail = false
+  var unmatchedTargets = 0
 }
 
 /// One thread of execution: the server's (with `top`) or a host's (with `host`).
@@ -138,6 +143,7 @@ public struct Interpreter: Sendable {
     frame.top!.outcomes = [:]
     frame.top!.hostOrder = []
     frame.top!.stoppedByMaxFail = false
+    frame.top!.unmatchedTargets = 0
     declareFunctions(program.statements, in: &frame)
     var error: Diagnostic?
     var interrupted = false
@@ -154,7 +160,9 @@ public struct Interpreter: Sendable {
     let outcomes = top.hostOrder.compactMap { top.outcomes[$0] }
     let message = error.map { describe($0) }
     sink.emit(.runFinished(outcomes: outcomes, interrupted: interrupted, error: message))
-    return RunResult(outcomes: outcomes, error: error, interrupted: interrupted, stoppedByMaxFail: top.stoppedByMaxFail)
+    return RunResult(
+      outcomes: outcomes, error: error, interrupted: interrupted, stoppedByMaxFail: top.stoppedByMaxFail,
+      unmatchedTargets: top.unmatchedTargets)
   }
 
   /// The server thread's frame at the start of a run.

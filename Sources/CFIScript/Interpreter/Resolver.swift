@@ -18,15 +18,19 @@ public struct ResolverContext: Sendable {
   /// Functions already defined (by earlier REPL lines): name → parameter count, and whether
   /// they must run inside `on`.
   public var functions: [String: (arity: Int, needsHost: Bool)]
+  /// The inventory the sources give, for `cfi-sh -n`'s warnings: literal host names none of
+  /// them knows, store files that only some of a block's groups have; nil: not checked.
+  public var inventory: Inventory?
 
   public init(
     knownGroups: Set<String> = [GroupName.unknown.rawValue], store: Store? = nil, globals: Set<String> = [],
-    functions: [String: (arity: Int, needsHost: Bool)] = [:]
+    functions: [String: (arity: Int, needsHost: Bool)] = [:], inventory: Inventory? = nil
   ) {
     self.knownGroups = knownGroups.union([GroupName.unknown.rawValue])
     self.store = store
     self.globals = globals
     self.functions = functions
+    self.inventory = inventory
   }
 }
 
@@ -44,6 +48,9 @@ public struct Resolver {
   private var insideDef = false
   /// Groups an `on` block targets, when they are known statically (for store checks).
   private var staticGroups: [String]? = nil
+  /// For `on all` and `on host` blocks with literal targets, when the inventory is given: the
+  /// store groups (with a tree) of the hosts they would run on, for `-n`'s warnings.
+  private var hostGroups: [String]? = nil
   private var functions: [String: (arity: Int, needsHost: Bool)]
   /// Defs that run an `on` block.
   private var defsWithOn: Set<String> = []
@@ -59,6 +66,7 @@ public struct Resolver {
     var insideDef: Bool
     var globals: Set<String>
     var staticGroups: [String]?
+    var hostGroups: [String]?
   }
   private var scopes: [Scope] = []
 
@@ -228,7 +236,10 @@ public struct Resolver {
       bind(name)
       return .enter
     case .def(_, let parameters, _):
-      scopes.append(Scope(locals: locals, insideOn: insideOn, insideDef: insideDef, globals: globals, staticGroups: staticGroups))
+      scopes.append(
+        Scope(
+          locals: locals, insideOn: insideOn, insideDef: insideDef, globals: globals, staticGroups: staticGroups,
+          hostGroups: hostGroups))
       locals = Set(parameters.map(\.name))
       insideDef = true
       globals = allGlobals
@@ -254,8 +265,8 @@ public struct Resolver {
     switch statement.kind {
     case .on, .def:
       let scope = scopes.removeLast()
-      (locals, insideOn, insideDef, globals, staticGroups) =
-        (scope.locals, scope.insideOn, scope.insideDef, scope.globals, scope.staticGroups)
+      (locals, insideOn, insideDef, globals, staticGroups, hostGroups) =
+        (scope.locals, scope.insideOn, scope.insideDef, scope.globals, scope.staticGroups, scope.hostGroups)
     default:
       break
     }
@@ -296,11 +307,46 @@ public struct Resolver {
     case .hosts(let items):
       patterns(items)
     }
-    patterns(target.except)
-    scopes.append(Scope(locals: locals, insideOn: insideOn, insideDef: insideDef, globals: globals, staticGroups: staticGroups))
+    patterns(target.except, checkHosts: false)
+    scopes.append(
+      Scope(
+        locals: locals, insideOn: insideOn, insideDef: insideDef, globals: globals, staticGroups: staticGroups,
+        hostGroups: hostGroups))
     locals = locals ?? []  // inside a def, its parameters and locals stay visible
     insideOn = true
     staticGroups = known
+    hostGroups = known == nil ? groupsOfHosts(target) : nil
+  }
+
+  /// The store groups of the hosts a target of literal patterns names in the inventory
+  /// (nil when it is not given, or the target is computed or names groups).
+  private func groupsOfHosts(_ target: Target) -> [String]? {
+    guard let inventory = context.inventory, let store = context.store else { return nil }
+    func hosts(_ items: [PatternItem]) -> [Runtime.Host]? {
+      var result: [Runtime.Host] = []
+      for item in items {
+        guard case .pattern(let text, _) = item, let pattern = try? HostPattern(parsing: text) else { return nil }
+        if let group = pattern.groupReference {
+          result += inventory.hosts(inGroup: group)
+        } else {
+          guard let names = try? pattern.expand() else { return nil }
+          result += names.compactMap { HostName($0).flatMap(inventory.host(named:)) }
+        }
+      }
+      return result
+    }
+    var selected: [Runtime.Host]
+    switch target.kind {
+    case .all: selected = inventory.hosts
+    case .hosts(let items):
+      guard let named = hosts(items) else { return nil }
+      selected = named
+    case .groups: return nil
+    }
+    guard let excluded = hosts(target.except) else { return nil }
+    let names = Set(excluded.map(\.name))
+    selected.removeAll { names.contains($0.name) }
+    return Set(selected.map(\.group.rawValue)).filter { store.hasGroup($0) }.sorted()
   }
 
   private mutating func unknownGroup(_ name: String, at range: SourceRange) {
@@ -313,7 +359,23 @@ public struct Resolver {
     error(.unknownGroup, message, at: range)
   }
 
-  private mutating func patterns(_ items: [PatternItem]) {
+  /// Warns when no source of the inventory knows some of `names` (a typo, or a host that
+  /// would be reached by its DNS name alone, in the group `unknown`).
+  private mutating func unknownHosts(_ names: [String], at range: SourceRange) {
+    guard let inventory = context.inventory else { return }
+    let unknown = names.filter { HostName($0).map { inventory.host(named: $0) == nil } ?? false }
+    guard !unknown.isEmpty else { return }
+    diagnostics.append(
+      Diagnostic(
+        .unknownHost,
+        "no source of the inventory knows \(HostFolding.foldedString(unknown)); it would be reached by its name alone "
+          + "(the client list, dsh groups, known clients and discovery do not name it)",
+        at: range, severity: .warning))
+  }
+
+  /// `checkHosts`: warn about literal host names no source knows (not for `except`, where
+  /// naming a host that is not there is fine).
+  private mutating func patterns(_ items: [PatternItem], checkHosts: Bool = true) {
     for item in items {
       switch item {
       case .pattern(let text, let range):
@@ -328,7 +390,8 @@ public struct Resolver {
           if let group = pattern.groupReference {
             if !groups.contains(group.rawValue) { unknownGroup(group.rawValue, at: range) }
           } else {
-            _ = try pattern.expand()
+            let names = try pattern.expand()
+            if checkHosts { unknownHosts(names, at: range) }
           }
         } catch {
           let start = range.start + min(error.offset, text.utf8.count)
@@ -377,6 +440,16 @@ public struct Resolver {
         // tree where it exists (a missing file is the run's business, per host).
         let existing = store.groups().filter { FileManager.default.fileExists(atPath: store.directory(of: $0) + "/" + path) }
         storePath(path, groups: existing, store: store, at: first.range)
+        if let groups = hostGroups, !groups.isEmpty {
+          let having = groups.filter(existing.contains)
+          let missing = groups.filter { !existing.contains($0) }
+          let message =
+            having.isEmpty
+            ? "'\(path)' is in the store of none of this block's groups (\(groups.joined(separator: ", "))): its hosts would fail"
+            : "'\(path)' is in the store of \(having.joined(separator: ", ")) but not of \(missing.joined(separator: ", ")): "
+              + "this block's hosts of \(missing.joined(separator: ", ")) would fail"
+          if !missing.isEmpty { diagnostics.append(Diagnostic(.store, message, at: first.range, severity: .warning)) }
+        }
       }
     case .password:
       if arguments.count == 2, let hash = literalText(arguments[1]), !CryptHash.isValid(hash) {
