@@ -1,6 +1,7 @@
 // A run tells the truth about what it did: cfi-sh's options after the runbook are refused
 // (not passed on and run for real), a block that matched no host is said and sets bit 8,
-// and a run without discovery says so.
+// a run without discovery says so, and a block's store paths are checked against the trees
+// its hosts receive.
 
 import Foundation
 import TestSupport
@@ -57,5 +58,18 @@ struct TrustFleetTests {
     #expect(result.status == 0, "\(result.stderr)")
     #expect(result.stderr.contains("cfi-sh: no discovery: "), "\(result.stderr)")
     #expect(result.stdout.contains("ok"))
+  }
+
+  /// A `group` statement's group is no store tree: its hosts receive their own groups' trees
+  /// (the static check took the block's group name for a store group and refused the run).
+  @Test func aGroupStatementsGroupTakesItsHostsOwnTrees() throws {
+    let lab = try Lab("trustgrp", hosts: 4)
+    _ = try lab.storeFile("lab/etc/motd", "lab motd\n")
+    _ = try lab.storeFile("office/etc/motd", "office motd\n")
+    let result = try lab.run("group racks = pc02, pc03\non group racks < copy \"etc/motd\" >")
+    #expect(result.status == 0, "\(result.stderr)")
+    #expect(try lab.read("pc02", "cat /etc/motd") == "lab motd")
+    #expect(try lab.read("pc03", "cat /etc/motd") == "office motd")
+    #expect(try lab.read("pc01", "cat /etc/motd") != "lab motd")
   }
 }

@@ -296,6 +296,10 @@ public struct Resolver {
             error(.badHostPattern, GroupNameError(text: name).description, at: range)
           } else if !groups.contains(name) {
             unknownGroup(name, at: range)
+          } else if let store = context.store, !store.hasGroup(name), name != GroupName.unknown.rawValue {
+            // A group that is no store tree (a `group` statement's, a dsh group's) names hosts
+            // that each receive their own group's tree: which ones is known only at run time.
+            known = nil
           } else {
             known?.append(name)
           }
