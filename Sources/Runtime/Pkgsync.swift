@@ -24,11 +24,7 @@ public enum Pkgsync {
   public static func checkedLists(in store: Store, group: String) throws(StoreError) -> [String: [String]] {
     var lists: [String: [String]] = [:]
     for list in Pkgsync.lists {
-      let file = try store.resolve("etc/pkgsync/\(list)", group: group)
-      guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-        throw StoreError("cannot read '\(file)'")
-      }
-      lists[list] = entries(text)
+      lists[list] = entries(try store.text("etc/pkgsync/\(list)", group: group))
     }
     let kept = Set(lists["musthave", default: []] + lists["mayhave", default: []])
     let removed = Set(lists["maynothave", default: []])

@@ -89,15 +89,39 @@ public struct Store: Hashable, Sendable {
   /// Reads a list file from a group's tree: one item per line, blank lines and `#` comments
   /// (whole-line or after whitespace) dropped, surrounding whitespace trimmed.
   public func lines(_ path: String, group: String) throws(StoreError) -> [String] {
+    Store.listItems(try text(path, group: group))
+  }
+
+  /// The text of a file of a group's tree, read from the file that was checked: it is opened
+  /// once, the opened file must be a regular file inside the group's tree (its real path,
+  /// from the open descriptor), and it is read from that descriptor. Why: where the store is
+  /// writable by others than root, a path checked and then opened again could be swapped for
+  /// a link to any file of the server in between.
+  public func text(_ path: String, group: String) throws(StoreError) -> String {
     let file = try resolve(path, group: group)
-    let data: Data
-    do { data = try Data(contentsOf: URL(fileURLWithPath: file)) } catch {
-      throw StoreError("cannot read '\(file)': \(error.localizedDescription)")
+    let fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+    guard fd >= 0 else { throw StoreError("cannot read '\(file)': \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    var status = stat()
+    guard fstat(fd, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+      throw StoreError("'\(file)' is not a regular file")
     }
-    guard let text = String(data: data, encoding: .utf8) else {
-      throw StoreError("'\(file)' is not UTF-8 text")
+    let opened = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)")) ?? ""
+    let tree = URL(fileURLWithPath: directory(of: group)).resolvingSymlinksInPath().path
+    guard opened.hasPrefix(tree + "/") else {
+      throw StoreError("'\(path)' leads out of the store of group '\(group)' (it opened \(opened))")
     }
-    return Store.listItems(text)
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+      let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+      if count < 0, errno == EINTR { continue }
+      guard count >= 0 else { throw StoreError("cannot read '\(file)': \(String(cString: strerror(errno)))") }
+      if count == 0 { break }
+      bytes += buffer[..<count]
+    }
+    guard let text = String(validating: bytes, as: UTF8.self) else { throw StoreError("'\(file)' is not UTF-8 text") }
+    return text
   }
 
   /// The items of a list text (see `lines(_:group:)`).

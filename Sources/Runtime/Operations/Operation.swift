@@ -26,11 +26,8 @@ public enum PreparedAction: Sendable {
     case .sync: return .sync(try LocalSource("", group: host.group.rawValue, store: store))
     case .run(let command): return .run(command: command)
     case .script(let path, let arguments):
-      let file = try store.resolve(path, group: host.group.rawValue)
-      guard let body = try? String(contentsOfFile: file, encoding: .utf8) else {
-        throw StoreError("cannot read script '\(file)'")
-      }
-      return .script(path: path, body: body, arguments: arguments)
+      // Read once, from the file that was checked; the body goes to the host on stdin.
+      return .script(path: path, body: try store.text(path, group: host.group.rawValue), arguments: arguments)
     case .password(let user, let hash): return .password(user: user, hash: hash)
     case .install(let packages): return .install(packages: packages)
     case .remove(let packages): return .remove(packages: packages)
