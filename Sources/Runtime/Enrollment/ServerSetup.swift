@@ -44,7 +44,7 @@ public struct ServerSetup: Sendable {
     let created = !FileManager.default.fileExists(atPath: keyFile)
     if created {
       try AtomicFile.createDirectory((keyFile as NSString).deletingLastPathComponent, mode: 0o755)
-      try await runKeygen(["-q", "-t", "ed25519", "-N", "", "-C", "cfi-server@\(Self.hostName())", "-f", keyFile])
+      try await runKeygen(["-q", "-t", "ed25519", "-N", "", "-C", "cfi-server@\(ServerIdentity.hostName ?? "localhost")", "-f", keyFile])
     }
     guard let data = FileManager.default.contents(atPath: publicKeyFile) else {
       throw EnrollmentError("cannot read the public key \(publicKeyFile)")
@@ -77,12 +77,5 @@ public struct ServerSetup: Sendable {
     guard result.succeeded else {
       throw EnrollmentError("\(sshKeygen) \(arguments.joined(separator: " ")) failed: \(result.message)")
     }
-  }
-
-  /// This machine's name, for the key's comment.
-  private static func hostName() -> String {
-    var name = [CChar](repeating: 0, count: 256)
-    gethostname(&name, name.count)
-    return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
   }
 }

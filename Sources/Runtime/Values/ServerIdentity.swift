@@ -28,15 +28,19 @@ public struct ServerIdentity: Sendable, Hashable {
   /// This machine now: its host name (and the short form of it) and every interface address.
   public static func current() -> ServerIdentity {
     var names: [String] = []
-    var buffer = [CChar](repeating: 0, count: 256)
-    if gethostname(&buffer, buffer.count) == 0 {
-      let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-      if !name.isEmpty {
-        names.append(name)
-        if let short = name.split(separator: ".").first { names.append(String(short)) }
-      }
+    if let name = hostName {
+      names.append(name)
+      if let short = name.split(separator: ".").first { names.append(String(short)) }
     }
     return ServerIdentity(names: names, addresses: interfaceAddresses())
+  }
+
+  /// This machine's host name (gethostname); nil when it has none.
+  public static var hostName: String? {
+    var buffer = [CChar](repeating: 0, count: 256)
+    guard gethostname(&buffer, buffer.count) == 0 else { return nil }
+    let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    return name.isEmpty ? nil : name
   }
 
   /// Whether `host` is this machine: by its name, or by its address (a name or IP literal).
