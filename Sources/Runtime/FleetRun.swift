@@ -71,6 +71,8 @@ public final class FleetRun: Sendable {
   private let notice: @Sendable (String) -> Void
   /// The notices already given (each once per FleetRun).
   private let said = Mutex<Set<Notice>>([])
+  /// The pending-hosts notice last given.
+  private let pendingSaid = Mutex<String?>(nil)
 
   private enum Notice { case auditLog, knownClients }
 
@@ -94,7 +96,20 @@ public final class FleetRun: Sendable {
   public func loadInventory(discovery: Bool = true) async throws(InventorySourceError) -> InventorySnapshot {
     var sources = self.sources
     sources.discovery = sources.discovery && discovery
-    return try await sources.load(warning: notice)
+    let snapshot = try await sources.load(warning: notice)
+    tellPending(snapshot)
+    return snapshot
+  }
+
+  /// Says which announced hosts wait for acceptance: in every run, and in a session each
+  /// time the set changes (not after every entry).
+  private func tellPending(_ snapshot: InventorySnapshot) {
+    let text = snapshot.pendingNotice
+    let changed = pendingSaid.withLock { said in
+      defer { said = text }
+      return said != text
+    }
+    if changed, let text { notice(text) }
   }
 
   /// Browses now (whatever the sources say) and remembers what announces itself.
@@ -102,6 +117,7 @@ public final class FleetRun: Sendable {
     var sources = self.sources
     sources.discovery = true
     let snapshot = try await sources.load(warning: notice)
+    tellPending(snapshot)
     remember(snapshot.entries.filter(\.online).map(\.host))
     return snapshot
   }

@@ -29,7 +29,18 @@ extension InventoryEntry {
     throws(HostPatternError) -> [InventoryEntry]
   {
     guard !patterns.isEmpty else { return entries }
-    var selected: Set<String> = []
+    let names = try HostPattern.names(patterns) { inventory.hosts(inGroup: $0).map(\.name) }
+    return entries.filter { names.contains($0.host.name) }
+  }
+}
+
+extension HostPattern {
+  /// The host names a command line's patterns name (`pc[01-05]`, `web1`, `@lab`, each word a
+  /// comma list); `members` gives a group's hosts.
+  public static func names(_ patterns: [String], members: (GroupName) -> [HostName]) throws(HostPatternError)
+    -> Set<HostName>
+  {
+    var selected: Set<HostName> = []
     for text in patterns {
       let list: [HostPattern]
       do { list = try HostPattern.parseList(text) } catch {
@@ -37,26 +48,27 @@ extension InventoryEntry {
       }
       for pattern in list {
         if let group = pattern.groupReference {
-          selected.formUnion(inventory.hosts(inGroup: group).map(\.name.rawValue))
+          selected.formUnion(members(group))
         } else if let names = try? pattern.expand() {
-          selected.formUnion(names)
+          selected.formUnion(names.compactMap(HostName.init))
         }
       }
     }
-    return entries.filter { selected.contains($0.host.name.rawValue) }
+    return selected
   }
 }
 
 /// Why the inventory could not be loaded.
 public enum InventorySourceError: Error, Sendable, CustomStringConvertible {
-  /// The client list named on the command line (or /etc/cfi/clients) cannot be read.
-  case unreadable(path: String, reason: String)
-  /// A line of the client list is wrong.
+  /// A file named on the command line or by default (the client list, the server's
+  /// configuration) cannot be read; `what` names it.
+  case unreadable(what: String, path: String, reason: String)
+  /// A line of the client list or of the server's configuration is wrong.
   case invalid(InventoryError)
 
   public var description: String {
     switch self {
-    case .unreadable(let path, let reason): "cannot read client list '\(path)': \(reason)"
+    case .unreadable(let what, let path, let reason): "cannot read \(what) '\(path)': \(reason)"
     case .invalid(let error): error.description
     }
   }
@@ -69,6 +81,18 @@ public struct InventorySnapshot: Sendable {
   /// Why the browse that was asked for failed (no avahi-daemon), if it did: the hosts of this
   /// snapshot are then only those the other sources name, which every run must say.
   public var discoveryFailure: String? = nil
+  /// Claims of announced hosts waiting for `cfi-sh hosts accept` (rejected ones left out):
+  /// none of them is in `inventory` as claimed.
+  public var pending: [PendingHost] = []
+
+  /// What every run says while claims wait: which hosts, and where to look.
+  public var pendingNotice: String? {
+    guard !pending.isEmpty else { return nil }
+    let names = Set(pending.map(\.name))
+    let hosts = names.count == 1 ? "host" : "hosts"
+    return "\(names.count) announced \(hosts) pending acceptance, not reached as announced: "
+      + "\(HostFolding.foldedString(names)) (see 'cfi-sh hosts --pending'; 'cfi-sh hosts accept NAME')"
+  }
 }
 
 /// The sources of the inventory, as the command line and environment name them.
@@ -81,24 +105,29 @@ public struct InventorySources: Sendable {
   public var discovery: Bool
   /// The longest a browse may take (it usually ends after about a second).
   public var discoveryWait: Duration
+  /// The server's configuration file (how announced hosts are accepted).
+  public var configurationFile: String
 
   /// Where the static client list is unless one is named.
   public static let defaultClientList = "/etc/cfi/clients"
 
   public init(
     store: Store, clientList: String? = nil, dshDirectory: String = Inventory.dshGroupDirectory, discovery: Bool,
-    discoveryWait: Duration = .seconds(3)
+    discoveryWait: Duration = .seconds(3), configurationFile: String = ServerConfiguration.defaultPath
   ) {
     self.store = store
     self.clientList = clientList
     self.dshDirectory = dshDirectory
     self.discovery = discovery
     self.discoveryWait = discoveryWait
+    self.configurationFile = configurationFile
   }
 
-  /// Merges every source. A failed browse (no avahi-daemon) is not an error: the other sources
-  /// still name the hosts; `warning` is told why.
+  /// Merges every source. Announced hosts join only as `HostAcceptance` admits them; the
+  /// claims it does not are recorded as pending. A failed browse (no avahi-daemon) is not an
+  /// error: the other sources still name the hosts; `warning` is told why.
   public func load(warning: (String) -> Void = { _ in }) async throws(InventorySourceError) -> InventorySnapshot {
+    let configuration = try ServerConfiguration.load(configurationFile)
     let groups = Set(store.groups().compactMap(GroupName.init))
     var entries: [InventoryEntry] = []
     var index: [HostName: Int] = [:]
@@ -119,11 +148,14 @@ public struct InventorySources: Sendable {
         entries.append(InventoryEntry(host: host, sources: [source], lastSeen: lastSeen, online: online))
       }
     }
+    var accepted: [HostName: Host] = [:]
     for client in KnownClients(store: store).load(skipped: warning) {
       var host = client.host
       if !groups.contains(host.group) { host.group = .unknown }
+      accepted[host.name] = host
       merge(host, "known", lastSeen: client.lastSeen, wins: true)
     }
+    let staticHosts = try staticList(knownGroups: groups)
     var dshSets: [(GroupName, [HostName])] = []
     var discoveryFailure: String?
     for (group, hosts) in Inventory.dshGroups(in: dshDirectory) {
@@ -133,20 +165,51 @@ public struct InventorySources: Sendable {
       }
       dshSets.append((group, hosts.map(\.name)))
     }
+    var pending: [PendingHost] = []
     if discovery {
       do {
-        for host in try await discoveredClients(knownGroups: groups, warning: warning) {
-          merge(host, "discovered", lastSeen: Date(), online: true, wins: true)
+        let named = HostAcceptance.Named(
+          clientList: Set(staticHosts.map(\.name)), dsh: Set(dshSets.flatMap(\.1)))
+        let announced = try await discoveredClients(knownGroups: groups, warning: warning)
+        pending = admit(announced, accepted: accepted, named: named, policy: configuration.accept, warning: warning) {
+          merge($0, "discovered", lastSeen: Date(), online: true, wins: true)
         }
       } catch {
         discoveryFailure = "\(error)"
         warning("no discovery: \(error)")
       }
     }
-    for host in try staticList(knownGroups: groups) { merge(host, "static", wins: true) }
+    for host in staticHosts { merge(host, "static", wins: true) }
     var inventory = Inventory(hosts: entries.map(\.host))
     for (group, names) in dshSets { inventory.addToGroup(group, names: names) }
-    return InventorySnapshot(inventory: inventory, entries: entries, discoveryFailure: discoveryFailure)
+    return InventorySnapshot(inventory: inventory, entries: entries, discoveryFailure: discoveryFailure, pending: pending)
+  }
+
+  /// Merges the announced hosts `HostAcceptance` admits and records the claims it does not;
+  /// returns the pending claims (the store's, not only today's; rejected ones left out).
+  private func admit(
+    _ announced: [Host], accepted: [HostName: Host], named: HostAcceptance.Named, policy: AcceptancePolicy,
+    warning: (String) -> Void, merge: (Host) -> Void
+  ) -> [PendingHost] {
+    let pendingHosts = PendingHosts(store: store)
+    let kept = pendingHosts.load(skipped: warning)
+    let rejected = Set(kept.filter(\.rejected).map(\.claim))
+    let (admitted, claims) = HostAcceptance.admit(
+      announced, accepted: accepted, named: named, rejected: rejected, policy: policy)
+    admitted.forEach(merge)
+    // A kept claim is settled once its host is named in a file or accepted as it claims.
+    func settled(_ claim: HostClaim) -> Bool {
+      if named.clientList.contains(claim.name) { return true }
+      if let binding = accepted[claim.name] { return claim.agrees(with: binding) }
+      return named.dsh.contains(claim.name)
+    }
+    do {
+      return try pendingHosts.record(claims, at: Date(), settled: settled).filter { !$0.rejected }
+    } catch {
+      warning("cannot record the pending hosts: \(error.localizedDescription)")
+      let seen = Date()
+      return claims.map { PendingHost($0, firstSeen: seen, lastSeen: seen) }
+    }
   }
 
   /// The hosts announcing `_cfi._tcp` now; throws when there is no discovery to ask (no
@@ -168,7 +231,7 @@ public struct InventorySources: Sendable {
     let path = clientList ?? Self.defaultClientList
     guard clientList != nil || FileManager.default.fileExists(atPath: path) else { return [] }
     let text: String
-    do { text = try TextFile.read(path) } catch { throw .unreadable(path: path, reason: error.reason) }
+    do { text = try TextFile.read(path) } catch { throw .unreadable(what: "client list", path: path, reason: error.reason) }
     do {
       return try Inventory.parseStaticList(text, file: path, knownGroups: knownGroups)
     } catch {

@@ -146,6 +146,8 @@ struct CFISh: AsyncParsableCommand {
   var sshConfigFile: String? { CFISh.setting(sshConfig, "CFI_SSH_CONFIG") }
   var dshGroupDirectory: String { CFISh.setting(nil, "CFI_DSH_GROUPS") ?? Inventory.dshGroupDirectory }
   var auditLogPath: String { CFISh.setting(auditLog, "CFI_AUDIT_LOG") ?? AuditLog.defaultPath }
+  /// The server's configuration: `CFI_SERVER_CONF` or /etc/cfi/server.conf.
+  static var configurationFile: String { setting(nil, "CFI_SERVER_CONF") ?? ServerConfiguration.defaultPath }
 
   /// The settings the command line gives, and their names: `set` in a runbook does not
   /// override those.

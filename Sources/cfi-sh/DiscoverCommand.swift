@@ -1,4 +1,5 @@
-// `cfi-sh discover`: browse once for announced clients and remember them.
+// `cfi-sh discover`: browse once for announced clients; remember the accepted ones, record
+// the others as pending.
 
 import ArgumentParser
 import Foundation
@@ -7,10 +8,11 @@ import Runtime
 struct DiscoverCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "discover",
-    abstract: "Browse for clients announcing themselves (\(ServiceType.client)) and remember them as known clients.",
+    abstract: "Browse for clients announcing themselves (\(ServiceType.client)); remember the accepted ones.",
     discussion: """
-      Every run browses too; this is for seeing who is there, and for cron: a host found now
-      stays known (and is tried) even when its announcements are missed later.
+      Every run browses too; this is for seeing who is there, and for cron: an accepted host
+      found now stays known (and is tried) even when its announcements are missed later. A
+      host that is not accepted is recorded as pending ('cfi-sh hosts --pending').
       """)
 
   @OptionGroup var place: HostsCommand.Where
@@ -22,28 +24,15 @@ struct DiscoverCommand: AsyncParsableCommand {
   var json = false
 
   func run() async throws {
-    let duration = try parseDuration(wait, option: "--wait")
-    let store = Store(root: place.storeRoot)
-    let sources = InventorySources(
-      store: store, clientList: place.clientList, dshDirectory: Inventory.dshGroupDirectory, discovery: true,
-      discoveryWait: duration)
-    let hosts: [Runtime.Host]
-    do {
-      hosts = try await sources.discoveredClients(knownGroups: Set(store.groups().compactMap(GroupName.init))) { message in
-        Stream.standardError.write("cfi-sh: \(message)\n")
-      }
-    } catch {
-      Stream.standardError.write("cfi-sh: no discovery: \(error)\n")
-      throw ExitCode(ExitStatus.runbookError)
-    }
-    do { try KnownClients(store: store).remember(hosts) } catch {
+    let snapshot = try await place.load(discovery: true, wait: try parseDuration(wait, option: "--wait"))
+    // The browse failed: its reason was said as the sources' warning.
+    if snapshot.discoveryFailure != nil { throw ExitCode(ExitStatus.runbookError) }
+    let found = snapshot.entries.filter(\.online).sorted { HostFolding.naturalLess($0.host.name, $1.host.name) }
+    do { try KnownClients(store: Store(root: place.storeRoot)).remember(found.map(\.host)) } catch {
       Stream.standardError.write("cfi-sh: cannot update the known clients: \(error.localizedDescription)\n")
     }
-    let now = Date()
-    let entries = hosts.sorted { HostFolding.naturalLess($0.name, $1.name) }.map {
-      InventoryEntry(host: $0, sources: ["discovered"], lastSeen: now, online: true)
-    }
-    print(HostsCommand.render(entries, json: json, discovery: true), terminator: "")
-    if !json { Stream.standardError.write("\(hosts.count) host\(hosts.count == 1 ? "" : "s") found\n") }
+    print(HostsCommand.render(found, json: json, discovery: true), terminator: "")
+    if !json { Stream.standardError.write("\(found.count) host\(found.count == 1 ? "" : "s") found\n") }
+    if let notice = snapshot.pendingNotice { Stream.standardError.write("cfi-sh: \(notice)\n") }
   }
 }

@@ -8,8 +8,15 @@ import Runtime
 struct HostsCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "hosts",
-    abstract: "List the hosts cfi-sh knows, or forget one.",
-    subcommands: [List.self, Forget.self],
+    abstract: "List the hosts cfi-sh knows; accept, reject or forget them.",
+    discussion: """
+      A host known only from its announcement (\(ServiceType.client)) is pending: no run
+      reaches it until it is accepted. Once accepted, it is bound to its group, address and
+      port; an announcement that claims others is a pending change. Hosts named in the client
+      list or a dsh group are accepted by being written there. 'accept = auto' in
+      \(ServerConfiguration.defaultPath) accepts new hosts when first seen (changes stay pending).
+      """,
+    subcommands: [List.self, Accept.self, Reject.self, Forget.self],
     defaultSubcommand: List.self)
 
   /// Options shared by the hosts tools.
@@ -22,21 +29,49 @@ struct HostsCommand: AsyncParsableCommand {
 
     var storeRoot: String { CFISh.setting(store, "CFI_STORE") ?? Store.defaultRoot }
     var clientList: String? { CFISh.setting(inventory, "CFI_CLIENTS") }
+
+    /// The inventory's sources as these options and the environment name them.
+    func sources(discovery: Bool, wait: Duration = .seconds(3)) -> InventorySources {
+      InventorySources(
+        store: Store(root: storeRoot), clientList: clientList,
+        dshDirectory: CFISh.setting(nil, "CFI_DSH_GROUPS") ?? Inventory.dshGroupDirectory, discovery: discovery,
+        discoveryWait: wait, configurationFile: CFISh.configurationFile)
+    }
+
+    /// Loads the inventory (browsing when `discovery`, which also records what announces
+    /// itself); a source that cannot be read ends the command.
+    func load(discovery: Bool, wait: Duration = .seconds(3)) async throws -> InventorySnapshot {
+      do {
+        return try await sources(discovery: discovery, wait: wait).load { Stream.standardError.write("cfi-sh: \($0)\n") }
+      } catch {
+        let failure = CommandFailure(error)
+        Stream.standardError.write("cfi-sh: \(failure.message)\n")
+        throw ExitCode(failure.status)
+      }
+    }
   }
 
   struct List: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
       commandName: "list",
-      abstract: "List known hosts: from the static client list and every host cfi-sh has reached.",
+      abstract: "List known hosts, or the pending ones.",
       discussion: """
         PATTERN selects hosts (pc[01-10], web1, @lab for a group). Columns: name, group,
-        address, where the host is known from, and when cfi-sh last reached it.
+        address, where the host is known from, when cfi-sh last reached it, and whether it
+        announces itself now. With --pending: the announced hosts waiting to be accepted
+        (a new host, or a change to an accepted one) and since when.
         """)
 
     @OptionGroup var place: Where
 
     @Flag(help: "One JSON object per host.")
     var json = false
+
+    @Flag(help: "List the announced hosts waiting for 'cfi-sh hosts accept'.")
+    var pending = false
+
+    @Flag(help: "List the claims refused with 'cfi-sh hosts reject'.")
+    var rejected = false
 
     @Argument(help: ArgumentHelp("Hosts to list, e.g. 'pc[01-05]' or '@lab'.", valueName: "pattern"))
     var patterns: [String] = []
@@ -45,28 +80,34 @@ struct HostsCommand: AsyncParsableCommand {
     var noDiscovery = false
 
     func run() async throws {
-      let sources = InventorySources(
-        store: Store(root: place.storeRoot), clientList: place.clientList,
-        dshDirectory: CFISh.setting(nil, "CFI_DSH_GROUPS") ?? Inventory.dshGroupDirectory, discovery: !noDiscovery)
-      let snapshot: InventorySnapshot
-      do {
-        snapshot = try await sources.load { Stream.standardError.write("cfi-sh: \($0)\n") }
-      } catch {
-        let failure = CommandFailure(error)
-        Stream.standardError.write("cfi-sh: \(failure.message)\n")
-        throw ExitCode(failure.status)
+      let snapshot = try await place.load(discovery: !noDiscovery)
+      if pending || rejected {
+        var claims = pending ? snapshot.pending : []
+        if rejected { claims += PendingHosts(store: Store(root: place.storeRoot)).load().filter(\.rejected) }
+        if !patterns.isEmpty {
+          var selected: [PendingHost] = []
+          for pattern in patterns {
+            do { selected += try PendingHost.select(claims, pattern: pattern).filter { !selected.contains($0) } } catch {
+              throw ValidationError(error.message)
+            }
+          }
+          claims = selected
+        }
+        print(HostsCommand.render(claims, accepted: snapshot.inventory, json: json), terminator: "")
+        return
       }
-      let inventory = snapshot.inventory
       var entries = snapshot.entries
-      do { entries = try InventoryEntry.select(entries, patterns: patterns, in: inventory) } catch { throw ValidationError(error.message) }
+      do { entries = try InventoryEntry.select(entries, patterns: patterns, in: snapshot.inventory) } catch {
+        throw ValidationError(error.message)
+      }
       entries.sort { HostFolding.naturalLess($0.host.name, $1.host.name) }
       print(HostsCommand.render(entries, json: json, discovery: !noDiscovery), terminator: "")
+      if let notice = snapshot.pendingNotice { Stream.standardError.write("cfi-sh: \(notice)\n") }
     }
   }
 
   /// The listing: a table, or one JSON object per host.
   static func render(_ entries: [InventoryEntry], json: Bool, discovery: Bool) -> String {
-    let formatter = ISO8601DateFormatter()
     if json {
       return entries.map { entry in
         var object: [String: Any] = [
@@ -76,19 +117,64 @@ struct HostsCommand: AsyncParsableCommand {
         if let address = entry.host.address { object["address"] = address.rawValue }
         if let port = entry.host.port { object["port"] = port }
         if let user = entry.host.user { object["user"] = user }
-        if let date = entry.lastSeen { object["last_seen"] = formatter.string(from: date) }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-        return String(decoding: data, as: UTF8.self) + "\n"
+        if let date = entry.lastSeen { object["last_seen"] = timestamp(date) }
+        return jsonLine(object)
       }.joined()
     }
-    let table = [["NAME", "GROUP", "ADDRESS", "SOURCE", "LAST SEEN", "ONLINE"]] + entries.map { entry in
-      [
-        entry.host.name.rawValue, entry.host.group.rawValue, entry.host.address?.rawValue ?? "-", entry.sources.joined(separator: ","),
-        entry.lastSeen.map { formatter.string(from: $0) } ?? "-", discovery ? (entry.online ? "yes" : "no") : "?",
-      ]
+    return table(
+      ["NAME", "GROUP", "ADDRESS", "SOURCE", "LAST SEEN", "ONLINE"],
+      entries.map { entry in
+        [
+          entry.host.name.rawValue, entry.host.group.rawValue, entry.host.address?.rawValue ?? "-",
+          entry.sources.joined(separator: ","), entry.lastSeen.map(timestamp) ?? "-",
+          discovery ? (entry.online ? "yes" : "no") : "?",
+        ]
+      })
+  }
+
+  /// The pending listing: each claim, and what accepting it would change for the host it
+  /// names when that host is already accepted (`accepted` holds the bindings).
+  static func render(_ claims: [PendingHost], accepted: Inventory, json: Bool) -> String {
+    func change(_ claim: PendingHost) -> [String] {
+      accepted.host(named: claim.name).map { claim.claim.changes(from: $0) } ?? []
     }
-    let widths = (0..<6).map { column in table.map { $0[column].count }.max() ?? 0 }
-    return table.map { line in
+    func state(_ claim: PendingHost) -> String { claim.rejected ? "rejected" : accepted.host(named: claim.name) == nil ? "new" : "change" }
+    let sorted = claims.sorted { HostFolding.naturalLess($0.name, $1.name) }
+    if json {
+      return sorted.map { claim in
+        var object: [String: Any] = [
+          "name": claim.name.rawValue, "group": claim.group.rawValue, "address": claim.address.rawValue,
+          "port": claim.port ?? 22, "state": state(claim), "first_seen": timestamp(claim.firstSeen),
+          "last_seen": timestamp(claim.lastSeen),
+        ]
+        if !change(claim).isEmpty { object["changes"] = change(claim) }
+        return jsonLine(object)
+      }.joined()
+    }
+    return table(
+      ["NAME", "GROUP", "ADDRESS", "PORT", "STATE", "FIRST SEEN", "LAST SEEN"],
+      sorted.map { claim in
+        let changes = change(claim)
+        return [
+          claim.name.rawValue, claim.group.rawValue, claim.address.rawValue, String(claim.port ?? 22),
+          state(claim) + (changes.isEmpty ? "" : ": " + changes.joined(separator: ", ")),
+          timestamp(claim.firstSeen), timestamp(claim.lastSeen),
+        ]
+      })
+  }
+
+  private static func timestamp(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
+
+  private static func jsonLine(_ object: [String: Any]) -> String {
+    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+    return String(decoding: data, as: UTF8.self) + "\n"
+  }
+
+  /// Columns padded to their widest cell, blanks at line ends trimmed.
+  private static func table(_ header: [String], _ rows: [[String]]) -> String {
+    let lines = [header] + rows
+    let widths = header.indices.map { column in lines.map { $0[column].count }.max() ?? 0 }
+    return lines.map { line in
       zip(line, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
         .trimmingCharacters(in: .whitespaces) + "\n"
     }.joined()
@@ -97,10 +183,11 @@ struct HostsCommand: AsyncParsableCommand {
   struct Forget: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
       commandName: "forget",
-      abstract: "Forget hosts: their pinned ssh host keys and their known-client records.",
+      abstract: "Forget hosts: their pinned ssh host keys, their acceptance and their pending claims.",
       discussion: """
         Use it when a host was reinstalled and presents a new ssh host key: cfi-sh refuses a
-        changed key until the old one is forgotten; the next run pins the new key.
+        changed key until the old one is forgotten; the next run pins the new key. A forgotten
+        host that still announces itself is pending again (unless a file names it).
         """)
 
     @OptionGroup var place: Where
@@ -124,7 +211,8 @@ struct HostsCommand: AsyncParsableCommand {
           try? FileManager.default.removeItem(atPath: knownHosts + ".old")
         }
         if try KnownClients(store: store).forget(name) { forgotten.append("its known-client record") }
-        print(forgotten.isEmpty ? "\(name): nothing to forget" : "\(name): forgot \(forgotten.joined(separator: " and "))")
+        if try PendingHosts(store: store).remove(where: { $0.name == name }) > 0 { forgotten.append("its pending claims") }
+        print(forgotten.isEmpty ? "\(name): nothing to forget" : "\(name): forgot \(forgotten.joined(separator: ", "))")
       }
     }
   }

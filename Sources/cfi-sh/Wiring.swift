@@ -11,7 +11,8 @@ extension CFISh {
     let configuration = SSHConfiguration(store: store, identityFile: identityFile, configFile: sshConfigFile)
     let executor = ActionExecutor(transport: SSHTransport(configuration: configuration), store: store)
     let sources = InventorySources(
-      store: store, clientList: clientList, dshDirectory: dshGroupDirectory, discovery: !noDiscovery)
+      store: store, clientList: clientList, dshDirectory: dshGroupDirectory, discovery: !noDiscovery,
+      configurationFile: CFISh.configurationFile)
     return FleetRun(store: store, sources: sources, executor: executor, audit: audit, notice: notice)
   }
 

@@ -202,7 +202,7 @@ final class FleetRunEvents: EventSink, @unchecked Sendable {
     let clients = KnownClients(store: store)
     try FileManager.default.createDirectory(atPath: store.root + "/.cfi", withIntermediateDirectories: true)
     try "[{\"name\": \"pc1\",}".write(toFile: clients.path, atomically: true, encoding: .utf8)
-    #expect(throws: KnownClients.NotAList.self) { try clients.remember([Host(name: "pc2", group: "lab")]) }
+    #expect(throws: RecordFile<KnownClient>.NotAList.self) { try clients.remember([Host(name: "pc2", group: "lab")]) }
     #expect(try String(contentsOfFile: clients.path, encoding: .utf8) == "[{\"name\": \"pc1\",}")
   }
 
@@ -210,7 +210,7 @@ final class FleetRunEvents: EventSink, @unchecked Sendable {
     await #expect {
       _ = try await fleet(clientList: scratch.path + "/none").loadInventory()
     } throws: { error in
-      guard case .unreadable(_, let reason) = error as? InventorySourceError else { return false }
+      guard case .unreadable(_, _, let reason) = error as? InventorySourceError else { return false }
       return reason == "No such file or directory"
     }
     let list = scratch.path + "/clients"

@@ -1,6 +1,6 @@
 // The one place that decides what a cfi-sh started by a test sees of this machine: nothing.
 // Every machine-wide path cfi-sh reads or writes by default (dsh groups, the client list, the
-// store and so its known clients, the audit log, the shell's history, avahi's service
+// store and so its known clients and pending hosts, the server's configuration, the audit log, the shell's history, avahi's service
 // directory, the server key, ssh's configuration, the system D-Bus that discovery browses)
 // points into a temporary directory of the test's own, so a test sees only what its lab
 // creates and never reaches a host outside it. Options a test gives and variables it sets win.
@@ -31,6 +31,7 @@ public final class IsolatedMachine: Sendable {
       "CFI_AVAHI_SERVICES": root + "/avahi-services",  // not /etc/avahi/services
       "CFI_IDENTITY": root + "/id_ed25519",  // not /etc/cfi/id_ed25519
       "CFI_SSH_CONFIG": root + "/ssh_config",  // not ~/.ssh/config and /etc/ssh/ssh_config
+      "CFI_SERVER_CONF": root + "/server.conf",  // not /etc/cfi/server.conf (absent: the defaults)
       // Discovery browses no avahi-daemon but the lab's (a test that wants it sets its bus).
       "DBUS_SYSTEM_BUS_ADDRESS": "unix:path=" + root + "/no-system-bus",
     ]
@@ -47,6 +48,6 @@ public final class IsolatedMachine: Sendable {
   /// The variables that name machine-wide paths, for tests that check none leaks.
   public static let variableNames: Set<String> = [
     "CFI_DSH_GROUPS", "CFI_CLIENTS", "CFI_STORE", "CFI_AUDIT_LOG", "CFI_HISTORY", "CFI_AVAHI_SERVICES",
-    "CFI_IDENTITY", "CFI_SSH_CONFIG", "DBUS_SYSTEM_BUS_ADDRESS",
+    "CFI_IDENTITY", "CFI_SSH_CONFIG", "CFI_SERVER_CONF", "DBUS_SYSTEM_BUS_ADDRESS",
   ]
 }

@@ -1,0 +1,64 @@
+// The server's configuration file (`/etc/cfi/server.conf`): settings that are the site's
+// policy rather than a run's, so no runbook and no option of one run changes them. Today it
+// holds how announced hosts are accepted.
+
+import Foundation
+
+/// What becomes of a host known only from its announcement.
+public enum AcceptancePolicy: String, CaseIterable, Sendable {
+  /// It is pending and gets nothing until `cfi-sh hosts accept` (the default).
+  case pending
+  /// It is accepted when first seen (a closed lab's zero-touch flow): anyone who can
+  /// announce on the lab's network can then receive its group's tree, scripts and hashes.
+  case auto
+}
+
+/// The settings of `/etc/cfi/server.conf`: `key = value` lines, `#` comments.
+public struct ServerConfiguration: Hashable, Sendable {
+  /// Where the file is unless one is named (`CFI_SERVER_CONF`).
+  public static let defaultPath = "/etc/cfi/server.conf"
+
+  /// `accept = pending | auto`.
+  public var accept: AcceptancePolicy = .pending
+
+  public init(accept: AcceptancePolicy = .pending) {
+    self.accept = accept
+  }
+
+  /// The keys the file may set, for messages.
+  static let keys = ["accept"]
+
+  /// Parses the file's text; `file` names it in errors (`file:line: error: …`).
+  public init(parsing text: String, file: String) throws(InventoryError) {
+    var seen: [String: Int] = [:]
+    for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+      let number = index + 1
+      let line = (rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+        .trimmingCharacters(in: .whitespaces)
+      guard !line.isEmpty else { continue }
+      func fail(_ message: String) -> InventoryError { InventoryError(file: file, line: number, message: message) }
+      let pair = line.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+      guard pair.count == 2 else { throw fail("expected 'key = value', found '\(line)'") }
+      let key = pair[0].trimmingCharacters(in: .whitespaces)
+      let value = pair[1].trimmingCharacters(in: .whitespaces)
+      guard Self.keys.contains(key) else {
+        throw fail("unknown setting '\(key)' (known: \(Self.keys.joined(separator: ", ")))")
+      }
+      if let earlier = seen[key] { throw fail("'\(key)' is already set on line \(earlier)") }
+      seen[key] = number
+      guard let policy = AcceptancePolicy(rawValue: value) else {
+        let choices = AcceptancePolicy.allCases.map(\.rawValue).joined(separator: " or ")
+        throw fail("'accept' is \(choices), not '\(value)'")
+      }
+      accept = policy
+    }
+  }
+
+  /// Reads the file at `path`; a missing file gives the defaults.
+  public static func load(_ path: String) throws(InventorySourceError) -> ServerConfiguration {
+    guard FileManager.default.fileExists(atPath: path) else { return ServerConfiguration() }
+    let text: String
+    do { text = try TextFile.read(path) } catch { throw .unreadable(what: "server configuration", path: path, reason: error.reason) }
+    do { return try ServerConfiguration(parsing: text, file: path) } catch { throw .invalid(error) }
+  }
+}
