@@ -37,8 +37,13 @@ struct CFISh: AsyncParsableCommand {
 
       TOOLS
         cfi-sh hosts [PATTERN]      list known hosts (--json)
+        cfi-sh hosts accept NAME    accept a pending (announced) host;
+                                    'hosts reject' refuses one
         cfi-sh hosts forget NAME    forget a host's pinned ssh key
+        cfi-sh discover             who announces itself now
         cfi-sh server init          create the server's ssh key
+        cfi-sh client enroll        (on a client) announce it, trust the
+                                    server's key
 
       FILES
         /var/lib/cfi/GROUP/         files per group, laid out as on the
@@ -46,6 +51,9 @@ struct CFISh: AsyncParsableCommand {
         /etc/cfi/clients            static client list, one host a line:
                                     NAME [address=A] [port=P] [user=U] [group=G]
         /etc/cfi/id_ed25519         the server's ssh key
+        /etc/cfi/server.conf        accept = pending (default: a host known
+                                    only from its announcement waits for
+                                    'cfi-sh hosts accept') or auto
         /etc/dsh/group/NAME         dsh group files: more groups of hosts
         /var/log/cfi/audit.log      one JSON line per run and host result
 
@@ -56,6 +64,7 @@ struct CFISh: AsyncParsableCommand {
                                     shebang scripts and cron, where the
                                     options cannot be given)
         CFI_DSH_GROUPS              dsh's group directory (/etc/dsh/group)
+        CFI_SERVER_CONF             the server's configuration file
         CFI_HISTORY                 the shell's history file (~/.cfi_history;
                                     empty: no history file)
 

@@ -39,6 +39,10 @@ struct RunbookRunner {
     if let failure = snapshot.discoveryFailure, !options.verbose {
       Stream.standardError.write("cfi-sh: no discovery: \(failure)\n")
     }
+    // Likewise hosts that announce themselves and are not reached, until the admin decides.
+    if let pending = snapshot.pendingNotice, !options.verbose {
+      Stream.standardError.write("cfi-sh: \(pending)\n")
+    }
     // With -n, the inventory is checked against too: warnings about literal host names no
     // source knows, and store files only some of a block's groups have.
     let context = ResolverContext(

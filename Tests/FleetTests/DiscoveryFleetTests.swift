@@ -18,12 +18,14 @@ func listed(_ result: Command) -> [String: [String: Any]] {
 
 @Suite(.serialized, .enabled(if: fleetAvailable, "fleet tests need root"))
 struct DiscoveryFleetTests {
-  /// cfi-sh on the lab without its client list: only what discovery and memory give.
+  /// cfi-sh on the lab without its client list: only what discovery and memory give. The
+  /// seed's zero-touch flow (`accept = auto`): what discovery finds is reached at once
+  /// (AcceptanceFleetTests covers the default, where it waits to be accepted).
   private func cfi(_ lab: Lab, _ arguments: [String]) throws -> Command {
     try Command.run(
       arguments, environment: [
         "DBUS_SYSTEM_BUS_ADDRESS": lab.dbus, "CFI_STORE": lab.store.path, "CFI_IDENTITY": lab.key,
-        "CFI_AUDIT_LOG": "none", "CFI_CLIENTS": "",
+        "CFI_AUDIT_LOG": "none", "CFI_SERVER_CONF": try lab.storeFile("server.conf", "accept = auto\n"),
       ])
   }
 
