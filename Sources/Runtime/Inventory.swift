@@ -60,8 +60,18 @@ public struct Inventory: Sendable {
     namedSets[group] = members
   }
 
+  /// Hosts pending acceptance that announce one claim now: not in `hosts` (not in `all`,
+  /// a group or an unnamed pattern), reached only when a runbook names them (`host(named:)`
+  /// is nil for them, `named(_:)` is not).
+  public var pending: [HostName: Host] = [:]
+
   /// The known host of that name.
   public func host(named name: HostName) -> Host? { index[name].map { hosts[$0] } }
+
+  /// The host a runbook reaches when it writes `name` (`on host`, `group` statements): a
+  /// known host, else a pending one as it announces itself — naming a host accepts it, as
+  /// writing it in the client list does; nil: it is reached by its name alone.
+  public func named(_ name: HostName) -> Host? { host(named: name) ?? pending[name] }
 
   /// Every group name: own groups of hosts and named sets.
   public var groupNames: Set<GroupName> {
@@ -79,7 +89,7 @@ public struct Inventory: Sendable {
     var result = hosts.filter { $0.group == group }
     var seen = Set(result.map(\.name))
     for name in namedSets[group] ?? [] where seen.insert(name).inserted {
-      result.append(host(named: name) ?? Host(name: name))
+      result.append(named(name) ?? Host(name: name))
     }
     return result
   }

@@ -166,14 +166,15 @@ public struct InventorySources: Sendable {
       dshSets.append((group, hosts.map(\.name)))
     }
     var pending: [PendingHost] = []
+    var announcedNow: [HostClaim] = []
     if discovery {
       do {
         let named = HostAcceptance.Named(
           clientList: Set(staticHosts.map(\.name)), dsh: Set(dshSets.flatMap(\.1)))
         let announced = try await discoveredClients(knownGroups: groups, warning: warning)
-        pending = admit(announced, accepted: accepted, named: named, policy: configuration.accept, warning: warning) {
-          merge($0, "discovered", lastSeen: Date(), online: true, wins: true)
-        }
+        (pending, announcedNow) = admit(
+          announced, accepted: accepted, named: named, policy: configuration.accept, warning: warning
+        ) { merge($0, "discovered", lastSeen: Date(), online: true, wins: true) }
       } catch {
         discoveryFailure = "\(error)"
         warning("no discovery: \(error)")
@@ -182,15 +183,19 @@ public struct InventorySources: Sendable {
     for host in staticHosts { merge(host, "static", wins: true) }
     var inventory = Inventory(hosts: entries.map(\.host))
     for (group, names) in dshSets { inventory.addToGroup(group, names: names) }
+    for claim in announcedNow where announcedNow.filter({ $0.name == claim.name }).count == 1 && index[claim.name] == nil {
+      inventory.pending[claim.name] = claim.host
+    }
     return InventorySnapshot(inventory: inventory, entries: entries, discoveryFailure: discoveryFailure, pending: pending)
   }
 
   /// Merges the announced hosts `HostAcceptance` admits and records the claims it does not;
-  /// returns the pending claims (the store's, not only today's; rejected ones left out).
+  /// returns the pending claims (the store's, not only today's; rejected ones left out) and
+  /// those made now.
   private func admit(
     _ announced: [Host], accepted: [HostName: Host], named: HostAcceptance.Named, policy: AcceptancePolicy,
     warning: (String) -> Void, merge: (Host) -> Void
-  ) -> [PendingHost] {
+  ) -> (kept: [PendingHost], now: [HostClaim]) {
     let pendingHosts = PendingHosts(store: store)
     let kept = pendingHosts.load(skipped: warning)
     let rejected = Set(kept.filter(\.rejected).map(\.claim))
@@ -204,11 +209,11 @@ public struct InventorySources: Sendable {
       return named.dsh.contains(claim.name)
     }
     do {
-      return try pendingHosts.record(claims, at: Date(), settled: settled).filter { !$0.rejected }
+      return (try pendingHosts.record(claims, at: Date(), settled: settled).filter { !$0.rejected }, claims)
     } catch {
       warning("cannot record the pending hosts: \(error.localizedDescription)")
       let seen = Date()
-      return claims.map { PendingHost($0, firstSeen: seen, lastSeen: seen) }
+      return (claims.map { PendingHost($0, firstSeen: seen, lastSeen: seen) }, claims)
     }
   }
 

@@ -12,14 +12,15 @@ private final class FailureCounter: Sendable {
   var value: Int { count.withLock { $0 } }
 }
 
-/// Finds hosts by name: the inventory's, else a new host in the group `group` statements give it.
+/// Finds hosts by name: the inventory's (a pending one too: naming it accepts it), else a new
+/// host in the group `group` statements give it.
 private struct HostLookup {
   let inventory: Inventory
   /// Group of each host that only `group` statements name.
   let groups: [HostName: GroupName]
 
   func host(named name: HostName) -> Host {
-    inventory.host(named: name) ?? Host(name: name, group: groups[name] ?? .unknown)
+    inventory.named(name) ?? Host(name: name, group: groups[name] ?? .unknown)
   }
 }
 
@@ -32,7 +33,7 @@ extension Interpreter {
     var groups: [HostName: GroupName] = [:]
     for group in inventory.namedSets.keys.sorted() {
       let hasTree = options.store.hasGroup(group.rawValue)
-      for name in inventory.namedSets[group]! where inventory.host(named: name) == nil {
+      for name in inventory.namedSets[group]! where inventory.named(name) == nil {
         if groups[name] == nil || hasTree && groups[name] == .unknown {
           groups[name] = hasTree ? group : .unknown
         }

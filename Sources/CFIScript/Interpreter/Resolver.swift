@@ -334,7 +334,7 @@ public struct Resolver {
           result += inventory.hosts(inGroup: group)
         } else {
           guard let names = try? pattern.expand() else { return nil }
-          result += names.compactMap { HostName($0).flatMap(inventory.host(named:)) }
+          result += names.compactMap { HostName($0).flatMap(inventory.named) }
         }
       }
       return result
@@ -367,7 +367,7 @@ public struct Resolver {
   /// would be reached by its DNS name alone, in the group `unknown`).
   private mutating func unknownHosts(_ names: [String], at range: SourceRange) {
     guard let inventory = context.inventory else { return }
-    let unknown = names.filter { HostName($0).map { inventory.host(named: $0) == nil } ?? false }
+    let unknown = names.filter { HostName($0).map { inventory.named($0) == nil } ?? false }
     guard !unknown.isEmpty else { return }
     diagnostics.append(
       Diagnostic(
