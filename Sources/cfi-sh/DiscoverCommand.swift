@@ -31,8 +31,17 @@ struct DiscoverCommand: AsyncParsableCommand {
     do { try KnownClients(store: Store(root: place.storeRoot)).remember(found.map(\.host)) } catch {
       Stream.standardError.write("cfi-sh: cannot update the known clients: \(error.localizedDescription)\n")
     }
-    print(HostsCommand.render(found, json: json, discovery: true), terminator: "")
-    if !json { Stream.standardError.write("\(found.count) host\(found.count == 1 ? "" : "s") found\n") }
-    if let notice = snapshot.pendingNotice { Stream.standardError.write("cfi-sh: \(notice)\n") }
+    // The accepted hosts, then the claims waiting for the admin (JSON: theirs have a "state").
+    let pending = HostsCommand.render(snapshot.pending, accepted: snapshot.inventory, json: json)
+    if json {
+      print(HostsCommand.render(found, json: true, discovery: true) + pending, terminator: "")
+      return
+    }
+    if !found.isEmpty { print(HostsCommand.render(found, json: false, discovery: true), terminator: "") }
+    if !snapshot.pending.isEmpty {
+      print((found.isEmpty ? "" : "\n") + "pending acceptance ('cfi-sh hosts accept NAME'):\n" + pending, terminator: "")
+    }
+    let hosts = "\(found.count) accepted host\(found.count == 1 ? "" : "s") found"
+    Stream.standardError.write(hosts + (snapshot.pending.isEmpty ? "" : ", \(Set(snapshot.pending.map(\.name)).count) pending") + "\n")
   }
 }
