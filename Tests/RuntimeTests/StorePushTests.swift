@@ -49,10 +49,10 @@ import TestSupport
   /// `beforePush` is the attacker, acting after the check, before rsync starts.
   final class ScratchHost: Transport {
     let root: String
-    let beforePush: @Sendable () throws -> Void
+    let beforePush: @Sendable (Push) throws -> Void
     let local = LocalTransport()
 
-    init(root: String, beforePush: @escaping @Sendable () throws -> Void) {
+    init(root: String, beforePush: @escaping @Sendable (Push) throws -> Void) {
       self.root = root
       self.beforePush = beforePush
     }
@@ -60,7 +60,7 @@ import TestSupport
     func run(_ command: RemoteCommand, on host: Runtime.Host) async -> CommandResult { CommandResult(.exited(0)) }
 
     func push(_ push: Push, to host: Runtime.Host) async -> CommandResult {
-      do { try beforePush() } catch { return CommandResult(.notRun("the swap failed: \(error)")) }
+      do { try beforePush(push) } catch { return CommandResult(.notRun("the swap failed: \(error)")) }
       var push = push
       push.destination = root + push.destination
       return await local.push(push, to: host)
@@ -70,7 +70,7 @@ import TestSupport
     func shutdown() async {}
   }
 
-  static func perform(_ action: Action, _ scratch: Scratch, beforePush: @escaping @Sendable () throws -> Void) async
+  static func perform(_ action: Action, _ scratch: Scratch, beforePush: @escaping @Sendable (Push) throws -> Void) async
     -> StepResult
   {
     let executor = ActionExecutor(transport: ScratchHost(root: scratch.hostRoot, beforePush: beforePush), store: scratch.store)
@@ -81,7 +81,7 @@ import TestSupport
     let scratch = try Scratch()
     try scratch.write("checked\n", scratch.tree + "/etc/app/conf")
     try scratch.write("SECRET\n", scratch.outside + "/etc/app/conf")
-    let result = await Self.perform(.copy(path: "etc/app", destination: nil), scratch) {
+    let result = await Self.perform(.copy(path: "etc/app", destination: nil), scratch) { _ in
       try scratch.swapForLink("etc", to: "etc")
     }
     #expect(scratch.hostFile("/etc/app/conf") != "SECRET\n")
@@ -92,7 +92,7 @@ import TestSupport
     let scratch = try Scratch()
     try scratch.write("checked\n", scratch.tree + "/etc/app/conf")
     try scratch.write("SECRET\n", scratch.outside + "/app/conf")
-    let result = await Self.perform(.copy(path: "etc/app/conf", destination: nil), scratch) {
+    let result = await Self.perform(.copy(path: "etc/app/conf", destination: nil), scratch) { _ in
       try scratch.swapForLink("etc/app", to: "app")
     }
     #expect(scratch.hostFile("/etc/app/conf") != "SECRET\n")
@@ -108,9 +108,61 @@ import TestSupport
       try scratch.write(text, scratch.tree + "/etc/pkgsync/" + list)
       try scratch.write(list == "maynothave" ? "openssh-server\n" : "", scratch.outside + "/pkgsync/" + list)
     }
-    let result = await Self.perform(.pkgsync, scratch) { try scratch.swapForLink("etc/pkgsync", to: "pkgsync") }
+    let result = await Self.perform(.pkgsync, scratch) { _ in try scratch.swapForLink("etc/pkgsync", to: "pkgsync") }
     #expect(scratch.hostFile("/etc/pkgsync/maynothave") != "openssh-server\n")
     #expect(scratch.hostFile("/etc/pkgsync/musthave") == musthave && scratch.hostFile("/etc/pkgsync/maynothave") == "nano\n")
     #expect(result.status == .changed, "\(result)")
+  }
+}
+
+extension StorePushTests {
+  /// Without a swap, the same pushes send the tree's own content and keep its links as links;
+  /// a second push of the same file changes nothing (its time goes with it), and the
+  /// destination of `copy … to DIR/` is still `DIR/NAME`.
+  @Test func pushesKeepWhatRsyncDidBefore() async throws {
+    let scratch = try Scratch()
+    try scratch.write("motd\n", scratch.tree + "/etc/motd")
+    try scratch.write("conf\n", scratch.tree + "/etc/app/conf")
+    try FileManager.default.createSymbolicLink(atPath: scratch.tree + "/etc/app/link", withDestinationPath: "conf")
+    let none: @Sendable (Push) throws -> Void = { _ in }
+    #expect(await Self.perform(.copy(path: "etc/motd", destination: nil), scratch, beforePush: none).status == .changed)
+    #expect(await Self.perform(.copy(path: "etc/motd", destination: nil), scratch, beforePush: none).status == .ok)
+    #expect(await Self.perform(.copy(path: "etc/motd", destination: "/srv/"), scratch, beforePush: none).status == .changed)
+    #expect(scratch.hostFile("/srv/motd") == "motd\n")
+    let tree = await Self.perform(.copy(path: "etc/app/", destination: nil), scratch, beforePush: none)
+    let itemized = Set(tree.output.split(separator: "\n"))
+    #expect(itemized.isSuperset(of: [">f+++++++++ conf", "cL+++++++++ link -> conf"]), "\(tree)")
+    #expect(try FileManager.default.destinationOfSymbolicLink(atPath: scratch.hostRoot + "/etc/app/link") == "conf")
+  }
+
+  /// The checked descriptor and the private directory last as long as the step, not longer.
+  @Test func theCheckedSourceIsReleasedWhenTheStepEnds() async throws {
+    let scratch = try Scratch()
+    try scratch.write("motd\n", scratch.tree + "/etc/motd")
+    final class Seen: @unchecked Sendable {
+      weak var file: StoreFile?
+      var directory: String?
+    }
+    let seen = Seen()
+    _ = await Self.perform(.copy(path: "etc/motd", destination: nil), scratch) { push in
+      #expect(push.source.held?.file != nil)
+      seen.file = push.source.held?.file
+      seen.directory = push.source.held?.privateDirectory
+    }
+    let directory = try #require(seen.directory)
+    #expect(seen.file == nil)
+    #expect(!FileManager.default.fileExists(atPath: directory))
+  }
+
+  /// rsync gets the checked descriptor as its stdin, and no other child gets it at all.
+  @Test func theDescriptorReachesOnlyTheChildItIsGivenTo() async throws {
+    let scratch = try Scratch()
+    try scratch.write("motd\n", scratch.tree + "/etc/motd")
+    let file = try scratch.store.open("etc/motd", group: "lab")
+    let listing = "for f in /proc/$$/fd/*; do readlink \"$f\"; done"
+    let given = try await LocalProcess.run("sh", ["-c", listing], standardInput: file.descriptor)
+    #expect(given.stdout.split(separator: "\n").first.map(String.init) == file.path)
+    let other = try await LocalProcess.run("sh", ["-c", listing])
+    #expect(!other.stdout.contains("etc/motd"))
   }
 }
