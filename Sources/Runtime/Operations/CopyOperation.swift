@@ -24,10 +24,9 @@ enum CopyOperation {
     // A tree's directories exist on the client already (/, /etc, …): their modes must stay the
     // client's (rsync -p would give them the store's), so a tree keeps the modes of what
     // exists; new files get the store's modes.
-    if source.isDirectory { arguments.append("--no-perms") }
     // A single file reaches rsync as a link to its checked descriptor (`PushSource`): rsync
     // must follow that one link, and there is nothing else for --copy-links to follow.
-    if !source.isDirectory { arguments.append("--copy-links") }
+    arguments.append(source.isDirectory ? "--no-perms" : "--copy-links")
     if options.check { arguments.append("--dry-run") }
     if let timeout = options.timeout { arguments.append("--timeout=\(RemoteCommand.wholeSeconds(timeout))") }
     // Files at the top of a group's tree (packages.list, scripts) are the server's own:
