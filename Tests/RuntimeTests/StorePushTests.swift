@@ -77,23 +77,17 @@ import TestSupport
     return await executor.perform(action, on: Runtime.Host(name: "pc01", group: "lab"), options: StepOptions())
   }
 
-  @Test func aTreeWhoseParentIsSwappedForALinkSendsTheCheckedTree() async throws {
+  /// A tree (`etc/app`) whose parent, or a file (`etc/app/conf`) whose directory, is
+  /// swapped for a link to a directory outside the store with a secret in the same place.
+  @Test(arguments: [("etc/app", "etc", "etc"), ("etc/app/conf", "etc/app", "app")])
+  func aSourceWhoseDirectoryIsSwappedForALinkSendsWhatWasChecked(_ source: String, _ swapped: String, _ outside: String)
+    async throws
+  {
     let scratch = try Scratch()
     try scratch.write("checked\n", scratch.tree + "/etc/app/conf")
-    try scratch.write("SECRET\n", scratch.outside + "/etc/app/conf")
-    let result = await Self.perform(.copy(path: "etc/app", destination: nil), scratch) { _ in
-      try scratch.swapForLink("etc", to: "etc")
-    }
-    #expect(scratch.hostFile("/etc/app/conf") != "SECRET\n")
-    #expect(result.status == .changed && scratch.hostFile("/etc/app/conf") == "checked\n", "\(result)")
-  }
-
-  @Test func aFileWhoseDirectoryIsSwappedForALinkSendsTheCheckedFile() async throws {
-    let scratch = try Scratch()
-    try scratch.write("checked\n", scratch.tree + "/etc/app/conf")
-    try scratch.write("SECRET\n", scratch.outside + "/app/conf")
-    let result = await Self.perform(.copy(path: "etc/app/conf", destination: nil), scratch) { _ in
-      try scratch.swapForLink("etc/app", to: "app")
+    try scratch.write("SECRET\n", scratch.outside + "/" + outside + "/etc/app/conf".dropFirst(swapped.count + 1))
+    let result = await Self.perform(.copy(path: source, destination: nil), scratch) { _ in
+      try scratch.swapForLink(swapped, to: outside)
     }
     #expect(scratch.hostFile("/etc/app/conf") != "SECRET\n")
     #expect(result.status == .changed && scratch.hostFile("/etc/app/conf") == "checked\n", "\(result)")
