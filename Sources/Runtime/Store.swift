@@ -1,6 +1,7 @@
 // Store: the server's per-group file trees, `STORE/<group>/…`, laid out relative to the
-// client's root. Owns path resolution (nothing may escape a group's tree) and reading
-// lists from it. It never writes to a host.
+// client's root. Owns path resolution (nothing may escape a group's tree), opening a path
+// once and checking what was opened (`open`, `StoreFile`: what reads and pushes use), and
+// reading lists from it. It never writes to a host.
 
 import Foundation
 
