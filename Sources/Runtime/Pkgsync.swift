@@ -20,12 +20,30 @@ public enum Pkgsync {
     }
   }
 
+  /// One list as it was read (once, from the checked file) and checked.
+  public struct List: Sendable {
+    public let name: String
+    public let text: String
+    public let entries: [String]
+    /// The file it was read from (its mode and time go with the text to the host).
+    public let file: StoreFile
+  }
+
   /// Reads the lists of `group` and refuses a set that would remove an essential package.
   public static func checkedLists(in store: Store, group: String) throws(StoreError) -> [String: [String]] {
-    var lists: [String: [String]] = [:]
+    Dictionary(uniqueKeysWithValues: try checked(in: store, group: group).map { ($0.name, $0.entries) })
+  }
+
+  /// The lists of `group` as read and checked (`checkedLists`), in the order of `lists`:
+  /// what pkgsync pushes is these texts, never the files read again.
+  public static func checked(in store: Store, group: String) throws(StoreError) -> [List] {
+    var read: [List] = []
     for list in Pkgsync.lists {
-      lists[list] = entries(try store.text("etc/pkgsync/\(list)", group: group))
+      let file = try store.open("etc/pkgsync/\(list)", group: group)
+      let text = try file.text()
+      read.append(List(name: list, text: text, entries: entries(text), file: file))
     }
+    let lists = Dictionary(uniqueKeysWithValues: read.map { ($0.name, $0.entries) })
     let kept = Set(lists["musthave", default: []] + lists["mayhave", default: []])
     let removed = Set(lists["maynothave", default: []])
     if let package = essential.first(where: { removed.contains($0) || !kept.contains($0) }) {
@@ -38,7 +56,7 @@ public enum Pkgsync {
           "refusing pkgsync for group '\(group)': its maynothave pattern '\(pattern)' matches '\(package)', which a client needs to stay manageable")
       }
     }
-    return lists
+    return read
   }
 
   /// Whether pkgsync hands `entry` to `aptitude search` instead of taking it as a name: it

@@ -1,6 +1,7 @@
 // Store: the server's per-group file trees, `STORE/<group>/…`, laid out relative to the
-// client's root. Owns path resolution (nothing may escape a group's tree) and reading
-// lists from it. It never writes to a host.
+// client's root. Owns path resolution (nothing may escape a group's tree), opening a path
+// once and checking what was opened (`open`, `StoreFile`: what reads and pushes use), and
+// reading lists from it. It never writes to a host.
 
 import Foundation
 
@@ -92,36 +93,38 @@ public struct Store: Hashable, Sendable {
     Store.listItems(try text(path, group: group))
   }
 
-  /// The text of a file of a group's tree, read from the file that was checked: it is opened
-  /// once, the opened file must be a regular file inside the group's tree (its real path,
-  /// from the open descriptor), and it is read from that descriptor. Why: where the store is
-  /// writable by others than root, a path checked and then opened again could be swapped for
-  /// a link to any file of the server in between.
+  /// The text of a file of a group's tree, read from the file that was checked (`open`).
   public func text(_ path: String, group: String) throws(StoreError) -> String {
+    try open(path, group: group).text()
+  }
+
+  /// Opens a file (or, with `directories`, a directory) of a group's tree once and checks
+  /// what was opened: a regular file or a directory whose real path, read from the open
+  /// descriptor, is inside the group's tree. Everything that reads or sends it afterwards
+  /// goes through the descriptor. Why: where the store is writable by others than root, a
+  /// path checked and then opened again (by us, or by rsync after an ssh handshake) could be
+  /// swapped for a link to any file of the server in between.
+  public func open(_ path: String, group: String, directories: Bool = false) throws(StoreError) -> StoreFile {
     let file = try resolve(path, group: group)
-    let fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+    // O_NONBLOCK: a FIFO in the store must be refused below, not hang the open.
+    let fd = Glibc.open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
     guard fd >= 0 else { throw StoreError("cannot read '\(file)': \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
     var status = stat()
-    guard fstat(fd, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
-      throw StoreError("'\(file)' is not a regular file")
+    guard fstat(fd, &status) == 0 else {
+      close(fd)
+      throw StoreError("cannot read '\(file)': \(String(cString: strerror(errno)))")
     }
-    let opened = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)")) ?? ""
+    let opened = StoreFile(descriptor: fd, path: file, status: status)
+    let kind = status.st_mode & S_IFMT
+    guard kind == S_IFREG || (directories && kind == S_IFDIR) else {
+      throw StoreError("'\(file)' is not a regular file" + (directories ? " or a directory" : ""))
+    }
+    let real = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)")) ?? ""
     let tree = URL(fileURLWithPath: directory(of: group)).resolvingSymlinksInPath().path
-    guard opened.hasPrefix(tree + "/") else {
-      throw StoreError("'\(path)' leads out of the store of group '\(group)' (it opened \(opened))")
+    guard real.hasPrefix(tree + "/") || (opened.isDirectory && real == tree) else {
+      throw StoreError("'\(path)' leads out of the store of group '\(group)' (it opened \(real))")
     }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-      let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-      if count < 0, errno == EINTR { continue }
-      guard count >= 0 else { throw StoreError("cannot read '\(file)': \(String(cString: strerror(errno)))") }
-      if count == 0 { break }
-      bytes += buffer[..<count]
-    }
-    guard let text = String(validating: bytes, as: UTF8.self) else { throw StoreError("'\(file)' is not UTF-8 text") }
-    return text
+    return opened
   }
 
   /// The items of a list text (see `lines(_:group:)`).
@@ -136,5 +139,48 @@ public struct Store: Hashable, Sendable {
       let trimmed = item.trimmingCharacters(in: .whitespaces)
       return trimmed.isEmpty ? nil : trimmed
     }
+  }
+}
+
+/// A file or directory of a group's tree as `Store.open` opened and checked it. Its
+/// descriptor is closed when the last reference goes (a step's prepared action, the push
+/// that sends it): nothing reopens it by its path.
+public final class StoreFile: Sendable {
+  /// Open, close-on-exec: a child gets it only where a transport hands it over explicitly.
+  public let descriptor: Int32
+  /// The path it was opened by, for messages.
+  public let path: String
+  public let isDirectory: Bool
+  /// Its permission bits, as the descriptor says.
+  public let permissions: mode_t
+  /// Its modification time, as the descriptor says (a copy keeps it, so rsync's quick check
+  /// still sees an unchanged file as unchanged).
+  public let modified: timespec
+
+  init(descriptor: Int32, path: String, status: stat) {
+    self.descriptor = descriptor
+    self.path = path
+    self.isDirectory = status.st_mode & S_IFMT == S_IFDIR
+    self.permissions = status.st_mode & 0o7777
+    self.modified = status.st_mtim
+  }
+
+  deinit { close(descriptor) }
+
+  /// The whole file as UTF-8 text, read from the descriptor (from its start, whoever read it before).
+  public func text() throws(StoreError) -> String {
+    guard !isDirectory else { throw StoreError("'\(path)' is not a regular file") }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+      let offset = off_t(bytes.count)
+      let count = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, offset) }
+      if count < 0, errno == EINTR { continue }
+      guard count >= 0 else { throw StoreError("cannot read '\(path)': \(String(cString: strerror(errno)))") }
+      if count == 0 { break }
+      bytes += buffer[..<count]
+    }
+    guard let text = String(validating: bytes, as: UTF8.self) else { throw StoreError("'\(path)' is not UTF-8 text") }
+    return text
   }
 }

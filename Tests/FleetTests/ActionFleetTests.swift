@@ -111,6 +111,36 @@ struct ActionFleetTests {
     #expect(outcomes(again) == all(lab.hosts, "ok"))
   }
 
+  /// The store may be writable by others than root. A directory of a copy's source swapped
+  /// for a link between the check and rsync (here: while ssh connects, from a `Match exec`
+  /// of the run's ssh_config) must not send what the link leads to: the host gets what was
+  /// checked.
+  @Test func aSourceSwappedForALinkWhileConnectingSendsWhatWasChecked() throws {
+    let lab = try Lab("pushswap", hosts: 1, groups: ["lab"])
+    try lab.storeFile("lab/etc/app/conf", "checked\n")
+    let outside = try TemporaryDirectory()
+    _ = try outside.write("etc/app/conf", "SECRET\n")
+    let etc = lab.store.path + "/lab/etc"
+    let swap = try lab.storeFile(
+      "swap.sh", "#!/bin/sh\n[ -L '\(etc)' ] || { mv '\(etc)' '\(etc).checked' && ln -s '\(outside.path)/etc' '\(etc)'; }\nexit 1\n",
+      mode: 0o755)
+    let config = try lab.storeFile("ssh_config", "Match exec \"\(swap)\"\n")
+    func restore() throws {
+      try FileManager.default.removeItem(atPath: etc)
+      try FileManager.default.moveItem(atPath: etc + ".checked", toPath: etc)
+    }
+    for (runbook, file) in [
+      (#"on all < copy "etc/app" >"#, "/etc/app/conf"), (#"on all < copy "etc/app/conf" to "/root/conf" >"#, "/root/conf"),
+    ] {
+      let result = try lab.run(runbook, ["--ssh-config", config, "--json"])
+      #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: etc)) == outside.path + "/etc", "the swap happened")
+      #expect(try lab.read("pc01", "cat \(file)") != "SECRET", "\(runbook) sent a file from outside the store")
+      #expect(result.status == 0 && outcomes(result) == ["pc01": "changed"], "\(result.stderr)")
+      #expect(try lab.read("pc01", "cat \(file)") == "checked")
+      try restore()
+    }
+  }
+
   @Test func scriptIsUploadedRunWithArgumentsAndRemoved() throws {
     let lab = try Lab("script")
     for group in ["lab", "office"] {

@@ -38,10 +38,16 @@ import TestSupport
     let push = Push(
       source: "/var/lib/cfi/lab/etc/\(Self.nasty)/", destination: "/etc/\(Self.nasty)/",
       options: ["-rlptD", "--itemize-changes", "--protect-args"], connectTimeout: .seconds(5))
+    // A tree of the store, opened and checked: rsync reads it as its stdin, never by its path.
+    let store = Store(root: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/Operations/store").path)
+    let checked = Push(
+      source: try PushSource(store.open("etc/ssh", group: "lab", directories: true)), destination: "/etc/ssh/",
+      options: ["-rlptD", "--itemize-changes", "--protect-args"], connectTimeout: .seconds(5))
     let text = [
       Self.render("ssh, first command on the host: opens the master", transport.sshArgv(command, on: target, tag: "cfi-step-0", opensMaster: true)),
       Self.render("ssh, later commands: ride the master", transport.sshArgv(command, on: target, tag: "cfi-step-1", opensMaster: false)),
       Self.render("rsync", transport.rsyncArgv(push, to: target)),
+      Self.render("rsync of a checked store tree (\(checked.source.how ?? ""))", transport.rsyncArgv(checked, to: target)),
     ].joined(separator: "\n")
     let path = Self.directory + "/ssh-rsync.golden"
     if ProcessInfo.processInfo.environment["CFI_RECORD"] == "1" {

@@ -13,11 +13,7 @@ enum CopyOperation {
       return .failure("the destination of 'copy' must be an absolute path, not '\(destination)'")
     }
     var target = destination ?? "/" + source.relative
-    var from = source.path
-    if source.isDirectory {
-      from += "/"
-      if !target.hasSuffix("/") { target += "/" }
-    }
+    if source.isDirectory, !target.hasSuffix("/") { target += "/" }
     // -rlpt: contents, symlinks as links, modes, times, owned by root; --mkpath: missing parents.
     // --delay-updates: every file lands by rename at the end, so a dropped link never leaves a
     // half-written file. Never --delete.
@@ -28,13 +24,15 @@ enum CopyOperation {
     // A tree's directories exist on the client already (/, /etc, …): their modes must stay the
     // client's (rsync -p would give them the store's), so a tree keeps the modes of what
     // exists; new files get the store's modes.
-    if source.isDirectory { arguments.append("--no-perms") }
+    // A single file reaches rsync as a link to its checked descriptor (`PushSource`): rsync
+    // must follow that one link, and there is nothing else for --copy-links to follow.
+    arguments.append(source.isDirectory ? "--no-perms" : "--copy-links")
     if options.check { arguments.append("--dry-run") }
     if let timeout = options.timeout { arguments.append("--timeout=\(RemoteCommand.wholeSeconds(timeout))") }
     // Files at the top of a group's tree (packages.list, scripts) are the server's own:
     // nothing belongs in the client's `/` itself, so `sync` sends only the directories.
     if wholeTree { arguments += ["--include=/*/", "--exclude=/*"] }
-    let push = Push(source: from, destination: target, options: arguments, connectTimeout: options.connectTimeout)
+    let push = Push(source: source.source, destination: target, options: arguments, connectTimeout: options.connectTimeout)
     return .push(push) { exited in
       let changes = exited.stdout.split(separator: "\n").filter { !$0.hasPrefix(".") }.map(String.init)
       var result = StepResult(

@@ -33,34 +33,38 @@ public enum PreparedAction: Sendable {
     case .remove(let packages): return .remove(packages: packages)
     case .upgrade: return .upgrade
     case .pkgsync:
-      let lists = try Pkgsync.checkedLists(in: store, group: host.group.rawValue)
-      return .pkgsync(lists: lists, source: try LocalSource("etc/pkgsync/", group: host.group.rawValue, store: store))
+      // What is pushed is the lists as they were checked, not the store's files again.
+      let lists = try Pkgsync.checked(in: store, group: host.group.rawValue)
+      let source = try PushSource(
+        checkedTexts: lists.map { ($0.name, $0.text, $0.file) },
+        shownAs: store.directory(of: host.group.rawValue) + "/etc/pkgsync/{\(Pkgsync.lists.joined(separator: ","))}")
+      return .pkgsync(
+        lists: Dictionary(uniqueKeysWithValues: lists.map { ($0.name, $0.entries) }),
+        source: LocalSource(source: source, relative: "etc/pkgsync/", isDirectory: true))
     }
   }
 }
 
-/// A file or tree of a group's store, resolved.
+/// A file or tree of a group's store, opened once and checked: what a push of it sends.
 public struct LocalSource: Hashable, Sendable {
-  /// Its absolute path on this machine.
-  public var path: String
+  /// What rsync is given (the checked descriptor, see `PushSource`).
+  public var source: PushSource
   /// Its path relative to the group's tree (`""` for the tree itself), as on the host's `/`.
   public var relative: String
   public var isDirectory: Bool
 
-  public init(path: String, relative: String, isDirectory: Bool) {
-    self.path = path
+  public init(source: PushSource, relative: String, isDirectory: Bool) {
+    self.source = source
     self.relative = relative
     self.isDirectory = isDirectory
   }
 
   /// `path` in `group`'s tree (`""`: the tree itself).
   init(_ path: String, group: String, store: Store) throws(StoreError) {
-    let resolved = try store.resolve(path.isEmpty ? "." : path, group: group)
-    var isDirectory: ObjCBool = false
-    _ = FileManager.default.fileExists(atPath: resolved, isDirectory: &isDirectory)
+    let file = try store.open(path.isEmpty ? "." : path, group: group, directories: true)
     self.init(
-      path: resolved, relative: (try? Store.normalizedRelativePath(path.isEmpty ? "." : path)) ?? "",
-      isDirectory: isDirectory.boolValue)
+      source: try PushSource(file), relative: (try? Store.normalizedRelativePath(path.isEmpty ? "." : path)) ?? "",
+      isDirectory: file.isDirectory)
   }
 }
 

@@ -4,6 +4,12 @@
 
 import Subprocess
 
+#if canImport(System)
+  import System
+#else
+  import SystemPackage
+#endif
+
 enum LocalProcess {
   /// The most output kept per stream of a command; why: a runaway command must not eat the
   /// server's memory across hundreds of hosts.
@@ -15,10 +21,27 @@ enum LocalProcess {
     try await run(.name(executable), arguments, input: input, ownProcessGroup: true, outputLimit: outputLimit)
   }
 
+  /// `run(_:_:input:)` with `standardInput` (nil: empty) as the program's stdin: rsync reads
+  /// a checked store file or tree through it (`PushSource`). The descriptor stays ours (it is
+  /// not closed) and reaches this child only: it is close-on-exec, and the child gets it as
+  /// fd 0 by the spawn's own dup2.
+  static func run(_ executable: String, _ arguments: [String], standardInput: Int32?) async throws -> ProgramResult {
+    guard let standardInput else { return try await run(executable, arguments) }
+    return try await run(
+      .name(executable), arguments, input: .fileDescriptor(FileDescriptor(rawValue: standardInput), closeAfterSpawningProcess: false),
+      ownProcessGroup: true, outputLimit: outputLimit)
+  }
+
   /// Runs `executable` with `input` on its stdin (none: an empty stdin), returning its exit
   /// status (128 + n for signal n) and its output, invalid UTF-8 replaced.
   static func run(
     _ executable: Executable, _ arguments: [String], input: String?, ownProcessGroup: Bool, outputLimit: Int
+  ) async throws -> ProgramResult {
+    try await run(executable, arguments, input: .string(input ?? ""), ownProcessGroup: ownProcessGroup, outputLimit: outputLimit)
+  }
+
+  private static func run(
+    _ executable: Executable, _ arguments: [String], input: some InputProtocol, ownProcessGroup: Bool, outputLimit: Int
   ) async throws -> ProgramResult {
     var platformOptions = PlatformOptions()
     // Why a group of its own: Ctrl-C on the terminal signals the whole foreground group, and
@@ -26,7 +49,7 @@ enum LocalProcess {
     // turns SIGINT into a cancellation that ends them in order.
     if ownProcessGroup { platformOptions.processGroupID = 0 }
     let result = try await Subprocess.run(
-      executable, arguments: Arguments(arguments), platformOptions: platformOptions, input: .string(input ?? ""),
+      executable, arguments: Arguments(arguments), platformOptions: platformOptions, input: input,
       output: .bytes(limit: outputLimit), error: .bytes(limit: outputLimit))
     let status: Int32 =
       switch result.terminationStatus {

@@ -21,7 +21,7 @@ public final class LocalTransport: Transport {
   }
 
   public func push(_ push: Push, to host: Host) async -> CommandResult {
-    await Push.run(["rsync"] + push.options + ["--", push.source, push.destination])
+    await push.run(["rsync"] + push.options + ["--", push.source.argument, push.destination])
   }
 
   public func startNewRun() async {}

@@ -112,8 +112,8 @@ public struct RemoteCommand: Hashable, Sendable, CustomStringConvertible {
 
 /// A local tree or file sent to a host with rsync.
 public struct Push: Hashable, Sendable, CustomStringConvertible {
-  /// The local source; a trailing `/` sends a directory's contents.
-  public var source: String
+  /// The local source (a store file or tree as checked, see `PushSource`).
+  public var source: PushSource
   /// The absolute path on the host.
   public var destination: String
   /// rsync's options, except how it reaches the host (`-e`), which is the transport's.
@@ -122,16 +122,23 @@ public struct Push: Hashable, Sendable, CustomStringConvertible {
   public var connectTimeout: Duration
 
   /// Creates a push.
-  public init(source: String, destination: String, options: [String], connectTimeout: Duration = .seconds(10)) {
+  public init(source: PushSource, destination: String, options: [String], connectTimeout: Duration = .seconds(10)) {
     self.source = source
     self.destination = destination
     self.options = options
     self.connectTimeout = connectTimeout
   }
 
+  /// A push of a local path given as it is (`PushSource.path`); a trailing `/` sends a
+  /// directory's contents.
+  public init(source: String, destination: String, options: [String], connectTimeout: Duration = .seconds(10)) {
+    self.init(source: .path(source), destination: destination, options: options, connectTimeout: connectTimeout)
+  }
+
   public var description: String {
-    (["push: " + source + " -> " + destination, "rsync: " + ShellQuote.join(options)]
-      + ["connect-timeout: \(RemoteCommand.wholeSeconds(connectTimeout))s"]).joined(separator: "\n")
+    (["push: \(source.shown) -> \(destination)"] + (source.how.map { ["source: " + $0] } ?? [])
+      + ["rsync: " + ShellQuote.join(options), "connect-timeout: \(RemoteCommand.wholeSeconds(connectTimeout))s"])
+      .joined(separator: "\n")
   }
 }
 
@@ -173,10 +180,12 @@ public struct CommandResult: Hashable, Sendable {
 }
 
 extension Push {
-  /// Runs a push's rsync argv on this machine; the result's stdout is rsync's itemized list.
-  static func run(_ argv: [String]) async -> CommandResult {
+  /// Runs this push's rsync `argv` on this machine, with the checked source as rsync's stdin
+  /// when it has one; the result's stdout is rsync's itemized list. The caller keeps `self`
+  /// (and so the source's descriptor) alive until rsync has ended.
+  func run(_ argv: [String]) async -> CommandResult {
     do {
-      let output = try await LocalProcess.run(argv[0], Array(argv.dropFirst()))
+      let output = try await LocalProcess.run(argv[0], Array(argv.dropFirst()), standardInput: source.standardInput)
       return CommandResult(.exited(output.status), stdout: output.stdout, stderr: output.stderr)
     } catch {
       return CommandResult(Task.isCancelled ? .interrupted(nil) : .notRun("cannot run rsync: \(error)"))

@@ -94,7 +94,7 @@ public final class SSHTransport: Transport {
   /// The rsync argv of `push` to `target`, over the target's master.
   func rsyncArgv(_ push: Push, to target: SSHTarget) -> [String] {
     ["rsync"] + push.options + ["-e", rsyncShell(for: target, connectTimeout: push.connectTimeout)]
-      + ["--", push.source, "\(target.address.rsyncHost):\(push.destination)"]
+      + ["--", push.source.argument, "\(target.address.rsyncHost):\(push.destination)"]
   }
 
   /// rsync's `-e` value: ssh with this run's options, over the host's master. It ends in
@@ -251,7 +251,7 @@ public final class SSHTransport: Transport {
     let target: SSHTarget
     do throws(SSHTarget.Invalid) { target = try SSHTarget(host) } catch { return CommandResult(.notRun(error.message)) }
     if let failure = await connect(target, connectTimeout: push.connectTimeout) { return failure }
-    return await Push.run(rsyncArgv(push, to: target))
+    return await push.run(rsyncArgv(push, to: target))
   }
 
   private func masterAlive(_ target: SSHTarget, connectTimeout: Duration) async -> Bool {
