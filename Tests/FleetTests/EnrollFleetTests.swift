@@ -200,7 +200,9 @@ struct EnrollFleetTests {
     #expect(status.stdout.contains("published: yes, _cfi._tcp port 22, group lab (/etc/avahi/services/cfi.service)"), "\(status.stdout)")
     #expect(status.stdout.contains("pin: \(server.fingerprint) (/etc/cfi/server.pin)"))
     #expect(status.stdout.contains("authorized_keys: server key \(server.fingerprint) installed in /root/.ssh/authorized_keys"))
-    #expect(status.stdout.contains("server: 'cfi-server' (\(side.address)) announces \(server.fingerprint) (matches the pin)"))
+    #expect(
+      status.stdout.contains(
+        "server: 'cfi-server' (\(side.address) on eth0, host \(lab.prefix)-server.local) announces \(server.fingerprint) (matches the pin)"))
     #expect(try side.runAll(identity: server, hosts: "pc01").status == 0)
 
     let left = try client(lab, "pc01", "leave")
