@@ -1,12 +1,14 @@
 // The C side of Discovery: one AvahiBrowseSession per browse owns libavahi-client's handles (a
 // threaded poll, a client, a service browser, a timer and one resolver per service instance)
-// and turns their callbacks into DiscoveryEvents. Discovery.swift is the public face.
+// and turns their callbacks into DiscoveryEvents (merged by name) or ResolutionEvents (every
+// resolution). Discovery.swift is the public face.
 //
 // avahi runs its event loop on its own thread (avahi_threaded_poll) and calls back there with
 // the poll's lock held. Any other thread calls avahi only under that lock (`start`), or after
 // the loop's thread has been joined (`stop`).
 
 internal import CAvahi
+import Glibc
 import Synchronization
 
 extension DiscoveryError {
@@ -17,7 +19,7 @@ extension DiscoveryError {
   static var daemonNotRunningCode: Int32 { Int32(AVAHI_ERR_NO_DAEMON) }
 }
 
-/// One browse: avahi's handles and what has been seen, reported through `continuation`.
+/// One browse: avahi's handles and what has been seen, reported through `output`.
 ///
 /// Invariant (why `@unchecked Sendable` holds): every stored `var` and every avahi handle is
 /// touched only (a) with the poll's lock held: in avahi's callbacks (on its thread, or on the
@@ -43,7 +45,15 @@ final class AvahiBrowseSession: @unchecked Sendable {
     var awaitingFirstAnswer = true
   }
 
-  private let continuation: AsyncThrowingStream<DiscoveryEvent, any Error>.Continuation
+  /// Where a session's findings go.
+  enum Output {
+    /// One event per name, the latest resolution winning (`Discovery.browse`).
+    case names(AsyncThrowingStream<DiscoveryEvent, any Error>.Continuation)
+    /// Every resolution (`Discovery.browseResolutions`).
+    case resolutions(AsyncThrowingStream<ResolutionEvent, any Error>.Continuation)
+  }
+
+  private let output: Output
   /// Whether `stop` has run; held for all of `start` and `stop`.
   private let lifecycle = Mutex(false)
 
@@ -63,9 +73,13 @@ final class AvahiBrowseSession: @unchecked Sendable {
   private var sequence: UInt64 = 0
   private var browserSaidAllForNow = false
   private var sentAllForNow = false
+  /// (`resolutions`) Whether every instance had answered after the previous callback, and
+  /// whether a resolution was reported since `settled` was last sent.
+  private var wasSettled = false
+  private var resolvedSinceSettled = false
 
-  init(continuation: AsyncThrowingStream<DiscoveryEvent, any Error>.Continuation) {
-    self.continuation = continuation
+  init(_ output: Output) {
+    self.output = output
   }
 
   /// Connects to avahi-daemon and starts browsing `type`; events follow on avahi's thread.
@@ -125,7 +139,10 @@ final class AvahiBrowseSession: @unchecked Sendable {
   // MARK: Callbacks (avahi's thread, lock held)
 
   fileprivate func fail(_ code: Int32) {
-    continuation.finish(throwing: DiscoveryError(code: code))
+    switch output {
+    case .names(let continuation): continuation.finish(throwing: DiscoveryError(code: code))
+    case .resolutions(let continuation): continuation.finish(throwing: DiscoveryError(code: code))
+    }
   }
 
   fileprivate func browserEvent(
@@ -175,13 +192,18 @@ final class AvahiBrowseSession: @unchecked Sendable {
       }
       let service = DiscoveredService(
         name: name, hostName: String(cString: hostName), address: text, port: Int(port),
-        txt: Self.decodeTXT(txt), interface: interface)
+        txt: Self.decodeTXT(txt), interface: interface, interfaceName: Self.interfaceName(interface))
       sequence += 1
       instance.service = service
       instance.sequence = sequence
       instances[name]?[slot] = instance
       departing[name] = nil
-      report(service)
+      switch output {
+      case .names: report(service)
+      case .resolutions(let continuation):
+        continuation.yield(.resolved(service))
+        resolvedSinceSettled = true
+      }
     } else {
       instances[name]?[slot] = instance
     }
@@ -192,7 +214,7 @@ final class AvahiBrowseSession: @unchecked Sendable {
     let now = ContinuousClock.now
     for (name, deadline) in departing where deadline <= now {
       departing[name] = nil
-      if instances[name] == nil, reported.removeValue(forKey: name) != nil {
+      if instances[name] == nil, reported.removeValue(forKey: name) != nil, case .names(let continuation) = output {
         continuation.yield(.gone(name: name))
       }
     }
@@ -207,6 +229,11 @@ final class AvahiBrowseSession: @unchecked Sendable {
       resolverOwners[resolver] = nil
       avahi_service_resolver_free(resolver)
     }
+    // Every resolution was reported as it came: a withdrawal takes nothing back.
+    guard case .names = output else {
+      instances[name] = slots.isEmpty ? nil : slots
+      return
+    }
     if slots.isEmpty {
       instances[name] = nil
       if reported[name] != nil {
@@ -220,8 +247,9 @@ final class AvahiBrowseSession: @unchecked Sendable {
     }
   }
 
-  /// Tells the consumer about `service` unless that is what it already knows.
+  /// Tells the consumer about `service` unless that is what it already knows (`names`).
   private func report(_ service: DiscoveredService) {
+    guard case .names(let continuation) = output else { return }
     switch reported[service.name] {
     case nil: continuation.yield(.appeared(service))
     case service?: return
@@ -230,11 +258,31 @@ final class AvahiBrowseSession: @unchecked Sendable {
     reported[service.name] = service
   }
 
+  /// Once the browser has said "all for now" and every instance has answered: `allForNow`,
+  /// once (`names`); `settled`, again whenever more came since (`resolutions`).
   private func sendAllForNowIfDone() {
-    guard browserSaidAllForNow, !sentAllForNow else { return }
-    for slots in instances.values where slots.values.contains(where: \.awaitingFirstAnswer) { return }
-    sentAllForNow = true
-    continuation.yield(.allForNow)
+    guard browserSaidAllForNow else { return }
+    let settled = !instances.values.contains { $0.values.contains(where: \.awaitingFirstAnswer) }
+    defer { wasSettled = settled }
+    guard settled else { return }
+    switch output {
+    case .names(let continuation):
+      guard !sentAllForNow else { return }
+      sentAllForNow = true
+      continuation.yield(.allForNow)
+    case .resolutions(let continuation):
+      guard !wasSettled || resolvedSinceSettled else { return }
+      resolvedSinceSettled = false
+      continuation.yield(.settled)
+    }
+  }
+
+  /// The name of interface `index` in this network namespace, if it has one.
+  private static func interfaceName(_ index: AvahiIfIndex) -> String? {
+    withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(IF_NAMESIZE)) { buffer in
+      guard index > 0, let name = if_indextoname(UInt32(index), buffer.baseAddress) else { return nil }
+      return String(cString: name)
+    }
   }
 
   /// Sets the timer to the earliest pending `gone`, or disables it.

@@ -28,14 +28,26 @@ public struct DiscoveredService: Hashable, Sendable {
   public var txt: [String: String]
   /// The interface index it was resolved on (per network namespace; informational).
   public var interface: Int32
+  /// That interface's name (`eth0`) when this process could tell it, for messages.
+  public var interfaceName: String?
 
-  public init(name: String, hostName: String, address: String, port: Int, txt: [String: String], interface: Int32) {
+  public init(
+    name: String, hostName: String, address: String, port: Int, txt: [String: String], interface: Int32,
+    interfaceName: String? = nil
+  ) {
     self.name = name
     self.hostName = hostName
     self.address = address
     self.port = port
     self.txt = txt
     self.interface = interface
+    self.interfaceName = interfaceName
+  }
+
+  /// `'NAME' (ADDRESS on INTERFACE, host HOST)`, printable: who announced it, and where from.
+  public var origin: String {
+    let interface = interfaceName ?? "interface \(self.interface)"
+    return "'\(displayable(name))' (\(displayable(address)) on \(displayable(interface)), host \(displayable(hostName)))"
   }
 }
 
@@ -52,6 +64,16 @@ public enum DiscoveryEvent: Hashable, Sendable {
   /// Sent once: avahi thinks the first answers are all in (its ~1 s heuristic) and every
   /// service seen until then has been resolved or failed to resolve. More may come later.
   case allForNow
+}
+
+/// What a browse of every resolution reports (`Discovery.resolutions`).
+enum ResolutionEvent: Hashable, Sendable {
+  /// One resolution of one instance on one interface: the first, or a later one that differs
+  /// (TXT, address, port, host name).
+  case resolved(DiscoveredService)
+  /// avahi's "all for now" has come and every instance browsed so far has answered (resolved
+  /// or failed to); sent again once the instances that came, or changed, since have answered.
+  case settled
 }
 
 /// A failure reported by avahi, e.g. "Daemon not running" (no avahi-daemon, or no system D-Bus).
@@ -87,8 +109,20 @@ public enum Discovery {
   /// kept resolved, so TXT changes come as `changed`; the latest resolution of a name wins.
   /// Throws `DiscoveryError` when avahi fails: no daemon, an invalid type, the daemon going away.
   public static func browse(_ type: String) -> AsyncThrowingStream<DiscoveryEvent, any Error> {
-    AsyncThrowingStream(DiscoveryEvent.self, bufferingPolicy: .bufferingNewest(bufferLimit)) { continuation in
-      let session = AvahiBrowseSession(continuation: continuation)
+    stream(type) { .names($0) }
+  }
+
+  /// Browses and resolves `type` like `browse`, but reports every resolution of every instance
+  /// on every interface, none merged by name: two announcers of one name (on two links) are two.
+  static func browseResolutions(_ type: String) -> AsyncThrowingStream<ResolutionEvent, any Error> {
+    stream(type) { .resolutions($0) }
+  }
+
+  private static func stream<Event: Sendable>(
+    _ type: String, _ output: (AsyncThrowingStream<Event, any Error>.Continuation) -> AvahiBrowseSession.Output
+  ) -> AsyncThrowingStream<Event, any Error> {
+    AsyncThrowingStream(Event.self, bufferingPolicy: .bufferingNewest(bufferLimit)) { continuation in
+      let session = AvahiBrowseSession(output(continuation))
       // Set before start(): avahi may call back, and so finish the stream, from inside start.
       // The hop: stop() joins avahi's thread, and termination can begin on that thread.
       continuation.onTermination = { _ in Task.detached { session.stop() } }
@@ -117,37 +151,86 @@ public enum Discovery {
   public static func snapshot(
     _ type: String, for duration: Duration, ending end: SnapshotEnd = .afterDuration
   ) async throws -> [DiscoveredService] {
-    try await withThrowingTaskGroup(of: [String: DiscoveredService]?.self) { group in
+    struct Present: Sendable {
+      var services: [String: DiscoveredService] = [:]
+      var allForNow = false
+    }
+    let present = try await collect(browse(type), for: duration, into: Present()) { present, event in
+      switch event {
+      case .appeared(let service), .changed(let service): present.services[service.name] = service
+      case .gone(let name): present.services[name] = nil
+      case .allForNow: present.allForNow = true
+      }
+      switch end {
+      case .afterDuration: return false
+      case .atAllForNow: return present.allForNow
+      case .atFirstFound: return present.allForNow && !present.services.isEmpty
+      }
+    }
+    return present.services.values.sorted { $0.name < $1.name }
+  }
+
+  /// Browses `type` and returns every distinct resolution seen until the browse ends (see
+  /// `SnapshotEnd`; "all for now" here also waits for every instance seen by then to answer):
+  /// each instance on each interface, and each later resolution of it that differs, including
+  /// ones withdrawn or replaced before the end. For a decision that must see every announcer,
+  /// such as whose key a client trusts: two announcers of one name on two links are both here,
+  /// where `snapshot` keeps one. Sorted by name, then interface; otherwise in the order seen.
+  /// Throws as `browse` does, or `CancellationError`.
+  public static func resolutions(
+    _ type: String, for duration: Duration, ending end: SnapshotEnd = .afterDuration
+  ) async throws -> [DiscoveredService] {
+    struct Seen: Sendable {
+      var services: [DiscoveredService] = []
+      var distinct: Set<DiscoveredService> = []
+      var settled = false
+    }
+    let seen = try await collect(browseResolutions(type), for: duration, into: Seen()) { seen, event in
+      switch event {
+      case .resolved(let service):
+        if seen.distinct.insert(service).inserted { seen.services.append(service) }
+        seen.settled = false
+      case .settled:
+        seen.settled = true
+      }
+      switch end {
+      case .afterDuration: return false
+      case .atAllForNow: return seen.settled
+      case .atFirstFound: return seen.settled && !seen.services.isEmpty
+      }
+    }
+    return seen.services.enumerated().sorted { a, b in
+      (a.element.name, a.element.interface, a.offset) < (b.element.name, b.element.interface, b.offset)
+    }.map(\.element)
+  }
+
+  /// Folds `events` into `result` until `update` says it is done, the stream ends, or `duration`
+  /// is up (then the browse is stopped and what was folded so far is returned).
+  private static func collect<Event: Sendable, Result: Sendable>(
+    _ events: AsyncThrowingStream<Event, any Error>, for duration: Duration, into initial: Result,
+    _ update: @escaping @Sendable (inout Result, Event) -> Bool
+  ) async throws -> Result {
+    try await withThrowingTaskGroup(of: Result?.self) { group in
       group.addTask {
-        var present: [String: DiscoveredService] = [:]
-        var allForNow = false
-        for try await event in browse(type) {
-          switch event {
-          case .appeared(let service), .changed(let service): present[service.name] = service
-          case .gone(let name): present[name] = nil
-          case .allForNow: allForNow = true
-          }
-          switch end {
-          case .afterDuration: break
-          case .atAllForNow: if allForNow { return present }
-          case .atFirstFound: if allForNow && !present.isEmpty { return present }
-          }
+        var result = initial
+        for try await event in events {
+          if update(&result, event) { return result }
         }
-        return present  // cancelled: the stream ends without error
+        return result  // cancelled: the stream ends without error
       }
       group.addTask {
         try await Task.sleep(for: duration)
         return nil
       }
-      while let result = try await group.next() {
-        if let present = result {
+      while let outcome = try await group.next() {
+        if let result = outcome {
           group.cancelAll()
           try Task.checkCancellation()  // the browse ended because we were cancelled
-          return present.values.sorted { $0.name < $1.name }
+          return result
         }
         group.cancelAll()  // time is up: stop browsing; its result comes next
       }
-      return []
+      return initial
     }
   }
 }

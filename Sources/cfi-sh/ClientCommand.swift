@@ -39,9 +39,9 @@ struct ClientCommand: AsyncParsableCommand {
       discussion: """
         1. Writes /etc/avahi/services/\(AvahiServiceFile.clientFileName): \(ServiceType.client) on --port, TXT group=NAME.
 
-        2. Looks for the server's \(ServiceType.server) announcement (TXT key=<ed25519 public key>, fp=<its SHA256 fingerprint>) for up to --wait.
+        2. Looks for the server's \(ServiceType.server) announcement (TXT key=<ed25519 public key>, fp=<its SHA256 fingerprint>) for up to --wait, and takes every announcement seen meanwhile into account: each announcer of each name, on each interface (a second machine announcing under the server's own name is one more), including one withdrawn or changed before the search ends.
 
-        3. Trusts its key: with --server-fingerprint only that key; without it the key found is pinned in /etc/cfi/server.pin on first use, and a different key later is refused until --reset (even one named by --server-fingerprint). Two servers with different keys, or an invalid announcement, are refused unless --server-fingerprint picks one.
+        3. Trusts its key: with --server-fingerprint only that key; without it the key found is pinned in /etc/cfi/server.pin on first use, and a different key later is refused until --reset (even one named by --server-fingerprint). Two announcers with different keys, or an invalid announcement, are refused unless --server-fingerprint picks one; the refusal names each announcer (name, address, interface, host) and its key's fingerprint.
 
         4. Installs the key in /root/.ssh/authorized_keys as one line whose comment is cfi-sh-server:<fingerprint>; other lines are never touched. Running it again changes nothing.
 
@@ -139,8 +139,8 @@ struct ClientCommand: AsyncParsableCommand {
       abstract: "Show whether this client is announced and enrolled, and what server is announced now.",
       discussion: """
         One line each: published (the \(ServiceType.client) service file and its group), pin (the trusted
-        server key), authorized_keys (whether the server key is installed), server (what is
-        announced now, and whether it matches the pin).
+        server key), authorized_keys (whether the server key is installed), server (one line per
+        announcer, as enrollment sees them, and whether its key matches the pin).
         """)
 
     @Option(help: ArgumentHelp("How long to look for the server at most, e.g. 3s.", valueName: "duration"))
@@ -183,19 +183,21 @@ struct ClientCommand: AsyncParsableCommand {
         print("server: cannot look: \(error)")
       case .success(let servers):
         if servers.isEmpty { print("server: none announced") }
+        var printed: Set<String> = []
         for server in servers {
-          switch server.announcement {
-          case .success(let announcement):
-            let match =
+          let line =
+            switch server.announcement {
+            case .success(let announcement):
               switch status.pinned {
-              case nil: "no pin yet"
-              case announcement.fingerprint: "matches the pin"
-              default: "does NOT match the pin"
+              case nil: "server: \(server.origin) announces \(announcement.fingerprint) (no pin yet)"
+              case announcement.fingerprint: "server: \(server.origin) announces \(announcement.fingerprint) (matches the pin)"
+              default: "server: \(server.origin) announces \(announcement.fingerprint) (does NOT match the pin)"
               }
-            print("server: \(server.origin) announces \(announcement.fingerprint) (\(match))")
-          case .failure(let error):
-            print("server: \(server.origin): invalid announcement: \(error)")
-          }
+            case .failure(let error):
+              "server: \(server.origin): invalid announcement: \(error)"
+            }
+          // One announcer resolved twice alike is one line.
+          if printed.insert(line).inserted { print(line) }
         }
       }
     }

@@ -115,6 +115,42 @@ struct EnrollFleetTests {
     #expect(try lab.read("pc01", "grep -v '^#' /etc/cfi/server.pin") == forger.fingerprint)
   }
 
+  /// A second announcer under the server's own instance name, on another link of the client
+  /// (so avahi's probing renames neither), is seen beside the server and refused, not taken
+  /// for it (issue 10, defect 5).
+  @Test func aSecondAnnouncerUnderTheServersNameIsRefused() throws {
+    let lab = try Lab("enrtwins", hosts: 1, groups: ["lab"])
+    let side = try ServerSide(lab)
+    let server = try KeyPair("cfi-server@test")
+    let rogue = try KeyPair("cfi-server@rogue")
+    let linked = try lab.lab("rogue", "pc01")
+    try #require(linked.status == 0, "\(linked.stderr)")
+    let rogueServices = linked.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    let before = try lab.read("pc01", "sha256sum /root/.ssh/authorized_keys")
+    try side.announce("cfi-server", server)
+    try side.announce("cfi-server", rogue, in: rogueServices)
+    try side.waitUntil("pc01", resolves: "cfi-server", on: ["eth0", "eth1"])
+
+    let refused = try enroll(lab, "pc01", "--group", "lab")
+    #expect(refused.status == 1, "\(refused.stdout)\(refused.stderr)")
+    #expect(refused.stderr.contains("refused: servers announce different keys: "), "\(refused.stderr)")
+    #expect(refused.stderr.contains("'cfi-server' (\(side.address) on eth0, host \(lab.prefix)-server.local) announces \(server.fingerprint)"))
+    #expect(refused.stderr.contains(" on eth1, host \(lab.prefix)-rogue.local) announces \(rogue.fingerprint)"))
+    #expect(try lab.read("pc01", "sha256sum /root/.ssh/authorized_keys") == before)
+    #expect(try lab.exec("pc01", "test -e /etc/cfi/server.pin").status != 0)
+
+    let status = try client(lab, "pc01", "status")
+    #expect(status.stdout.contains("on eth0, host \(lab.prefix)-server.local) announces \(server.fingerprint) (no pin yet)"), "\(status.stdout)")
+    #expect(status.stdout.contains("on eth1, host \(lab.prefix)-rogue.local) announces \(rogue.fingerprint) (no pin yet)"))
+
+    // The server's fingerprint picks it; the rogue is ignored, and said so.
+    let picked = try enroll(lab, "pc01", "--group", "lab", "--server-fingerprint", server.fingerprint)
+    #expect(picked.status == 0, "\(picked.stderr)")
+    #expect(picked.stderr.contains("on eth1, host \(lab.prefix)-rogue.local), which announces another key, \(rogue.fingerprint)"), "\(picked.stderr)")
+    #expect(try lab.read("pc01", "grep -v '^#' /etc/cfi/server.pin") == server.fingerprint)
+    #expect(try lab.read("pc01", "grep -c 'cfi-sh-server:\(server.fingerprint)$' /root/.ssh/authorized_keys") == "1")
+  }
+
   @Test func junkAnnouncementsAreRefusedNamingTheService() throws {
     let lab = try Lab("enrjunk", hosts: 1, groups: ["lab"])
     let side = try ServerSide(lab)
@@ -164,7 +200,9 @@ struct EnrollFleetTests {
     #expect(status.stdout.contains("published: yes, _cfi._tcp port 22, group lab (/etc/avahi/services/cfi.service)"), "\(status.stdout)")
     #expect(status.stdout.contains("pin: \(server.fingerprint) (/etc/cfi/server.pin)"))
     #expect(status.stdout.contains("authorized_keys: server key \(server.fingerprint) installed in /root/.ssh/authorized_keys"))
-    #expect(status.stdout.contains("server: 'cfi-server' (\(side.address)) announces \(server.fingerprint) (matches the pin)"))
+    #expect(
+      status.stdout.contains(
+        "server: 'cfi-server' (\(side.address) on eth0, host \(lab.prefix)-server.local) announces \(server.fingerprint) (matches the pin)"))
     #expect(try side.runAll(identity: server, hosts: "pc01").status == 0)
 
     let left = try client(lab, "pc01", "leave")
@@ -243,13 +281,15 @@ private struct ServerSide {
     #expect(!services.isEmpty && !dbus.isEmpty)
   }
 
-  /// Announces `_cfi-server._tcp` named `name` with the key's TXT, as `cfi-sh server init` does.
-  func announce(_ name: String, _ key: KeyPair) throws {
-    try announce(name, txt: ["key=\(key.publicKey)", "fp=\(key.fingerprint)"])
+  /// Announces `_cfi-server._tcp` named `name` with the key's TXT, as `cfi-sh server init` does
+  /// (from another avahi's services dir if `directory` is given, such as `lab rogue`'s).
+  func announce(_ name: String, _ key: KeyPair, in directory: String? = nil) throws {
+    try announce(name, txt: ["key=\(key.publicKey)", "fp=\(key.fingerprint)"], in: directory)
   }
 
   /// Announces `_cfi-server._tcp` named `name` with any TXT strings (temp file, then rename).
-  func announce(_ name: String, txt: [String]) throws {
+  func announce(_ name: String, txt: [String], in directory: String? = nil) throws {
+    let services = directory ?? services
     func escaped(_ text: String) -> String {
       text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
         .replacingOccurrences(of: ">", with: "&gt;")
@@ -280,15 +320,35 @@ private struct ServerSide {
   /// learns a new service about a second after the file appears).
   func waitUntil(_ hosts: [String], see names: Set<String>) throws {
     for host in hosts {
-      var seen: Set<String> = []
-      for _ in 0..<30 {
-        let browse = try lab.exec(host, "avahi-browse -rpt _cfi-server._tcp")
-        seen = Set(browse.stdout.split(separator: "\n").filter { $0.hasPrefix("=") }.map { String($0.split(separator: ";")[3]) })
-        if seen == names { break }
-        Thread.sleep(forTimeInterval: 0.3)
-      }
+      let seen = try waitUntil(host, resolves: names) { Set($0.map(\.name)) }
       #expect(seen == names, "\(host) sees \(seen.sorted()), not \(names.sorted())")
     }
+  }
+
+  /// Waits until `host`'s avahi resolves `_cfi-server._tcp` `name` on each of `interfaces`.
+  func waitUntil(_ host: String, resolves name: String, on interfaces: Set<String>) throws {
+    let seen = try waitUntil(host, resolves: interfaces) { Set($0.filter { $0.name == name }.map(\.interface)) }
+    #expect(seen == interfaces, "\(host) resolves '\(name)' on \(seen.sorted()), not \(interfaces.sorted())")
+  }
+
+  /// Browses `_cfi-server._tcp` in `host` until `view` of its resolutions is `wanted` (or gives
+  /// up after about 9 s); returns the last view.
+  private func waitUntil(
+    _ host: String, resolves wanted: Set<String>, _ view: ([(interface: String, name: String)]) -> Set<String>
+  ) throws -> Set<String> {
+    var seen: Set<String> = []
+    for _ in 0..<30 {
+      let browse = try lab.exec(host, "avahi-browse -rpt _cfi-server._tcp")
+      var resolved: [(interface: String, name: String)] = []
+      for line in browse.stdout.split(separator: "\n") where line.hasPrefix("=") {
+        let fields = line.split(separator: ";", omittingEmptySubsequences: false)
+        if fields.count > 3 { resolved.append((String(fields[1]), String(fields[3]))) }
+      }
+      seen = view(resolved)
+      if seen == wanted { break }
+      Thread.sleep(forTimeInterval: 0.3)
+    }
+    return seen
   }
 
   /// Waits until the server side's browse of `_cfi._tcp` (host name → TXT) satisfies `check`.

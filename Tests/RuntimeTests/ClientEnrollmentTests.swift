@@ -19,13 +19,17 @@ import TestSupport
       pinFile: directory.path + "/etc/cfi/server.pin")
   }
 
-  static func announcement(_ name: String, key: String, fingerprint: String) -> DiscoveredService {
+  static func announcement(
+    _ name: String, key: String, fingerprint: String, address: String = "10.0.0.1", interface: Int32 = 2
+  ) -> DiscoveredService {
     DiscoveredService(
-      name: name, hostName: "srv.local", address: "10.0.0.1", port: 22, txt: ["key": key + " cfi-server@srv", "fp": fingerprint],
-      interface: 2)
+      name: name, hostName: "srv.local", address: address, port: 22, txt: ["key": key + " cfi-server@srv", "fp": fingerprint],
+      interface: interface)
   }
   static let serverA = announcement("cfi server on srv", key: Keys.a, fingerprint: Keys.aFingerprint)
   static let serverB = announcement("cfi server on srv", key: Keys.b, fingerprint: Keys.bFingerprint)
+  /// The server's instance name with another key, resolved on another interface.
+  static let twin = announcement("cfi server on srv", key: Keys.b, fingerprint: Keys.bFingerprint, address: "10.0.9.2", interface: 3)
 
   func enrollment(_ services: [DiscoveredService]) -> ClientEnrollment {
     ClientEnrollment(files: files) { _, end in
@@ -113,7 +117,7 @@ import TestSupport
     request.expected = KeyFingerprint(Keys.aFingerprint)
     let report = await enrollment([junk, Self.serverA]).enroll(request)
     #expect(report.stop == nil)
-    #expect(report.ignored == ["'junk' (10.0.0.7): its TXT record has no 'key'"])
+    #expect(report.ignored == ["'junk' (10.0.0.7 on interface 2, host x.local): its TXT record has no 'key'"])
     #expect(await enrollment([junk, Self.serverA]).enroll(lab).stop.map { "\($0)" }?.contains("invalid server announcement") == true)
   }
 
@@ -151,7 +155,30 @@ import TestSupport
     #expect(servers.map { try? $0.announcement.get().fingerprint } == [
       KeyFingerprint(Keys.aFingerprint), KeyFingerprint(Keys.bFingerprint), nil,
     ])
-    #expect(servers.last?.origin == "'junk' (10.0.0.7)")
+    #expect(servers.last?.origin == "'junk' (10.0.0.7 on interface 2, host x.local)")
+  }
+
+  /// Every resolution the search found counts, also two of one instance name (issue 10, defect 5).
+  @Test func twoAnnouncersOfOneNameAreRefusedUnlessTheFingerprintPicksOne() async throws {
+    let refused = await enrollment([Self.serverA, Self.twin]).enroll(lab)
+    guard case .refused(let message) = refused.stop else {
+      Issue.record("\(String(describing: refused.stop))")
+      return
+    }
+    #expect(message.contains("'cfi server on srv' (10.0.0.1 on interface 2, host srv.local) announces \(Keys.aFingerprint)"))
+    #expect(message.contains("'cfi server on srv' (10.0.9.2 on interface 3, host srv.local) announces \(Keys.bFingerprint)"))
+    #expect(read(files.pinFile) == nil && read(files.authorizedKeys) == nil)
+
+    let status = await enrollment([Self.serverA, Self.twin]).status(wait: .seconds(1))
+    #expect(try status.servers.get().map(\.origin) == [Self.serverA.origin, Self.twin.origin])
+
+    var request = lab
+    request.expected = KeyFingerprint(Keys.aFingerprint)
+    let picked = await enrollment([Self.twin, Self.serverA]).enroll(request)
+    #expect(picked.stop == nil)
+    #expect(picked.server?.service == Self.serverA)
+    #expect(picked.ignored == ["\(Self.twin.origin), which announces another key, \(Keys.bFingerprint)"])
+    #expect(read(files.authorizedKeys) == "\(Keys.a) cfi-sh-server:\(Keys.aFingerprint)\n")
   }
 
   @Test func leaveRemovesOnlyWhatEnrollmentAdded() async throws {

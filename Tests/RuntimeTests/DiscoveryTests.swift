@@ -112,6 +112,33 @@ struct DiscoveryTests {
     #expect(try await Discovery.snapshot("_nothing._tcp", for: .milliseconds(500)).isEmpty)
   }
 
+  /// Every resolution is reported, not merged by name: a name resolved again with another TXT
+  /// is a second resolution, where `browse` reports one name `changed` (issue 10, defect 5).
+  @Test func resolutionsKeepEveryAnnouncementSeen() async throws {
+    let avahi = try await PrivateAvahi.start(services: ["pc01": .init(name: "pc01", port: 22, txt: ["group=lab"])])
+    defer { avahi.stop() }
+    let log = EventLog(Discovery.browseResolutions("_cfi._tcp"))
+    defer { log.cancel() }
+    try await eventually("settled", avahi) { log.events.contains(.settled) }
+    #expect(log.groups("pc01") == ["lab"])
+    let first = try #require(log.events.first.flatMap { if case .resolved(let s) = $0 { s } else { nil } })
+    // The daemon's namespace has only lo, index 1 as in every namespace.
+    #expect(first.interfaceName == "lo", "\(first)")
+    #expect(first.origin == "'pc01' (127.0.0.1 on lo, host \(PrivateAvahi.hostName).local)")
+
+    try avahi.write("pc01", .init(name: "pc01", port: 22, txt: ["group=office"]))
+    try avahi.write("pc02", .init(name: "pc02", port: 22, txt: ["group=lab"]))
+    avahi.reload()
+    try await eventually("pc01's new group and pc02", avahi) { log.groups("pc01").last == "office" && !log.groups("pc02").isEmpty }
+    #expect(log.groups("pc01").first == "lab", "the first resolution was reported too")
+    try await eventually("settled again", avahi) { log.events.last == .settled }
+
+    // A whole browse: every distinct resolution present, sorted by name.
+    let now = try await Discovery.resolutions("_cfi._tcp", for: .seconds(10), ending: .atAllForNow)
+    #expect(now.map(\.name) == ["pc01", "pc02"])
+    #expect(now.map { $0.txt["group"] } == ["office", "lab"])
+  }
+
   @Test func stoppingReleasesEverything() async throws {
     let avahi = try await PrivateAvahi.start(services: ["pc01": .init(name: "pc01", port: 22)])
     defer { avahi.stop() }
@@ -201,17 +228,16 @@ extension DiscoveryEvent {
 }
 
 /// The events of one browse, collected in the background for a test to wait on.
-private final class EventLog: Sendable {
+private final class EventLog<Event: Sendable>: Sendable {
   private struct State {
-    var events: [DiscoveryEvent] = []
+    var events: [Event] = []
     var error: (any Error)?
     var ended = false
   }
   private let state = Mutex(State())
   private let task = Mutex<Task<Void, Never>?>(nil)
 
-  init(browsing type: String) {
-    let stream = Discovery.browse(type)
+  init(_ stream: AsyncThrowingStream<Event, any Error>) {
     task.withLock { task in
       task = Task {
         do {
@@ -227,9 +253,15 @@ private final class EventLog: Sendable {
     }
   }
 
-  var events: [DiscoveryEvent] { state.withLock { $0.events } }
+  var events: [Event] { state.withLock { $0.events } }
   var error: (any Error)? { state.withLock { $0.error } }
   var ended: Bool { state.withLock { $0.ended } }
+
+  func cancel() { task.withLock { $0?.cancel() } }
+}
+
+extension EventLog where Event == DiscoveryEvent {
+  convenience init(browsing type: String) { self.init(Discovery.browse(type)) }
 
   func appeared(_ name: String) -> DiscoveredService? {
     events.lazy.compactMap { if case .appeared(let s) = $0, s.name == name { s } else { nil } }.last
@@ -238,8 +270,13 @@ private final class EventLog: Sendable {
   func changed(_ name: String) -> DiscoveredService? {
     events.lazy.compactMap { if case .changed(let s) = $0, s.name == name { s } else { nil } }.last
   }
+}
 
-  func cancel() { task.withLock { $0?.cancel() } }
+extension EventLog where Event == ResolutionEvent {
+  /// The TXT `group` of every resolution of `name`, in order.
+  func groups(_ name: String) -> [String?] {
+    events.compactMap { if case .resolved(let s) = $0, s.name == name { s.txt["group"] } else { nil } }
+  }
 }
 
 /// Why a test gave up (after recording an issue with the details, where there are any).

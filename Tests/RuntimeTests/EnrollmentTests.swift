@@ -87,11 +87,11 @@ extension EnrollmentTests {
 
     @Test func announcementsMustCarryAValidKeyAndItsOwnFingerprint() async throws {
       let good = try await ServerAnnouncement.validate(
-        name: "cfi server on srv", address: "10.0.0.1", txt: ["key": Keys.a + " cfi-server@srv", "fp": Keys.aFingerprint])
+        Trust.service("cfi server on srv", "10.0.0.1", txt: ["key": Keys.a + " cfi-server@srv", "fp": Keys.aFingerprint]))
       #expect(good.fingerprint.description == Keys.aFingerprint)
       func reason(_ txt: [String: String]) async -> String {
         do {
-          _ = try await ServerAnnouncement.validate(name: "x", address: "10.0.0.9", txt: txt)
+          _ = try await ServerAnnouncement.validate(Trust.service("x", "10.0.0.9", txt: txt))
           return "accepted"
         } catch { return error.description }
       }
@@ -115,12 +115,20 @@ extension EnrollmentTests {
 
 extension EnrollmentTests {
   @Suite struct Trust {
-    let a = ServerAnnouncement(
-      name: "cfi server on srv", address: "10.0.0.1", key: try! ServerKey.parse(Keys.a), fingerprint: KeyFingerprint(Keys.aFingerprint)!)
-    let b = ServerAnnouncement(
-      name: "forged", address: "10.0.0.66", key: try! ServerKey.parse(Keys.b),
-      fingerprint: KeyFingerprint(Keys.bFingerprint)!)
-    let junk = RejectedAnnouncement(name: "junk", address: "10.0.0.7", reason: "its TXT record has no 'key'")
+    static func service(
+      _ name: String, _ address: String, interface: String = "eth0", host: String = "srv.local", txt: [String: String] = [:]
+    ) -> DiscoveredService {
+      DiscoveredService(name: name, hostName: host, address: address, port: 22, txt: txt, interface: 2, interfaceName: interface)
+    }
+    static func announcement(_ service: DiscoveredService, _ key: String, _ fingerprint: String) -> ServerAnnouncement {
+      ServerAnnouncement(service: service, key: try! ServerKey.parse(key), fingerprint: KeyFingerprint(fingerprint)!)
+    }
+
+    let a = announcement(service("cfi server on srv", "10.0.0.1"), Keys.a, Keys.aFingerprint)
+    let b = announcement(service("forged", "10.0.0.66", host: "evil.local"), Keys.b, Keys.bFingerprint)
+    let junk = RejectedAnnouncement(service: service("junk", "10.0.0.7", host: "x.local"), reason: "its TXT record has no 'key'")
+    /// The server's own instance name, announced by another machine on another link.
+    let twin = announcement(service("cfi server on srv", "10.0.9.2", interface: "eth1", host: "evil.local"), Keys.b, Keys.bFingerprint)
 
     func message(_ decision: TrustDecision) -> String? {
       if case .refuse(let message) = decision { return message }
@@ -134,7 +142,7 @@ extension EnrollmentTests {
           == .trust(a, pin: .unchanged, ignored: []))
       // Two servers with the same key are one key.
       var copy = a
-      copy.name = "cfi server on srv2"
+      copy.service.name = "cfi server on srv2"
       #expect(TrustDecision.decide(valid: [a, copy], rejected: [], expected: nil, pinned: nil, reset: false) == .trust(a, pin: .new, ignored: []))
     }
 
@@ -152,10 +160,10 @@ extension EnrollmentTests {
     @Test func twoKeysOrJunkAreRefusedUnlessTheFingerprintPicksOne() {
       let two = message(TrustDecision.decide(valid: [a, b], rejected: [], expected: nil, pinned: a.fingerprint, reset: false))
       #expect(two?.contains("servers announce different keys") == true)
-      #expect(two?.contains("'forged' (10.0.0.66)") == true)
+      #expect(two?.contains("'forged' (10.0.0.66 on eth0, host evil.local) announces \(Keys.bFingerprint)") == true)
       #expect(two?.contains("(the pinned key)") == true)
       let withJunk = message(TrustDecision.decide(valid: [a], rejected: [junk], expected: nil, pinned: nil, reset: false))
-      #expect(withJunk?.contains("invalid server announcement: 'junk' (10.0.0.7): its TXT record has no 'key'") == true)
+      #expect(withJunk?.contains("invalid server announcement: 'junk' (10.0.0.7 on eth0, host x.local): its TXT record has no 'key'") == true)
       let picked = TrustDecision.decide(valid: [a, b], rejected: [junk], expected: a.fingerprint, pinned: nil, reset: false)
       guard case .trust(let server, .new, let ignored) = picked else {
         Issue.record("\(picked)")
@@ -168,7 +176,52 @@ extension EnrollmentTests {
     @Test func aFingerprintNoOneAnnouncesIsRefused() {
       let refused = message(TrustDecision.decide(valid: [b], rejected: [junk], expected: a.fingerprint, pinned: nil, reset: false))
       #expect(refused?.contains("no announced server key has the fingerprint \(Keys.aFingerprint)") == true)
-      #expect(refused?.contains("'forged' (10.0.0.66) announces") == true)
+      #expect(refused?.contains("'forged' (10.0.0.66 on eth0, host evil.local) announces") == true)
+    }
+
+    // Several resolutions of one instance name (issue 10, defect 5): each counts.
+
+    @Test func oneNameFromTwoLinksWithOneKeyIsOneServer() {
+      var again = a
+      again.service.interfaceName = "eth1"
+      again.service.address = "10.0.9.1"
+      #expect(
+        TrustDecision.decide(valid: [a, again], rejected: [], expected: nil, pinned: nil, reset: false)
+          == .trust(a, pin: .new, ignored: []))
+      #expect(
+        TrustDecision.decide(valid: [a, again, a], rejected: [], expected: nil, pinned: a.fingerprint, reset: false)
+          == .trust(a, pin: .unchanged, ignored: []))
+    }
+
+    @Test func oneNameWithTwoKeysIsRefusedNamingEachAnnouncer() {
+      for valid in [[a, twin], [twin, a], [a, twin, a]] {
+        let refused = message(TrustDecision.decide(valid: valid, rejected: [], expected: nil, pinned: nil, reset: false))
+        #expect(refused?.hasPrefix("servers announce different keys: ") == true)
+        #expect(refused?.contains("'cfi server on srv' (10.0.0.1 on eth0, host srv.local) announces \(Keys.aFingerprint)") == true)
+        #expect(refused?.contains("'cfi server on srv' (10.0.9.2 on eth1, host evil.local) announces \(Keys.bFingerprint)") == true)
+        #expect(refused?.components(separatedBy: "announces").count == 3, "each announcer once: \(refused ?? "")")
+      }
+      // The twin is refused even when the real server's key is the pinned one, and alone it is a
+      // changed key.
+      #expect(message(TrustDecision.decide(valid: [a, twin], rejected: [], expected: nil, pinned: a.fingerprint, reset: false))?
+        .contains("\(Keys.aFingerprint) (the pinned key)") == true)
+      #expect(message(TrustDecision.decide(valid: [twin], rejected: [], expected: nil, pinned: a.fingerprint, reset: false))?
+        .contains("the server key changed") == true)
+    }
+
+    @Test func theFingerprintPicksOneOfTwoAnnouncersOfOneName() {
+      let picked = TrustDecision.decide(valid: [twin, a], rejected: [], expected: a.fingerprint, pinned: nil, reset: false)
+      #expect(
+        picked
+          == .trust(a, pin: .new, ignored: [
+            "'cfi server on srv' (10.0.9.2 on eth1, host evil.local), which announces another key, \(Keys.bFingerprint)"
+          ]))
+      let twinPicked = TrustDecision.decide(valid: [a, twin], rejected: [], expected: twin.fingerprint, pinned: nil, reset: false)
+      guard case .trust(let server, .new, let ignored) = twinPicked else {
+        Issue.record("\(twinPicked)")
+        return
+      }
+      #expect(server == twin && ignored.count == 1)
     }
 }
 }

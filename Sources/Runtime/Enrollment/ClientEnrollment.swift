@@ -27,7 +27,9 @@ public struct ClientFiles: Hashable, Sendable {
 }
 
 /// Finds server announcements: browses `ServiceType.server` for `within` at the most, ending as
-/// `end` says. Throws avahi's error (e.g. no avahi-daemon). Tests pass announcements of their own.
+/// `end` says, and returns every resolution seen (`Discovery.resolutions`: one instance name
+/// announced from two links is two). Throws avahi's error (e.g. no avahi-daemon). Tests pass
+/// announcements of their own.
 public typealias ServerSearch = @Sendable (_ within: Duration, _ end: Discovery.SnapshotEnd) async throws -> [DiscoveredService]
 
 /// The client side of enrollment.
@@ -39,7 +41,7 @@ public struct ClientEnrollment: Sendable {
 
   public init(
     files: ClientFiles = ClientFiles(),
-    search: @escaping ServerSearch = { try await Discovery.snapshot(ServiceType.server, for: $0, ending: $1) },
+    search: @escaping ServerSearch = { try await Discovery.resolutions(ServiceType.server, for: $0, ending: $1) },
     sshKeygen: LocalProgram = .sshKeygen
   ) {
     self.files = files
@@ -165,7 +167,7 @@ public struct ClientEnrollment: Sendable {
       do {
         valid.append(try await validate(service))
       } catch {
-        rejected.append(RejectedAnnouncement(name: service.name, address: service.address, reason: error.description))
+        rejected.append(RejectedAnnouncement(service: service, reason: error.description))
       }
     }
 
@@ -202,7 +204,7 @@ public struct ClientEnrollment: Sendable {
   }
 
   private func validate(_ service: DiscoveredService) async throws(EnrollmentError) -> ServerAnnouncement {
-    try await ServerAnnouncement.validate(name: service.name, address: service.address, txt: service.txt) {
+    try await ServerAnnouncement.validate(service) {
       key throws(EnrollmentError) in try await key.fingerprint(sshKeygen: sshKeygen)
     }
   }
@@ -217,7 +219,8 @@ public struct ClientEnrollment: Sendable {
     public var pin: Result<KeyFingerprint?, EnrollmentError>
     /// The fingerprint of each cfi line in authorized_keys (nil: a line whose key is invalid).
     public var installed: [KeyFingerprint?]
-    /// What servers announce now, or why browsing failed.
+    /// What servers announce now (every announcer, as enrollment sees them), or why browsing
+    /// failed.
     public var servers: Result<[AnnouncedServer], EnrollmentError>
 
     public enum Published: Hashable, Sendable {
@@ -230,11 +233,10 @@ public struct ClientEnrollment: Sendable {
 
     /// One server announcement and whether it checks out.
     public struct AnnouncedServer: Hashable, Sendable {
-      public var name: String
-      public var address: String
+      public var service: DiscoveredService
       public var announcement: Result<ServerAnnouncement, EnrollmentError>
-      /// `NAME (ADDRESS)`, printable.
-      public var origin: String { "'\(displayable(name))' (\(displayable(address)))" }
+      /// `'NAME' (ADDRESS on INTERFACE, host HOST)`, printable.
+      public var origin: String { service.origin }
     }
 
     /// The pinned fingerprint, if the pin is valid.
@@ -263,7 +265,7 @@ public struct ClientEnrollment: Sendable {
       for service in try await search(wait, .atAllForNow) {
         let announcement: Result<ServerAnnouncement, EnrollmentError>
         do { announcement = .success(try await validate(service)) } catch { announcement = .failure(error) }
-        found.append(Status.AnnouncedServer(name: service.name, address: service.address, announcement: announcement))
+        found.append(Status.AnnouncedServer(service: service, announcement: announcement))
       }
       servers = .success(found)
     } catch {

@@ -6,30 +6,29 @@ import Foundation
 
 /// A server announcement (`ServiceType.server`) whose key and fingerprint check out.
 public struct ServerAnnouncement: Hashable, Sendable {
-  /// The service instance name and the announcing address, for messages.
-  public var name: String
-  public var address: String
+  /// The resolution it came in: who announced it, from where (for messages).
+  public var service: DiscoveredService
   public var key: ServerKey
   public var fingerprint: KeyFingerprint
 
-  public init(name: String, address: String, key: ServerKey, fingerprint: KeyFingerprint) {
-    self.name = name
-    self.address = address
+  public init(service: DiscoveredService, key: ServerKey, fingerprint: KeyFingerprint) {
+    self.service = service
     self.key = key
     self.fingerprint = fingerprint
   }
 
-  /// `NAME (ADDRESS)`, printable.
-  public var origin: String { "'\(displayable(name))' (\(displayable(address)))" }
+  /// `'NAME' (ADDRESS on INTERFACE, host HOST)`, printable.
+  public var origin: String { service.origin }
 
   /// Validates an announcement's TXT record: `key` a valid ed25519 key line, `fp` its real
   /// fingerprint. The error says what is wrong, without the service's name.
   public static func validate(
-    name: String, address: String, txt: [String: String],
+    _ service: DiscoveredService,
     fingerprinter: (ServerKey) async throws(EnrollmentError) -> KeyFingerprint = { key throws(EnrollmentError) in
       try await key.fingerprint()
     }
   ) async throws(EnrollmentError) -> ServerAnnouncement {
+    let txt = service.txt
     guard let keyText = txt["key"] else { throw EnrollmentError("its TXT record has no 'key'") }
     let key: ServerKey
     do { key = try ServerKey.parse(keyText) } catch {
@@ -43,21 +42,19 @@ public struct ServerAnnouncement: Hashable, Sendable {
     guard actual == announced else {
       throw EnrollmentError("its fp \(announced) is not its key's fingerprint (\(actual))")
     }
-    return ServerAnnouncement(name: name, address: address, key: key, fingerprint: actual)
+    return ServerAnnouncement(service: service, key: key, fingerprint: actual)
   }
 }
 
 /// An announcement refused by `ServerAnnouncement.validate`.
 public struct RejectedAnnouncement: Hashable, Sendable {
-  public var name: String
-  public var address: String
+  public var service: DiscoveredService
   public var reason: String
-  public init(name: String, address: String, reason: String) {
-    self.name = name
-    self.address = address
+  public init(service: DiscoveredService, reason: String) {
+    self.service = service
     self.reason = reason
   }
-  public var description: String { "'\(displayable(name))' (\(displayable(address))): \(reason)" }
+  public var description: String { "\(service.origin): \(reason)" }
 }
 
 /// What enrollment does with the announcements it found.
@@ -77,7 +74,8 @@ public enum TrustDecision: Hashable, Sendable {
     case replaced(old: KeyFingerprint)
   }
 
-  /// Decides whom to trust.
+  /// Decides whom to trust, from every announcement seen (each resolution of each instance on
+  /// each interface: a second announcer under the server's own name is one more here).
   /// - With `expected` (`--server-fingerprint`), only an announcement of that key is accepted;
   ///   the others, valid or not, are ignored.
   /// - Without it, every announcement must be valid and all must announce the same key
@@ -93,18 +91,18 @@ public enum TrustDecision: Hashable, Sendable {
     var ignored: [String] = []
     if let expected {
       guard let match = valid.first(where: { $0.fingerprint == expected }) else {
-        let seen = valid.map { "\($0.origin) announces \($0.fingerprint)" } + rejected.map { "\($0.description)" }
+        let seen = valid.map { "\($0.origin) announces \($0.fingerprint)" } + rejected.map(\.description)
         return .refuse(
           "no announced server key has the fingerprint \(expected) given with --server-fingerprint: "
-            + seen.joined(separator: "; "))
+            + seen.uniqued().joined(separator: "; "))
       }
       chosen = match
-      ignored = valid.filter { $0.fingerprint != expected }.map { "\($0.origin), which announces another key, \($0.fingerprint)" }
-        + rejected.map { "\($0.description)" }
+      ignored = (valid.filter { $0.fingerprint != expected }.map { "\($0.origin), which announces another key, \($0.fingerprint)" }
+        + rejected.map(\.description)).uniqued()
     } else {
       if !rejected.isEmpty {
         return .refuse(
-          "invalid server announcement: " + rejected.map(\.description).joined(separator: "; ")
+          "invalid server announcement: " + rejected.map(\.description).uniqued().joined(separator: "; ")
             + " (remove it, or pick the right server with --server-fingerprint)")
       }
       let keys = Set(valid.map(\.fingerprint))
@@ -113,7 +111,7 @@ public enum TrustDecision: Hashable, Sendable {
           "\(announcement.origin) announces \(announcement.fingerprint)" + (announcement.fingerprint == pinned ? " (the pinned key)" : "")
         }
         return .refuse(
-          "servers announce different keys: " + list.joined(separator: "; ")
+          "servers announce different keys: " + list.uniqued().joined(separator: "; ")
             + " (one of them is not your server: name the right key with --server-fingerprint)")
       }
       guard let first = valid.first else { return .refuse("no server announcement") }
@@ -126,6 +124,14 @@ public enum TrustDecision: Hashable, Sendable {
       "the server key changed: \(chosen.origin) announces \(chosen.fingerprint), but \(pinned) is pinned"
         + (expected == nil ? "" : " (--server-fingerprint does not replace a pin)")
         + "; if the server's key was really replaced, run 'cfi-sh client enroll --reset'")
+  }
+}
+
+extension [String] {
+  /// The lines without repeats, in order: one announcer resolved twice alike is named once.
+  fileprivate func uniqued() -> [String] {
+    var seen: Set<String> = []
+    return filter { seen.insert($0).inserted }
   }
 }
 
