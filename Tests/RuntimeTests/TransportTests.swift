@@ -8,9 +8,12 @@ import Testing
 @testable import Runtime
 
 @Suite struct TransportTests {
-  @Test func localTransportConforms() async {
-    let transport = LocalTransport()
-    let failures = await TransportConformance.failures(of: transport, on: Runtime.Host(name: "localhost"))
+  /// Under each shell a host may run the wrapper with: root's login shell (bash), and dash,
+  /// Debian's `/bin/sh`. `true` stands for a local process that exits 0 running nothing.
+  @Test(arguments: ["sh", "dash", "bash"]) func localTransportConforms(shell: String) async {
+    let transport = LocalTransport(shell: shell)
+    let failures = await TransportConformance.failures(
+      of: transport, on: Runtime.Host(name: "localhost"), silent: LocalTransport(shell: "true"))
     await transport.shutdown()
     #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
   }

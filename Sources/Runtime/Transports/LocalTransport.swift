@@ -4,12 +4,18 @@
 
 /// Runs commands on this machine with `sh`, whatever host they are for.
 public final class LocalTransport: Transport {
-  public init() {}
+  /// The shell that runs the wrapped command, as a host's login shell does (bash, dash).
+  let shell: String
+
+  /// A transport running commands with `shell` (a name found on PATH).
+  public init(shell: String = "sh") {
+    self.shell = shell
+  }
 
   public func run(_ command: RemoteCommand, on host: Host) async -> CommandResult {
     let tag = RemoteCommand.newTag()
     let ending = await TaggedCommand.run(
-      program: "sh", { try await LocalProcess.run("sh", ["-c", command.wrapped(tag: tag)], input: command.input?.revealed) },
+      program: "sh", { try await LocalProcess.run(shell, ["-c", command.wrapped(tag: tag)], input: command.input?.revealed) },
       reachable: { true },
       // The command's session outlives sh (setsid): end it as the remote kill does.
       kill: { (try? await LocalProcess.run("sh", ["-c", RemoteCommand.killScript(tag: tag)]))?.status == 0 })
