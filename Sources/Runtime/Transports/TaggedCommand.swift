@@ -33,7 +33,9 @@ enum TaggedCommand {
     do {
       let output = try await local()
       if !Task.isCancelled {
-        guard let (status, stderr) = ExitReport.take(from: output.stderr, tag: tag) else { return .finished(output, status: nil) }
+        guard let (status, stderr) = ExitReport.take(from: output.stderr, tag: tag) else {
+          return .finished(output, status: nil)
+        }
         return .finished(ProgramResult(status: output.status, stdout: output.stdout, stderr: stderr), status: status)
       }
     } catch where LocalProcess.isOutputLimit(error) && !Task.isCancelled {
@@ -53,12 +55,12 @@ enum TaggedCommand {
 
 /// The line `RemoteCommand.wrapped(tag:)` ends the command's stderr with: a newline (so that
 /// stderr not ending in one keeps its last line), the tag's marker, a space, the exit status,
-/// a newline. The marker holds the tag's id, which a command cannot guess ahead of its run,
-/// and the report is searched from the end: what a background process of the command wrote
-/// after it (it may hold stderr open past the shell's exit) stays in the command's stderr.
+/// a newline. The marker holds the tag's id, fresh for every command, so that no other text
+/// (ssh's own messages, a report of a cfi-sh run by the command) passes for it; the report
+/// is searched from the end: what a background process of the command wrote after it (it
+/// may hold stderr open past the shell's exit; ssh waits for it) stays in stderr.
 enum ExitReport {
-  /// The report's marker for `tag`. It does not contain the tag itself: the kill looks for
-  /// processes by the tag (`RemoteCommand.killScript`).
+  /// The report's marker for `tag`: `cfi-exit-<id>`.
   static func marker(_ tag: String) -> String { "cfi-exit-" + tag.dropFirst("cfi-step-".count) }
 
   /// The status reported under `tag` in `stderr`, and `stderr` without the report; nil when
