@@ -8,11 +8,31 @@ import Testing
 @testable import Runtime
 
 @Suite struct TransportTests {
-  @Test func localTransportConforms() async {
-    let transport = LocalTransport()
-    let failures = await TransportConformance.failures(of: transport, on: Runtime.Host(name: "localhost"))
+  /// Under each shell a host may run the wrapper with: root's login shell (bash), and dash,
+  /// Debian's `/bin/sh`. `true` stands for a local process that exits 0 running nothing.
+  @Test(arguments: ["sh", "dash", "bash"]) func localTransportConforms(shell: String) async {
+    let transport = LocalTransport(shell: shell)
+    let failures = await TransportConformance.failures(
+      of: transport, on: Runtime.Host(name: "localhost"), silent: LocalTransport(shell: "true"))
     await transport.shutdown()
     #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
+  }
+
+  /// The status report is found from the end, under its own tag only, and taken out byte
+  /// for byte: what came after it (a background process's late output) stays.
+  @Test func theExitReportIsTakenOutOfStderr() {
+    let report = "\ncfi-exit-0a1b"
+    func take(_ stderr: String) -> String? {
+      ExitReport.take(from: stderr, tag: "cfi-step-0a1b").map { "\($0.status) \($0.stderr)" }
+    }
+    #expect(take("err\r" + report + " 3\n") == "3 err\r")
+    #expect(take(report + " 0\n") == "0 ")
+    #expect(take("a" + report + " 255\nlate") == "255 alate")
+    #expect(take(report + " 1\nb" + report + " 2\n") == "2 " + report + " 1\nb")
+    #expect(take("x" + report + " 2\n" + report + " 9") == "2 x" + report + " 9")
+    for stderr in ["", "err\n", report + " 0", report + " 256\n", report + " \n", report + " -1\n", "\ncfi-exit-ffff 0\n"] {
+      #expect(take(stderr) == nil, "\(stderr.debugDescription)")
+    }
   }
 
   /// Ctrl-C can overtake a command on its way to the host: the kill leaves a stop mark, and a

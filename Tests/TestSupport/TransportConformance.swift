@@ -1,32 +1,41 @@
 // The conformance suite every transport passes: LocalTransport in the unit tests,
 // SSHTransport on the lab in the fleet tests. Each check returns what it found wrong (an
 // empty list is a pass), so that the suites around it report with their own test library.
+// A command's exit status is the one its wrapper reports from the host: a local process (ssh,
+// sh) that ends without that report means the command may not have run, never success.
 
 import Foundation
 import Runtime
 
 public enum TransportConformance {
   /// Every check, on `host` through `transport`: what failed, with the check's name.
-  public static func failures(of transport: any Transport, on host: Runtime.Host) async -> [String] {
+  /// `silent` is the same transport made to end its local process with status 0 without
+  /// running the command (for ssh: an ssh_config with `SessionType none`).
+  public static func failures(of transport: any Transport, on host: Runtime.Host, silent: any Transport) async -> [String] {
     let checks: [(String, @Sendable (any Transport, Runtime.Host) async -> String?)] = [
       ("exit codes", exitCodes), ("stdout and stderr", separateStreams), ("stdin secret", secretOnStdin),
       ("timeout kills the process group", timeoutKillsProcessGroup), ("invalid UTF-8", invalidUTF8),
       ("10 MB of output", largeOutput), ("output over the limit stops the command", outputOverTheLimit),
       ("an interrupt ends the command where it runs", interruptEndsTheCommand),
+      ("stderr kept byte for byte", stderrKeptExactly), ("a command that closes its stderr", closedStderr),
+      ("output after the command ended", outputAfterTheEnd), ("a signal ends the command", signalled),
     ]
     var failures: [String] = []
     for (name, check) in checks {
       if let failure = await check(transport, host) { failures.append("\(name): \(failure)") }
     }
+    if let failure = await noStatusIsNotSuccess(silent, host) {
+      failures.append("a local process ending 0 without running the command: \(failure)")
+    }
     return failures
   }
 
-  static func run(_ transport: any Transport, _ host: Runtime.Host, _ script: String, input: RemoteCommand.Input? = nil, timeout: Duration? = nil) async -> CommandResult {
+  public static func run(_ transport: any Transport, _ host: Runtime.Host, _ script: String, input: RemoteCommand.Input? = nil, timeout: Duration? = nil) async -> CommandResult {
     await transport.run(RemoteCommand(.script(script), input: input, timeout: timeout, connectTimeout: .seconds(10)), on: host)
   }
 
   static func exitCodes(_ transport: any Transport, _ host: Runtime.Host) async -> String? {
-    for status: Int32 in [0, 1, 3, 42, 125] {
+    for status: Int32 in [0, 1, 3, 42, 125, 255] {
       let result = await run(transport, host, "exit \(status)")
       if result.termination != .exited(status) { return "exit \(status) gave \(result.termination)" }
     }
@@ -120,5 +129,66 @@ public enum TransportConformance {
     guard case .interrupted(nil) = result.termination else { return "ended \(result.termination)" }
     let left = await run(transport, host, "pgrep -f -- '\(pattern)' || true")
     return left.stdout.isEmpty ? nil : "the command still ran when run returned"
+  }
+
+  /// The command's stderr reaches the result as it was written: no final newline, a final
+  /// carriage return, and a line that looks like the status report of another command.
+  static func stderrKeptExactly(_ transport: any Transport, _ host: Runtime.Host) async -> String? {
+    let cases: [(script: String, stderr: String, status: Int32)] = [
+      ("printf out; printf 'one\\ntwo' >&2", "one\ntwo", 0),
+      ("printf 'cr\\r' >&2; exit 2", "cr\r", 2),
+      ("printf '\\ncfi-exit-0123 0\\n' >&2; exit 3", "\ncfi-exit-0123 0\n", 3),
+    ]
+    for (script, stderr, status) in cases {
+      let result = await run(transport, host, script)
+      guard result.termination == .exited(status), result.stderr == stderr else {
+        return "\(script.debugDescription) gave \(result.termination), stderr \(result.stderr.debugDescription)"
+      }
+    }
+    return nil
+  }
+
+  /// A command that closes or redirects its own stderr still has its exit status reported.
+  static func closedStderr(_ transport: any Transport, _ host: Runtime.Host) async -> String? {
+    for (script, status) in [("exec 2>&-; exit 7", Int32(7)), ("exec 2>/dev/null; echo hidden >&2; exit 0", 0)] {
+      let result = await run(transport, host, script)
+      guard result.termination == .exited(status), result.stderr.isEmpty else {
+        return "\(script.debugDescription) gave \(result.termination), stderr \(result.stderr.debugDescription)"
+      }
+    }
+    return nil
+  }
+
+  /// A command whose background process writes after the command itself has exited (once
+  /// the shell that ran it is gone, a bounded wait so that a shell kept alive fails instead of
+  /// hanging). Over ssh the late bytes arrive (ssh waits for the end of the remote stderr);
+  /// LocalTransport ends with its shell, and they may be lost.
+  public static let lateOutputScript = """
+    p=$PPID; (i=0; while kill -0 "$p" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; \
+    printf late >&2; echo after) & printf early >&2; exit 4
+    """
+
+  /// Whatever of a background process's late output arrives, the status is the command's and
+  /// nothing of its report shows.
+  static func outputAfterTheEnd(_ transport: any Transport, _ host: Runtime.Host) async -> String? {
+    let result = await run(transport, host, lateOutputScript)
+    return result.termination == .exited(4) && ["early", "earlylate"].contains(result.stderr)
+      ? nil : "got \(result.termination), stdout \(result.stdout.debugDescription), stderr \(result.stderr.debugDescription)"
+  }
+
+  /// A command ended by a signal exits 128 + the signal's number.
+  static func signalled(_ transport: any Transport, _ host: Runtime.Host) async -> String? {
+    let result = await run(transport, host, "kill -s KILL $$")
+    return result.termination == .exited(137) ? nil : "got \(result.termination)"
+  }
+
+  /// A transport whose local process exits 0 without the command having run reports that no
+  /// status came back, never an exit.
+  static func noStatusIsNotSuccess(_ transport: any Transport, _ host: Runtime.Host) async -> String? {
+    let result = await run(transport, host, "exit 0")
+    guard case .notRun(let message) = result.termination, message.contains("no exit status came back") else {
+      return "got \(result.termination)"
+    }
+    return nil
   }
 }

@@ -4,19 +4,30 @@
 
 /// Runs commands on this machine with `sh`, whatever host they are for.
 public final class LocalTransport: Transport {
-  public init() {}
+  /// The shell that runs the wrapped command, as a host's login shell does (bash, dash).
+  let shell: String
+
+  /// A transport running commands with `shell` (a name found on PATH).
+  public init(shell: String = "sh") {
+    self.shell = shell
+  }
 
   public func run(_ command: RemoteCommand, on host: Host) async -> CommandResult {
     let tag = RemoteCommand.newTag()
     let ending = await TaggedCommand.run(
-      program: "sh", { try await LocalProcess.run("sh", ["-c", command.wrapped(tag: tag)], input: command.input?.revealed) },
+      program: shell, tag: tag,
+      { try await LocalProcess.run(shell, ["-c", command.wrapped(tag: tag)], input: command.input?.revealed) },
       reachable: { true },
       // The command's session outlives sh (setsid): end it as the remote kill does.
       kill: { (try? await LocalProcess.run("sh", ["-c", RemoteCommand.killScript(tag: tag)]))?.status == 0 })
     switch ending {
     case .stopped(let result): return result
-    case .finished(let output):
-      return CommandResult.finished(status: output.status, stdout: output.stdout, stderr: output.stderr, timeout: command.timeout)
+    case .finished(let output, status: nil):
+      return CommandResult(
+        .notRun("no exit status came back: the command may not have run (\(shell) exited \(output.status))"),
+        stdout: output.stdout, stderr: output.stderr)
+    case .finished(let output, let status?):
+      return CommandResult.finished(status: status, stdout: output.stdout, stderr: output.stderr, timeout: command.timeout)
     }
   }
 

@@ -65,12 +65,17 @@ public struct RemoteCommand: Hashable, Sendable, CustomStringConvertible {
   /// The command as the host's login shell receives it: in a session of its own, tagged with
   /// `tag` (so that an interrupt can find and kill everything it started, see `killScript`),
   /// under `timeout -k` when it has a timeout (which signals its whole process group). It
-  /// does not start when its kill came first (the kill's stop mark exists).
+  /// does not start when its kill came first (the kill's stop mark exists). The login shell
+  /// stays to report the command's exit status as the last line of stderr (`ExitReport`):
+  /// the status of ssh or of a local shell alone cannot tell a command that exited 0 from
+  /// one that never ran. The shell reads no stdin (the command gets it all) and its stderr
+  /// is its own, so a command that closes or redirects stderr is still reported.
   public func wrapped(tag: String) -> String {
     var inner = "sh -c \(ShellQuote.quote(script)) \(tag)"
     if let timeout { inner = "timeout -k 5 \(Self.wholeSeconds(timeout)) " + inner }
     let stop = Self.stopMark(tag)
-    return "if [ -e \(stop) ]; then rm -f \(stop); exit 130; fi; exec setsid -w " + inner
+    return "if [ -e \(stop) ]; then rm -f \(stop); exit 130; fi; setsid -w " + inner
+      + "; s=$?; printf '\\n\(ExitReport.marker(tag)) %d\\n' $s >&2; exit $s"
   }
 
   /// The file a kill leaves for a command that has not started yet (Ctrl-C can overtake the

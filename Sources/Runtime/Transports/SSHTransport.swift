@@ -224,27 +224,33 @@ public final class SSHTransport: Transport {
     let argv = sshArgv(command, on: target, tag: tag, opensMaster: opensMaster)
     let kill = sshArgv(target, connectTimeout: .seconds(5), ["-o", "ControlMaster=no"], command: RemoteCommand.killScript(tag: tag))
     let ending = await TaggedCommand.run(
-      program: "ssh", { try await LocalProcess.run(argv[0], Array(argv.dropFirst()), input: command.input?.revealed) },
+      program: "ssh", tag: tag, { try await LocalProcess.run(argv[0], Array(argv.dropFirst()), input: command.input?.revealed) },
       reachable: { FileManager.default.fileExists(atPath: controlPath(target)) },
       kill: { (try? await LocalProcess.run(kill[0], Array(kill.dropFirst())))?.status == 0 })
     let output: ProgramResult
+    let status: Int32?
     switch ending {
     case .stopped(let result): return result
-    case .finished(let finished): output = finished
+    case .finished(let finished, let reported): (output, status) = (finished, reported)
     }
     if opensMaster {
-      // ssh's own failures exit 255; with no master left behind, the host was not reached
-      // and the command never ran.
+      // ssh's own failures exit 255; with no master left behind and no status from the
+      // command, the host was not reached and the command never ran.
       let opened = FileManager.default.fileExists(atPath: controlPath(target))
-      let failure = !opened && output.status == 255
+      let failure = status == nil && !opened && output.status == 255
         ? Self.classifyConnectFailure(target.name, output.stderr, command.connectTimeout) : nil
       if let failure = recordConnect(target, failure: failure) { return failure }
       if !opened { connections.withLock { $0[target.name] = nil } }
-    } else if output.status == 255, !(await masterAlive(target, connectTimeout: command.connectTimeout)) {
+    } else if status == nil, output.status == 255, !(await masterAlive(target, connectTimeout: command.connectTimeout)) {
       connections.withLock { $0[target.name] = nil }
       return CommandResult(.unreachable("connection to \(host.name) lost"), stderr: output.stderr)
     }
-    return CommandResult.finished(status: output.status, stdout: output.stdout, stderr: output.stderr, timeout: command.timeout)
+    guard let status else {
+      return CommandResult(
+        .notRun("no exit status came back from \(host.name): the command may not have run (ssh exited \(output.status))"),
+        stdout: output.stdout, stderr: output.stderr)
+    }
+    return CommandResult.finished(status: status, stdout: output.stdout, stderr: output.stderr, timeout: command.timeout)
   }
 
   public func push(_ push: Push, to host: Host) async -> CommandResult {
