@@ -183,8 +183,9 @@ public struct InventorySources: Sendable {
     for host in staticHosts { merge(host, "static", wins: true) }
     var inventory = Inventory(hosts: entries.map(\.host))
     for (group, names) in dshSets { inventory.addToGroup(group, names: names) }
-    for claim in announcedNow where announcedNow.filter({ $0.name == claim.name }).count == 1 && index[claim.name] == nil {
-      inventory.pending[claim.name] = claim.host
+    // A new name announced one way: reached if a runbook names it (`Inventory.named`).
+    for (name, claims) in Dictionary(grouping: announcedNow, by: \.name) where claims.count == 1 && index[name] == nil {
+      inventory.pending[name] = claims[0].host
     }
     return InventorySnapshot(inventory: inventory, entries: entries, discoveryFailure: discoveryFailure, pending: pending)
   }
