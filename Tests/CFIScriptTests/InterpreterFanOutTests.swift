@@ -8,7 +8,7 @@ import Synchronization
 import Testing
 import TestSupport
 
-@Suite("Interpreter: targets and fan-out")
+@Suite("Interpreter: targets and fan-out", .timeLimit(.minutes(1)))
 struct InterpreterFanOutTests {
   // MARK: - Targets
 
@@ -102,14 +102,14 @@ struct InterpreterFanOutTests {
       """
       set parallel = 3
       on all < run "x" >
-      """, responder: timeline.responder())
+      """, responder: timeline.gatedResponder(width: 3, total: 12))
     #expect(outcome.executor.peakConcurrency == 3)
     #expect(outcome.executor.calls.count == 12)
   }
 
   @Test func withoutLimitsAllHostsRunAtOnce() async throws {
     let timeline = Timeline()
-    let outcome = try await run("on all < run \"x\" >", responder: timeline.responder(sleep: .milliseconds(300)))
+    let outcome = try await run("on all < run \"x\" >", responder: timeline.gatedResponder(width: 12, total: 12))
     #expect(outcome.executor.peakConcurrency == 12)
   }
 
@@ -119,7 +119,7 @@ struct InterpreterFanOutTests {
       """
       set serial = 2
       on group lab < run "x" >
-      """, responder: timeline.responder())
+      """, responder: timeline.gatedResponder(width: 2, total: 8))
     #expect(outcome.executor.peakConcurrency == 2)
     expectBatches(of: labHosts, size: 2, in: timeline)
   }
@@ -131,7 +131,7 @@ struct InterpreterFanOutTests {
       """
       set serial = 25%
       on all < run "x" >
-      """, responder: timeline.responder())
+      """, responder: timeline.gatedResponder(width: 3, total: 12))
     #expect(outcome.executor.peakConcurrency == 3)
     expectBatches(of: allHostsInOrder, size: 3, in: timeline)
   }
@@ -143,7 +143,7 @@ struct InterpreterFanOutTests {
       set serial = 4
       set parallel = 2
       on group lab < run "x" >
-      """, responder: timeline.responder())
+      """, responder: timeline.gatedResponder(width: 2, total: 8))
     #expect(outcome.executor.peakConcurrency == 2)
     expectBatches(of: labHosts, size: 4, in: timeline)
   }
@@ -201,7 +201,7 @@ struct InterpreterFanOutTests {
       set parallel = 6
       set connect_timeout = 3s
       on group lab < run "x" >
-      """, settings: settings, lockedSettings: ["timeout", "parallel"], responder: timeline.responder())
+      """, settings: settings, lockedSettings: ["timeout", "parallel"], responder: timeline.gatedResponder(width: 2, total: 8))
     #expect(outcome.executor.peakConcurrency == 2)
     #expect(Set(outcome.executor.calls.map(\.options)) == [StepOptions(timeout: .seconds(7), connectTimeout: .seconds(3))])
   }
@@ -214,7 +214,7 @@ struct InterpreterFanOutTests {
       """
       set parallel = 6
       on group lab < run "x" >
-      """, settings: settings, responder: timeline.responder())
+      """, settings: settings, responder: timeline.gatedResponder(width: 6, total: 8))
     #expect(outcome.executor.peakConcurrency == 6)
   }
 
@@ -233,11 +233,7 @@ struct InterpreterFanOutTests {
 
   @Test func cancellingTheRunEndsItPromptly() async throws {
     let timeline = Timeline()
-    let sleeper = timeline.responder(sleep: .seconds(30))
-    let responder: RecordingExecutor.Responder = { action, host in
-      let result = await sleeper(action, host)
-      return Task.isCancelled ? StepResult(status: .interrupted) : result
-    }
+    let responder = timeline.responderUntilCancelled()
     let task = Task {
       try await run(
         """

@@ -124,16 +124,39 @@ final class Timeline: Sendable {
   }
 
   private let marks = Mutex<[Mark]>([])
+  /// The calls held at the gate, and how many have been let through.
+  private let gate = Mutex<(waiting: [CheckedContinuation<Void, Never>], released: Int)>(([], 0))
 
   var all: [Mark] { marks.withLock { $0 } }
 
-  /// A responder that marks each call's start and end around a sleep (long enough for the calls that may overlap to overlap, even on a busy machine).
-  func responder(sleep: Duration = .milliseconds(100)) -> RecordingExecutor.Responder {
+  /// A responder that holds each call at a gate until `width` calls are there together (the
+  /// last ones: what is left of `total`), then lets them all through. Calls that may overlap
+  /// therefore do overlap, however busy the machine; a run that allows fewer than `width` at
+  /// once never opens the gate, and the suite's time limit fails it.
+  func gatedResponder(width: Int, total: Int) -> RecordingExecutor.Responder {
     { _, host in
       self.marks.withLock { $0.append(.start(host.name.rawValue)) }
-      try? await Task.sleep(for: sleep)
+      await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        self.gate.withLock { gate in
+          gate.waiting.append(continuation)
+          guard gate.waiting.count == min(width, total - gate.released) else { return }
+          gate.released += gate.waiting.count
+          for waiting in gate.waiting { waiting.resume() }
+          gate.waiting = []
+        }
+      }
       self.marks.withLock { $0.append(.end(host.name.rawValue)) }
       return StepResult(status: .ok)
+    }
+  }
+
+  /// A responder that marks a call's start, then waits until it is cancelled.
+  func responderUntilCancelled() -> RecordingExecutor.Responder {
+    { _, host in
+      self.marks.withLock { $0.append(.start(host.name.rawValue)) }
+      while !Task.isCancelled { try? await Task.sleep(for: .seconds(60)) }
+      self.marks.withLock { $0.append(.end(host.name.rawValue)) }
+      return StepResult(status: .interrupted)
     }
   }
 
