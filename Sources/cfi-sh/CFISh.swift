@@ -41,6 +41,8 @@ struct CFISh: AsyncParsableCommand {
                                     'hosts reject' refuses one
         cfi-sh hosts forget NAME    forget a host's pinned ssh key
         cfi-sh discover             who announces itself now
+        cfi-sh run TARGET COMMAND   run one command: cfi-sh run @lab 'uname -r'
+        cfi-sh nodeset SET          expand, fold or count host sets
         cfi-sh server init          create the server's ssh key
         cfi-sh client enroll        (on a client) announce it, trust the
                                     server's key

@@ -44,9 +44,7 @@ struct HostsCommand: AsyncParsableCommand {
       do {
         return try await sources(discovery: discovery, wait: wait).load { Stream.standardError.write("cfi-sh: \($0)\n") }
       } catch {
-        let failure = CommandFailure(error)
-        Stream.standardError.write("cfi-sh: \(failure.message)\n")
-        throw ExitCode(failure.status)
+        throw CommandFailure(error).end()
       }
     }
   }
@@ -88,7 +86,7 @@ struct HostsCommand: AsyncParsableCommand {
           var selected: [PendingHost] = []
           for pattern in patterns {
             do { selected += try PendingHost.select(claims, pattern: pattern).filter { !selected.contains($0) } } catch {
-              throw ValidationError(error.message)
+              throw CommandFailure.usage(error.message)
             }
           }
           claims = selected
@@ -98,7 +96,7 @@ struct HostsCommand: AsyncParsableCommand {
       }
       var entries = snapshot.entries
       do { entries = try InventoryEntry.select(entries, patterns: patterns, in: snapshot.inventory) } catch {
-        throw ValidationError(error.message)
+        throw CommandFailure.usage(error.message)
       }
       entries.sort { HostFolding.naturalLess($0.host.name, $1.host.name) }
       print(HostsCommand.render(entries, json: json, discovery: !noDiscovery), terminator: "")

@@ -39,7 +39,7 @@ extension HostsCommand {
       var failures: [String] = []
       for pattern in patterns {
         let matched: [PendingHost]
-        do { matched = try PendingHost.select(filtered, pattern: pattern) } catch { throw ValidationError(error.message) }
+        do { matched = try PendingHost.select(filtered, pattern: pattern) } catch { throw CommandFailure.usage(error.message) }
         if matched.isEmpty { failures.append("'\(pattern)': no pending host matches (see 'cfi-sh hosts --pending')") }
         chosen += matched.filter { !chosen.contains($0) }
       }

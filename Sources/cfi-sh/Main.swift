@@ -1,5 +1,6 @@
-// Entry point: `cfi-sh hosts …` and `cfi-sh server …` are tools; anything else runs a runbook
-// (so a runbook file named like a tool must be given as `./hosts`).
+// Entry point: `cfi-sh hosts …`, `cfi-sh server …` are tools and `cfi-sh run TARGET COMMAND`
+// the one-line runbook; anything else runs a runbook (so a runbook file named like a tool
+// must be given as `./hosts`).
 
 import ArgumentParser
 
@@ -7,7 +8,9 @@ import ArgumentParser
 enum Main {
   static func main() async {
     let arguments = Array(CommandLine.arguments.dropFirst())
-    if let first = arguments.first, Tools.configuration.subcommands.contains(where: { $0._commandName == first }) {
+    if arguments.first == "run" {
+      await AdHocRun.main(Array(arguments.dropFirst()))
+    } else if let first = arguments.first, Tools.configuration.subcommands.contains(where: { $0._commandName == first }) {
       await Tools.main(arguments)
     } else {
       await CFISh.main(arguments)
@@ -19,5 +22,5 @@ enum Main {
 struct Tools: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "cfi-sh",
-    subcommands: [HostsCommand.self, DiscoverCommand.self, ServerCommand.self, ClientCommand.self])
+    subcommands: [HostsCommand.self, DiscoverCommand.self, NodesetCommand.self, ServerCommand.self, ClientCommand.self])
 }

@@ -1,6 +1,7 @@
 // Wiring the real fleet: the FleetRun a command uses (OpenSSH and rsync, the server's key and
 // known_hosts, the inventory sources the command line names), and how its errors end the command.
 
+import ArgumentParser
 import CFIScript
 import Runtime
 
@@ -52,5 +53,17 @@ struct CommandFailure: Error {
     case .auditLogUnavailable(let path, let reason):
       self.init(message: "cannot open the audit log '\(path)': \(reason)", status: ExitStatus.usage)
     }
+  }
+}
+
+extension CommandFailure {
+  /// A usage error found after parsing (a bad host pattern): the message, no usage text.
+  static func usage(_ message: String) -> ExitCode { CommandFailure(message: message, status: ExitStatus.usage).end() }
+
+  /// Ends a tool (`hosts`, `nodeset`, …) that is not run by `CFISh`: says the message on
+  /// stderr and gives the exit code to throw.
+  func end() -> ExitCode {
+    Stream.standardError.write("cfi-sh: \(message)\n")
+    return ExitCode(status)
   }
 }

@@ -1,0 +1,34 @@
+// The admin's daily workflow on a real fleet: the one-line ad-hoc form and the host-set tool.
+
+import Foundation
+import TestSupport
+import Testing
+
+@Suite(.serialized, .enabled(if: fleetAvailable, "fleet tests need root"))
+struct WorkflowFleetTests {
+  /// `cfi-sh run OPTIONS ARGUMENTS` on the lab (the tool's name comes first).
+  private func adHoc(_ lab: Lab, _ arguments: [String]) throws -> Command {
+    try Command.run(
+      ["run", "-i", lab.inventory, "--identity", lab.key, "--store", lab.store.path, "--audit-log", lab.auditLog]
+        + arguments)
+  }
+
+  /// `cfi-sh run TARGET COMMAND` reaches the target's hosts with the command exactly as typed:
+  /// quotes, `$`, backslashes and several words need no CFIScript quoting.
+  @Test func theAdHocFormRunsTheCommandAsTyped() throws {
+    let lab = try Lab("adhoc", hosts: 4)
+    let command = #"printf '%s|' "a  b" \x $((6*7)) '$HOME'"#
+    let result = try adHoc(lab, ["--json", "@lab", command])
+    #expect(result.status == 0, "\(result.stderr)")
+    #expect(outcomes(result) == ["pc01": "ok", "pc02": "ok"])
+    #expect(steps(result).allSatisfy { $0["stdout"] as? String == "a  b|x|42|$HOME|" }, "\(steps(result))")
+    // Words after TARGET are one command; cfi-sh's own options there are refused.
+    let words = try adHoc(lab, ["--json", "pc03", "echo", "one", "-n", "two"])
+    #expect(words.status == 64, "-n is cfi-sh's option: \(words.stderr)")
+    let separated = try adHoc(lab, ["--json", "pc03", "--", "echo", "one", "-n", "two"])
+    #expect(steps(separated).first?["stdout"] as? String == "one -n two\n", "\(separated.stderr)")
+    let all = try adHoc(lab, ["-q", "all", "true"])
+    #expect(all.status == 0)
+    #expect(all.stdout.contains("recap ok: pc[01-04] (4)"), "\(all.stdout)")
+  }
+}
