@@ -138,9 +138,10 @@ struct ClientCommand: AsyncParsableCommand {
       commandName: "status",
       abstract: "Show whether this client is announced and enrolled, and what server is announced now.",
       discussion: """
-        One line each: published (the \(ServiceType.client) service file and its group), pin (the trusted
-        server key), authorized_keys (whether the server key is installed), server (one line per
-        announcer, as enrollment sees them, and whether its key matches the pin).
+        One line each: published (the \(ServiceType.client) service file and its
+        group), pin (the trusted server key), authorized_keys (whether the server key
+        is installed), server (one line per announcer, as enrollment sees them, and
+        whether its key matches the pin).
         """)
 
     @Option(help: ArgumentHelp("How long to look for the server at most, e.g. 3s.", valueName: "duration"))

@@ -10,9 +10,10 @@ struct DiscoverCommand: AsyncParsableCommand {
     commandName: "discover",
     abstract: "Browse for clients announcing themselves (\(ServiceType.client)); remember the accepted ones.",
     discussion: """
-      Every run browses too; this is for seeing who is there, and for cron: an accepted host
-      found now stays known (and is tried) even when its announcements are missed later. A
-      host that is not accepted is recorded as pending ('cfi-sh hosts --pending').
+      Every run browses too; this is for seeing who is there, and for cron: an
+      accepted host found now stays known (and is tried) even when its announcements
+      are missed later. A host that is not accepted is recorded as pending ('cfi-sh
+      hosts --pending').
       """)
 
   @OptionGroup var place: HostsCommand.Where

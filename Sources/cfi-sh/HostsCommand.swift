@@ -10,11 +10,12 @@ struct HostsCommand: AsyncParsableCommand {
     commandName: "hosts",
     abstract: "List the hosts cfi-sh knows; accept, reject or forget them.",
     discussion: """
-      A host known only from its announcement (\(ServiceType.client)) is pending: no run
-      reaches it until it is accepted. Once accepted, it is bound to its group, address and
-      port; an announcement that claims others is a pending change. Hosts named in the client
-      list or a dsh group are accepted by being written there. 'accept = auto' in
-      \(ServerConfiguration.defaultPath) accepts new hosts when first seen (changes stay pending).
+      A host known only from its announcement (\(ServiceType.client)) is pending: no
+      run reaches it until it is accepted. Once accepted, it is bound to its group,
+      address and port; an announcement that claims others is a pending change.
+      Hosts named in the client list or a dsh group are accepted by being written
+      there. 'accept = auto' in \(ServerConfiguration.defaultPath) accepts new hosts
+      when first seen (changes stay pending).
       """,
     subcommands: [List.self, Accept.self, Reject.self, Forget.self],
     defaultSubcommand: List.self)
@@ -54,10 +55,10 @@ struct HostsCommand: AsyncParsableCommand {
       commandName: "list",
       abstract: "List known hosts, or the pending ones.",
       discussion: """
-        PATTERN selects hosts (pc[01-10], web1, @lab for a group). Columns: name, group,
-        address, where the host is known from, when cfi-sh last reached it, and whether it
-        announces itself now. With --pending: the announced hosts waiting to be accepted
-        (a new host, or a change to an accepted one) and since when.
+        PATTERN selects hosts (pc[01-10], web1, @lab for a group). Columns: name,
+        group, address, where the host is known from, when cfi-sh last reached it, and
+        whether it announces itself now. With --pending: the announced hosts waiting
+        to be accepted (a new host, or a change to an accepted one) and since when.
         """)
 
     @OptionGroup var place: Where
@@ -183,9 +184,10 @@ struct HostsCommand: AsyncParsableCommand {
       commandName: "forget",
       abstract: "Forget hosts: their pinned ssh host keys, their acceptance and their pending claims.",
       discussion: """
-        Use it when a host was reinstalled and presents a new ssh host key: cfi-sh refuses a
-        changed key until the old one is forgotten; the next run pins the new key. A forgotten
-        host that still announces itself is pending again (unless a file names it).
+        Use it when a host was reinstalled and presents a new ssh host key: cfi-sh
+        refuses a changed key until the old one is forgotten; the next run pins the
+        new key. A forgotten host that still announces itself is pending again (unless
+        a file names it).
         """)
 
     @OptionGroup var place: Where

@@ -67,10 +67,11 @@ extension HostsCommand {
       commandName: "accept",
       abstract: "Accept pending hosts: runs reach them, bound to the group, address and port they announce.",
       discussion: """
-        A host announced in two ways (two groups, or two addresses) is refused: one of them is
-        not the host. Pick one with --group or --address, and reject the other.
-        Accepting a change to a host cfi-sh has reached before keeps its pinned ssh host key:
-        if the machine was reinstalled, 'cfi-sh hosts forget NAME' first.
+        A host announced in two ways (two groups, or two addresses) is refused: one of
+        them is not the host. Pick one with --group or --address, and reject the
+        other. Accepting a change to a host cfi-sh has reached before keeps its pinned
+        ssh host key: if the machine was reinstalled, 'cfi-sh hosts forget NAME'
+        first.
         """)
 
     @OptionGroup var place: Where
@@ -109,9 +110,9 @@ extension HostsCommand {
       commandName: "reject",
       abstract: "Reject pending hosts: their claims are never accepted, and no longer listed as pending.",
       discussion: """
-        A rejected claim stays rejected while the host announces it ('cfi-sh hosts --rejected'
-        lists them). Rejecting a change to an accepted host keeps the host as accepted.
-        To take a rejection back, accept the host by name, or forget it.
+        A rejected claim stays rejected while the host announces it ('cfi-sh hosts
+        --rejected' lists them). Rejecting a change to an accepted host keeps the host
+        as accepted. To take a rejection back, accept the host by name, or forget it.
         """)
 
     @OptionGroup var place: Where

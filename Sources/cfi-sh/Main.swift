@@ -8,7 +8,17 @@ import ArgumentParser
 enum Main {
   static func main() async {
     let arguments = Array(CommandLine.arguments.dropFirst())
-    if arguments.first == "run" {
+    if arguments.first == "help" {
+      // `cfi-sh help hosts accept`: what `cfi-sh hosts accept --help` says.
+      let rest = Array(arguments.dropFirst())
+      if let first = rest.first, Tools.configuration.subcommands.contains(where: { $0._commandName == first }) {
+        await Tools.main(rest + ["--help"])
+      } else if rest.first == "run" {
+        print(AdHocRun.usage)
+      } else {
+        await CFISh.main(["--help"])
+      }
+    } else if arguments.first == "run" {
       await AdHocRun.main(Array(arguments.dropFirst()))
     } else if let first = arguments.first, Tools.configuration.subcommands.contains(where: { $0._commandName == first }) {
       await Tools.main(arguments)

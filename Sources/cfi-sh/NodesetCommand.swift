@@ -11,10 +11,11 @@ struct NodesetCommand: AsyncParsableCommand {
     commandName: "nodeset",
     abstract: "Expand, fold or count sets of hosts (pc[01-10], @lab).",
     discussion: """
-      SET is a host pattern or a comma list of them, as in runbooks: pc[01-10], web1,
-      rack[1-2]-n[01-04], @lab (the hosts of group lab, from the inventory). With no SET,
-      the sets are read from standard input (blank-separated). Names are taken once each;
-      the result is in natural order.
+      SET is a host pattern or a comma list of them, as in runbooks: pc[01-10],
+      web1, rack[1-2]-n[01-04], @lab (the hosts of group lab, from the inventory).
+      With no SET, the sets are read from standard input (blank-separated). Names
+      are taken once each; the result is in natural order.
+
         cfi-sh nodeset -e 'pc[01-03]'          pc01 pc02 pc03
         cfi-sh nodeset -f pc01 pc02 pc03 pc05  pc[01-03,05]
         cfi-sh nodeset -c @lab -x pc03         the number of lab hosts but pc03

@@ -31,10 +31,14 @@ final class Repl {
   /// What `:save` writes: the entries that ran to their end, as runbook text.
   var saved: [String] = []
 
-  /// The history file: ~/.cfi_history (CFI_HISTORY overrides; empty: none).
-  static var historyFile: String? {
-    if let path = ProcessInfo.processInfo.environment["CFI_HISTORY"] { return path.isEmpty ? nil : path }
-    return NSHomeDirectory() + "/.cfi_history"
+  /// The history file: ~/.cfi_history (CFI_HISTORY overrides; empty: none). `~` is `$HOME`
+  /// as bash and readline take it, the password database's home only without one.
+  static var historyFile: String? { historyFile(environment: ProcessInfo.processInfo.environment) }
+
+  static func historyFile(environment: [String: String]) -> String? {
+    if let path = environment["CFI_HISTORY"] { return path.isEmpty ? nil : path }
+    let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+    return home + "/.cfi_history"
   }
 
   static let historyLimit = 2000

@@ -17,11 +17,12 @@ struct ServerCommand: AsyncParsableCommand {
       commandName: "init",
       abstract: "Create the server's ssh key if needed, and announce it over mDNS.",
       discussion: """
-        The key (ed25519: it fits an mDNS TXT record, an RSA key does not) is what clients put
-        in root's authorized_keys when they run 'cfi-sh client enroll'. It is announced as a
-        \(ServiceType.server) service with TXT key=<public key> and fp=<SHA256 fingerprint>, through
-        an avahi service file (so the announcement survives restarts). Running it again keeps
-        the existing key and rewrites the announcement if it changed.
+        The key (ed25519: it fits an mDNS TXT record, an RSA key does not) is what
+        clients put in root's authorized_keys when they run 'cfi-sh client enroll'. It
+        is announced as a \(ServiceType.server) service with TXT key=<public key> and
+        fp=<SHA256 fingerprint>, through an avahi service file (so the announcement
+        survives restarts). Running it again keeps the existing key and rewrites the
+        announcement if it changed.
         """)
 
     @Option(help: ArgumentHelp("Where the private key goes.", valueName: "file"))
