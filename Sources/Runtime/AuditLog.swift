@@ -23,6 +23,8 @@ public final class AuditLog: EventSink {
   private let descriptor: Int32
   private let runID: String
   private let arguments: [String]
+  /// The store the run worked on (so `--limit @failed` finds the last run on the same store).
+  private let store: String?
   private let state = Mutex(State())
   private let encoder: JSONEncoder = {
     let encoder = JSONEncoder()
@@ -32,7 +34,7 @@ public final class AuditLog: EventSink {
   }()
 
   /// Opens (creating it and its directory, mode 0600) the log at `path`.
-  public init(path: String, arguments: [String]) throws(TextFileError) {
+  public init(path: String, arguments: [String], store: String? = nil) throws(TextFileError) {
     let directory = (path as NSString).deletingLastPathComponent
     if !FileManager.default.fileExists(atPath: directory) {
       do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
@@ -43,6 +45,7 @@ public final class AuditLog: EventSink {
     guard descriptor >= 0 else { throw TextFileError(path: path, reason: String(cString: strerror(errno))) }
     runID = UUID().uuidString.lowercased()
     self.arguments = arguments
+    self.store = store
   }
 
   deinit { close(descriptor) }
@@ -67,6 +70,7 @@ public final class AuditLog: EventSink {
     var sudoUser: String?
     var runbook: String
     var arguments: [String]
+    var store: String?
     var check: Bool
     var exitStatus: Int32
     var error: String?
@@ -115,7 +119,7 @@ public final class AuditLog: EventSink {
     append(
       RunRecord(
         run: runID, started: state.started, finished: Date(), user: user, sudoUser: environment["SUDO_USER"],
-        runbook: state.runbook, arguments: arguments, check: state.check, exitStatus: exitStatus,
+        runbook: state.runbook, arguments: arguments, store: store, check: state.check, exitStatus: exitStatus,
         error: state.failure, hosts: state.outcomes))
   }
 }

@@ -178,7 +178,7 @@ public final class FleetRun: Sendable {
     case .bestEffort(let where_): (path, required) = (where_, false)
     }
     if said.withLock({ $0.contains(.auditLog) }) { return nil }
-    do { return try AuditLog(path: path, arguments: arguments) } catch {
+    do { return try AuditLog(path: path, arguments: arguments, store: store.root) } catch {
       let reason = error.reason
       if required { throw .auditLogUnavailable(path: path, reason: reason) }
       said.withLock { _ = $0.insert(.auditLog) }

@@ -118,6 +118,12 @@ struct CFISh: AsyncParsableCommand {
   @Option(help: ArgumentHelp("An ssh_config file for ssh and rsync.", valueName: "file"))
   var sshConfig: String?
 
+  @Option(
+    help: ArgumentHelp(
+      "Reach only these hosts, in every block: patterns (pc[01-10], @lab), @failed, @unreachable or @changed (of the last run of this runbook), !SET to leave hosts out. Repeatable.",
+      valueName: "set"))
+  var limit: [String] = []
+
   @Flag(help: "Use only the client list, dsh groups and known clients: do not browse for announced hosts.")
   var noDiscovery = false
 
@@ -180,6 +186,25 @@ struct CFISh: AsyncParsableCommand {
     return (settings, locked)
   }
 
+  /// The `--limit` of this command line for the runbook `name` (`@failed` and the like read
+  /// its last run on this store from the audit log); nil without one.
+  func runLimit(inventory: Inventory, runbook name: String) throws -> RunLimit? {
+    guard !limit.isEmpty else { return nil }
+    let log = auditLogPath
+    do {
+      return try RunLimit.parse(limit, members: { inventory.hosts(inGroup: $0).map(\.name) }) { status throws(HostPatternError) in
+        guard log != "none", let last = LastRun.find(inAuditLog: log, runbook: name, store: storeRoot) else {
+          throw HostPatternError(
+            message: "--limit @\(status): the audit log \(log == "none" ? "is off" : "'\(log)' has no earlier run of \(name) on \(storeRoot)")",
+            offset: 0)
+        }
+        return last.hosts(status)
+      }
+    } catch {
+      throw CommandFailure(message: error.message, status: ExitStatus.usage)
+    }
+  }
+
   /// No runbook, no `-c`, and a person at a terminal: the interactive shell.
   var interactive: Bool { command == nil && runbook == nil && isatty(0) == 1 && isatty(1) == 1 }
 
@@ -213,7 +238,7 @@ extension CFISh {
   /// Every spelling of cfi-sh's own options (a test holds it to what `--help` shows).
   static let optionNames: Set<String> = [
     "-c", "-n", "--syntax-check", "--check", "--json", "-i", "--inventory", "--store", "-p", "--parallel", "--timeout",
-    "--connect-timeout", "--identity", "--ssh-config", "--no-discovery", "--no-wait", "--audit-log", "-q", "--quiet",
+    "--connect-timeout", "--identity", "--ssh-config", "--limit", "--no-discovery", "--no-wait", "--audit-log", "-q", "--quiet",
     "-v", "--verbose", "-h", "--help", "--version",
   ]
 

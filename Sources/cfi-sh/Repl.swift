@@ -58,7 +58,8 @@ final class Repl {
     session = Session(
       executor: fleet.executor, sink: sink,
       options: RunOptions(
-        store: fleet.store, inventory: snapshot.inventory, settings: settings, lockedSettings: locked, check: check))
+        store: fleet.store, inventory: snapshot.inventory, settings: settings, lockedSettings: locked, check: check,
+        limit: try options.runLimit(inventory: snapshot.inventory, runbook: "<input>")))
     let vocabulary = SharedVocabulary(Vocabulary(storeRoot: fleet.store.root))
     self.vocabulary = vocabulary
     editor = LineEditor(historyFile: Repl.historyFile, historyLimit: Repl.historyLimit) { line, start, _, word in

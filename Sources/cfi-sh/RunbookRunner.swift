@@ -63,7 +63,7 @@ struct RunbookRunner {
     let (settings, locked) = try options.commandLineSettings()
     let runOptions = RunOptions(
       store: fleet.store, inventory: inventory, settings: settings, lockedSettings: locked, check: options.check,
-      arguments: arguments)
+      arguments: arguments, limit: try options.runLimit(inventory: inventory, runbook: name))
     let renderer: any EventSink =
       options.json
       ? JSONRenderer()

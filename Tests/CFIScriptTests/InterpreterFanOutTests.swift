@@ -94,6 +94,25 @@ struct InterpreterFanOutTests {
     #expect(outcome.commands(on: "other1") == ["host unknown", "extra unknown", "all unknown"])
   }
 
+  // MARK: - --limit
+
+  @Test func aLimitNarrowsEveryBlockAndAnEmptiedBlockMatchedNoHost() async throws {
+    let limit = RunLimit(included: ["pc01", "pc02", "desk1"], excluded: ["pc02"], text: "pc[01-02],desk1,!pc02")
+    let outcome = try await run(
+      """
+      on group lab < run "x" >
+      on host pc03 < run "y" >
+      on all < run "z" >
+      """, limit: limit)
+    #expect(outcome.executor.calls.map(\.host).sorted() == ["desk1", "pc01", "pc01"])
+    let noHosts = outcome.log.events.compactMap { event -> String? in
+      if case .noHosts(_, let target, _) = event { return target }
+      return nil
+    }
+    #expect(noHosts == ["on host pc03 with --limit pc[01-02],desk1,!pc02"])
+    #expect(outcome.result.end.unmatchedTargets == 1)
+  }
+
   // MARK: - parallel and serial
 
   @Test func parallelBoundsConcurrency() async throws {

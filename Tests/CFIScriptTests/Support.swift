@@ -89,6 +89,7 @@ func run(
   arguments: [String] = [],
   environment: [String: String] = [:],
   server: ServerIdentity = testServer,
+  limit: RunLimit? = nil,
   responder: @escaping RecordingExecutor.Responder = { _, _ in StepResult(status: .ok) },
   sourceLocation: SourceLocation = #_sourceLocation
 ) async throws -> Outcome {
@@ -111,7 +112,7 @@ func run(
   let log = EventLog()
   let options = RunOptions(
     store: store, inventory: inventory, settings: settings, lockedSettings: lockedSettings, check: check,
-    arguments: arguments, environment: environment, server: server)
+    arguments: arguments, environment: environment, server: server, limit: limit)
   let result = await Interpreter.run(runbook, name: "main.cfi", executor: executor, sink: log, options: options)
   return Outcome(result: result, executor: executor, log: log, diagnostics: diagnostics)
 }

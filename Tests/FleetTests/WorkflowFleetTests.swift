@@ -31,4 +31,32 @@ struct WorkflowFleetTests {
     #expect(all.status == 0)
     #expect(all.stdout.contains("recap ok: pc[01-04] (4)"), "\(all.stdout)")
   }
+
+  /// `--limit` narrows every block; `@failed` and `@unreachable` are the hosts of the last
+  /// run of the same runbook that failed or could not be reached.
+  @Test func limitNarrowsARunAndRerunsWhatFailed() throws {
+    let lab = try Lab("limit", hosts: 4)
+    let runbook = try lab.storeFile("site.cfi", "on all < run 'test $(hostname) != pc02 && touch /root/site' >")
+    try lab.stopSSHD("pc03")
+    let first = try lab.cfi(["--json", "--connect-timeout", "3s", runbook])
+    #expect(first.status == 6, "\(first.stderr)")
+    #expect(outcomes(first) == ["pc01": "ok", "pc02": "failed", "pc03": "unreachable", "pc04": "ok"])
+
+    let failed = try lab.cfi(["--json", "--limit", "@failed", runbook])
+    #expect(outcomes(failed) == ["pc02": "failed"], "\(failed.stderr)")
+    // Still the first run's results: the rerun of @failed is not the run @unreachable reads.
+    try lab.lab("start-sshd", "pc03")
+    let unreachable = try lab.cfi(["--json", "--limit", "@unreachable", runbook])
+    #expect(outcomes(unreachable).isEmpty, "the last run (the @failed rerun) had no unreachable host")
+    #expect(unreachable.status == 8)
+
+    let narrowed = try lab.cfi(["--json", "--limit", "pc[01-04]", "--limit", "!pc02,!pc04", runbook])
+    #expect(outcomes(narrowed) == ["pc01": "ok", "pc03": "ok"], "\(narrowed.stderr)")
+    let none = try lab.cfi(["--json", "--limit", "pc09", runbook])
+    #expect(none.status == 8)
+    #expect(none.stderr.contains("with --limit pc09") || none.stdout.contains("with --limit pc09"), "\(none.stdout)")
+    let noLog = try lab.cfi(["--audit-log", "none", "--limit", "@failed", runbook])
+    #expect(noLog.status == 64)
+    #expect(noLog.stderr.contains("--limit @failed: the audit log is off"), "\(noLog.stderr)")
+  }
 }

@@ -120,9 +120,10 @@ extension Interpreter {
     try hosts(items, in: frame, lookup(in: frame)).map(\.name)
   }
 
-  /// The hosts an `on` target names, in natural order of their names, and the hosts it left
-  /// out because they are this server (`options.server`): the server is part of `all`, a
-  /// group or a pattern only when `on host NAME` names it by one plain name.
+  /// The hosts an `on` target names (those `--limit` allows), in natural order of their
+  /// names, and the hosts it left out because they are this server (`options.server`): the
+  /// server is part of `all`, a group or a pattern only when `on host NAME` names it by one
+  /// plain name.
   func targetHosts(_ target: Target, in frame: Frame) throws -> (hosts: [Host], leftOut: [Host]) {
     let lookup = lookup(in: frame)
     var selected: [Host]
@@ -155,6 +156,7 @@ extension Interpreter {
       let excluded = Set(try hosts(target.except, in: frame, lookup).map(\.name))
       selected.removeAll { excluded.contains($0.name) }
     }
+    if let limit = options.limit { selected.removeAll { !limit.allows($0.name) } }
     let server = options.server
     let leftOut = selected.filter { !byName.contains($0.name) && server.contains($0) }
     let leftOutNames = Set(leftOut.map(\.name))
@@ -181,7 +183,8 @@ extension Interpreter {
     // must not look like a success).
     if hosts.isEmpty {
       frame.top!.unmatchedTargets += 1
-      sink.emit(.noHosts(block: blockID, target: label, location: info.location))
+      let target = options.limit.map { label + " with --limit " + $0.text } ?? label
+      sink.emit(.noHosts(block: blockID, target: target, location: info.location))
     }
 
     let maxFail = settings.maxFail?.resolved(total: hosts.count)

@@ -28,13 +28,17 @@ public struct RunOptions: Sendable {
   public var environment: [String: String]
   /// This server's names and addresses: `on all`, groups and patterns leave it out.
   public var server: ServerIdentity
+  /// `--limit`: every block reaches only the hosts it allows.
+  public var limit: RunLimit?
 
   public init(
     store: Store = Store(), inventory: Inventory = Inventory(), settings: RunSettings = RunSettings(),
     lockedSettings: Set<String> = [], check: Bool = false, arguments: [String] = [],
-    environment: [String: String] = ProcessInfo.processInfo.environment, server: ServerIdentity = .current()
+    environment: [String: String] = ProcessInfo.processInfo.environment, server: ServerIdentity = .current(),
+    limit: RunLimit? = nil
   ) {
     self.server = server
+    self.limit = limit
     self.store = store
     self.inventory = inventory
     self.settings = settings

@@ -1,0 +1,47 @@
+// The last run of a runbook, as the audit log recorded it: what `--limit @failed` (and
+// `@unreachable`, `@changed`) reads, until the run history has a database of its own.
+
+import Foundation
+
+/// The host results of one recorded run.
+public struct LastRun: Sendable {
+  /// Per host, its worst status (`ok`, `changed`, `failed`, `unreachable`, …).
+  public var statuses: [HostName: String]
+  public var finished: String
+
+  /// The hosts with `status`.
+  public func hosts(_ status: String) -> [HostName] {
+    statuses.filter { $0.value == status }.map(\.key).sorted(by: HostFolding.naturalLess)
+  }
+
+  /// The last run of `runbook` (its path, or `<command line>`) on `store` in the audit log at
+  /// `path` that changed things (dry runs are skipped); nil when there is none. Records of
+  /// other stores are skipped; records written before runs named their store count for any.
+  /// Only the log's last 64 MiB are read.
+  public static func find(inAuditLog path: String, runbook: String, store: String) -> LastRun? {
+    guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+    defer { try? handle.close() }
+    let size = (try? handle.seekToEnd()) ?? 0
+    let window: UInt64 = 64 << 20
+    try? handle.seek(toOffset: size > window ? size - window : 0)
+    guard let data = try? handle.readToEnd() else { return nil }
+    for line in data.split(separator: UInt8(ascii: "\n")).reversed() {
+      guard let record = try? JSONDecoder().decode(Record.self, from: line), record.record == "run",
+        record.runbook == runbook, !record.check, record.store == nil || record.store == store
+      else { continue }
+      var statuses: [HostName: String] = [:]
+      for (name, status) in record.hosts ?? [:] { if let host = HostName(name) { statuses[host] = status } }
+      return LastRun(statuses: statuses, finished: record.finished ?? "?")
+    }
+    return nil
+  }
+
+  private struct Record: Decodable {
+    var record: String
+    var runbook: String?
+    var store: String?
+    var check: Bool
+    var finished: String?
+    var hosts: [String: String]?
+  }
+}
