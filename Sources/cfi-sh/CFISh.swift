@@ -133,6 +133,9 @@ struct CFISh: AsyncParsableCommand {
   @Option(help: ArgumentHelp("The audit log: one JSON line per run and per host result (default /var/log/cfi/audit.log; 'none' to disable).", valueName: "file"))
   var auditLog: String?
 
+  @Option(help: ArgumentHelp("Also write each host's output of each step into files under DIR (DIR/HOST/NN.stdout, .stderr, and DIR/HOST/steps).", valueName: "dir"))
+  var outputDir: String?
+
   @Flag(name: .shortAndLong, help: "Show only failures and the recap.")
   var quiet = false
 
@@ -238,8 +241,8 @@ extension CFISh {
   /// Every spelling of cfi-sh's own options (a test holds it to what `--help` shows).
   static let optionNames: Set<String> = [
     "-c", "-n", "--syntax-check", "--check", "--json", "-i", "--inventory", "--store", "-p", "--parallel", "--timeout",
-    "--connect-timeout", "--identity", "--ssh-config", "--limit", "--no-discovery", "--no-wait", "--audit-log", "-q", "--quiet",
-    "-v", "--verbose", "-h", "--help", "--version",
+    "--connect-timeout", "--identity", "--ssh-config", "--limit", "--no-discovery", "--no-wait", "--audit-log",
+    "--output-dir", "-q", "--quiet", "-v", "--verbose", "-h", "--help", "--version",
   ]
 
   /// The first of the runbook's arguments, before a `--`, that is an option of cfi-sh's:

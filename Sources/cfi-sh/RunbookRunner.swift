@@ -64,12 +64,20 @@ struct RunbookRunner {
     let runOptions = RunOptions(
       store: fleet.store, inventory: inventory, settings: settings, lockedSettings: locked, check: options.check,
       arguments: arguments, limit: try options.runLimit(inventory: inventory, runbook: name))
-    let renderer: any EventSink =
+    let terminal: any EventSink =
       options.json
       ? JSONRenderer()
       : TextRenderer(
         verbosity: options.quiet ? .quiet : options.verbose ? .verbose : .normal,
         style: Style.forStream(.standardOutput), progress: Stream.standardError.isTerminal)
+    let renderer: any EventSink
+    if let directory = options.outputDir {
+      do { renderer = MultiplexSink([terminal, try OutputDirectory(root: directory)]) } catch {
+        throw CommandFailure(message: "--output-dir \(directory): \(error.localizedDescription)", status: ExitStatus.usage)
+      }
+    } else {
+      renderer = terminal
+    }
     // Two runs on one store (two cron jobs) must not work on the same hosts at once; a dry run
     // changes nothing and takes no lock.
     let store = fleet.store

@@ -27,6 +27,15 @@ struct WorkflowFleetTests {
     #expect(words.status == 64, "-n is cfi-sh's option: \(words.stderr)")
     let separated = try adHoc(lab, ["--json", "pc03", "--", "echo", "one", "-n", "two"])
     #expect(steps(separated).first?["stdout"] as? String == "one -n two\n", "\(separated.stderr)")
+    // --output-dir: each host's output of each step in files of its own.
+    let outputs = try TemporaryDirectory()
+    let written = try adHoc(lab, ["-q", "--output-dir", outputs.path, "@office", "echo out; echo err >&2"])
+    #expect(written.status == 0, "\(written.stderr)")
+    for host in ["pc03", "pc04"] {
+      #expect(try String(contentsOfFile: "\(outputs.path)/\(host)/01.stdout", encoding: .utf8) == "out\n")
+      #expect(try String(contentsOfFile: "\(outputs.path)/\(host)/01.stderr", encoding: .utf8) == "err\n")
+      #expect(try String(contentsOfFile: "\(outputs.path)/\(host)/steps", encoding: .utf8).hasPrefix("01 ok <command line>:1:"))
+    }
     let all = try adHoc(lab, ["-q", "all", "true"])
     #expect(all.status == 0)
     #expect(all.stdout.contains("recap ok: pc[01-04] (4)"), "\(all.stdout)")
