@@ -18,7 +18,8 @@ enum SSHFailure {
   /// a level below ERROR ("Connection to … timed out"), so under LogLevel=ERROR it is the
   /// one that exits 255 in silence.
   static func classify(_ name: HostName, stderr: String, connectTimeout: Duration, liveness: Duration) -> CommandResult {
-    let text = stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+    // ssh ends its lines with "\r\n" (for a terminal in raw mode).
+    let text = stderr.replacingOccurrences(of: "\r\n", with: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
     if text.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") || text.contains("Host key verification failed") {
       return CommandResult(
         .notRun(
