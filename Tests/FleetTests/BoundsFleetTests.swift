@@ -31,7 +31,7 @@ struct BoundsFleetTests {
       reasons[step["host"] as! String] = step["reason"] as? String
     }
     #expect(reasons == broken, "\(steps(result).filter { $0["status"] as? String == "unreachable" })")
-    let finished = hostFinished(result).filter { $0["status"] as? String == "unreachable" }
+    let finished = events(result, "host_finished").filter { $0["status"] as? String == "unreachable" }
     #expect(Dictionary(uniqueKeysWithValues: finished.map { ($0["host"] as! String, $0["reason"] as? String ?? "") }) == broken)
     for host in lab.hosts where broken[host] == nil {
       #expect(try lab.exec(host, "test -e /root/done").status == 0, "\(host) did not run the step")
@@ -63,16 +63,6 @@ struct BoundsFleetTests {
     for other in steps(result) where other["host"] as? String != "pc03" {
       #expect(other["stdout"] as? String == "started\ndone\n")
     }
-  }
-}
-
-/// The `host_finished` events of a `--json` run.
-func hostFinished(_ result: Command) -> [[String: Any]] {
-  result.stdout.split(separator: "\n").compactMap { line in
-    guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-      object["event"] as? String == "host_finished"
-    else { return nil }
-    return object
   }
 }
 
