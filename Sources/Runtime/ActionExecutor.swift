@@ -76,8 +76,10 @@ public final class ActionExecutor: StepExecutor {
       return StepResult(
         status: .failed, exitCode: status, output: outcome.stdout, errorOutput: outcome.stderr,
         message: "timed out after \(timeout?.cfiText ?? "its timeout") (the command was killed on the host)")
-    case .unreachable(let message):
-      return StepResult(status: .unreachable, errorOutput: outcome.stderr, message: message)
+    case .unreachable(let unreachable):
+      return StepResult(
+        status: .unreachable, output: outcome.stdout, errorOutput: outcome.stderr, message: unreachable.message,
+        reason: unreachable.reason)
     case .notRun(let message):
       return StepResult(status: .failed, errorOutput: outcome.stderr, message: message)
     case .interrupted(let message):

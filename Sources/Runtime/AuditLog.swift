@@ -59,6 +59,7 @@ public final class AuditLog: EventSink {
     var group: String
     var status: String
     var message: String?
+    var reason: String?
   }
 
   private struct RunRecord: Encodable {
@@ -100,7 +101,7 @@ public final class AuditLog: EventSink {
       append(
         HostRecord(
           run: runID, time: Date(), block: block, host: outcome.host.name.rawValue, group: outcome.host.group.rawValue,
-          status: outcome.status.rawValue, message: outcome.message))
+          status: outcome.status.rawValue, message: outcome.message, reason: outcome.reason?.rawValue))
     case .runFinished(let outcomes, _, let error):
       state.withLock { state in
         state.failure = error

@@ -59,11 +59,14 @@ public struct HostOutcome: Hashable, Sendable {
   public var status: StepStatus
   /// Why the host failed or was skipped, when known.
   public var message: String?
+  /// Why the host was not reached (`unreachable` only).
+  public var reason: UnreachableReason?
 
-  public init(host: Host, status: StepStatus, message: String? = nil) {
+  public init(host: Host, status: StepStatus, message: String? = nil, reason: UnreachableReason? = nil) {
     self.host = host
     self.status = status
     self.message = message
+    self.reason = reason
   }
 }
 

@@ -32,8 +32,8 @@ public struct RunEnd: Sendable {
 
 /// Why a run could not start.
 public enum FleetRunError: Error, Sendable {
-  /// Another run holds the store's lock (and this one does not wait).
-  case locked(store: String, holder: String?)
+  /// Another run holds the store's lock (and this one did not wait, or waited its limit).
+  case locked(store: String, holder: StoreLock.Holder?)
   /// The lock file cannot be opened.
   case lockUnavailable(String)
   /// The audit log cannot be opened and the run may not go without it.
@@ -57,8 +57,9 @@ public final class FleetRun: Sendable {
   public enum LockPolicy: Sendable {
     /// No lock: a dry run changes nothing.
     case none
-    /// Wait until the lock is free; `waiting` is told the holder's pid first.
-    case wait(waiting: @Sendable (String?) -> Void)
+    /// Wait until the lock is free, at most `limit` (nil: as long as it takes); `waiting` is
+    /// told the holder first.
+    case wait(limit: Duration?, waiting: @Sendable (StoreLock.Holder?) -> Void)
     /// Refuse at once.
     case noWait
   }
@@ -149,9 +150,9 @@ public final class FleetRun: Sendable {
     let held: StoreLock?
     if case .required = audit {
       log = try openAuditLog(arguments: arguments)
-      held = try takeLock(lock)
+      held = try await takeLock(lock)
     } else {
-      held = try takeLock(lock)
+      held = try await takeLock(lock)
       log = try openAuditLog(arguments: arguments)
     }
     let sinks: [any EventSink] = log.map { [sink, $0] } ?? [sink]
@@ -187,16 +188,16 @@ public final class FleetRun: Sendable {
     }
   }
 
-  private func takeLock(_ policy: LockPolicy) throws(FleetRunError) -> StoreLock? {
-    let wait: Bool
-    var waiting: @Sendable (String?) -> Void = { _ in }
+  private func takeLock(_ policy: LockPolicy) async throws(FleetRunError) -> StoreLock? {
+    let limit: Duration?
+    var waiting: @Sendable (StoreLock.Holder?) -> Void = { _ in }
     switch policy {
     case .none: return nil
-    case .noWait: wait = false
-    case .wait(let tell): (wait, waiting) = (true, tell)
+    case .noWait: limit = .zero
+    case .wait(let most, let tell): (limit, waiting) = (most, tell)
     }
     do throws(StoreLock.Failure) {
-      return try StoreLock(store: store, wait: wait, waiting: waiting)
+      return try await StoreLock.take(store: store, waitingAtMost: limit, waiting: waiting)
     } catch {
       switch error {
       case .busy(let holder): throw .locked(store: store.root, holder: holder)

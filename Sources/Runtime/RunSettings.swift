@@ -26,8 +26,11 @@ public enum HostLimit: Hashable, Sendable, CustomStringConvertible {
 public struct RunSettings: Hashable, Sendable {
   /// Hosts worked on at once (ClusterShell's and pdsh's default fan-out is 64).
   public var parallel = 64
-  /// Limit per step on a host; `nil`: none.
-  public var timeout: Duration? = nil
+  /// Limit per step on a host; `nil`: none (`set timeout = none`). An hour by default: a
+  /// command that hangs must not hold the run, and the store's lock, forever while every
+  /// later cron run queues behind it; real steps (an upgrade, pkgsync) take minutes.
+  public var timeout: Duration? = RunSettings.defaultTimeout
+  public static let defaultTimeout: Duration = .seconds(3600)
   /// Limit for connecting to a host.
   public var connectTimeout: Duration = .seconds(10)
   /// Once more hosts than this have failed (or were unreachable), no new host starts.

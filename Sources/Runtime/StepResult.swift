@@ -41,19 +41,22 @@ public struct StepResult: Hashable, Sendable {
   public var errorOutput: String
   /// A one-line explanation for the operator: why it failed, what would change, …
   public var message: String?
+  /// Why the host was not reached (`unreachable` only).
+  public var reason: UnreachableReason?
   /// How long the step took.
   public var duration: Duration
 
   /// Creates a result.
   public init(
     status: StepStatus, exitCode: Int32? = nil, output: String = "", errorOutput: String = "",
-    message: String? = nil, duration: Duration = .zero
+    message: String? = nil, reason: UnreachableReason? = nil, duration: Duration = .zero
   ) {
     self.status = status
     self.exitCode = exitCode
     self.output = output
     self.errorOutput = errorOutput
     self.message = message
+    self.reason = reason
     self.duration = duration
   }
 

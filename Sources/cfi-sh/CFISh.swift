@@ -79,7 +79,9 @@ struct CFISh: AsyncParsableCommand {
         8    (bit) an 'on' block matched no host, so nothing ran there
              (a warning names its target); e.g. 9 = with an error
         64   command-line usage error
-        75   another run holds the store's lock (--no-wait)
+        75   another run holds the store's lock: at once with --no-wait,
+             else after waiting --lock-wait (10m); the message names
+             the holder's pid and when it started
         130  interrupted (Ctrl-C)
       """,
     version: CFISh.version
@@ -106,7 +108,7 @@ struct CFISh: AsyncParsableCommand {
   @Option(name: [.customShort("p"), .long], help: ArgumentHelp("Hosts worked on at once (default 64); overrides 'set parallel'.", valueName: "n"))
   var parallel: Int?
 
-  @Option(help: ArgumentHelp("Limit per step on a host, e.g. 30s or 5m; overrides 'set timeout'.", valueName: "duration"))
+  @Option(help: ArgumentHelp("Limit per step on a host, e.g. 30s or 5m (default 1h; 'none' for no limit); overrides 'set timeout'.", valueName: "duration"))
   var timeout: String?
 
   @Option(help: ArgumentHelp("Limit for connecting to a host (default 10s); overrides 'set connect_timeout'.", valueName: "duration"))
@@ -130,6 +132,9 @@ struct CFISh: AsyncParsableCommand {
   @Flag(help: "Fail at once if another run holds the store's lock, instead of waiting for it.")
   var noWait = false
 
+  @Option(help: ArgumentHelp("How long to wait for another run's lock on the store before giving up with status 75 (default 10m; 'none' to wait as long as it takes).", valueName: "duration"))
+  var lockWait: String?
+
   @Option(help: ArgumentHelp("The audit log: one JSON line per run and per host result (default /var/log/cfi/audit.log; 'none' to disable).", valueName: "file"))
   var auditLog: String?
 
@@ -151,7 +156,9 @@ struct CFISh: AsyncParsableCommand {
   func validate() throws {
     if let parallel, parallel < 1 { throw ValidationError("--parallel must be at least 1") }
     if quiet && verbose { throw ValidationError("--quiet and --verbose exclude each other") }
-    if let timeout { _ = try parseDuration(timeout, option: "--timeout") }
+    if let timeout { _ = try parseLimit(timeout, option: "--timeout") }
+    if let lockWait { _ = try parseLimit(lockWait, option: "--lock-wait") }
+    if noWait && lockWait != nil { throw ValidationError("--no-wait and --lock-wait exclude each other") }
     if let connectTimeout { _ = try parseDuration(connectTimeout, option: "--connect-timeout") }
   }
 
@@ -179,7 +186,7 @@ struct CFISh: AsyncParsableCommand {
       locked.insert("parallel")
     }
     if let timeout {
-      settings.timeout = try parseDuration(timeout, option: "--timeout")
+      settings.timeout = try parseLimit(timeout, option: "--timeout")
       locked.insert("timeout")
     }
     if let connectTimeout {
@@ -207,6 +214,15 @@ struct CFISh: AsyncParsableCommand {
       throw CommandFailure(message: error.message, status: ExitStatus.usage)
     }
   }
+
+  /// How long a run waits for another run's lock: `--lock-wait`, else 10 minutes, so that a
+  /// run stuck behind a hung one ends (status 75) instead of queueing forever; nil: no limit.
+  func lockWaitLimit() throws -> Duration? {
+    guard let lockWait else { return CFISh.defaultLockWait }
+    return try parseLimit(lockWait, option: "--lock-wait")
+  }
+
+  static let defaultLockWait: Duration = .seconds(600)
 
   /// No runbook, no `-c`, and a person at a terminal: the interactive shell.
   var interactive: Bool { command == nil && runbook == nil && isatty(0) == 1 && isatty(1) == 1 }
@@ -237,12 +253,23 @@ func parseDuration(_ text: String, option: String) throws -> Duration {
   }
 }
 
+/// Parses a limit of the command line: a duration as `parseDuration` reads it, or `none` (nil:
+/// no limit).
+func parseLimit(_ text: String, option: String) throws -> Duration? {
+  if text == "none" { return nil }
+  do {
+    return try parseDuration(text, option: option)
+  } catch let error as ValidationError {
+    throw ValidationError(error.message + ", or none")
+  }
+}
+
 extension CFISh {
   /// Every spelling of cfi-sh's own options (a test holds it to what `--help` shows).
   static let optionNames: Set<String> = [
     "-c", "-n", "--syntax-check", "--check", "--json", "-i", "--inventory", "--store", "-p", "--parallel", "--timeout",
-    "--connect-timeout", "--identity", "--ssh-config", "--limit", "--no-discovery", "--no-wait", "--audit-log",
-    "--output-dir", "-q", "--quiet", "-v", "--verbose", "-h", "--help", "--version",
+    "--connect-timeout", "--identity", "--ssh-config", "--limit", "--no-discovery", "--no-wait", "--lock-wait",
+    "--audit-log", "--output-dir", "-q", "--quiet", "-v", "--verbose", "-h", "--help", "--version",
   ]
 
   /// The first of the runbook's arguments, before a `--`, that is an option of cfi-sh's:

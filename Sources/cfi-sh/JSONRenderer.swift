@@ -38,6 +38,7 @@ final class JSONRenderer: EventSink {
     var stdout: String?
     var stderr: String?
     var message: String?
+    var reason: String?
     var durationMs: Int64?
     var stopped: Bool?
     var interrupted: Bool?
@@ -49,11 +50,12 @@ final class JSONRenderer: EventSink {
       var group: String
       var status: String
       var message: String?
+      var reason: String?
     }
 
     enum CodingKeys: String, CodingKey {
       case event, time, runbook, check, block, target, location, hosts, leftOut = "left_out", host, group, step, tolerated, status
-      case exitCode = "exit_code", stdout, stderr, message, durationMs = "duration_ms", stopped, interrupted, error, outcomes
+      case exitCode = "exit_code", stdout, stderr, message, reason, durationMs = "duration_ms", stopped, interrupted, error, outcomes
     }
 
     init(_ event: String) { self.event = event }
@@ -76,7 +78,11 @@ final class JSONRenderer: EventSink {
   }
 
   private static func outcomes(_ outcomes: [HostOutcome]) -> [Record.Outcome] {
-    outcomes.map { Record.Outcome(host: $0.host.name.rawValue, group: $0.host.group.rawValue, status: $0.status.rawValue, message: $0.message) }
+    outcomes.map {
+      Record.Outcome(
+        host: $0.host.name.rawValue, group: $0.host.group.rawValue, status: $0.status.rawValue, message: $0.message,
+        reason: $0.reason?.rawValue)
+    }
   }
 
   static func record(for event: Event, now: () -> Date) -> Record {
@@ -120,6 +126,7 @@ final class JSONRenderer: EventSink {
       record.stdout = result.output
       record.stderr = result.errorOutput
       record.message = result.message
+      record.reason = result.reason?.rawValue
       record.durationMs = result.duration.wholeMilliseconds
       return record
     case .hostFinished(let block, let outcome):
@@ -129,6 +136,7 @@ final class JSONRenderer: EventSink {
       record.group = outcome.host.group.rawValue
       record.status = outcome.status.rawValue
       record.message = outcome.message
+      record.reason = outcome.reason?.rawValue
       return record
     case .blockFinished(let id, let outcomes, let stopped):
       var record = Record("block_finished")

@@ -170,7 +170,7 @@ extension Repl {
       Stream.standardOutput.write(
         """
         parallel = \(settings.parallel)
-        timeout = \(settings.timeout.map(\.cfiText) ?? "0 (none)")
+        timeout = \(settings.timeout.map(\.cfiText) ?? "none")
         connect_timeout = \(settings.connectTimeout.cfiText)
         max_fail = \(settings.maxFail?.description ?? "none")
         serial = \(settings.serial?.description ?? "none")

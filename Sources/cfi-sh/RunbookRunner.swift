@@ -81,13 +81,16 @@ struct RunbookRunner {
     // Two runs on one store (two cron jobs) must not work on the same hosts at once; a dry run
     // changes nothing and takes no lock.
     let store = fleet.store
+    let lockWait = try options.lockWaitLimit()
     let lock: FleetRun.LockPolicy =
       options.check
       ? .none
       : options.noWait
         ? .noWait
-        : .wait { holder in
-          Stream.standardError.write("cfi-sh: waiting for another run on \(store.root) (pid \(holder ?? "?")) to finish\n")
+        : .wait(limit: lockWait) { holder in
+          let most = lockWait.map { ", at most \($0.cfiText)" } ?? ""
+          Stream.standardError.write(
+            "cfi-sh: waiting for another run on \(store.root) (\(holder?.description ?? "pid ?")) to finish\(most)\n")
         }
     let run: (result: RunResult, exitStatus: Int32)
     do {
@@ -103,7 +106,8 @@ struct RunbookRunner {
         return (result, result.end)
       }
     } catch {
-      throw CommandFailure(error, whenLocked: "not waiting (--no-wait)")
+      let advice = options.noWait ? "not waiting (--no-wait)" : "gave up after waiting \(lockWait?.cfiText ?? "") (--lock-wait)"
+      throw CommandFailure(error, whenLocked: advice)
     }
     if let error = run.result.error {
       Stream.standardError.write(diagnosticRenderer.render(error))

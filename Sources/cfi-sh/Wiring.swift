@@ -47,7 +47,7 @@ struct CommandFailure: Error {
   init(_ error: FleetRunError, whenLocked advice: String) {
     switch error {
     case .locked(let store, let holder):
-      self.init(message: "another run holds the lock of \(store) (pid \(holder ?? "?")); \(advice)", status: ExitStatus.locked)
+      self.init(message: "another run holds the lock of \(store) (\(holder?.description ?? "pid ?")); \(advice)", status: ExitStatus.locked)
     case .lockUnavailable(let message):
       self.init(message: message, status: ExitStatus.usage)
     case .auditLogUnavailable(let path, let reason):

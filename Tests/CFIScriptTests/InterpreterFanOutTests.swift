@@ -185,6 +185,20 @@ struct InterpreterFanOutTests {
 
   @Test func defaultStepOptions() async throws {
     let outcome = try await run("on host pc01 < run \"x\" >")
+    #expect(outcome.executor.calls.map(\.options) == [StepOptions(check: false, timeout: .seconds(3600), connectTimeout: .seconds(10))])
+  }
+
+  /// `none` is a word of `set`: it turns a limit off, and a variable of that name does not
+  /// stand for it.
+  @Test func noneTurnsTheStepTimeoutOff() async throws {
+    let outcome = try await run(
+      """
+      let none = 5m
+      set timeout = none
+      set serial = none
+      set max_fail = none
+      on host pc01 < run "x" >
+      """)
     #expect(outcome.executor.calls.map(\.options) == [StepOptions(check: false, timeout: nil, connectTimeout: .seconds(10))])
   }
 

@@ -19,9 +19,14 @@ func outcomes(_ result: Command) -> [String: String] {
 
 /// The `step_finished` events of a run.
 func steps(_ result: Command) -> [[String: Any]] {
+  events(result, "step_finished")
+}
+
+/// The events named `name` of a `--json` run, in order.
+func events(_ result: Command, _ name: String) -> [[String: Any]] {
   result.stdout.split(separator: "\n").compactMap { line in
     guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-      object["event"] as? String == "step_finished"
+      object["event"] as? String == name
     else { return nil }
     return object
   }

@@ -16,7 +16,8 @@ struct RunFleetTests {
     expected["pc03"] = "unreachable"
     #expect(outcomes(result) == expected)
     let step = try #require(steps(result).first { $0["host"] as? String == "pc03" })
-    #expect((step["message"] as? String)?.contains("Connection refused") == true)
+    #expect(step["message"] as? String == "connection refused (no sshd listening)")
+    #expect(step["reason"] as? String == "refused")
     #expect(try lab.exec("pc01", "test -e /root/done").status == 0)
   }
 
@@ -28,6 +29,7 @@ struct RunFleetTests {
     let step = try #require(steps(result).first { $0["host"] as? String == "pc02" })
     #expect(step["status"] as? String == "unreachable")
     #expect(step["message"] as? String == "connect timeout after 2s")
+    #expect(step["reason"] as? String == "connect_timeout")
   }
 
   @Test func exitStatusesTellFailedAndUnreachableApart() throws {

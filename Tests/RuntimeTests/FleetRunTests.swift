@@ -105,11 +105,11 @@ final class FleetRunEvents: EventSink, @unchecked Sendable {
     let fleet = fleet()
     let holder = try StoreLock(store: store, wait: false)
     let (error, ran) = await refused(fleet)
-    guard case .locked(_, let pid) = error else {
+    guard case .locked(_, let named) = error else {
       Issue.record("expected .locked, got \(String(describing: error))")
       return
     }
-    #expect(pid == String(getpid()))
+    #expect(named?.pid == String(getpid()))
     #expect(!ran)
     let dry = try await fleet.run(lock: .none, sink: FleetRunEvents()) { _ in
       (true, Self.nothing)

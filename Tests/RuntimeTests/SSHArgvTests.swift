@@ -44,8 +44,8 @@ import TestSupport
       source: try PushSource(store.open("etc/ssh", group: "lab", directories: true)), destination: "/etc/ssh/",
       options: ["-rlptD", "--itemize-changes", "--protect-args"], connectTimeout: .seconds(5))
     let text = [
-      Self.render("ssh, first command on the host: opens the master", transport.sshArgv(command, on: target, tag: "cfi-step-0", opensMaster: true)),
-      Self.render("ssh, later commands: ride the master", transport.sshArgv(command, on: target, tag: "cfi-step-1", opensMaster: false)),
+      Self.render("ssh, before anything runs on the host: opens the master", transport.masterArgv(target, connectTimeout: .seconds(5))),
+      Self.render("ssh, every command: rides the master", transport.sshArgv(command, on: target, tag: "cfi-step-1")),
       Self.render("rsync", transport.rsyncArgv(push, to: target)),
       Self.render("rsync of a checked store tree (\(checked.source.how ?? ""))", transport.rsyncArgv(checked, to: target)),
     ].joined(separator: "\n")
@@ -59,7 +59,7 @@ import TestSupport
     }
     #expect((try? String(contentsOfFile: path, encoding: .utf8)) == text, "argv differs from ssh-rsync.golden:\n\(text)")
     // The secret reaches the command on stdin only.
-    for argv in [transport.sshArgv(command, on: target, tag: "t", opensMaster: true), transport.rsyncArgv(push, to: target)] {
+    for argv in [transport.sshArgv(command, on: target, tag: "t"), transport.rsyncArgv(push, to: target)] {
       #expect(!argv.contains { $0.contains("hunter2") })
     }
   }
@@ -67,7 +67,7 @@ import TestSupport
   @Test func everyDestinationFollowsDoubleDash() throws {
     let transport = Self.transport()
     let target = try SSHTarget(Self.host)
-    let ssh = transport.sshArgv(RemoteCommand(.argv(["true"])), on: target, tag: "t", opensMaster: false)
+    let ssh = transport.sshArgv(RemoteCommand(.argv(["true"])), on: target, tag: "t")
     #expect(ssh[ssh.count - 3] == "--" && ssh[ssh.count - 2] == "fd00::1")
     let rsync = transport.rsyncArgv(Push(source: "/a/", destination: "/b/", options: []), to: target)
     #expect(Array(rsync.suffix(3)) == ["--", "/a/", "[fd00::1]:/b/"])

@@ -28,7 +28,9 @@ struct StoreLockTests {
     let temporary = try TemporaryStore()
     let lock = try StoreLock(store: temporary.store, wait: false)
     #expect(lock.path == temporary.lockPath)
-    #expect(try String(contentsOfFile: lock.path, encoding: .utf8) == StoreLockTests.ourPid + "\n")
+    let lines = try String(contentsOfFile: lock.path, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+    #expect(lines.count == 3 && lines[0] == StoreLockTests.ourPid && lines[2] == "")
+    #expect(ISO8601DateFormatter().date(from: String(lines[1])) != nil, "no start time: \(lines)")
   }
 
   @Test func aSecondLockIsRefusedWithTheHolderWhenNotWaiting() throws {
@@ -37,8 +39,9 @@ struct StoreLockTests {
     #expect(throws: StoreLock.Failure.self) { _ = try StoreLock(store: temporary.store, wait: false) }
     do {
       _ = try StoreLock(store: temporary.store, wait: false)
-    } catch .busy(let pid) {
-      #expect(pid == StoreLockTests.ourPid)
+    } catch .busy(let holder) {
+      #expect(holder?.pid == StoreLockTests.ourPid)
+      #expect(holder?.since != nil)
     } catch {
       Issue.record("expected busy, got \(error)")
     }
@@ -51,11 +54,15 @@ struct StoreLockTests {
     _ = first
     first = nil
     let second = try StoreLock(store: temporary.store, wait: false)
-    #expect(try String(contentsOfFile: second.path, encoding: .utf8) == StoreLockTests.ourPid + "\n")
+    #expect(try String(contentsOfFile: second.path, encoding: .utf8).hasPrefix(StoreLockTests.ourPid + "\n"))
   }
 
-  /// A holder that wrote nothing (or a stale, longer pid): the refusal says what the file holds.
-  @Test(arguments: [("", nil), ("4242\n", "4242"), ("  77  \n", "77")] as [(String, String?)])
+  /// A holder that wrote nothing, only its pid (an older cfi-sh), or its pid and start time:
+  /// the refusal says what the file holds.
+  @Test(arguments: [
+    ("", nil), ("4242\n", "pid 4242"), ("  77  \n", "pid 77"),
+    ("4242\n2026-12-06T04:50:00Z\n", "pid 4242, started 2026-12-06T04:50:00Z"),
+  ] as [(String, String?)])
   func theHolderIsReadFromTheLockFile(content: String, holder: String?) throws {
     let temporary = try TemporaryStore()
     try FileManager.default.createDirectory(atPath: temporary.store.root + "/.cfi", withIntermediateDirectories: true)
@@ -67,8 +74,8 @@ struct StoreLockTests {
     do {
       _ = try StoreLock(store: temporary.store, wait: false)
       Issue.record("a held lock was taken")
-    } catch .busy(let pid) {
-      #expect(pid == holder)
+    } catch .busy(let found) {
+      #expect(found?.description == holder)
     } catch {
       Issue.record("expected busy, got \(error)")
     }
@@ -84,7 +91,7 @@ struct StoreLockTests {
     _ = first
     let released = Shared(false)
     let store = temporary.store
-    let (waiting, waitingFor) = AsyncStream.makeStream(of: String?.self)
+    let (waiting, waitingFor) = AsyncStream.makeStream(of: StoreLock.Holder?.self)
     let (granted, grant) = AsyncStream.makeStream(of: (lock: StoreLock?, afterRelease: Bool).self)
     let thread = Thread {
       let lock = try? StoreLock(store: store, wait: true) { holder in
@@ -99,7 +106,7 @@ struct StoreLockTests {
 
     var waitingIterator = waiting.makeAsyncIterator()
     let holder = await waitingIterator.next()
-    #expect(holder == .some(StoreLockTests.ourPid))
+    #expect(holder??.pid == StoreLockTests.ourPid)
     released.value = true
     first = nil
 
@@ -107,7 +114,35 @@ struct StoreLockTests {
     let second = await grantedIterator.next()
     #expect(second?.lock != nil)
     #expect(second?.afterRelease == true)
-    #expect(try String(contentsOfFile: temporary.lockPath, encoding: .utf8) == StoreLockTests.ourPid + "\n")
+    #expect(try String(contentsOfFile: temporary.lockPath, encoding: .utf8).hasPrefix(StoreLockTests.ourPid + "\n"))
+  }
+
+  /// A bounded wait gives up with the holder once its time is up, having said once whom it
+  /// waited for; a zero wait (`--no-wait`) says nothing and gives up at once.
+  @Test(.timeLimit(.minutes(1)), arguments: [Duration.zero, .milliseconds(300)])
+  func aBoundedWaitGivesUpWithTheHolder(limit: Duration) async throws {
+    let temporary = try TemporaryStore()
+    let first = try StoreLock(store: temporary.store, wait: false)
+    let told = Shared(0)
+    do {
+      _ = try await StoreLock.take(store: temporary.store, waitingAtMost: limit) { _ in told.value += 1 }
+      Issue.record("a held lock was taken")
+    } catch .busy(let holder) {
+      #expect(holder?.pid == StoreLockTests.ourPid)
+    } catch {
+      Issue.record("expected busy, got \(error)")
+    }
+    #expect(told.value == (limit == .zero ? 0 : 1))
+    withExtendedLifetime(first) {}
+  }
+
+  /// A bounded wait takes the lock as soon as its holder lets go.
+  @Test(.timeLimit(.minutes(1))) func aBoundedWaitTakesTheLockOnceReleased() async throws {
+    let temporary = try TemporaryStore()
+    let first = Shared<StoreLock?>(try StoreLock(store: temporary.store, wait: false))
+    let lock = try await StoreLock.take(store: temporary.store, waitingAtMost: .seconds(600)) { _ in first.value = nil }
+    #expect(first.value == nil)
+    withExtendedLifetime(lock) {}
   }
 
   @Test func aFreeLockWithWaitDoesNotCallWaiting() throws {

@@ -65,8 +65,8 @@ import Testing
     let store = Store(root: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/Operations/store").path)
     let host = Runtime.Host(name: "pc01", group: "lab")
     let endings: [(CommandResult, StepResult)] = [
-      (CommandResult(.unreachable("connect timeout after 3s"), stderr: "ssh: timed out"),
-       StepResult(status: .unreachable, errorOutput: "ssh: timed out", message: "connect timeout after 3s")),
+      (CommandResult(.unreachable(Unreachable(.connectTimeout, "connect timeout after 3s")), stderr: "ssh: timed out"),
+       StepResult(status: .unreachable, errorOutput: "ssh: timed out", message: "connect timeout after 3s", reason: .connectTimeout)),
       (CommandResult(.notRun("host key of pc01 has changed")), StepResult(status: .failed, message: "host key of pc01 has changed")),
       (CommandResult(.interrupted(nil)), StepResult(status: .interrupted)),
       (CommandResult(.timedOut(124), stdout: "half"),

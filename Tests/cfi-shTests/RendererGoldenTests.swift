@@ -42,9 +42,12 @@ struct EventScript {
 
   /// A step's result; `ms` is its duration.
   static func result(
-    _ status: StepStatus, exit: Int32? = nil, out: String = "", err: String = "", message: String? = nil, ms: Int64 = 40
+    _ status: StepStatus, exit: Int32? = nil, out: String = "", err: String = "", message: String? = nil,
+    reason: UnreachableReason? = nil, ms: Int64 = 40
   ) -> StepResult {
-    StepResult(status: status, exitCode: exit, output: out, errorOutput: err, message: message, duration: .milliseconds(ms))
+    StepResult(
+      status: status, exitCode: exit, output: out, errorOutput: err, message: message, reason: reason,
+      duration: .milliseconds(ms))
   }
 
   mutating func start(check: Bool = false) {
@@ -67,8 +70,10 @@ struct EventScript {
     events.append(.stepFinished(info, host: EventScript.host(host), result: result))
   }
 
-  mutating func hostDone(_ block: Int, _ host: String, _ status: StepStatus, _ message: String? = nil) {
-    let outcome = HostOutcome(host: EventScript.host(host), status: status, message: message)
+  mutating func hostDone(
+    _ block: Int, _ host: String, _ status: StepStatus, _ message: String? = nil, reason: UnreachableReason? = nil
+  ) {
+    let outcome = HostOutcome(host: EventScript.host(host), status: status, message: message, reason: reason)
     events.append(.hostFinished(block: block, outcome))
     blockOutcomes[block, default: []].append(outcome)
     if let known = runOutcomes[host] {
@@ -135,6 +140,39 @@ struct RendererGoldenTests {
     .appendingPathComponent("Golden").path
 
   static let scenarios: [RendererScenario] = [
+    // Hosts unreachable each for its own reason, while two are fine: before the step (the
+    // connect's reasons) and during it (connection lost, with what the command wrote).
+    RendererScenario("deadhosts") { run in
+      let dead: [String: (UnreachableReason, String, String)] = [
+        "pc03": (.refused, "connection refused (no sshd listening)", "ssh: connect to host 10.0.0.4 port 22: Connection refused\n"),
+        "pc04": (.noRoute, "no route to host", "ssh: connect to host 10.0.0.5 port 22: No route to host\n"),
+        "pc05": (.connectTimeout, "connect timeout after 3s", "ssh: connect to host 10.0.0.6 port 22: Connection timed out\n"),
+        "pc06": (
+          .handshakeTimeout, "handshake timeout: connected, but no SSH banner within 3s", "Connection timed out during banner exchange\n"
+        ),
+      ]
+      let hosts = (1...7).map { String(format: "pc%02d", $0) }
+      let step = #"run "sleep 30; echo done""#
+      run.start()
+      run.block(1, "on group lab", line: 1, hosts)
+      for host in hosts {
+        if let (reason, message, stderr) = dead[host] {
+          run.step(1, step, line: 2, on: host, EventScript.result(.unreachable, err: stderr, message: message, reason: reason, ms: 3_000))
+          run.hostDone(1, host, .unreachable, message, reason: reason)
+        } else if host == "pc07" {
+          let message = "connection lost during the command (it may have run)"
+          run.step(
+            1, step, line: 2, on: host,
+            EventScript.result(.unreachable, out: "started\n", message: message, reason: .connectionLost, ms: 24_000))
+          run.hostDone(1, host, .unreachable, message, reason: .connectionLost)
+        } else {
+          run.step(1, step, line: 2, on: host, EventScript.result(.ok, exit: 0, out: "started\ndone\n", ms: 30_000))
+          run.hostDone(1, host, .ok)
+        }
+      }
+      run.blockDone(1)
+      run.finish()
+    },
     // Twelve lab hosts: identical results fold into host sets, whatever order they arrive in;
     // one host unreachable, one failing, some changed.
     RendererScenario("folding") { run in
@@ -147,8 +185,8 @@ struct RendererGoldenTests {
             1, #"run "uname -r""#, line: 2, on: host,
             EventScript.result(
               .unreachable, err: "ssh: connect to host pc12 port 22: Connection refused\n",
-              message: "connect to host pc12 port 22: Connection refused", ms: 3))
-          run.hostDone(1, host, .unreachable, "connect to host pc12 port 22: Connection refused")
+              message: "connection refused (no sshd listening)", reason: .refused, ms: 3))
+          run.hostDone(1, host, .unreachable, "connection refused (no sshd listening)", reason: .refused)
           continue
         }
         let kernel = host == "pc10" ? "6.1.0-27-amd64" : "6.1.0-28-amd64"

@@ -58,7 +58,7 @@ extension Interpreter {
       let reason = result.message ?? result.exitCode.map { "exit status \($0)" } ?? "failed"
       throw HostStop.failed("\(step.location): \(statement.kind.rawValue): \(reason)")
     case .unreachable:
-      throw HostStop.unreachable(result.message ?? "unreachable")
+      throw HostStop.unreachable(Unreachable(result.reason ?? .other, result.message ?? "unreachable"))
     case .interrupted:
       throw HostStop.interrupted
     }

@@ -243,8 +243,8 @@ extension Interpreter {
       return HostOutcome(host: host, status: frame.changed ? .changed : .ok)
     } catch HostStop.failed(let message) {
       return HostOutcome(host: host, status: .failed, message: message)
-    } catch HostStop.unreachable(let message) {
-      return HostOutcome(host: host, status: .unreachable, message: message)
+    } catch HostStop.unreachable(let unreachable) {
+      return HostOutcome(host: host, status: .unreachable, message: unreachable.message, reason: unreachable.reason)
     } catch let error as RuntimeError {
       return HostOutcome(host: host, status: .failed, message: describe(error.diagnostic))
     } catch {

@@ -33,10 +33,10 @@ enum Setting: String, CaseIterable {
   var expectation: String {
     switch self {
     case .parallel: "a number of hosts of at least 1"
-    case .timeout: "a duration such as 30s or 5m (0 for none)"
+    case .timeout: "a duration such as 30s or 5m, or none"
     case .connect_timeout: "a duration such as 10s"
-    case .max_fail: "a number of hosts (0 or more) or a percentage such as 10%"
-    case .serial: "a number of hosts (1 or more) or a percentage such as 25%"
+    case .max_fail: "a number of hosts (0 or more), a percentage such as 10%, or none"
+    case .serial: "a number of hosts (1 or more), a percentage such as 25%, or none"
     case .discovery: "on or off"
     }
   }
@@ -54,9 +54,10 @@ extension RunSettings {
       guard count >= 1 else { return "'parallel' must be at least 1" }
       parallel = count
     case (.timeout, .duration(let duration)):
-      guard duration > .zero else { return "'timeout' must be positive (or 0 for none)" }
+      guard duration > .zero else { return "'timeout' must be positive (or none)" }
       timeout = duration
     case (.timeout, .integer(0)):
+      // The spelling of `none` before there was one; kept for runbooks that use it.
       timeout = nil
     case (.connect_timeout, .duration(let duration)):
       guard duration >= .seconds(1) else { return "'connect_timeout' must be at least 1s (ssh counts whole seconds)" }
@@ -79,6 +80,27 @@ extension RunSettings {
       return bad
     }
     return nil
+  }
+}
+
+extension RunSettings {
+  /// Applies `set NAME = none`: no limit. Returns what is wrong, if anything.
+  mutating func applyNone(_ setting: Setting) -> String? {
+    switch setting {
+    case .timeout: timeout = nil
+    case .max_fail: maxFail = nil
+    case .serial: serial = nil
+    case .parallel, .connect_timeout, .discovery: return "'\(setting.rawValue)' must be \(setting.expectation), not none"
+    }
+    return nil
+  }
+}
+
+extension Expression {
+  /// `none` as the value of `set` (`set timeout = none`): a word of `set`, as `on` and `off`
+  /// are, and not a variable there.
+  var isNoneWord: Bool {
+    if case .variable("none") = kind { true } else { false }
   }
 }
 

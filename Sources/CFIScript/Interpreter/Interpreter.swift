@@ -276,9 +276,9 @@ public struct Interpreter: Sendable {
     guard let setting = Setting(rawValue: name.name) else {
       throw RuntimeError("unknown setting '\(name.name)'", at: name.range)
     }
-    let evaluated = try evaluate(value, in: frame)
     var settings = frame.settings
-    if let problem = settings.apply(setting, evaluated) { throw RuntimeError(problem, at: value.range) }
+    let problem = value.isNoneWord ? settings.applyNone(setting) : settings.apply(setting, try evaluate(value, in: frame))
+    if let problem { throw RuntimeError(problem, at: value.range) }
     // The command line's settings win over the runbook's.
     guard !options.lockedSettings.contains(setting.rawValue) else { return }
     frame.settings = settings

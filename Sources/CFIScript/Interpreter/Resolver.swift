@@ -514,7 +514,7 @@ public struct Resolver {
       error(.badSetting, message, at: value.range)
       return
     }
-    expression(value)
+    if !value.isNoneWord { expression(value) }
     guard let setting = Setting(rawValue: name.name) else {
       var message = "unknown setting '\(name.name)'"
       if let guess = closestMatch(to: name.name, in: Setting.allCases.map(\.rawValue)) {
@@ -525,7 +525,10 @@ public struct Resolver {
       error(.badSetting, message, at: name.range)
       return
     }
-    if let constant = Resolver.constant(value) {
+    if value.isNoneWord {
+      var scratch = RunSettings()
+      if let problem = scratch.applyNone(setting) { error(.badSetting, problem, at: value.range) }
+    } else if let constant = Resolver.constant(value) {
       var scratch = RunSettings()
       if let problem = scratch.apply(setting, constant) { error(.badSetting, problem, at: value.range) }
     }

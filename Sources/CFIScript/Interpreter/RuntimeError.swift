@@ -1,6 +1,7 @@
 // How execution stops early: a runbook error (with a place), or a host that must stop.
 
 import CFISyntax
+import Runtime
 
 /// An error in the runbook found while running it (a type error, a missing store file, …).
 /// Outside `on` it stops the run; inside, it fails that host.
@@ -16,7 +17,7 @@ enum HostStop: Error {
   /// An action failed or `fail` ran; `try` catches this.
   case failed(String)
   /// The host cannot be reached; nothing more can run there.
-  case unreachable(String)
+  case unreachable(Unreachable)
   /// The operator interrupted the run.
   case interrupted
 }

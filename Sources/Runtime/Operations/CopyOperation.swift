@@ -28,7 +28,7 @@ enum CopyOperation {
     // must follow that one link, and there is nothing else for --copy-links to follow.
     arguments.append(source.isDirectory ? "--no-perms" : "--copy-links")
     if options.check { arguments.append("--dry-run") }
-    if let timeout = options.timeout { arguments.append("--timeout=\(RemoteCommand.wholeSeconds(timeout))") }
+    arguments.append("--timeout=\(RemoteCommand.wholeSeconds(Push.ioTimeout(step: options.timeout)))")
     // Files at the top of a group's tree (packages.list, scripts) are the server's own:
     // nothing belongs in the client's `/` itself, so `sync` sends only the directories.
     if wholeTree { arguments += ["--include=/*/", "--exclude=/*"] }

@@ -140,6 +140,16 @@ public struct Push: Hashable, Sendable, CustomStringConvertible {
     self.init(source: .path(source), destination: destination, options: options, connectTimeout: connectTimeout)
   }
 
+  /// rsync's I/O timeout (`--timeout`): how long rsync lets its link stay silent before it
+  /// gives up. ssh's keep-alives already notice a dead link within the liveness bound; what
+  /// this adds is a bound where the link lives and rsync's other end stalls (a stopped
+  /// remote rsync, a hung disk): sshd answers keep-alives, so only rsync can tell. A healthy
+  /// transfer is silent while the receiver checksums a large file or walks a large tree:
+  /// minutes at most, hence 5 minutes; never longer than the whole step may take.
+  public static func ioTimeout(step: Duration?) -> Duration {
+    min(step ?? .seconds(300), .seconds(300))
+  }
+
   public var description: String {
     (["push: \(source.shown) -> \(destination)"] + (source.how.map { ["source: " + $0] } ?? [])
       + ["rsync: " + ShellQuote.join(options), "connect-timeout: \(RemoteCommand.wholeSeconds(connectTimeout))s"])
@@ -156,8 +166,9 @@ public struct CommandResult: Hashable, Sendable {
     case exited(Int32)
     /// Its timeout ended it (it was killed on the host); `timeout`'s status.
     case timedOut(Int32)
-    /// The host was not reached; the command never ran. The operator's explanation.
-    case unreachable(String)
+    /// The host was not reached (the command never ran), or the connection died under the
+    /// command (`connectionLost`: it may have run, and is never retried).
+    case unreachable(Unreachable)
     /// It could not be run at all (no ssh, a changed host key, an invalid host): why.
     case notRun(String)
     /// The operator interrupted it; a message when there is more to say.

@@ -14,6 +14,8 @@ public struct SSHConfiguration: Sendable {
   /// a dead host mid-command is noticed within interval × count.
   public var serverAliveInterval = 5
   public var serverAliveCountMax = 3
+  /// How long a dead connection goes unnoticed at most: the liveness bound.
+  public var liveness: Duration { .seconds(serverAliveInterval * serverAliveCountMax) }
   /// Where control sockets live during a run (a private directory, removed at the end).
   public var controlDirectory: String?
 

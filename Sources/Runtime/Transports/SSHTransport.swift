@@ -1,9 +1,9 @@
 // The OpenSSH transport: OpenSSH as an argv prefix (as ClusterShell's Ssh worker), with one
 // ControlMaster per host for the whole run (one handshake per host, however many steps),
-// commands multiplexed over it, rsync riding the same master. A host's first command opens
-// the master itself (ControlMaster=auto: one ssh process for connect + command); rsync, which
-// cannot, gets one opened first (`ssh -f -N`). At the end the masters are told to exit over
-// their sockets (MuxControl), not by an ssh each.
+// commands multiplexed over it, rsync riding the same master. A host's master is opened on its
+// own (`ssh -f -N`) before anything runs there, so that connecting and running fail apart:
+// `UnreachableReason` says which. At the end the masters are told to exit over their sockets
+// (MuxControl), not by an ssh each.
 // Host keys are pinned in the server's own known_hosts on first contact; a changed key fails
 // the host. Never a prompt (BatchMode), never StrictHostKeyChecking=no. Every host-derived
 // value in an argv is a validated value (`SSHTarget`), and the destination follows `--`.
@@ -85,10 +85,15 @@ public final class SSHTransport: Transport {
       + (command.map { [$0] } ?? [])
   }
 
-  /// The ssh argv that runs `command` on `target` under `tag`, opening the master if
-  /// `opensMaster`, else riding it.
-  func sshArgv(_ command: RemoteCommand, on target: SSHTarget, tag: String, opensMaster: Bool) -> [String] {
-    sshArgv(target, connectTimeout: command.connectTimeout, masterOptions(opensMaster), command: command.wrapped(tag: tag))
+  /// The ssh argv that runs `command` on `target` under `tag`, over the host's master.
+  func sshArgv(_ command: RemoteCommand, on target: SSHTarget, tag: String) -> [String] {
+    sshArgv(target, connectTimeout: command.connectTimeout, ["-o", "ControlMaster=no"], command: command.wrapped(tag: tag))
+  }
+
+  /// The ssh argv that opens the master of `target` and returns once it is up (forking it into
+  /// the background), or fails as ssh could not connect.
+  func masterArgv(_ target: SSHTarget, connectTimeout: Duration) -> [String] {
+    sshArgv(target, connectTimeout: connectTimeout, ["-o", "ControlMaster=auto", "-o", "ControlPersist=120", "-N", "-f"], command: nil)
   }
 
   /// The rsync argv of `push` to `target`, over the target's master.
@@ -114,12 +119,6 @@ public final class SSHTransport: Transport {
 
   private func controlPath(_ target: SSHTarget) -> String { "\(controlDirectory)/\(target.name)" }
 
-  /// The ssh options that make this command's ssh open the master if `opensMaster` (it forks
-  /// the master into the background and runs the command through it), else ride it.
-  private func masterOptions(_ opensMaster: Bool) -> [String] {
-    opensMaster ? ["-o", "ControlMaster=auto", "-o", "ControlPersist=120"] : ["-o", "ControlMaster=no"]
-  }
-
   // MARK: - Connections
 
   /// Where a host stands before a command.
@@ -127,7 +126,7 @@ public final class SSHTransport: Transport {
     /// Its master is open: commands ride it.
     case open
     /// No master yet (or it ended after ControlPersist idle seconds, a REPL waiting at its
-    /// prompt): the command's own ssh opens one.
+    /// prompt): one is opened before the command.
     case needsMaster
     /// Connecting failed earlier in this run: every later command ends the same way.
     case failed(CommandResult)
@@ -161,8 +160,8 @@ public final class SSHTransport: Transport {
     return failure
   }
 
-  /// Opens the host's master on its own (before rsync, which cannot open one); returns what to
-  /// report if that failed.
+  /// Opens the host's master on its own, unless it is open; returns what to report if that
+  /// failed.
   private func connect(_ target: SSHTarget, connectTimeout: Duration) async -> CommandResult? {
     switch readiness(target) {
     case .open: return nil
@@ -170,58 +169,36 @@ public final class SSHTransport: Transport {
     case .needsMaster: break
     }
     prepareKnownHosts()
-    let argv = sshArgv(target, connectTimeout: connectTimeout, masterOptions(true) + ["-N", "-f"], command: nil)
+    let argv = masterArgv(target, connectTimeout: connectTimeout)
     let failure: CommandResult?
     do {
       let output = try await LocalProcess.run(argv[0], Array(argv.dropFirst()))
-      failure = output.status == 0 ? nil : Self.classifyConnectFailure(target.name, output.stderr, connectTimeout)
+      failure = output.status == 0
+        ? nil
+        : SSHFailure.classify(target.name, stderr: output.stderr, connectTimeout: connectTimeout, liveness: configuration.liveness)
     } catch {
       failure = CommandResult(.notRun("cannot start ssh: \(error)"))
     }
     return recordConnect(target, failure: failure)
   }
 
-  /// Says why ssh could not connect, in the operator's words.
-  static func classifyConnectFailure(_ name: HostName, _ stderr: String, _ timeout: Duration) -> CommandResult {
-    let text = stderr.trimmingCharacters(in: .whitespacesAndNewlines)
-    if text.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") || text.contains("Host key verification failed") {
-      return CommandResult(
-        .notRun(
-          "host key of \(name) has changed; if the host was reinstalled, run 'cfi-sh hosts forget \(name)' to accept its new key"),
-        stderr: text)
-    }
-    let message: String
-    if text.contains("timed out") {
-      message = "connect timeout after \(timeout.cfiText)"
-    } else if text.contains("Permission denied") {
-      message = "authentication failed (is the server's key in root's authorized_keys?)"
-    } else if let last = text.split(separator: "\n").last {
-      message = String(last).replacingOccurrences(of: "ssh: ", with: "")
-    } else {
-      message = "cannot connect"
-    }
-    return CommandResult(.unreachable(message), stderr: text)
-  }
-
   // MARK: - Transport
 
-  /// Runs `command` over the host's master (opening it if needed). Its input goes to its stdin
+  /// Runs `command` over the host's master (opened first if needed). Its input goes to its stdin
   /// (secrets travel this way, never in argv). Its timeout is enforced on the host.
   public func run(_ command: RemoteCommand, on host: Host) async -> CommandResult {
     let target: SSHTarget
     do throws(SSHTarget.Invalid) { target = try SSHTarget(host) } catch { return CommandResult(.notRun(error.message)) }
-    let opensMaster: Bool
-    switch readiness(target) {
-    case .open: opensMaster = false
-    case .needsMaster: opensMaster = true
-    case .failed(let result): return result
-    }
-    if opensMaster { prepareKnownHosts() }
+    // The master is opened on its own first, so that nothing runs before the host is
+    // reached: a failure to connect is then ssh's word on connecting, and a connection that
+    // dies later (the master gone) is a command that may have run, never taken for one that
+    // did not start.
+    if let failure = await connect(target, connectTimeout: command.connectTimeout) { return failure }
     // The command runs in its own session on the host, tagged, so that a timeout (`timeout`
     // signals its whole process group) or an interrupt (killed by its tag over the master)
     // ends everything it started: killing the local ssh alone would leave it running.
     let tag = RemoteCommand.newTag()
-    let argv = sshArgv(command, on: target, tag: tag, opensMaster: opensMaster)
+    let argv = sshArgv(command, on: target, tag: tag)
     let kill = sshArgv(target, connectTimeout: .seconds(5), ["-o", "ControlMaster=no"], command: RemoteCommand.killScript(tag: tag))
     let ending = await TaggedCommand.run(
       program: "ssh", tag: tag, { try await LocalProcess.run(argv[0], Array(argv.dropFirst()), input: command.input?.revealed) },
@@ -233,17 +210,8 @@ public final class SSHTransport: Transport {
     case .stopped(let result): return result
     case .finished(let finished, let reported): (output, status) = (finished, reported)
     }
-    if opensMaster {
-      // ssh's own failures exit 255; with no master left behind and no status from the
-      // command, the host was not reached and the command never ran.
-      let opened = FileManager.default.fileExists(atPath: controlPath(target))
-      let failure = status == nil && !opened && output.status == 255
-        ? Self.classifyConnectFailure(target.name, output.stderr, command.connectTimeout) : nil
-      if let failure = recordConnect(target, failure: failure) { return failure }
-      if !opened { connections.withLock { $0[target.name] = nil } }
-    } else if status == nil, output.status == 255, !(await masterAlive(target, connectTimeout: command.connectTimeout)) {
-      connections.withLock { $0[target.name] = nil }
-      return CommandResult(.unreachable("connection to \(host.name) lost"), stderr: output.stderr)
+    if status == nil, output.status == 255, let lost = await connectionLost(target, connectTimeout: command.connectTimeout) {
+      return CommandResult(.unreachable(lost), stdout: output.stdout, stderr: output.stderr)
     }
     guard let status else {
       return CommandResult(
@@ -257,7 +225,23 @@ public final class SSHTransport: Transport {
     let target: SSHTarget
     do throws(SSHTarget.Invalid) { target = try SSHTarget(host) } catch { return CommandResult(.notRun(error.message)) }
     if let failure = await connect(target, connectTimeout: push.connectTimeout) { return failure }
-    return await push.run(rsyncArgv(push, to: target))
+    let result = await push.run(rsyncArgv(push, to: target))
+    // rsync tells a dropped link in several ways (12, 30, 255); the master gone tells it plainly.
+    if case .exited(let status) = result.termination, status != 0,
+      let lost = await connectionLost(target, connectTimeout: push.connectTimeout)
+    {
+      return CommandResult(.unreachable(lost), stdout: result.stdout, stderr: result.stderr)
+    }
+    return result
+  }
+
+  /// Why a command whose ssh or rsync failed did so, when its host's master has died under
+  /// it: its keep-alives went unanswered for the liveness bound, or the connection was reset.
+  /// The host is forgotten, so that its next command connects afresh; nil while the master lives.
+  private func connectionLost(_ target: SSHTarget, connectTimeout: Duration) async -> Unreachable? {
+    guard !(await masterAlive(target, connectTimeout: connectTimeout)) else { return nil }
+    connections.withLock { $0[target.name] = nil }
+    return Unreachable(.connectionLost, "connection lost during the command (it may have run)")
   }
 
   private func masterAlive(_ target: SSHTarget, connectTimeout: Duration) async -> Bool {
