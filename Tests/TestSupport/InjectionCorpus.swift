@@ -35,6 +35,8 @@ public enum InjectionCorpus {
     "'", "\"", "\\", "$", "`", ";", "&", "|", "<", ">", "(", ")", "{", "}", "*", "?", "[", "]", "~", "#", "!",
     "\n", "\t", " ", "  ", "-", "--", "=", "%", "%s", "%b", "\\n", "\\0", "$(id)", "`id`", "${HOME}", "$1", "$@",
     "'\\''", "\\'", "\"$\"", "a", "Z", "0", "x y", "é", "ß", "日本", "🙂", "\u{301}", "\u{2028}",
+    // Shaped like a crypt hash: the script holding it travels on stdin, not the command line.
+    "$6$cfiSalt$abcdefgh",
   ]
 
   /// `count` strings from `seed`: 0 to 12 pieces each, a fifth of them starting with `-`.
