@@ -9,7 +9,7 @@ public enum ShellQuote {
   /// `word` as one `sh` word: unchanged when it is plainly safe, else in single quotes
   /// (with `'` written as `'\''`).
   public static func quote(_ word: String) -> String {
-    isSafe(word) ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    isSafe(word) ? word : quoted(word, quote: "'\\''")
   }
 
   /// Words quoted and joined into one command line.
@@ -22,7 +22,18 @@ public enum ShellQuote {
   /// a quote inside quotes of its kind is written twice, and a backslash is an ordinary
   /// character (so sh's `'\''` would break it).
   public static func rsyncShell(_ words: [String]) -> String {
-    words.map { isSafe($0) ? $0 : "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }.joined(separator: " ")
+    words.map { isSafe($0) ? $0 : quoted($0, quote: "''") }.joined(separator: " ")
+  }
+
+  /// `word` in single quotes, each `'` in it written as `quote`. Scalar by scalar, never by
+  /// Character: a `'` followed by a combining mark is one Character (`'\u{301}`), which a
+  /// replacement of the Character `'` leaves alone, and that `'` would end the quotes.
+  private static func quoted(_ word: String, quote: String) -> String {
+    var out = "'"
+    for scalar in word.unicodeScalars {
+      if scalar == "'" { out += quote } else { out.unicodeScalars.append(scalar) }
+    }
+    return out + "'"
   }
 
   /// Whether `word` needs no quoting: it is not empty and has only characters that neither

@@ -47,6 +47,20 @@ import Testing
     #expect(!FileManager.default.fileExists(atPath: RemoteCommand.stopMark(tag)))
   }
 
+  /// A command line can be read by anyone on the machine: a script holding a hash goes on
+  /// stdin, before the command's own input, and runs as it would from the command line
+  /// (backslashes, newlines, its exit status), under every shell a host may have.
+  @Test(arguments: ["sh", "dash", "bash"]) func aScriptHoldingAHashTravelsOnStandardInput(shell: String) async {
+    let hash = "$6$cfiSalt1$" + String(repeating: "h", count: 86)
+    let script = "printf '%s\\n' 'user:\(hash)' 'a\\b'\ncat; exit 3"
+    let command = RemoteCommand(.script(script), input: .text("the input\n"))
+    let wrapped = command.wrapped(tag: RemoteCommand.newTag())
+    #expect(!wrapped.contains(hash) && !wrapped.contains("cfiSalt1"))
+    let result = await LocalTransport(shell: shell).run(command, on: Runtime.Host(name: "localhost"))
+    #expect(result.termination == .exited(3))
+    #expect(result.stdout == "user:\(hash)\na\\b\nthe input\n")
+  }
+
   @Test func localTransportPushesWithRsync() async throws {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cfi-push-\(UUID().uuidString)").path
     defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import Runtime
@@ -40,6 +41,22 @@ import Testing
   ])
   func quotesForTheRemoteShell(_ word: String, _ quoted: String) {
     #expect(ShellQuote.quote(word) == quoted)
+  }
+
+  /// A `'` followed by a combining mark is one Character to Swift (`'́`), and a replacement by
+  /// Characters misses it: the word would end its quotes there and the rest run as commands.
+  @Test(arguments: ["'\u{301}", "x'\u{301}; echo injected; '", "'\u{20DD}'\u{301}'"])
+  func quotesAQuoteFollowedByACombiningMark(_ word: String) throws {
+    let shell = Process()
+    shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+    shell.arguments = ["-c", "printf %s " + ShellQuote.quote(word)]
+    let output = Pipe()
+    shell.standardOutput = output
+    try shell.run()
+    let printed = output.fileHandleForReading.readDataToEndOfFile()
+    shell.waitUntilExit()
+    #expect(printed == Data(word.utf8))
+    #expect(ShellQuote.rsyncShell([word]).unicodeScalars.filter { $0 == "'" }.count % 2 == 0, "rsync's quotes must pair")
   }
 
   @Test func percentagesRoundUp() {

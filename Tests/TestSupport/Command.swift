@@ -112,6 +112,10 @@ public final class RunningCommand {
   /// Sends SIGINT, as Ctrl-C would.
   public func interrupt() { process.interrupt() }
 
+  /// Its process id, and whether it still runs: for a watchdog, or a signal of the test's choice.
+  public var processIdentifier: Int32 { process.processIdentifier }
+  public var isRunning: Bool { process.isRunning }
+
   /// Waits for the program to end.
   public func finish() -> Command {
     process.waitUntilExit()

@@ -31,9 +31,10 @@ extension Interpreter {
   }
 
   /// How a step is named in output and logs: the action in canonical CFIScript, unevaluated
-  /// (the same on every host, so results group), with the hash of `password` redacted.
+  /// (the same on every host, so results group), with the hash of `password` redacted, and any
+  /// hash written inside a string of it (`run 'echo \'user:$6$…\''`).
   func label(of statement: ActionStatement) -> String {
-    ScriptPrinter.action(statement, redacting: Secret.redacted)
+    SecretText.redactingHashes(ScriptPrinter.action(statement, redacting: Secret.redacted))
   }
 
   /// Performs an action on the frame's host and reports it; a failure ends the host's block.

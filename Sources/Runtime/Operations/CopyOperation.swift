@@ -33,7 +33,7 @@ enum CopyOperation {
     // nothing belongs in the client's `/` itself, so `sync` sends only the directories.
     if wholeTree { arguments += ["--include=/*/", "--exclude=/*"] }
     let push = Push(source: source.source, destination: target, options: arguments, connectTimeout: options.connectTimeout)
-    return .push(push) { exited in
+    let send = Plan.push(push) { exited in
       let changes = exited.stdout.split(separator: "\n").filter { !$0.hasPrefix(".") }.map(String.init)
       var result = StepResult(
         status: exited.status == 0 ? (changes.isEmpty ? .ok : .changed) : .failed, exitCode: exited.status,
@@ -44,5 +44,38 @@ enum CopyOperation {
       }
       return then(result)
     }
+    let files = hostFiles(source, target: target, named: destination != nil, wholeTree: wholeTree)
+    guard !options.check, !files.isEmpty else { return send }
+    return .command(facts.command(.script(removeTemporaries), input: .text(files.joined(separator: "\n") + "\n"))) { _ in send }
   }
+
+  /// The host paths the push may write a file at. A file sent to a destination it names goes
+  /// to that path, or into it when it is a directory: both. A newline cannot be read back
+  /// from the list, so such a name is left out (rsync's temporary files of it stay).
+  static func hostFiles(_ source: LocalSource, target: String, named: Bool, wholeTree: Bool) -> [String] {
+    var paths: [String]
+    if source.isDirectory {
+      // sync sends no file at the top of the tree (see `--exclude=/*` above).
+      paths = source.files.filter { !wholeTree || $0.contains("/") }.map { target + $0 }
+    } else if let name = source.files.first {
+      paths = target.hasSuffix("/") ? [target + name] : named ? [target, target + "/" + name] : [target]
+    } else {
+      paths = []
+    }
+    return paths.filter { !$0.contains("\n") }
+  }
+
+  /// Removes, beside each path read from stdin, what an rsync that did not finish leaves: its
+  /// temporary file `.NAME.XXXXXX` (mkstemp's six letters or digits: a SIGKILLed rsync or a
+  /// crashed host leaves it, and no later rsync removes it) and its partial file in
+  /// `.~tmp~/` (--delay-updates's directory), then that directory if empty. Only a regular
+  /// file with no group or other permissions is taken for a temporary file: rsync makes them
+  /// so, while an admin's `.NAME.backup` beside NAME usually is not.
+  static let removeTemporaries = [
+    #"x='[A-Za-z0-9]'; while IFS= read -r p; do d=${p%/*}; n=${p##*/};"#,
+    #"for f in "$d/.$n".$x$x$x$x$x$x; do [ -f "$f" ] && [ ! -h "$f" ] || continue;"#,
+    #"case $(stat -c %a -- "$f") in 0|?00) rm -f -- "$f";; esac; done;"#,
+    #"[ -d "$d/.~tmp~" ] || continue; [ ! -f "$d/.~tmp~/$n" ] || [ -h "$d/.~tmp~/$n" ] || rm -f -- "$d/.~tmp~/$n";"#,
+    #"rmdir -- "$d/.~tmp~" 2>/dev/null; done; exit 0"#,
+  ].joined(separator: " ")
 }

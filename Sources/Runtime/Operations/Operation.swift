@@ -40,7 +40,7 @@ public enum PreparedAction: Sendable {
         shownAs: store.directory(of: host.group.rawValue) + "/etc/pkgsync/{\(Pkgsync.lists.joined(separator: ","))}")
       return .pkgsync(
         lists: Dictionary(uniqueKeysWithValues: lists.map { ($0.name, $0.entries) }),
-        source: LocalSource(source: source, relative: "etc/pkgsync/", isDirectory: true))
+        source: LocalSource(source: source, relative: "etc/pkgsync/", isDirectory: true, files: Pkgsync.lists))
     }
   }
 }
@@ -52,19 +52,52 @@ public struct LocalSource: Hashable, Sendable {
   /// Its path relative to the group's tree (`""` for the tree itself), as on the host's `/`.
   public var relative: String
   public var isDirectory: Bool
+  /// What the push may write as files on the host, relative to the directory it sends (a
+  /// file: its own name): rsync's temporary files beside them are what an interrupted push
+  /// leaves (`CopyOperation` removes them first).
+  public var files: [String]
 
-  public init(source: PushSource, relative: String, isDirectory: Bool) {
+  public init(source: PushSource, relative: String, isDirectory: Bool, files: [String] = []) {
     self.source = source
     self.relative = relative
     self.isDirectory = isDirectory
+    self.files = files
   }
 
   /// `path` in `group`'s tree (`""`: the tree itself).
   init(_ path: String, group: String, store: Store) throws(StoreError) {
     let file = try store.open(path.isEmpty ? "." : path, group: group, directories: true)
+    let relative = (try? Store.normalizedRelativePath(path.isEmpty ? "." : path)) ?? ""
     self.init(
-      source: try PushSource(file), relative: (try? Store.normalizedRelativePath(path.isEmpty ? "." : path)) ?? "",
-      isDirectory: file.isDirectory)
+      source: try PushSource(file), relative: relative, isDirectory: file.isDirectory,
+      files: file.isDirectory ? Self.files(in: file) : [(file.path as NSString).lastPathComponent])
+  }
+
+  /// Everything but directories below `directory`, read through its checked descriptor (as
+  /// rsync reads it, links inside not followed), never its path.
+  private static func files(in directory: StoreFile) -> [String] {
+    var files: [String] = []
+    func walk(_ descriptor: Int32, _ prefix: String) {
+      guard descriptor >= 0 else { return }
+      guard let stream = fdopendir(descriptor) else {
+        close(descriptor)
+        return
+      }
+      defer { closedir(stream) }
+      while let entry = readdir(stream) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        guard name != ".", name != ".." else { continue }
+        var status = stat()
+        guard fstatat(dirfd(stream), name, &status, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+        if status.st_mode & S_IFMT == S_IFDIR {
+          walk(openat(dirfd(stream), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), prefix + name + "/")
+        } else {
+          files.append(prefix + name)
+        }
+      }
+    }
+    walk(openat(directory.descriptor, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), "")
+    return files.sorted()
   }
 }
 

@@ -16,7 +16,7 @@ public final class LocalTransport: Transport {
     let tag = RemoteCommand.newTag()
     let ending = await TaggedCommand.run(
       program: shell, tag: tag,
-      { try await LocalProcess.run(shell, ["-c", command.wrapped(tag: tag)], input: command.input?.revealed) },
+      { try await LocalProcess.run(shell, ["-c", command.wrapped(tag: tag)], input: command.standardInput) },
       reachable: { true },
       // The command's session outlives sh (setsid): end it as the remote kill does.
       kill: { (try? await LocalProcess.run("sh", ["-c", RemoteCommand.killScript(tag: tag)]))?.status == 0 })

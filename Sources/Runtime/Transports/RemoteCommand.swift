@@ -70,13 +70,40 @@ public struct RemoteCommand: Hashable, Sendable, CustomStringConvertible {
   /// the status of ssh or of a local shell alone cannot tell a command that exited 0 from
   /// one that never ran. The shell reads no stdin (the command gets it all) and its stderr
   /// is its own, so a command that closes or redirects stderr is still reported.
+  /// A script holding anything shaped like a crypt hash goes on stdin instead (see
+  /// `standardInput`): a command line is readable by every user of the host and of this
+  /// machine (`/proc/*/cmdline`), and `Secret.redactingHashes` cannot reach it there.
   public func wrapped(tag: String) -> String {
-    var inner = "sh -c \(ShellQuote.quote(script)) \(tag)"
+    let runs = scriptOnStandardInput ? Self.scriptFromStandardInput : "sh -c \(ShellQuote.quote(script))"
+    var inner = "\(runs) \(tag)"
     if let timeout { inner = "timeout -k 5 \(Self.wholeSeconds(timeout)) " + inner }
     let stop = Self.stopMark(tag)
     return "if [ -e \(stop) ]; then rm -f \(stop); exit 130; fi; setsid -w " + inner
       + "; s=$?; printf '\\n\(ExitReport.marker(tag)) %d\\n' $s >&2; exit $s"
   }
+
+  /// Whether the script travels on stdin rather than on a command line.
+  var scriptOnStandardInput: Bool { !Secret.hashRanges(in: script).isEmpty }
+
+  /// What the transport writes to the command's stdin: the script as one line first when it
+  /// travels that way, then `input`; nil: nothing.
+  public var standardInput: String? {
+    guard scriptOnStandardInput else { return input?.revealed }
+    var line = ""
+    for scalar in script.unicodeScalars {
+      switch scalar {
+      case "\\": line += "\\\\"
+      case "\n": line += "\\n"
+      default: line.unicodeScalars.append(scalar)
+      }
+    }
+    return line + "\n" + (input?.revealed ?? "")
+  }
+
+  /// Runs the script `standardInput` starts with: `read` takes exactly one line (it reads a
+  /// pipe byte by byte), so the rest of stdin stays the command's; `printf %b` undoes the
+  /// line's escapes (`\\`, `\n`); both are builtins, so the script is never an argument.
+  static let scriptFromStandardInput = #"sh -c 'IFS= read -r c; eval "$(printf %b "$c")"'"#
 
   /// The file a kill leaves for a command that has not started yet (Ctrl-C can overtake the
   /// command on its way to the host). Its name holds the tag's id but not the tag itself:

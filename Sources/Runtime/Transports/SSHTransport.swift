@@ -201,7 +201,7 @@ public final class SSHTransport: Transport {
     let argv = sshArgv(command, on: target, tag: tag)
     let kill = sshArgv(target, connectTimeout: .seconds(5), ["-o", "ControlMaster=no"], command: RemoteCommand.killScript(tag: tag))
     let ending = await TaggedCommand.run(
-      program: "ssh", tag: tag, { try await LocalProcess.run(argv[0], Array(argv.dropFirst()), input: command.input?.revealed) },
+      program: "ssh", tag: tag, { try await LocalProcess.run(argv[0], Array(argv.dropFirst()), input: command.standardInput) },
       reachable: { FileManager.default.fileExists(atPath: controlPath(target)) },
       kill: { (try? await LocalProcess.run(kill[0], Array(kill.dropFirst())))?.status == 0 })
     let output: ProgramResult
