@@ -29,11 +29,7 @@ public enum ShellQuote {
   /// Character: a `'` followed by a combining mark is one Character (`'\u{301}`), which a
   /// replacement of the Character `'` leaves alone, and that `'` would end the quotes.
   private static func quoted(_ word: String, quote: String) -> String {
-    var out = "'"
-    for scalar in word.unicodeScalars {
-      if scalar == "'" { out += quote } else { out.unicodeScalars.append(scalar) }
-    }
-    return out + "'"
+    "'" + word.replacingScalars(["'": quote]) + "'"
   }
 
   /// Whether `word` needs no quoting: it is not empty and has only characters that neither

@@ -63,8 +63,7 @@ public struct AvahiServiceFile: Hashable, Sendable {
   }
 
   private static func escaped(_ text: String) -> String {
-    text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-      .replacingOccurrences(of: ">", with: "&gt;")
+    text.replacingScalars(["&": "&amp;", "<": "&lt;", ">": "&gt;"])
   }
 
   /// Writes the file into `directory` (created with mode 0755 when missing) unless it already

@@ -112,9 +112,9 @@ public final class SSHTransport: Transport {
   /// backslashes, as in ssh_config) and expands `%` tokens in these paths: a path with a
   /// space, a quote or a `%` must be written for that.
   static func configValue(_ path: String) -> String {
-    let expanded = path.replacingOccurrences(of: "%", with: "%%")
-    guard expanded.contains(where: { " \t'\"\\".contains($0) }) else { return expanded }
-    return "\"" + expanded.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    let expanded = path.replacingScalars(["%": "%%"])
+    guard expanded.unicodeScalars.contains(where: { " \t'\"\\".unicodeScalars.contains($0) }) else { return expanded }
+    return "\"" + expanded.replacingScalars(["\\": "\\\\", "\"": "\\\""]) + "\""
   }
 
   private func controlPath(_ target: SSHTarget) -> String { "\(controlDirectory)/\(target.name)" }
