@@ -41,7 +41,8 @@ struct SignalFleetTests {
     try waitUntil("no ssh of the run left", within: stopBound * 3) {
       try localSSH(under: runtime).isEmpty
     }
-    #expect(try FileManager.default.contentsOfDirectory(atPath: runtime.path) == [], "control directory left behind")
+    let left = try leftIn(runtime)
+    #expect(left.isEmpty, "control directory left behind: \(left)")
 
     let records = try auditRecords(lab)
     let runs = records.filter { $0["record"] as? String == "run" }
@@ -76,7 +77,8 @@ struct SignalFleetTests {
     try waitUntil("no ssh of the session left", within: stopBound * 3) {
       try localSSH(under: runtime).isEmpty
     }
-    #expect(try FileManager.default.contentsOfDirectory(atPath: runtime.path) == [], "control directory left behind")
+    let left = try leftIn(runtime)
+    #expect(left.isEmpty, "control directory left behind: \(left)")
     let runs = try auditRecords(lab).filter { $0["record"] as? String == "run" }
     #expect(runs.count == 1)
     #expect(runs.first?["hosts"] as? [String: String] == all(lab.hosts, "interrupted"))
@@ -187,4 +189,9 @@ private func localSSH(under directory: TemporaryDirectory) throws -> String {
 private func auditRecords(_ lab: Lab) throws -> [[String: Any]] {
   let text = (try? String(contentsOfFile: lab.auditLog, encoding: .utf8)) ?? ""
   return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+}
+
+/// What is left under `directory`, every level.
+private func leftIn(_ directory: TemporaryDirectory) throws -> [String] {
+  try FileManager.default.subpathsOfDirectory(atPath: directory.path).sorted()
 }
