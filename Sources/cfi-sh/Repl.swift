@@ -157,6 +157,7 @@ final class Repl {
     let result: RunResult
     do {
       result = try await fleet.run(lock: check ? .none : .noWait, sink: sink) { sink in
+        StopSignals.shared.starting()
         let task = Task { await session.run(program, name: name, check: check, sink: sink) }
         StopSignals.shared.running(task)
         let result = await task.value

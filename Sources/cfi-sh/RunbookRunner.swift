@@ -88,6 +88,7 @@ struct RunbookRunner {
     let run: (result: RunResult, exitStatus: Int32)
     do {
       run = try await fleet.run(arguments: arguments, lock: lock, sink: renderer) { sink in
+        signals.starting()
         let task = Task {
           await Interpreter.run(runbook, name: name, executor: fleet.executor, sink: sink, options: runOptions)
         }

@@ -28,8 +28,9 @@ final class StopSignals: Sendable {
     case waiting
     /// At the shell's prompt, or between its entries.
     case reading(LineEditor)
-    /// A run; the editor to go back to, if any.
-    case running(Task<RunResult, Never>, LineEditor?)
+    /// A run (its task, once it has one: a signal before that cancels it as it comes); the
+    /// editor to go back to, if any.
+    case running(Task<RunResult, Never>?, LineEditor?)
     /// After a run, or the session's end: what is left (the record, the lock, the masters)
     /// finishes, then the process exits with the status of a signal received meanwhile.
     case finishing
@@ -55,7 +56,7 @@ final class StopSignals: Sendable {
   private enum Action {
     case none
     case exit(Int32)
-    case cancel(Task<RunResult, Never>, StopSignal)
+    case cancel(Task<RunResult, Never>?, StopSignal)
     case wake(LineEditor)
   }
 
@@ -87,16 +88,26 @@ final class StopSignals: Sendable {
     watchOutput()
   }
 
-  /// A run starts: a signal now stops it.
-  func running(_ task: Task<RunResult, Never>) {
+  /// A run starts (its body, before its task exists): a signal now stops it. In the shell, a
+  /// signal that ends the session and came before stops it at once.
+  func starting() {
     state.withLock { state in
-      state.received = nil
+      state.received = state.ending
       state.presses = 0
       switch state.mode {
-      case .reading(let editor): state.mode = .running(task, editor)
-      default: state.mode = .running(task, nil)
+      case .reading(let editor): state.mode = .running(nil, editor)
+      default: state.mode = .running(nil, nil)
       }
     }
+  }
+
+  /// The run's task: cancelled now if a signal came since `starting()`.
+  func running(_ task: Task<RunResult, Never>) {
+    let stopped = state.withLock { state in
+      if case .running(nil, let editor) = state.mode { state.mode = .running(task, editor) }
+      return state.received != nil
+    }
+    if stopped { task.cancel() }
   }
 
   /// The run's task has ended: the signal that stopped it, if any (it goes into the record).
@@ -166,7 +177,7 @@ final class StopSignals: Sendable {
     case .wake(let editor): editor.interrupt()
     case .cancel(let task, let signal):
       Stream.standardError.write(stopping(signal))
-      task.cancel()
+      task?.cancel()
     }
   }
 

@@ -56,6 +56,36 @@ struct SignalFleetTests {
     #expect(next.status == 0, "\(next.stderr)")
   }
 
+  /// A second signal while a run stops quits at once, without waiting for a host that does
+  /// not answer its kill; the next run removes what the first left (its control directory, its
+  /// masters).
+  @Test func aSecondSignalQuitsAtOnceAndTheNextRunClearsWhatWasLeft() throws {
+    let lab = try Lab("sgtwice", hosts: 2)
+    let runtime = try TemporaryDirectory()
+    let run = try StoppableRun(lab: lab, runbook: #"on all < run "sleep 60" >"#, runtime: runtime)
+    defer { run.kill() }
+    try waitUntil("every host runs the sleep", within: .seconds(30)) {
+      try lab.hosts.allSatisfy { try lab.exec($0, "pgrep -f '^sleep 60$'").status == 0 }
+    }
+    // pc01 stops answering: its kill over the master waits for ssh's keep-alive to give up
+    // (15 s), so the run is still stopping when the second signal comes.
+    try lab.exec("pc01", "for i in $(ls /sys/class/net); do [ $i = lo ] || ip link set $i down; done")
+    run.stop(.signal(SIGTERM))
+    try waitUntil("cfi-sh says it stops", within: stopBound) { run.standardError.contains("stopping remote commands") }
+    run.stop(.signal(SIGTERM))
+    let ended = try #require(run.wait(within: stopBound), "a second SIGTERM must end cfi-sh at once")
+    #expect(ended == .exited(143))
+    #expect(try auditRecords(lab).filter { $0["record"] as? String == "run" }.isEmpty, "it waited for the cleanup")
+    #expect(try !leftIn(runtime).isEmpty, "the killed run's control directory is the next run's to remove")
+
+    let next = try StoppableRun(lab: lab, runbook: #"on host pc02 < run "true" >"#, runtime: runtime)
+    defer { next.kill() }
+    #expect(try #require(next.wait(within: stopBound * 3)) == .exited(0), "\(next.standardError)")
+    let left = try leftIn(runtime)
+    #expect(left.isEmpty, "left behind: \(left)")
+    try waitUntil("no ssh of either run left", within: stopBound * 3) { try localSSH(under: runtime).isEmpty }
+  }
+
   /// In the interactive shell, SIGTERM ends the session as it stops a runbook: the entry's
   /// remote commands killed and recorded, then the masters closed.
   @Test func sigtermEndsTheInteractiveShellAfterTheSameCleanup() throws {
@@ -118,7 +148,7 @@ private final class StoppableRun {
 
   init(lab: Lab, runbook: String, runtime: TemporaryDirectory) throws {
     machine = try IsolatedMachine()
-    errorFile = URL(fileURLWithPath: runtime.path + ".err")
+    errorFile = URL(fileURLWithPath: runtime.path + "-" + UUID().uuidString.prefix(8) + ".err")
     _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
     // Close-on-exec: no other child a test starts may keep a reader on it, or closing ours
     // would not break the pipe. (cfi-sh's own end is dup2'd onto its stdout, without the flag.)
