@@ -18,6 +18,11 @@ import CFIScript
 import Runtime
 import Synchronization
 
+/// The write end of the pipe the signal handler writes to (set once, before the handler is
+/// installed; the handler only reads it). `nonisolated(unsafe)`: a C signal handler cannot
+/// capture, and this is the one value it needs.
+nonisolated(unsafe) private var signalPipe: Int32 = -1
+
 /// Routes stop signals to the line editor, the running task, or the exit.
 final class StopSignals: Sendable {
   /// Signals are the process's: one policy for it.
@@ -61,13 +66,8 @@ final class StopSignals: Sendable {
   }
 
   private let state = Mutex(State())
-  /// The signal sources, resumed by `start`, kept for the life of the process. `nonisolated(unsafe)`
-  /// is sound: they are made once, here, and only `start` (once, under `state`'s `started`) touches them.
-  nonisolated(unsafe) private let sources: [any DispatchSourceSignal]
 
-  private init() {
-    sources = [SIGINT, SIGTERM, SIGHUP].map { DispatchSource.makeSignalSource(signal: $0, queue: .global()) }
-  }
+  private init() {}
 
   /// Takes the stop signals over, for the rest of the process; with an editor, for the shell,
   /// at its prompt.
@@ -80,10 +80,32 @@ final class StopSignals: Sendable {
     }
     guard first else { return }
     signal(SIGPIPE, SIG_IGN)
-    for (source, stop) in zip(sources, [StopSignal.interrupt, .terminate, .hangup]) {
-      signal(stop.number, SIG_IGN)
-      source.setEventHandler { [self] in receive(stop) }
-      source.resume()
+    // A handler of our own that writes the signal's number to a pipe, read by a thread of its
+    // own: installed before `start` returns (a dispatch signal source registers later, and a
+    // signal meanwhile would be lost), and never starved by a cooperative pool a blocking
+    // wait (the store lock's flock) fills.
+    var ends: [Int32] = [-1, -1]
+    guard pipe(&ends) == 0 else { fatalError("cfi-sh: pipe: \(String(cString: strerror(errno)))") }
+    for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+    _ = fcntl(ends[1], F_SETFL, O_NONBLOCK)
+    signalPipe = ends[1]
+    let reader = ends[0]
+    Thread.detachNewThread { [self] in
+      var number: UInt8 = 0
+      while true {
+        let count = read(reader, &number, 1)
+        if count < 0 && errno == EINTR { continue }
+        guard count == 1 else { return }
+        if let stop = StopSignal.allCases.first(where: { $0.number == Int32(number) }) { receive(stop) }
+      }
+    }
+    for stop in [StopSignal.interrupt, .terminate, .hangup] {
+      signal(stop.number) { number in
+        let saved = errno
+        var byte = UInt8(truncatingIfNeeded: number)
+        _ = write(signalPipe, &byte, 1)
+        errno = saved
+      }
     }
     watchOutput()
   }

@@ -18,7 +18,7 @@ import Testing
     try run.readLine()
     kill(run.process.processIdentifier, SIGTERM)
     run.drain()
-    run.process.waitUntilExit()
+    try finish(run.process)
     #expect(run.process.terminationReason == .exit)
     #expect(run.process.terminationStatus == 143)
     let record = try #require(try run.runRecord())
@@ -30,11 +30,42 @@ import Testing
     let run = try LoopRun()
     try run.readLine()
     run.closeOutput()
-    run.process.waitUntilExit()
+    try finish(run.process)
     #expect(run.process.terminationReason == .exit, "cfi-sh died of SIGPIPE")
     #expect(run.process.terminationStatus == 141)
     let record = try #require(try run.runRecord())
     #expect(record["signal"] as? String == "SIGPIPE")
+  }
+
+  /// Waiting for the lock, nothing has started: SIGTERM ends cfi-sh at once, with no record.
+  @Test func sigtermWhileWaitingForTheLockEndsAtOnce() throws {
+    let scratch = try TemporaryDirectory()
+    try FileManager.default.createDirectory(atPath: scratch.path + "/store/.cfi", withIntermediateDirectories: true)
+    let holder = open(scratch.path + "/store/.cfi/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    #expect(holder >= 0 && flock(holder, LOCK_EX) == 0)
+    defer { close(holder) }
+    let machine = try IsolatedMachine()
+    let process = Process()
+    let errors = Pipe()
+    process.executableURL = Command.binary
+    process.arguments = ["--store", scratch.path + "/store", "-c", #"print "ran""#]
+    process.environment = machine.environment([:])
+    process.standardInput = FileHandle.nullDevice
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = errors
+    try process.run()
+    var said = ""
+    while !said.contains("waiting for another run") {
+      let data = errors.fileHandleForReading.availableData
+      guard !data.isEmpty else { break }
+      said += String(decoding: data, as: UTF8.self)
+    }
+    #expect(said.contains("waiting for another run"))
+    kill(process.processIdentifier, SIGTERM)
+    try finish(process)
+    #expect(process.terminationReason == .exit && process.terminationStatus == 143)
+    let log = (try? String(contentsOfFile: machine.variables["CFI_AUDIT_LOG"]!, encoding: .utf8)) ?? ""
+    #expect(!log.contains(#""record":"run""#))
   }
 
   /// Control directories are made on a run's first connection (the last case tries one, to
@@ -65,6 +96,20 @@ import Testing
       environment: ["CFI_RUNTIME_DIR": scratch.path + "/run"])
     #expect(result.status == 75, "\(result.stderr)")
     #expect(!FileManager.default.fileExists(atPath: scratch.path + "/run"), "nothing made for a run that did not start")
+  }
+}
+
+/// Waits for `process` to end; a watchdog fails the test (and kills it) if it has not within
+/// 30 s, far beyond what stopping takes and short of what a run that was not stopped takes.
+private func finish(_ process: Process) throws {
+  let deadline = ContinuousClock.now + .seconds(30)
+  while process.isRunning {
+    guard ContinuousClock.now < deadline else {
+      kill(process.processIdentifier, SIGKILL)
+      Issue.record("cfi-sh did not stop")
+      throw CancellationError()
+    }
+    Thread.sleep(forTimeInterval: 0.05)
   }
 }
 
