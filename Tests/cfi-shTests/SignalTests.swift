@@ -40,9 +40,7 @@ import Testing
   /// Waiting for the lock, nothing has started: SIGTERM ends cfi-sh at once, with no record.
   @Test func sigtermWhileWaitingForTheLockEndsAtOnce() throws {
     let scratch = try TemporaryDirectory()
-    try FileManager.default.createDirectory(atPath: scratch.path + "/store/.cfi", withIntermediateDirectories: true)
-    let holder = open(scratch.path + "/store/.cfi/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-    #expect(holder >= 0 && flock(holder, LOCK_EX) == 0)
+    let holder = try holdStoreLock(scratch.path + "/store")
     defer { close(holder) }
     let machine = try IsolatedMachine()
     let process = Process()
@@ -87,9 +85,7 @@ import Testing
 
   @Test func aRunRefusedByTheLockLeavesNoControlDirectory() throws {
     let scratch = try TemporaryDirectory()
-    try FileManager.default.createDirectory(atPath: scratch.path + "/store/.cfi", withIntermediateDirectories: true)
-    let holder = open(scratch.path + "/store/.cfi/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-    #expect(holder >= 0 && flock(holder, LOCK_EX) == 0)
+    let holder = try holdStoreLock(scratch.path + "/store")
     defer { close(holder) }
     let result = try Command.run(
       ["--store", scratch.path + "/store", "--no-wait", "-c", #"on all < run "true" >"#],
@@ -97,6 +93,14 @@ import Testing
     #expect(result.status == 75, "\(result.stderr)")
     #expect(!FileManager.default.fileExists(atPath: scratch.path + "/run"), "nothing made for a run that did not start")
   }
+}
+
+/// Holds the lock of the store at `store`, as another run would; closing the descriptor releases it.
+private func holdStoreLock(_ store: String) throws -> Int32 {
+  try FileManager.default.createDirectory(atPath: store + "/.cfi", withIntermediateDirectories: true)
+  let holder = open(store + "/.cfi/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+  guard holder >= 0, flock(holder, LOCK_EX) == 0 else { throw POSIXError(.ENOLCK) }
+  return holder
 }
 
 /// Waits for `process` to end; a watchdog fails the test (and kills it) if it has not within
