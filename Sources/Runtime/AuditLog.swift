@@ -74,6 +74,8 @@ public final class AuditLog: EventSink {
     var store: String?
     var check: Bool
     var exitStatus: Int32
+    /// What stopped the run from outside (`SIGTERM`, …), if anything did.
+    var signal: String?
     var error: String?
     var hosts: [String: String]
   }
@@ -112,8 +114,8 @@ public final class AuditLog: EventSink {
     }
   }
 
-  /// Writes the run's record.
-  public func finish(exitStatus: Int32) {
+  /// Writes the run's record; `signal`: what stopped the run, if anything did.
+  public func finish(exitStatus: Int32, signal: StopSignal? = nil) {
     let state = state.withLock { $0 }
     let environment = ProcessInfo.processInfo.environment
     let user = getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) } ?? String(getuid())
@@ -121,7 +123,7 @@ public final class AuditLog: EventSink {
       RunRecord(
         run: runID, started: state.started, finished: Date(), user: user, sudoUser: environment["SUDO_USER"],
         runbook: state.runbook, arguments: arguments, store: store, check: state.check, exitStatus: exitStatus,
-        error: state.failure, hosts: state.outcomes))
+        signal: signal?.name, error: state.failure, hosts: state.outcomes))
   }
 }
 

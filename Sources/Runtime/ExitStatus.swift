@@ -18,11 +18,13 @@ public enum ExitStatus {
   public static let usage: Int32 = 64
   /// Another run holds the store's lock and `--no-wait` was given (sysexits EX_TEMPFAIL).
   public static let locked: Int32 = 75
-  /// Interrupted by SIGINT (128 + 2, as shells report it).
+  /// Interrupted by SIGINT (128 + 2, as shells report it); the other signals that stop a
+  /// run have theirs (`StopSignal.exitStatus`).
   public static let interrupted: Int32 = 130
 
-  /// The status for a finished run.
+  /// The status for a finished run: a signal's own when one stopped it.
   public static func of(_ end: RunEnd) -> Int32 {
+    if let signal = end.stopSignal { return signal.exitStatus }
     if end.interrupted { return interrupted }
     var status: Int32 = end.runtimeError ? runbookError : success
     if end.outcomes.contains(where: { $0.status == .failed }) { status |= hostsFailed }
@@ -30,4 +32,41 @@ public enum ExitStatus {
     if end.unmatchedTargets > 0 { status |= noHosts }
     return status
   }
+}
+
+/// What stops a run from outside, every one the same way (remote commands killed, hosts
+/// `interrupted`, the record written, connections closed, the lock released last); only the
+/// exit status, 128 + the signal's number as shells report it, tells them apart.
+public enum StopSignal: Sendable, CaseIterable {
+  /// SIGINT: Ctrl-C.
+  case interrupt
+  /// SIGTERM: cron, systemd, `kill`.
+  case terminate
+  /// SIGHUP: the terminal closed.
+  case hangup
+  /// Standard output is a pipe nobody reads any more (`cfi-sh … | head`): SIGPIPE's status,
+  /// though cfi-sh ignores the signal itself and acts on the broken pipe.
+  case brokenPipe
+
+  /// The signal's number.
+  public var number: Int32 {
+    switch self {
+    case .interrupt: 2
+    case .terminate: 15
+    case .hangup: 1
+    case .brokenPipe: 13
+    }
+  }
+
+  /// The signal's name, as the audit log records it.
+  public var name: String {
+    switch self {
+    case .interrupt: "SIGINT"
+    case .terminate: "SIGTERM"
+    case .hangup: "SIGHUP"
+    case .brokenPipe: "SIGPIPE"
+    }
+  }
+
+  public var exitStatus: Int32 { 128 + number }
 }

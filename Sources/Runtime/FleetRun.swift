@@ -16,12 +16,18 @@ public struct RunEnd: Sendable {
   public var interrupted: Bool
   /// How many `on` blocks ran whose target matched no host.
   public var unmatchedTargets: Int
+  /// The signal (or broken stdout) that stopped the run, if one did: it decides the exit
+  /// status and goes into the audit record.
+  public var stopSignal: StopSignal?
 
-  public init(outcomes: [HostOutcome], runtimeError: Bool, interrupted: Bool, unmatchedTargets: Int = 0) {
+  public init(
+    outcomes: [HostOutcome], runtimeError: Bool, interrupted: Bool, unmatchedTargets: Int = 0, stopSignal: StopSignal? = nil
+  ) {
     self.outcomes = outcomes
     self.runtimeError = runtimeError
     self.interrupted = interrupted
     self.unmatchedTargets = unmatchedTargets
+    self.stopSignal = stopSignal
   }
 
   /// The hosts the run reached (a failed command was still reached).
@@ -159,7 +165,8 @@ public final class FleetRun: Sendable {
     let (result, end) = await body(sinks.count == 1 ? sink : MultiplexSink(sinks))
     let status = ExitStatus.of(end)
     remember(end.reached)
-    log?.finish(exitStatus: status)
+    log?.finish(exitStatus: status, signal: end.stopSignal)
+    // Released last: the next run must not start while this one still closes or records.
     withExtendedLifetime(held) {}
     return (result, status)
   }

@@ -69,6 +69,8 @@ struct CFISh: AsyncParsableCommand {
         CFI_SERVER_CONF             the server's configuration file
         CFI_HISTORY                 the shell's history file (~/.cfi_history;
                                     empty: no history file)
+        CFI_RUNTIME_DIR             where ssh control sockets go (/run/cfi
+                                    for root, else $XDG_RUNTIME_DIR/cfi)
 
       EXIT STATUS
         0    every host ok or changed
@@ -82,7 +84,11 @@ struct CFISh: AsyncParsableCommand {
         75   another run holds the store's lock: at once with --no-wait,
              else after waiting --lock-wait (10m); the message names
              the holder's pid and when it started
-        130  interrupted (Ctrl-C)
+        129, 130, 141, 143
+             stopped by SIGHUP, SIGINT (Ctrl-C), a closed standard
+             output (SIGPIPE's status) or SIGTERM: remote commands
+             killed, hosts 'interrupted', the run recorded; a second
+             signal while it stops quits at once
       """,
     version: CFISh.version
   )

@@ -2,7 +2,8 @@
 // several while a `<` block is open) is parsed, checked and run in one Session, so variables,
 // defs, groups, settings and ssh connections live on. Lines starting with `:` are
 // meta-commands (ReplCommands.swift). Ctrl-C cancels the running entry, or clears the line
-// at the prompt; Ctrl-D quits.
+// at the prompt; Ctrl-D quits; SIGTERM, SIGHUP and a broken stdout end the session after
+// stopping the running entry as Ctrl-C does (`StopSignals`).
 
 import CFIScript
 import CFISyntax
@@ -20,7 +21,6 @@ final class Repl {
   let sink: TextRenderer
   let style: Style
   let vocabulary: SharedVocabulary
-  let interrupts: InterruptRouter
   var entries: [InventoryEntry]
   /// Where bare actions run (`:target`); nil: nowhere, they need an `on` block.
   var target: Session.DefaultTarget?
@@ -65,17 +65,18 @@ final class Repl {
     editor = LineEditor(historyFile: Repl.historyFile, historyLimit: Repl.historyLimit) { line, start, _, word in
       ReplCompletion.candidates(line: line, start: start, word: word, vocabulary: vocabulary.value.withLock { $0 })
     }
-    interrupts = InterruptRouter(pressesToQuit: 3)
     await refreshVocabulary()
   }
 
-  /// Runs until `:quit` or Ctrl-D; returns the exit status (0).
+  /// Runs until `:quit`, Ctrl-D or a signal that ends it; returns the exit status (0, or the
+  /// signal's).
   func run() async -> Int32 {
-    interrupts.start(editor: editor)
+    let signals = StopSignals.shared
+    signals.start(editor: editor)
     Stream.standardOutput.write(
       "cfi-sh \(CFISh.version): \(entries.count) host\(entries.count == 1 ? "" : "s") known. :help lists the commands, Ctrl-D quits.\n")
     var buffer = ""
-    loop: while true {
+    loop: while signals.ending == nil {
       let prompt = buffer.isEmpty ? self.prompt : String(repeating: " ", count: max(0, self.prompt.count - 4)) + "... "
       switch await editor.read(prompt: prompt) {
       case .endOfInput:
@@ -83,6 +84,7 @@ final class Repl {
         break loop
       case .interrupted:
         buffer = ""
+        if signals.ending != nil { break loop }
       case .line(let line):
         addHistory(line)
         // A meta-command also works inside an unfinished entry: no statement starts with ':'.
@@ -98,10 +100,10 @@ final class Repl {
         if await enter(buffer) { buffer = "" }
       }
     }
-    interrupts.stop()
+    signals.finishing()
     await fleet.shutdown()
     editor.close()
-    return ExitStatus.success
+    return signals.ending?.exitStatus ?? ExitStatus.success
   }
 
   /// `cfi>`, `cfi lab>` with a default target, `cfi lab (check)>` in check mode.
@@ -153,7 +155,6 @@ final class Repl {
   func run(_ program: Program, savedAs text: String) async {
     let check = self.check
     let session = self.session
-    let interrupts = self.interrupts
     // The audit log's "runbook": the entry as a runbook says it, hashes redacted here, in
     // CFIScript text: the log's own redaction sees JSON, where a `\$` escape is doubled and
     // no longer looks like a hash.
@@ -161,11 +162,13 @@ final class Repl {
     let result: RunResult
     do {
       result = try await fleet.run(lock: check ? .none : .noWait, sink: sink) { sink in
+        StopSignals.shared.starting()
         let task = Task { await session.run(program, name: name, check: check, sink: sink) }
-        interrupts.running(task)
+        StopSignals.shared.running(task)
         let result = await task.value
-        interrupts.reading()
-        return (result, result.end)
+        var end = result.end
+        end.stopSignal = StopSignals.shared.ran()
+        return (result, end)
       }.result
     } catch {
       fail(CommandFailure(error, whenLocked: "try again when it has finished").message)

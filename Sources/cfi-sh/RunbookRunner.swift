@@ -92,18 +92,22 @@ struct RunbookRunner {
           Stream.standardError.write(
             "cfi-sh: waiting for another run on \(store.root) (\(holder?.description ?? "pid ?")) to finish\(most)\n")
         }
+    // From here, SIGINT, SIGTERM, SIGHUP and a broken stdout stop the run in order (before
+    // it starts, they end the process at once: nothing is open yet).
+    let signals = StopSignals.shared
+    signals.start()
     let run: (result: RunResult, exitStatus: Int32)
     do {
       run = try await fleet.run(arguments: arguments, lock: lock, sink: renderer) { sink in
+        signals.starting()
         let task = Task {
           await Interpreter.run(runbook, name: name, executor: fleet.executor, sink: sink, options: runOptions)
         }
-        let interrupts = InterruptRouter(pressesToQuit: 2)
-        interrupts.start()
-        interrupts.running(task)
+        signals.running(task)
         let result = await task.value
-        interrupts.stop()
-        return (result, result.end)
+        var end = result.end
+        end.stopSignal = signals.ran()
+        return (result, end)
       }
     } catch {
       let advice = options.noWait ? "not waiting (--no-wait)" : "gave up after waiting \(lockWait?.cfiText ?? "") (--lock-wait)"
@@ -112,7 +116,8 @@ struct RunbookRunner {
     if let error = run.result.error {
       Stream.standardError.write(diagnosticRenderer.render(error))
     }
-    return run.exitStatus
+    // A signal after the run's end (while its record was written) still says how cfi-sh ended.
+    return signals.received?.exitStatus ?? run.exitStatus
   }
 
   /// Reads the runbook from `-c`, a file, or standard input.

@@ -1,4 +1,4 @@
-// The terminal: whether a stream is one, colours, and unbuffered writes.
+// The terminal: whether a stream is one, colours, and unbuffered writes that survive a closed pipe.
 
 import Foundation
 
@@ -12,8 +12,21 @@ enum Stream {
   /// Whether the stream is a terminal.
   var isTerminal: Bool { isatty(descriptor) == 1 }
 
+  /// Writes all of `text`, with write(2): FileHandle traps on EPIPE and EIO, which a closed
+  /// pipe (`| head`) and a hung-up terminal give. A broken stdout stops the run
+  /// (`StopSignals`) and is written no more; a failing stderr has nowhere to say so.
   func write(_ text: String) {
-    handle.write(Data(text.utf8))
+    if self == .standardOutput, StopSignals.shared.isOutputBroken { return }
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+      let written = bytes.withUnsafeBytes { Foundation.write(descriptor, $0.baseAddress, $0.count) }
+      if written >= 0 {
+        bytes = bytes.dropFirst(written)
+      } else if errno != EINTR {
+        if errno == EPIPE, self == .standardOutput { StopSignals.shared.outputBroken() }
+        return
+      }
+    }
   }
 }
 

@@ -100,12 +100,12 @@ struct RunFleetTests {
 
   @Test func oneHandshakePerHostForAWholeRunAndNoMasterLeftAfter() throws {
     let lab = try Lab("mux", hosts: 5)
-    // This run's control sockets go to a directory of its own (TMPDIR), to be checked after.
+    // This run's control sockets go to a directory of its own (CFI_RUNTIME_DIR), to be checked after.
     let temporary = try TemporaryDirectory()
     let runbook = (1...10).map { #"on all < run "echo step\#($0)" >"# }.joined(separator: "\n")
     let result = try Command.run(
       ["-i", lab.inventory, "--identity", lab.key, "--store", lab.store.path, "--audit-log", "none", "-c", runbook],
-      environment: ["TMPDIR": temporary.path])
+      environment: ["CFI_RUNTIME_DIR": temporary.path])
     #expect(result.status == 0, "\(result.stderr)")
     for host in lab.hosts {
       // sshd logs one accepted publickey per connection.
@@ -136,10 +136,10 @@ struct RunFleetTests {
 
   @Test func anInterruptStopsTheRemoteCommandsAndLeavesNothingBehind() throws {
     let lab = try Lab("intr", hosts: 5)
-    // This run's control sockets go to a directory of its own (TMPDIR), to be found empty after.
+    // This run's control sockets go to a directory of its own (CFI_RUNTIME_DIR), to be found empty after.
     let temporary = try TemporaryDirectory()
     let running = try lab.start(
-      #"on all < run "sleep 30"; run "touch /root/after" >"#, ["--json"], environment: ["TMPDIR": temporary.path])
+      #"on all < run "sleep 30"; run "touch /root/after" >"#, ["--json"], environment: ["CFI_RUNTIME_DIR": temporary.path])
     // Wait until every host runs the sleep.
     for _ in 0..<50 {
       if try lab.hosts.allSatisfy({ try lab.read($0, "pgrep -f '^sleep 30$' || true") != "" }) { break }

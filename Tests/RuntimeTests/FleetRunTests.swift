@@ -101,6 +101,22 @@ final class FleetRunEvents: EventSink, @unchecked Sendable {
     #expect(known == ["pc1", "pc2"])
   }
 
+  @Test(arguments: StopSignal.allCases)
+  func aSignalThatStoppedTheRunGivesItsStatusAndIsRecorded(signal: StopSignal) async throws {
+    let log = scratch.path + "/log/audit.log"
+    let fleet = fleet(audit: .required(path: log))
+    let run = try await fleet.run(lock: .noWait, sink: FleetRunEvents()) { sink in
+      let outcomes = [outcome("pc1", .interrupted), outcome("pc2", .failed)]
+      sink.emit(.runFinished(outcomes: outcomes, interrupted: true, error: nil))
+      return ((), RunEnd(outcomes: outcomes, runtimeError: false, interrupted: true, stopSignal: signal))
+    }
+    #expect(run.exitStatus == 128 + signal.number)
+    let record = try #require(
+      String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").last { $0.contains(#""record":"run""#) })
+    #expect(record.contains(#""signal":"\#(signal.name)""#))
+    #expect(record.contains(#""exitStatus":\#(128 + signal.number)"#))
+  }
+
   @Test func aRunThatFindsTheLockTakenDoesNotRunUnlessItIsADryRun() async throws {
     let fleet = fleet()
     let holder = try StoreLock(store: store, wait: false)

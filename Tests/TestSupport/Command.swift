@@ -66,8 +66,8 @@ public struct Command {
 public final class TemporaryDirectory: Sendable {
   public let path: String
   public init() throws {
-    // Short: cfi-sh puts its ssh control sockets under TMPDIR only while the path stays short
-    // (sun_path is 108 bytes), and tests that point TMPDIR here must see them.
+    // Short: cfi-sh puts its ssh control sockets under CFI_RUNTIME_DIR (or TMPDIR) only while
+    // the path stays short (sun_path is 108 bytes), and tests that point it here must see them.
     path = NSTemporaryDirectory() + "cfi-t-" + UUID().uuidString.prefix(13)
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
   }

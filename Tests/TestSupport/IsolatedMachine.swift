@@ -1,7 +1,7 @@
 // The one place that decides what a cfi-sh started by a test sees of this machine: nothing.
 // Every machine-wide path cfi-sh reads or writes by default (dsh groups, the client list, the
 // store and so its known clients and pending hosts, the server's configuration, the audit log, the shell's history, avahi's service
-// directory, the server key, ssh's configuration, the system D-Bus that discovery browses)
+// directory, the server key, ssh's configuration and control sockets, the system D-Bus that discovery browses)
 // points into a temporary directory of the test's own, so a test sees only what its lab
 // creates and never reaches a host outside it. Options a test gives and variables it sets win.
 
@@ -17,7 +17,7 @@ public final class IsolatedMachine: Sendable {
   public init() throws {
     directory = try TemporaryDirectory()
     let root = directory.path
-    for name in ["dsh-group", "store", "avahi-services"] {
+    for name in ["dsh-group", "store", "avahi-services", "run"] {
       try FileManager.default.createDirectory(atPath: root + "/" + name, withIntermediateDirectories: true)
     }
     try directory.write("clients", "")
@@ -32,6 +32,7 @@ public final class IsolatedMachine: Sendable {
       "CFI_IDENTITY": root + "/id_ed25519",  // not /etc/cfi/id_ed25519
       "CFI_SSH_CONFIG": root + "/ssh_config",  // not ~/.ssh/config and /etc/ssh/ssh_config
       "CFI_SERVER_CONF": root + "/server.conf",  // not /etc/cfi/server.conf (absent: the defaults)
+      "CFI_RUNTIME_DIR": root + "/run",  // not /run/cfi or $XDG_RUNTIME_DIR/cfi (ssh control sockets)
       // Discovery browses no avahi-daemon but the lab's (a test that wants it sets its bus).
       "DBUS_SYSTEM_BUS_ADDRESS": "unix:path=" + root + "/no-system-bus",
     ]
@@ -48,6 +49,6 @@ public final class IsolatedMachine: Sendable {
   /// The variables that name machine-wide paths, for tests that check none leaks.
   public static let variableNames: Set<String> = [
     "CFI_DSH_GROUPS", "CFI_CLIENTS", "CFI_STORE", "CFI_AUDIT_LOG", "CFI_HISTORY", "CFI_AVAHI_SERVICES",
-    "CFI_IDENTITY", "CFI_SSH_CONFIG", "CFI_SERVER_CONF", "DBUS_SYSTEM_BUS_ADDRESS",
+    "CFI_IDENTITY", "CFI_SSH_CONFIG", "CFI_SERVER_CONF", "CFI_RUNTIME_DIR", "DBUS_SYSTEM_BUS_ADDRESS",
   ]
 }

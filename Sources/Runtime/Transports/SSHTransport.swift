@@ -31,19 +31,19 @@ public final class SSHTransport: Transport {
   }
 
   /// Where the control sockets are, made on first use: a run that stops before it connects
-  /// (`cfi-sh -n`, a runbook with errors, a refused lock) leaves nothing behind.
+  /// (`cfi-sh -n`, a runbook with errors, a refused lock) leaves nothing behind. Making it
+  /// removes what killed runs left (`ControlDirectory`).
   var controlDirectory: String {
     if let given = configuration.controlDirectory { return given }
     return madeDirectory.withLock { made in
       if let made { return made }
-      // Control socket paths must be short (sun_path is 108 bytes): a private dir under
-      // $TMPDIR when that is short enough, else under /tmp.
-      var base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
-      if base.isEmpty || base.utf8.count > 48 { base = "/tmp" }
-      while base.count > 1, base.hasSuffix("/") { base.removeLast() }
-      var template = Array((base + "/cfi-ssh-XXXXXX").utf8CString)
-      let path = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }.map { String(cString: $0) }
-      made = path ?? "/tmp/cfi-ssh-\(getpid())"
+      for place in ControlDirectory.candidates(environment: ProcessInfo.processInfo.environment, uid: getuid()) {
+        if let path = place.make() {
+          made = path
+          return path
+        }
+      }
+      made = "/tmp/cfi-ssh-\(getpid())"
       return made!
     }
   }
@@ -271,7 +271,7 @@ public final class SSHTransport: Transport {
         group.addTask { _ = try? await LocalProcess.run(argv[0], Array(argv.dropFirst())) }
       }
     }
-    try? FileManager.default.removeItem(atPath: controlDirectory)
+    ControlDirectory.remove(controlDirectory)
   }
 }
 
