@@ -51,7 +51,7 @@ struct ParserRobustnessTests {
   static func check(_ bytes: [UInt8], label: String) -> Int {
     let root = GoldenTests.directory
     let runbook = Loader.load(text: bytes, name: "fuzz.cfi") { path in
-      try Loader.readFromDisk(path.hasPrefix("/") ? path : root + "/" + path)
+      try Loader.openFromDisk(path.hasPrefix("/") ? path : root + "/" + path)
     }
     let context = ResolverContext(knownGroups: GoldenTests.knownGroups, store: Store(root: root + "/store"))
     let diagnostics = runbook.diagnostics + Resolver.check(runbook, context: context)

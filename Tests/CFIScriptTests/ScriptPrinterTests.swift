@@ -18,8 +18,8 @@ struct ScriptPrinterTests {
   static func load(_ name: String, text: String? = nil) throws -> LoadedRunbook {
     let root = GoldenTests.directory
     return try Loader.load(path: name) { path in
-      if path == name, let text { return Array(text.utf8) }
-      return try Loader.readFromDisk(path.hasPrefix("/") ? path : root + "/" + path)
+      if path == name, let text { return FileContents(bytes: Array(text.utf8)) }
+      return try Loader.openFromDisk(path.hasPrefix("/") ? path : root + "/" + path)
     }
   }
 
