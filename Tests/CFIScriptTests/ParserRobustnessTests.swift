@@ -1,8 +1,8 @@
 // ParserRobustnessTests.swift — property tests of the front end on bad input: random bytes,
 // random token soup and random mutations of the golden inputs (all from a seeded generator,
 // so a failure reproduces) go through the loader, the resolver, the renderer and the
-// printer. Each must return, every diagnostic (and note) must point inside its file, and an
-// input with no diagnostics must print. Also: line endings and trailing trivia do not change
+// printer. Each must return, every diagnostic (and note) must point inside its file, an
+// input with no diagnostics must print, and one that parses must survive ScriptPrinter. Also: line endings and trailing trivia do not change
 // the tree of a valid golden.
 
 import CFIScript
@@ -46,23 +46,23 @@ struct ParserRobustnessTests {
   }()
 
   /// Loads `bytes` as `fuzz.cfi` in `Golden/` (so includes find `lib/`), resolves it, renders
-  /// the diagnostics or prints the tree, and checks the ranges. Returns the diagnostic count.
+  /// the diagnostics or prints the tree, and checks the ranges and, when it parses, that the
+  /// printer gives it back (`FrontEndInvariants`). Returns the diagnostic count.
   @discardableResult
   static func check(_ bytes: [UInt8], label: String) -> Int {
     let root = GoldenTests.directory
-    let runbook = Loader.load(text: bytes, name: "fuzz.cfi") { path in
-      try Loader.openFromDisk(path.hasPrefix("/") ? path : root + "/" + path)
-    }
-    let context = ResolverContext(knownGroups: GoldenTests.knownGroups, store: Store(root: root + "/store"))
-    let diagnostics = runbook.diagnostics + Resolver.check(runbook, context: context)
-    for diagnostic in diagnostics {
-      for (what, range) in [("diagnostic", diagnostic.range)] + diagnostic.notes.map({ ("note", $0.range) }) {
-        let inside =
-          range.file.rawValue >= 0 && range.file.rawValue < runbook.files.count && range.start >= 0
-          && range.start <= range.end && range.end <= runbook.files[range.file.rawValue].bytes.count
-        #expect(inside, "\(label): \(what) '\(diagnostic.message)' has range \(range) outside its file")
+    let load = { (bytes: [UInt8]) in
+      Loader.load(text: bytes, name: "fuzz.cfi") { path in
+        try Loader.openFromDisk(path.hasPrefix("/") ? path : root + "/" + path)
       }
     }
+    let runbook = load(bytes)
+    let mismatch = FrontEndInvariants.reprintMismatch(runbook, reparse: load)
+    #expect(mismatch == nil, "\(label): \(mismatch ?? "")")
+    let context = ResolverContext(knownGroups: GoldenTests.knownGroups, store: Store(root: root + "/store"))
+    let diagnostics = runbook.diagnostics + Resolver.check(runbook, context: context)
+    let outside = FrontEndInvariants.rangesOutsideFiles(diagnostics, files: runbook.files)
+    #expect(outside == nil, "\(label): \(outside ?? "")")
     if diagnostics.isEmpty {
       _ = ASTPrinter.print(runbook.program, files: runbook.files)
     } else {
