@@ -31,24 +31,32 @@ struct LoaderTests {
     return box.value
   }
 
-  /// A fresh directory, removed by the caller.
-  static func temporaryDirectory() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("cfi-loader-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
+  /// A fresh directory holding `files` (path → text, directories made as needed) and
+  /// `links` (path → symlink target), removed by the caller.
+  static func tree(files: [String: String], links: [String: String] = [:]) throws -> String {
+    let manager = FileManager.default
+    let root = manager.temporaryDirectory.appendingPathComponent("cfi-loader-\(UUID().uuidString)").path
+    for (path, text) in files {
+      try manager.createDirectory(atPath: ((root + "/" + path) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+      try text.write(toFile: root + "/" + path, atomically: true, encoding: .utf8)
+    }
+    for (path, target) in links { try manager.createSymbolicLink(atPath: root + "/" + path, withDestinationPath: target) }
+    return root
+  }
+
+  /// Loads `path` under the watchdog.
+  static func load(_ path: String) throws -> LoadedRunbook {
+    let loaded = LoaderTests.finishing(within: 60) { try? Loader.load(path: path) }
+    return try #require(loaded ?? nil, "the load of \(path) did not finish within 60 s, or could not read it")
   }
 
   /// The case: `include "d/a.cfi"` twice in `a.cfi`, with `d -> .`. Each include is a
   /// cycle (d/a.cfi is a.cfi), reported where it is written.
   @Test("an include cycle through a symlink ends, reported at each include")
   func symlinkCycle() throws {
-    let directory = try LoaderTests.temporaryDirectory()
-    defer { try? FileManager.default.removeItem(at: directory) }
-    try FileManager.default.createSymbolicLink(atPath: directory.path + "/d", withDestinationPath: ".")
-    let main = directory.path + "/a.cfi"
-    try "include \"d/a.cfi\"\ninclude \"d/a.cfi\"\n".write(toFile: main, atomically: true, encoding: .utf8)
-    let loaded = LoaderTests.finishing(within: 60) { try? Loader.load(path: main) }
-    let runbook = try #require(loaded ?? nil, "the load did not finish within 60 s")
+    let root = try LoaderTests.tree(files: ["a.cfi": "include \"d/a.cfi\"\ninclude \"d/a.cfi\"\n"], links: ["d": "."])
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let runbook = try LoaderTests.load(root + "/a.cfi")
     #expect(runbook.files.count == 1)
     let places = runbook.diagnostics.map { diagnostic in
       "\(runbook.file(diagnostic.range.file).lineColumn(of: diagnostic.range.start)) \(diagnostic.message)"
@@ -59,16 +67,13 @@ struct LoaderTests {
   /// A cycle through `..` and a symlinked directory is one too, however the path is spelled.
   @Test("a cycle is found whatever the path: '..', a symlinked directory")
   func cycleThroughOtherSpellings() throws {
-    let directory = try LoaderTests.temporaryDirectory()
-    defer { try? FileManager.default.removeItem(at: directory) }
-    let manager = FileManager.default
-    try manager.createDirectory(atPath: directory.path + "/lib", withIntermediateDirectories: true)
-    try manager.createSymbolicLink(atPath: directory.path + "/alias", withDestinationPath: "lib")
-    try "include \"lib/b.cfi\"\n".write(toFile: directory.path + "/main.cfi", atomically: true, encoding: .utf8)
-    try "include \"../alias/c.cfi\"\n".write(toFile: directory.path + "/lib/b.cfi", atomically: true, encoding: .utf8)
-    try "include \"../alias/./b.cfi\"\n".write(toFile: directory.path + "/lib/c.cfi", atomically: true, encoding: .utf8)
-    let loaded = LoaderTests.finishing(within: 60) { try? Loader.load(path: directory.path + "/main.cfi") }
-    let runbook = try #require(loaded ?? nil, "the load did not finish within 60 s")
+    let root = try LoaderTests.tree(
+      files: [
+        "main.cfi": "include \"lib/b.cfi\"\n", "lib/b.cfi": "include \"../alias/c.cfi\"\n",
+        "lib/c.cfi": "include \"../alias/./b.cfi\"\n",
+      ], links: ["alias": "lib"])
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let runbook = try LoaderTests.load(root + "/main.cfi")
     #expect(runbook.diagnostics.map(\.message) == ["include cycle: b.cfi -> c.cfi -> b.cfi"])
     let cycle = try #require(runbook.diagnostics.first)
     #expect(runbook.file(cycle.range.file).path.hasSuffix("/c.cfi"))
@@ -78,17 +83,13 @@ struct LoaderTests {
   /// under an absolute path is followed from where it is, not from the current directory.
   @Test("an include through a relative symlink reads the file it points to")
   func includeThroughSymlink() throws {
-    let directory = try LoaderTests.temporaryDirectory()
-    defer { try? FileManager.default.removeItem(at: directory) }
-    let manager = FileManager.default
-    try manager.createDirectory(atPath: directory.path + "/lib", withIntermediateDirectories: true)
-    try manager.createSymbolicLink(atPath: directory.path + "/alias", withDestinationPath: "lib")
-    try "include \"alias/./x.cfi\"\n".write(toFile: directory.path + "/main.cfi", atomically: true, encoding: .utf8)
-    try "include \"y.cfi\"\n".write(toFile: directory.path + "/lib/x.cfi", atomically: true, encoding: .utf8)
-    try "print \"y\"\n".write(toFile: directory.path + "/lib/y.cfi", atomically: true, encoding: .utf8)
-    let runbook = try Loader.load(path: directory.path + "/main.cfi")
+    let root = try LoaderTests.tree(
+      files: ["main.cfi": "include \"alias/./x.cfi\"\n", "lib/x.cfi": "include \"y.cfi\"\n", "lib/y.cfi": "print \"y\"\n"],
+      links: ["alias": "lib"])
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let runbook = try LoaderTests.load(root + "/main.cfi")
     #expect(runbook.diagnostics.map(\.message) == [])
-    #expect(runbook.files.map(\.path) == ["main.cfi", "alias/x.cfi", "alias/y.cfi"].map { directory.path + "/" + $0 })
+    #expect(runbook.files.map(\.path) == ["main.cfi", "alias/x.cfi", "alias/y.cfi"].map { root + "/" + $0 })
   }
 
   /// Including one file twice is no cycle (a diamond): both copies are read.
