@@ -5,7 +5,7 @@ SWIFT ?= swift
 BUILD_FLAGS ?=
 CFI_SH = .build/debug/cfi-sh
 
-.PHONY: all deps build test unit-test demo bench bench-fleet clean
+.PHONY: all deps build test unit-test demo bench bench-fleet fuzz fuzz-corpus clean
 
 all: build
 
@@ -39,6 +39,16 @@ bench:
 # cfi-sh against pdsh, ClusterShell, parallel-ssh and Ansible on one lab (about 10 minutes).
 bench-fleet: deps
 	bench/fleet/run 50
+
+# libFuzzer over the front end (lexer, parser, includes, resolver, printer) for FUZZ_SECONDS
+# (default 30 minutes); not part of test or CI. See Fuzz/README.md.
+FUZZ_SECONDS ?= 1800
+fuzz:
+	SWIFT=$(SWIFT) Fuzz/run fuzz $(FUZZ_SECONDS)
+
+# The corpus grown by make fuzz, minimized into Tests/CFIScriptTests/FuzzInputs/corpus (which swift test replays).
+fuzz-corpus:
+	SWIFT=$(SWIFT) Fuzz/run merge
 
 clean:
 	rm -rf .build

@@ -51,7 +51,7 @@ let package = Package(
       swiftSettings: strict),
     .testTarget(
       name: "CFIScriptTests", dependencies: ["CFIScript", "CFISyntax", "Runtime", "TestSupport"],
-      exclude: ["Golden"], swiftSettings: strict),
+      exclude: ["Golden", "FuzzInputs"], swiftSettings: strict),
     // Benchmarks (not tests): `make bench`, results in bench/README.md.
     .executableTarget(name: "cfi-bench-parse", dependencies: ["CFIScript", "CFISyntax", "Runtime"], path: "bench/parse"),
     .target(name: "TestSupport", dependencies: ["Runtime", "CFISyntax"], path: "Tests/TestSupport", swiftSettings: strict),

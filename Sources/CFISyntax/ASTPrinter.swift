@@ -4,18 +4,29 @@
 /// Prints a program as S-expressions, statements with their `line:column`.
 public struct ASTPrinter {
   private let files: [SourceFile]
+  private let positions: Bool
   private var output = ""
 
-  /// Prints `program` (and, spliced in, the programs it includes).
-  public static func print(_ program: Program, files: [SourceFile]) -> String {
-    var printer = ASTPrinter(files: files)
+  /// Prints `program` (and, spliced in, the programs it includes). Without `positions`, two
+  /// texts that parse to the same tree print the same (how the printer's round trip is checked).
+  public static func print(_ program: Program, files: [SourceFile], positions: Bool = true) -> String {
+    var printer = ASTPrinter(files: files, positions: positions)
     for statement in program.statements { printer.statement(statement, indent: 0) }
     return printer.output
   }
 
-  private init(files: [SourceFile]) { self.files = files }
+  private init(files: [SourceFile], positions: Bool) {
+    self.files = files
+    self.positions = positions
+  }
 
-  private func position(_ range: SourceRange) -> String {
+  /// `(name` and, when printed, the statement's position.
+  private func opening(_ name: String, _ at: String?) -> String {
+    at.map { "(\(name) \($0)" } ?? "(\(name)"
+  }
+
+  private func position(_ range: SourceRange) -> String? {
+    guard positions else { return nil }
     let file = files[range.file.rawValue]
     let location = file.lineColumn(of: range.start)
     return range.file.rawValue == 0 ? "\(location)" : "\(file.path):\(location)"
@@ -40,13 +51,13 @@ public struct ASTPrinter {
     let at = position(statement.range)
     switch statement.kind {
     case .let(let name, let value):
-      line("(let \(at) \(name.name) \(expression(value)))", indent: indent)
+      line("\(opening("let", at)) \(name.name) \(expression(value)))", indent: indent)
     case .letAction(let name, let action):
-      line("(let \(at) \(name.name) \(self.action(action)))", indent: indent)
+      line("\(opening("let", at)) \(name.name) \(self.action(action)))", indent: indent)
     case .group(let name, let items):
-      line("(group \(at) \(name.name) \(patterns(items)))", indent: indent)
+      line("\(opening("group", at)) \(name.name) \(patterns(items)))", indent: indent)
     case .on(let target, let body):
-      var head = "(on \(at) "
+      var head = "\(opening("on", at)) "
       switch target.kind {
       case .all: head += "(all)"
       case .groups(let items): head += "(groups \(patterns(items)))"
@@ -57,7 +68,7 @@ public struct ASTPrinter {
     case .action(let action):
       line(self.action(action, at: at), indent: indent)
     case .if(let condition, let then, let otherwise):
-      let head = "(if \(at) \(expression(condition))"
+      let head = "\(opening("if", at)) \(expression(condition))"
       guard let otherwise else {
         block(head, then, indent: indent)
         return
@@ -65,27 +76,27 @@ public struct ASTPrinter {
       block(head, then, indent: indent, close: "")
       block("(else", otherwise, indent: indent + 1, close: "))")
     case .for(let name, let sequence, let body):
-      block("(for \(at) \(name.name) \(expression(sequence))", body, indent: indent)
+      block("\(opening("for", at)) \(name.name) \(expression(sequence))", body, indent: indent)
     case .def(let name, let parameters, let body):
-      block("(def \(at) \(name.name) (\(parameters.map(\.name).joined(separator: " ")))", body, indent: indent)
+      block("\(opening("def", at)) \(name.name) (\(parameters.map(\.name).joined(separator: " ")))", body, indent: indent)
     case .call(let name, let arguments):
-      line("(call \(at) \(([name.name] + arguments.map(expression)).joined(separator: " ")))", indent: indent)
+      line("\(opening("call", at)) \(([name.name] + arguments.map(expression)).joined(separator: " ")))", indent: indent)
     case .include(let path, _, let program):
       guard let program, !program.statements.isEmpty else {
-        line("(include \(at) \(quote(path)))", indent: indent)
+        line("\(opening("include", at)) \(quote(path)))", indent: indent)
         return
       }
-      block("(include \(at) \(quote(path))", Block(statements: program.statements, range: statement.range), indent: indent)
+      block("\(opening("include", at)) \(quote(path))", Block(statements: program.statements, range: statement.range), indent: indent)
     case .try(let body):
-      block("(try \(at)", body, indent: indent)
+      block("\(opening("try", at))", body, indent: indent)
     case .set(let name, let value):
-      line("(set \(at) \(name.name) \(expression(value)))", indent: indent)
+      line("\(opening("set", at)) \(name.name) \(expression(value)))", indent: indent)
     case .print(let arguments):
-      line("(print \(at)\(arguments.map { " " + expression($0) }.joined()))", indent: indent)
+      line("\(opening("print", at))\(arguments.map { " " + expression($0) }.joined()))", indent: indent)
     case .fail(let message):
-      line("(fail \(at)\(message.map { " " + expression($0) } ?? ""))", indent: indent)
+      line("\(opening("fail", at))\(message.map { " " + expression($0) } ?? ""))", indent: indent)
     case .invalid:
-      line("(invalid \(at))", indent: indent)
+      line("\(opening("invalid", at)))", indent: indent)
     }
   }
 

@@ -36,7 +36,7 @@ public struct DiagnosticID: Hashable, Sendable, CustomStringConvertible {
 
 /// A message about a place in the source.
 public struct Diagnostic: Error, Hashable, Sendable {
-  public enum Severity: String, Hashable, Sendable { case error, warning, note }
+  public enum Severity: String, Hashable, Sendable, CaseIterable { case error, warning, note }
 
   /// A secondary message at another place, e.g. where an unclosed block was opened.
   public struct Note: Hashable, Sendable {

@@ -18,9 +18,23 @@ public struct DiagnosticRenderer {
     self.colors = colors
   }
 
-  /// Renders all diagnostics, each followed by its notes.
-  public func render(_ diagnostics: [Diagnostic]) -> String {
-    diagnostics.map(render).joined()
+  /// How many diagnostics `render` shows; why: the first ones are the ones to fix (later
+  /// ones often follow from them), and 200,000 of them took seconds and hundreds of MB to
+  /// print for nobody to read.
+  public static let maxShown = 100
+
+  /// Renders the first `limit` diagnostics, each followed by its notes, then how many more
+  /// there are (of each severity), so that a count printed after it still adds up.
+  public func render(_ diagnostics: [Diagnostic], limit: Int = DiagnosticRenderer.maxShown) -> String {
+    var out = diagnostics.prefix(limit).map(render).joined()
+    let hidden = diagnostics.dropFirst(limit)
+    guard !hidden.isEmpty else { return out }
+    let counts = Diagnostic.Severity.allCases.compactMap { severity -> String? in
+      let count = hidden.count(where: { $0.severity == severity })
+      return count == 0 ? nil : "\(count) more \(severity.rawValue)\(count == 1 ? "" : "s")"
+    }
+    out += paint("and \(counts.joined(separator: ", ")) not shown", "1") + "\n"
+    return out
   }
 
   /// Renders one diagnostic and its notes.

@@ -212,6 +212,17 @@ public struct Lexer {
     return token(.hostPattern, from: start)
   }
 
+  /// Whether a pattern token's text ends inside brackets (`pc[1-3`), so that a `,` right
+  /// after it would continue it rather than start the next pattern: the printer then writes
+  /// a space first. The bracket count is `nextPattern`'s.
+  public static func patternEndsInsideBrackets(_ text: String) -> Bool {
+    var depth = 0
+    for byte in text.utf8 {
+      if byte == UInt8(ascii: "[") { depth += 1 } else if byte == UInt8(ascii: "]") { depth = max(0, depth - 1) }
+    }
+    return depth > 0
+  }
+
   private func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
   private func isNameStart(_ byte: UInt8) -> Bool {
     (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z") || byte == UInt8(ascii: "_")

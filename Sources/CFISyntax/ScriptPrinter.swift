@@ -124,13 +124,23 @@ public enum ScriptPrinter {
     return text
   }
 
+  /// Items joined by `, `; after a pattern that leaves a `[` open (which the resolver rejects,
+  /// but the parser keeps), by ` , `, or the comma would be read as part of it.
   private static func patterns(_ items: [PatternItem]) -> String {
-    items.map { item in
+    var text = ""
+    var leftOpen = false
+    for item in items {
+      if !text.isEmpty { text += leftOpen ? " , " : ", " }
       switch item {
-      case .pattern(let text, _): text
-      case .expression(let expression): self.expression(expression)
+      case .pattern(let pattern, _):
+        text += pattern
+        leftOpen = Lexer.patternEndsInsideBrackets(pattern)
+      case .expression(let expression):
+        text += self.expression(expression)
+        leftOpen = false
       }
-    }.joined(separator: ", ")
+    }
+    return text
   }
 
   /// A program, one statement per line, blocks indented by two spaces. Included files are

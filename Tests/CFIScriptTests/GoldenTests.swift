@@ -7,7 +7,8 @@
 //   `NAME.diag` when it has some (the rendered diagnostics, no colours).
 // - Inputs too big or too odd to commit are generated here (`GoldenTests.generated`); their
 //   expectations are committed like the others, under the generated name (`gen-….diag`).
-// - Subfolders are not walked: `lib/` holds files that cases include, `store/` is the store
+// - Subfolders are not walked: `lib/` holds files that cases include (`lib/same` is a
+//   symlink to `lib` itself, for include cycles through symlinks), `store/` is the store
 //   (`store/lab/…`, `store/office/…`) used for store-path checks.
 //
 // Each case is loaded as `Loader.load(path: "NAME.cfi")` with a `readFile` rooted at
@@ -80,6 +81,10 @@ struct GoldenTests {
         ("let a = " + String(repeating: "not ", count: 10_000) + "true\nlet b = true"
           + String(repeating: " or false", count: 10_000) + "\nprint a b\n").utf8)
     }),
+    // 2,000 errors of three kinds: the first 100 are shown, then how many more.
+    ("gen-many-diagnostics.cfi", {
+      Array(String(repeating: "prin \"x\"\nlet = 1\n\u{1}\n", count: 667).utf8)
+    }),
     // Every byte value outside strings.
     ("gen-all-bytes.cfi", { Array(0...255).map(UInt8.init) }),
   ]
@@ -101,8 +106,8 @@ struct GoldenTests {
   static func output(of golden: GoldenCase) throws -> (text: String, isDiagnostics: Bool) {
     let root = directory
     let runbook = try Loader.load(path: golden.name) { path in
-      if path == golden.name, let bytes = golden.generated { return bytes }
-      return try Loader.readFromDisk(path.hasPrefix("/") ? path : root + "/" + path)
+      if path == golden.name, let bytes = golden.generated { return FileContents(bytes: bytes) }
+      return try Loader.openFromDisk(path.hasPrefix("/") ? path : root + "/" + path)
     }
     let context = ResolverContext(knownGroups: knownGroups, store: Store(root: root + "/store"))
     let all = runbook.diagnostics + Resolver.check(runbook, context: context)

@@ -1,8 +1,8 @@
 // ParserRobustnessTests.swift — property tests of the front end on bad input: random bytes,
 // random token soup and random mutations of the golden inputs (all from a seeded generator,
 // so a failure reproduces) go through the loader, the resolver, the renderer and the
-// printer. Each must return, every diagnostic (and note) must point inside its file, and an
-// input with no diagnostics must print. Also: line endings and trailing trivia do not change
+// printer. Each must return, every diagnostic (and note) must point inside its file, an
+// input with no diagnostics must print, and one that parses must survive ScriptPrinter. Also: line endings and trailing trivia do not change
 // the tree of a valid golden.
 
 import CFIScript
@@ -46,30 +46,37 @@ struct ParserRobustnessTests {
   }()
 
   /// Loads `bytes` as `fuzz.cfi` in `Golden/` (so includes find `lib/`), resolves it, renders
-  /// the diagnostics or prints the tree, and checks the ranges. Returns the diagnostic count.
-  @discardableResult
-  static func check(_ bytes: [UInt8], label: String) -> Int {
+  /// the diagnostics or prints the tree, and checks the ranges and, when it parses, that the
+  /// printer gives it back (`FrontEndInvariants`). Returns the diagnostic count and what broke;
+  /// it records nothing itself, so that it can run on a watched thread (`FuzzCorpusTests`).
+  static func problems(_ bytes: [UInt8]) -> (diagnostics: Int, problems: [String]) {
     let root = GoldenTests.directory
-    let runbook = Loader.load(text: bytes, name: "fuzz.cfi") { path in
-      try Loader.readFromDisk(path.hasPrefix("/") ? path : root + "/" + path)
-    }
-    let context = ResolverContext(knownGroups: GoldenTests.knownGroups, store: Store(root: root + "/store"))
-    let diagnostics = runbook.diagnostics + Resolver.check(runbook, context: context)
-    for diagnostic in diagnostics {
-      for (what, range) in [("diagnostic", diagnostic.range)] + diagnostic.notes.map({ ("note", $0.range) }) {
-        let inside =
-          range.file.rawValue >= 0 && range.file.rawValue < runbook.files.count && range.start >= 0
-          && range.start <= range.end && range.end <= runbook.files[range.file.rawValue].bytes.count
-        #expect(inside, "\(label): \(what) '\(diagnostic.message)' has range \(range) outside its file")
+    let load = { (bytes: [UInt8]) in
+      Loader.load(text: bytes, name: "fuzz.cfi") { path in
+        try Loader.openFromDisk(path.hasPrefix("/") ? path : root + "/" + path)
       }
     }
+    let runbook = load(bytes)
+    let context = ResolverContext(knownGroups: GoldenTests.knownGroups, store: Store(root: root + "/store"))
+    let diagnostics = runbook.diagnostics + Resolver.check(runbook, context: context)
+    var problems = [
+      FrontEndInvariants.reprintMismatch(runbook, reparse: load),
+      FrontEndInvariants.rangesOutsideFiles(diagnostics, files: runbook.files),
+    ].compactMap { $0 }
     if diagnostics.isEmpty {
       _ = ASTPrinter.print(runbook.program, files: runbook.files)
-    } else {
-      let text = DiagnosticRenderer(files: runbook.files, colors: true).render(diagnostics)
-      #expect(!text.isEmpty)
+    } else if DiagnosticRenderer(files: runbook.files, colors: true).render(diagnostics).isEmpty {
+      problems.append("\(diagnostics.count) diagnostics rendered as nothing")
     }
-    return diagnostics.count
+    return (diagnostics.count, problems)
+  }
+
+  /// `problems`, each recorded as an issue of the running test. Returns the diagnostic count.
+  @discardableResult
+  static func check(_ bytes: [UInt8], label: String) -> Int {
+    let (count, problems) = ParserRobustnessTests.problems(bytes)
+    for problem in problems { Issue.record("\(label): \(problem)") }
+    return count
   }
 
   /// Random bytes, weighted towards the ones that matter to the lexer.

@@ -10,10 +10,10 @@ struct StatementWalkTests {
   /// Parses `text`; `include "NAME"` loads `files[NAME]`.
   static func parse(_ text: String, files: [String: String] = [:]) throws -> Program {
     let runbook = try Loader.load(path: "main.cfi") { path in
-      if path.hasSuffix("main.cfi") { return Array(text.utf8) }
+      if path.hasSuffix("main.cfi") { return FileContents(bytes: Array(text.utf8)) }
       let name = String(path.split(separator: "/").last ?? "")
       guard let included = files[name] else { throw MissingFile.missing }
-      return Array(included.utf8)
+      return FileContents(bytes: Array(included.utf8))
     }
     #expect(runbook.diagnostics.filter { $0.severity == .error }.isEmpty, "\(runbook.diagnostics.map(\.message))")
     return runbook.program

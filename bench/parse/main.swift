@@ -180,9 +180,9 @@ func generateRunbook(lines lineCount: Int) -> String {
 
 // MARK: - Measuring
 
-func readIncluded(_ path: String) throws -> [UInt8] {
+func readIncluded(_ path: String) throws -> FileContents {
   guard path.hasSuffix("/" + includedName) else { throw CocoaError(.fileNoSuchFile) }
-  return Array(includedText.utf8)
+  return FileContents(bytes: Array(includedText.utf8))
 }
 
 func load(_ text: [UInt8]) -> LoadedRunbook {
