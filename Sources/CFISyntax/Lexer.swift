@@ -89,6 +89,9 @@ public struct Lexer {
       let text = String(decoding: bytes[start..<position], as: UTF8.self)
       if let keyword = Keyword(rawValue: text) { return token(.keyword(keyword), from: start) }
       return token(.identifier, from: start)
+    case UInt8(ascii: "{"), UInt8(ascii: "}"):
+      // The habit of most languages: said where a block was meant.
+      return token(.error(.invalidCharacter, "unexpected '\(UnicodeScalar(byte))'; blocks are written < … >"), from: start)
     default:
       return invalidCharacter(byte, from: start)
     }

@@ -836,6 +836,15 @@ public struct Parser {
     var index = token.range.start + 1
     var parts: [StringPart] = []
     var buffer: [UInt8] = []
+    // A crypt hash in double quotes would read as several variables, each an error of its
+    // own: said once, with the fix, and the text taken as written.
+    if !raw, Self.looksLikeCryptHash(bytes[index..<end]) {
+      report(
+        .badInterpolation,
+        "this looks like a crypt hash: in double quotes '$' starts a variable; write the hash in single quotes ('$…')",
+        at: token.range)
+      return Expression(.string([.text(String(decoding: bytes[index..<end], as: UTF8.self))], raw: false), token.range)
+    }
     func flush() {
       if !buffer.isEmpty {
         parts.append(.text(String(decoding: buffer, as: UTF8.self)))
@@ -927,6 +936,23 @@ public struct Parser {
     }
     flush()
     return Expression(.string(parts, raw: raw), token.range)
+  }
+
+  /// Whether a string's text has the shape of a crypt(3) hash: `$ID$` with a known scheme
+  /// (1, 2a/2b/2y, 5, 6, 7, y, gy, sha1), then only the hash alphabet, and two more `$`.
+  static func looksLikeCryptHash(_ text: ArraySlice<UInt8>) -> Bool {
+    let fields = text.split(separator: UInt8(ascii: "$"), omittingEmptySubsequences: false)
+    guard text.first == UInt8(ascii: "$"), fields.count >= 4, text.count >= 20,
+      ["1", "2a", "2b", "2y", "5", "6", "7", "y", "gy", "sha1"].contains(String(decoding: fields[1], as: UTF8.self))
+    else { return false }
+    return text.allSatisfy { byte in
+      switch byte {
+      case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+        UInt8(ascii: "."), UInt8(ascii: "/"), UInt8(ascii: "$"), UInt8(ascii: "="), UInt8(ascii: ","), UInt8(ascii: "-"):
+        true
+      default: false
+      }
+    }
   }
 
   /// The offset of the first byte of an invalid UTF-8 sequence within `range`, if any.

@@ -6,12 +6,22 @@ import TestSupport
 import Testing
 
 @Suite struct CommandTests {
-  let emptyStore = "--store=/nonexistent-cfi-store"
+  /// A store that does not exist, inside a directory of the test's own (a run takes the
+  /// store's lock, which creates `STORE/.cfi`: never outside the test's files).
+  let scratch = try! TemporaryDirectory()
+  var emptyStore: String { "--store=\(scratch.path)/no-store" }
 
   @Test func runsTextGivenWithC() throws {
     let result = try Command.run([emptyStore, "-c", #"print "hello" args"#, "a", "b"])
     #expect(result.status == 0)
     #expect(result.stdout == "hello a b\n")
+  }
+
+  /// An unknown group in a store that is not there: the store is what is wrong.
+  @Test func aMissingStoreIsSaidRatherThanAnUnknownGroup() throws {
+    let result = try Command.run([emptyStore, "-n", "--no-discovery", "-c", #"on group lab < run "x" >"#])
+    #expect(result.status == 1)
+    #expect(result.stderr.contains("unknown group 'lab'; the store directory \(scratch.path)/no-store does not exist"), "\(result.stderr)")
   }
 
   @Test func runsStandardInputWhenItIsNotATerminal() throws {

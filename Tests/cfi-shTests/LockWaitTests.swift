@@ -37,7 +37,8 @@ import Testing
   }
 
   @Test func lockWaitAndTimeoutTakeNoneAndRefuseNonsense() throws {
-    let options = ["--store", "/nonexistent-cfi-store", "--no-discovery", "--audit-log", "none", "-i", "/dev/null"]
+    let scratch = try TemporaryDirectory()
+    let options = ["--store", scratch.path + "/store", "--no-discovery", "--audit-log", "none", "-i", "/dev/null"]
     #expect(try Command.run(options + ["--lock-wait", "none", "--timeout", "none", "-c", "print 1"]).status == 0)
     let bad = try Command.run(options + ["--lock-wait", "soon", "-c", "print 1"])
     #expect(bad.status == 64)

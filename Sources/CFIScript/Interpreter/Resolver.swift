@@ -355,7 +355,13 @@ public struct Resolver {
 
   private mutating func unknownGroup(_ name: String, at range: SourceRange) {
     var message = "unknown group '\(name)'"
-    if let guess = closestMatch(to: name, in: groups) {
+    var isDirectory: ObjCBool = false
+    if let store = context.store,
+      !FileManager.default.fileExists(atPath: store.root, isDirectory: &isDirectory) || !isDirectory.boolValue
+    {
+      // The likelier mistake: the whole store is not where it was looked for.
+      message += "; the store directory \(store.root) does not exist (--store, CFI_STORE)"
+    } else if let guess = closestMatch(to: name, in: groups) {
       message += "; did you mean '\(guess)'?"
     } else {
       message += "; groups come from the store's directories, the client list and 'group' statements"
