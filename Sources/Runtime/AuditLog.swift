@@ -25,6 +25,8 @@ public final class AuditLog: EventSink {
   private let arguments: [String]
   /// The store the run worked on (so `--limit @failed` finds the last run on the same store).
   private let store: String?
+  /// The text of a runbook that has no file (`-c`, standard input).
+  private let source: String?
   private let state = Mutex(State())
   private let encoder: JSONEncoder = {
     let encoder = JSONEncoder()
@@ -34,7 +36,7 @@ public final class AuditLog: EventSink {
   }()
 
   /// Opens (creating it and its directory, mode 0600) the log at `path`.
-  public init(path: String, arguments: [String], store: String? = nil) throws(TextFileError) {
+  public init(path: String, arguments: [String], store: String? = nil, source: String? = nil) throws(TextFileError) {
     let directory = (path as NSString).deletingLastPathComponent
     if !FileManager.default.fileExists(atPath: directory) {
       do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
@@ -46,6 +48,7 @@ public final class AuditLog: EventSink {
     runID = UUID().uuidString.lowercased()
     self.arguments = arguments
     self.store = store
+    self.source = source
   }
 
   deinit { close(descriptor) }
@@ -72,6 +75,7 @@ public final class AuditLog: EventSink {
     var runbook: String
     var arguments: [String]
     var store: String?
+    var source: String?
     var check: Bool
     var exitStatus: Int32
     /// What stopped the run from outside (`SIGTERM`, …), if anything did.
@@ -122,7 +126,7 @@ public final class AuditLog: EventSink {
     append(
       RunRecord(
         run: runID, started: state.started, finished: Date(), user: user, sudoUser: environment["SUDO_USER"],
-        runbook: state.runbook, arguments: arguments, store: store, check: state.check, exitStatus: exitStatus,
+        runbook: state.runbook, arguments: arguments, store: store, source: source, check: state.check, exitStatus: exitStatus,
         signal: signal?.name, error: state.failure, hosts: state.outcomes))
   }
 }

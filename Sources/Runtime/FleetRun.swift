@@ -143,10 +143,11 @@ public final class FleetRun: Sendable {
   // MARK: - Runs
 
   /// Runs `body` as one run: opens the audit log and takes the store's lock, runs, derives
-  /// the exit status, remembers the hosts reached, writes the run's record. `arguments` go
-  /// into the record (hashes redacted). Throws only when the run could not start.
+  /// the exit status, remembers the hosts reached, writes the run's record. `arguments` and
+  /// `source` (the text of a runbook without a file) go into the record (hashes redacted).
+  /// Throws only when the run could not start.
   public func run<Result>(
-    arguments: [String] = [], lock: LockPolicy, sink: any EventSink,
+    arguments: [String] = [], source: String? = nil, lock: LockPolicy, sink: any EventSink,
     _ body: (any EventSink) async -> (Result, RunEnd)
   ) async throws(FleetRunError) -> (result: Result, exitStatus: Int32) {
     // A required log first, so that a run that cannot have one fails before it waits for the
@@ -155,11 +156,11 @@ public final class FleetRun: Sendable {
     let log: AuditLog?
     let held: StoreLock?
     if case .required = audit {
-      log = try openAuditLog(arguments: arguments)
+      log = try openAuditLog(arguments: arguments, source: source)
       held = try await takeLock(lock)
     } else {
       held = try await takeLock(lock)
-      log = try openAuditLog(arguments: arguments)
+      log = try openAuditLog(arguments: arguments, source: source)
     }
     let sinks: [any EventSink] = log.map { [sink, $0] } ?? [sink]
     let (result, end) = await body(sinks.count == 1 ? sink : MultiplexSink(sinks))
@@ -177,7 +178,7 @@ public final class FleetRun: Sendable {
     await executor.shutdown()
   }
 
-  private func openAuditLog(arguments: [String]) throws(FleetRunError) -> AuditLog? {
+  private func openAuditLog(arguments: [String], source: String?) throws(FleetRunError) -> AuditLog? {
     let path: String
     let required: Bool
     switch audit {
@@ -186,7 +187,7 @@ public final class FleetRun: Sendable {
     case .bestEffort(let where_): (path, required) = (where_, false)
     }
     if said.withLock({ $0.contains(.auditLog) }) { return nil }
-    do { return try AuditLog(path: path, arguments: arguments, store: store.root) } catch {
+    do { return try AuditLog(path: path, arguments: arguments, store: store.root, source: source) } catch {
       let reason = error.reason
       if required { throw .auditLogUnavailable(path: path, reason: reason) }
       said.withLock { _ = $0.insert(.auditLog) }

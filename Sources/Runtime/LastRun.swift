@@ -14,11 +14,12 @@ public struct LastRun: Sendable {
     statuses.filter { $0.value == status }.map(\.key).sorted(by: HostFolding.naturalLess)
   }
 
-  /// The last run of `runbook` (its path, or `<command line>`) on `store` in the audit log at
-  /// `path` that changed things (dry runs are skipped); nil when there is none. Records of
+  /// The last run of `runbook` (its path, or `<command line>` with its text `source`) on
+  /// `store` in the audit log at `path` that changed things (dry runs are skipped); nil when
+  /// there is none. Records of
   /// other stores are skipped; records written before runs named their store count for any.
   /// Only the log's last 64 MiB are read.
-  public static func find(inAuditLog path: String, runbook: String, store: String) -> LastRun? {
+  public static func find(inAuditLog path: String, runbook: String, source: String? = nil, store: String) -> LastRun? {
     guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
     defer { try? handle.close() }
     let size = (try? handle.seekToEnd()) ?? 0
@@ -27,7 +28,8 @@ public struct LastRun: Sendable {
     guard let data = try? handle.readToEnd() else { return nil }
     for line in data.split(separator: UInt8(ascii: "\n")).reversed() {
       guard let record = try? JSONDecoder().decode(Record.self, from: line), record.record == "run",
-        record.runbook == runbook, !record.check, record.store == nil || record.store == store
+        record.runbook == runbook, source == nil || record.source == source, !record.check,
+        record.store == nil || record.store == store
       else { continue }
       var statuses: [HostName: String] = [:]
       for (name, status) in record.hosts ?? [:] { if let host = HostName(name) { statuses[host] = status } }
@@ -40,6 +42,7 @@ public struct LastRun: Sendable {
     var record: String
     var runbook: String?
     var store: String?
+    var source: String?
     var check: Bool
     var finished: String?
     var hosts: [String: String]?

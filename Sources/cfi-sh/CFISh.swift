@@ -204,12 +204,12 @@ struct CFISh: AsyncParsableCommand {
 
   /// The `--limit` of this command line for the runbook `name` (`@failed` and the like read
   /// its last run on this store from the audit log); nil without one.
-  func runLimit(inventory: Inventory, runbook name: String) throws -> RunLimit? {
+  func runLimit(inventory: Inventory, runbook name: String, source: String? = nil) throws -> RunLimit? {
     guard !limit.isEmpty else { return nil }
     let log = auditLogPath
     do {
       return try RunLimit.parse(limit, members: { inventory.hosts(inGroup: $0).map(\.name) }) { status throws(HostPatternError) in
-        guard log != "none", let last = LastRun.find(inAuditLog: log, runbook: name, store: storeRoot) else {
+        guard log != "none", let last = LastRun.find(inAuditLog: log, runbook: name, source: source, store: storeRoot) else {
           throw HostPatternError(
             message: "--limit @\(status): the audit log \(log == "none" ? "is off" : "'\(log)' has no earlier run of \(name) on \(storeRoot)")",
             offset: 0)

@@ -21,7 +21,9 @@ struct RunbookRunner {
   }
 
   private func runChecked() async throws -> Int32 {
-    let (runbook, name, arguments) = try load()
+    let (runbook, name, arguments, text) = try load()
+    // The audit log keeps the text of a runbook that has no file (hashes redacted as CFIScript).
+    let source = text.map { SecretText.redactingHashes(String($0.prefix(64 << 10))) }
     let fleet = options.makeFleetRun(
       audit: options.auditPolicy(required: true),
       notice: { [verbose = options.verbose] message in
@@ -63,7 +65,7 @@ struct RunbookRunner {
     let (settings, locked) = try options.commandLineSettings()
     let runOptions = RunOptions(
       store: fleet.store, inventory: inventory, settings: settings, lockedSettings: locked, check: options.check,
-      arguments: arguments, limit: try options.runLimit(inventory: inventory, runbook: name))
+      arguments: arguments, limit: try options.runLimit(inventory: inventory, runbook: name, source: source))
     let terminal: any EventSink =
       options.json
       ? JSONRenderer()
@@ -98,7 +100,7 @@ struct RunbookRunner {
     signals.start()
     let run: (result: RunResult, exitStatus: Int32)
     do {
-      run = try await fleet.run(arguments: arguments, lock: lock, sink: renderer) { sink in
+      run = try await fleet.run(arguments: arguments, source: source, lock: lock, sink: renderer) { sink in
         signals.starting()
         let task = Task {
           await Interpreter.run(runbook, name: name, executor: fleet.executor, sink: sink, options: runOptions)
@@ -121,7 +123,8 @@ struct RunbookRunner {
   }
 
   /// Reads the runbook from `-c`, a file, or standard input.
-  private func load() throws -> (LoadedRunbook, String, [String]) {
+  /// The runbook, its name, its arguments, and its text when it has no file (`-c`, stdin).
+  private func load() throws -> (LoadedRunbook, String, [String], String?) {
     // What follows the runbook is the runbook's, so an option of ours there would be
     // silently ignored: refused before anything is read or run. (With -c, the first word is
     // in `runbook`; it can only look like an option when a `--` came before it.) A `--`
@@ -140,7 +143,7 @@ struct RunbookRunner {
       (options.command != nil ? options.runbook.map { [$0] } ?? [] : [])
       + (separated ? options.arguments : CFISh.runbookArguments(options.arguments))
     if let text = options.command {
-      return (Loader.load(text: Array(text.utf8), name: "<command line>"), "<command line>", arguments)
+      return (Loader.load(text: Array(text.utf8), name: "<command line>"), "<command line>", arguments, text)
     }
     let path = options.runbook ?? (Stream.standardError.isTerminal && isatty(0) == 1 ? nil : "-")
     guard let path else {
@@ -149,10 +152,10 @@ struct RunbookRunner {
     }
     if path == "-" {
       let bytes = Array(FileHandle.standardInput.readDataToEndOfFile())
-      return (Loader.load(text: bytes, name: "<stdin>"), "<stdin>", arguments)
+      return (Loader.load(text: bytes, name: "<stdin>"), "<stdin>", arguments, String(decoding: bytes, as: UTF8.self))
     }
     do {
-      return (try Loader.load(path: path), path, arguments)
+      return (try Loader.load(path: path), path, arguments, nil)
     } catch {
       throw CommandFailure(message: "cannot read runbook '\(path)': \(Loader.reason(error))", status: ExitStatus.usage)
     }

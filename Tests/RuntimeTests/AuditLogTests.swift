@@ -161,6 +161,17 @@ struct AuditLogTests {
     #expect(records.first?["hosts"] as? [String: String] == [:])
   }
 
+  /// A runbook without a file (`-c`, stdin) is recorded with its text and the store it ran on,
+  /// so `--limit @failed` finds that very runbook's last run.
+  @Test func theRecordHoldsTheStoreAndTheTextOfARunbookWithoutAFile() throws {
+    let file = TemporaryLog()
+    let log = try AuditLog(path: file.path, arguments: [], store: "/srv/cfi", source: #"on all < run "true" >"#)
+    AuditLogTests.emit([Make.runStarted(), Make.runFinished([])], to: log)
+    log.finish(exitStatus: 0)
+    #expect(file.records().first?["store"] as? String == "/srv/cfi")
+    #expect(file.records().first?["source"] as? String == #"on all < run "true" >"#)
+  }
+
   // MARK: - Secrets
 
   @Test func hashArgumentsAreRedacted() throws {

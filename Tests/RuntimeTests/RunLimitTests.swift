@@ -56,6 +56,14 @@ struct RunLimitTests {
     #expect(last.hosts("unreachable") == ["pc03"])
     #expect(LastRun.find(inAuditLog: log, runbook: "site.cfi", store: "/t")?.hosts("failed") == ["pc01"], "records without a store count for any")
     #expect(LastRun.find(inAuditLog: log, runbook: "never.cfi", store: "/s") == nil)
+    // Runbooks without a file are told apart by their text.
+    let commandLine = try directory.write(
+      "cli.log",
+      [
+        record("<command line>", store: "/s", hosts: ["pc01": "failed"]).replacingOccurrences(of: "{", with: #"{"source":"a","#),
+        record("<command line>", store: "/s", hosts: ["pc02": "failed"]).replacingOccurrences(of: "{", with: #"{"source":"b","#),
+      ].joined(separator: "\n") + "\n")
+    #expect(LastRun.find(inAuditLog: commandLine, runbook: "<command line>", source: "a", store: "/s")?.hosts("failed") == ["pc01"])
     #expect(LastRun.find(inAuditLog: directory.path + "/none.log", runbook: "site.cfi", store: "/s") == nil)
   }
 }
