@@ -21,6 +21,8 @@ final class JSONRenderer: EventSink {
   /// One line of output. Absent fields are omitted.
   struct Record: Encodable {
     var event: String
+    /// In `run_started` only: the version of this format (docs/json-events.md).
+    var schema: Int?
     var time: String?
     var runbook: String?
     var check: Bool?
@@ -54,12 +56,16 @@ final class JSONRenderer: EventSink {
     }
 
     enum CodingKeys: String, CodingKey {
-      case event, time, runbook, check, block, target, location, hosts, leftOut = "left_out", host, group, step, tolerated, status
+      case event, schema, time, runbook, check, block, target, location, hosts, leftOut = "left_out", host, group, step, tolerated, status
       case exitCode = "exit_code", stdout, stderr, message, reason, durationMs = "duration_ms", stopped, interrupted, error, outcomes
     }
 
     init(_ event: String) { self.event = event }
   }
+
+  /// The version of the event format; raised when a field changes meaning or goes away
+  /// (new fields and events do not raise it).
+  static let schema = 1
 
   init(
     output: @escaping @Sendable (Data) -> Void = { FileHandle.standardOutput.write($0) },
@@ -89,6 +95,7 @@ final class JSONRenderer: EventSink {
     switch event {
     case .runStarted(let runbook, let check, let date):
       var record = Record("run_started")
+      record.schema = JSONRenderer.schema
       record.runbook = runbook
       record.check = check
       record.time = ISO8601DateFormatter().string(from: date)
