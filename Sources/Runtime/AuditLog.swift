@@ -35,8 +35,12 @@ public final class AuditLog: EventSink {
     return encoder
   }()
 
-  /// Opens (creating it and its directory, mode 0600) the log at `path`.
-  public init(path: String, arguments: [String], store: String? = nil, source: String? = nil) throws(TextFileError) {
+  /// Opens (creating it and its directory, mode 0600) the log at `path`, for the run `runID`
+  /// (the id its events carry; a new one when not given).
+  public init(
+    path: String, runID: String = UUID().uuidString.lowercased(), arguments: [String], store: String? = nil,
+    source: String? = nil
+  ) throws(TextFileError) {
     let directory = (path as NSString).deletingLastPathComponent
     if !FileManager.default.fileExists(atPath: directory) {
       do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
@@ -45,7 +49,7 @@ public final class AuditLog: EventSink {
     }
     descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
     guard descriptor >= 0 else { throw TextFileError(path: path, reason: String(cString: strerror(errno))) }
-    runID = UUID().uuidString.lowercased()
+    self.runID = runID
     self.arguments = arguments
     self.store = store
     self.source = source
@@ -96,7 +100,7 @@ public final class AuditLog: EventSink {
 
   public func emit(_ event: Event) {
     switch event {
-    case .runStarted(let runbook, let check, let date):
+    case .runStarted(let runbook, let check, let date, _):
       state.withLock {
         $0.runbook = runbook
         $0.check = check
@@ -108,7 +112,7 @@ public final class AuditLog: EventSink {
         HostRecord(
           run: runID, time: Date(), block: block, host: outcome.host.name.rawValue, group: outcome.host.group.rawValue,
           status: outcome.status.rawValue, message: outcome.message, reason: outcome.reason?.rawValue))
-    case .runFinished(let outcomes, _, let error):
+    case .runFinished(let outcomes, _, let error, _, _):
       state.withLock { state in
         state.failure = error
         for outcome in outcomes { state.outcomes[outcome.host.name.rawValue] = outcome.status.rawValue }

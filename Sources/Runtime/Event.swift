@@ -72,8 +72,8 @@ public struct HostOutcome: Hashable, Sendable {
 
 /// Something that happened during a run.
 public enum Event: Sendable {
-  /// A run begins.
-  case runStarted(runbook: String, check: Bool, date: Date)
+  /// A run begins. `run` is its id (the audit log's), set by the `FleetRun` it runs in.
+  case runStarted(runbook: String, check: Bool, date: Date, run: String? = nil)
   /// An `on` block begins.
   case blockStarted(BlockInfo)
   /// An `on` block's target matched no host (it comes right after the block's
@@ -90,7 +90,8 @@ public enum Event: Sendable {
   /// A `print` statement's text; `host` is set when it ran inside an `on` block.
   case message(String, host: Host?)
   /// The run ended; one outcome per host that took part, worst status over all blocks.
-  case runFinished(outcomes: [HostOutcome], interrupted: Bool, error: String?)
+  /// `exitStatus` and `run` are set by the `FleetRun` it runs in, which decides the status.
+  case runFinished(outcomes: [HostOutcome], interrupted: Bool, error: String?, exitStatus: Int32? = nil, run: String? = nil)
 }
 
 /// Receives events. Called concurrently from host tasks: implementations must be
@@ -125,7 +126,7 @@ public final class EventLog: EventSink {
   /// The final per-host outcomes of the run, if it finished.
   public var finalOutcomes: [String: StepStatus] {
     for event in events.reversed() {
-      if case .runFinished(let outcomes, _, _) = event {
+      if case .runFinished(let outcomes, _, _, _, _) = event {
         return Dictionary(outcomes.map { ($0.host.name.rawValue, $0.status) }, uniquingKeysWith: max)
       }
     }

@@ -153,18 +153,20 @@ public final class FleetRun: Sendable {
     // A required log first, so that a run that cannot have one fails before it waits for the
     // lock; a best-effort log after the lock, so that an entry refused by the lock opens
     // (and creates) nothing.
+    let id = UUID().uuidString.lowercased()
     let log: AuditLog?
     let held: StoreLock?
     if case .required = audit {
-      log = try openAuditLog(arguments: arguments, source: source)
+      log = try openAuditLog(id: id, arguments: arguments, source: source)
       held = try await takeLock(lock)
     } else {
       held = try await takeLock(lock)
-      log = try openAuditLog(arguments: arguments, source: source)
+      log = try openAuditLog(id: id, arguments: arguments, source: source)
     }
-    let sinks: [any EventSink] = log.map { [sink, $0] } ?? [sink]
-    let (result, end) = await body(sinks.count == 1 ? sink : MultiplexSink(sinks))
+    let stamp = RunStamp(id: id, sink: log.map { MultiplexSink([sink, $0]) as any EventSink } ?? sink)
+    let (result, end) = await body(stamp)
     let status = ExitStatus.of(end)
+    stamp.finish(exitStatus: status)
     remember(end.reached)
     log?.finish(exitStatus: status, signal: end.stopSignal)
     // Released last: the next run must not start while this one still closes or records.
@@ -178,7 +180,7 @@ public final class FleetRun: Sendable {
     await executor.shutdown()
   }
 
-  private func openAuditLog(arguments: [String], source: String?) throws(FleetRunError) -> AuditLog? {
+  private func openAuditLog(id: String, arguments: [String], source: String?) throws(FleetRunError) -> AuditLog? {
     let path: String
     let required: Bool
     switch audit {
@@ -187,7 +189,7 @@ public final class FleetRun: Sendable {
     case .bestEffort(let where_): (path, required) = (where_, false)
     }
     if said.withLock({ $0.contains(.auditLog) }) { return nil }
-    do { return try AuditLog(path: path, arguments: arguments, store: store.root, source: source) } catch {
+    do { return try AuditLog(path: path, runID: id, arguments: arguments, store: store.root, source: source) } catch {
       let reason = error.reason
       if required { throw .auditLogUnavailable(path: path, reason: reason) }
       said.withLock { _ = $0.insert(.auditLog) }

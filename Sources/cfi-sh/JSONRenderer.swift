@@ -23,6 +23,8 @@ final class JSONRenderer: EventSink {
     var event: String
     /// In `run_started` only: the version of this format (docs/json-events.md).
     var schema: Int?
+    /// In `run_started` and `run_finished`: the run's id, the audit log's.
+    var run: String?
     var time: String?
     var runbook: String?
     var check: Bool?
@@ -45,6 +47,7 @@ final class JSONRenderer: EventSink {
     var stopped: Bool?
     var interrupted: Bool?
     var error: String?
+    var exitStatus: Int32?
     var outcomes: [Outcome]?
 
     struct Outcome: Encodable {
@@ -56,8 +59,9 @@ final class JSONRenderer: EventSink {
     }
 
     enum CodingKeys: String, CodingKey {
-      case event, schema, time, runbook, check, block, target, location, hosts, leftOut = "left_out", host, group, step, tolerated, status
-      case exitCode = "exit_code", stdout, stderr, message, reason, durationMs = "duration_ms", stopped, interrupted, error, outcomes
+      case event, schema, run, time, runbook, check, block, target, location, hosts, leftOut = "left_out", host, group, step, tolerated, status
+      case exitCode = "exit_code", stdout, stderr, message, reason, durationMs = "duration_ms", stopped, interrupted, error
+      case exitStatus = "exit_status", outcomes
     }
 
     init(_ event: String) { self.event = event }
@@ -93,9 +97,10 @@ final class JSONRenderer: EventSink {
 
   static func record(for event: Event, now: () -> Date) -> Record {
     switch event {
-    case .runStarted(let runbook, let check, let date):
+    case .runStarted(let runbook, let check, let date, let run):
       var record = Record("run_started")
       record.schema = JSONRenderer.schema
+      record.run = run
       record.runbook = runbook
       record.check = check
       record.time = ISO8601DateFormatter().string(from: date)
@@ -156,8 +161,10 @@ final class JSONRenderer: EventSink {
       record.message = text
       record.host = host?.name.rawValue
       return record
-    case .runFinished(let outcomes, let interrupted, let error):
+    case .runFinished(let outcomes, let interrupted, let error, let exitStatus, let run):
       var record = Record("run_finished")
+      record.run = run
+      record.exitStatus = exitStatus
       record.interrupted = interrupted
       record.error = error
       record.outcomes = Self.outcomes(outcomes)

@@ -65,7 +65,7 @@ final class TextRenderer: EventSink {
   func emit(_ event: Event) {
     state.withLock { state in
       switch event {
-      case .runStarted(_, let check, _):
+      case .runStarted(_, let check, _, _):
         if check && verbosity != .quiet { write(style.cyan("check mode: nothing will be changed") + "\n", &state) }
       case .blockStarted(let info):
         state.blocks[info.id] = BlockState(info: info)
@@ -101,7 +101,7 @@ final class TextRenderer: EventSink {
         }
       case .message(let text, let host):
         write((host.map { "\($0.name): " } ?? "") + text + "\n", &state)
-      case .runFinished(let outcomes, let interrupted, _):
+      case .runFinished(let outcomes, let interrupted, _, _, _):
         write(recap(outcomes, interrupted: interrupted), &state)
       }
     }

@@ -41,11 +41,11 @@ struct InterpreterEventTests {
     #expect(trace(of: "pc02") == [#"start run "a""#, #"finish run "a" failed"#, "host failed"])
     let outline = outcome.log.events.compactMap { event -> String? in
       switch event {
-      case .runStarted(let runbook, let check, _): "runStarted \(runbook) \(check)"
+      case .runStarted(let runbook, let check, _, _): "runStarted \(runbook) \(check)"
       case .blockStarted(let info): "blockStarted \(info.id) \(info.label) \(info.hosts.map(\.name.rawValue))"
       case .blockFinished(let id, let outcomes, let stopped): "blockFinished \(id) \(outcomes.map(\.status.rawValue)) \(stopped)"
       case .message(let text, nil): "print \(text)"
-      case .runFinished(let outcomes, let interrupted, let error):
+      case .runFinished(let outcomes, let interrupted, let error, _, _):
         "runFinished \(outcomes.map(\.status.rawValue)) \(interrupted) \(error ?? "-")"
       default: nil
       }

@@ -253,7 +253,7 @@ struct InterpreterFailureTests {
     #expect(error.message == "'if' needs true or false, not a number ('3')")
     #expect(!outcome.result.interrupted)
     let finished = outcome.log.events.compactMap { event -> String?? in
-      if case .runFinished(_, _, let error) = event { return error }
+      if case .runFinished(_, _, let error, _, _) = event { return error }
       return nil
     }
     #expect(finished.count == 1)

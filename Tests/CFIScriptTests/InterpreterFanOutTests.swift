@@ -217,7 +217,7 @@ struct InterpreterFanOutTests {
         StepOptions(check: true, timeout: .seconds(120), connectTimeout: .seconds(5)),
       ])
     let started = outcome.log.events.compactMap { event -> Bool? in
-      if case .runStarted(_, let check, _) = event { return check }
+      if case .runStarted(_, let check, _, _) = event { return check }
       return nil
     }
     #expect(started == [true])
@@ -289,7 +289,7 @@ struct InterpreterFanOutTests {
     #expect(outcome.message(of: "pc03") == "interrupted before it started")
     #expect(outcome.executor.shutdownCount == 1)
     let finished = outcome.log.events.compactMap { event -> Bool? in
-      if case .runFinished(_, let interrupted, _) = event { return interrupted }
+      if case .runFinished(_, let interrupted, _, _, _) = event { return interrupted }
       return nil
     }
     #expect(finished == [true])

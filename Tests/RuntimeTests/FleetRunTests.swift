@@ -101,6 +101,31 @@ final class FleetRunEvents: EventSink, @unchecked Sendable {
     #expect(known == ["pc1", "pc2"])
   }
 
+  @Test func theRunsEventsCarryTheAuditLogsRunIDAndRunFinishedTheExitStatus() async throws {
+    let log = scratch.path + "/log/audit.log"
+    let fleet = fleet(audit: .required(path: log))
+    let events = FleetRunEvents()
+    _ = try await fleet.run(lock: .noWait, sink: events) { sink in
+      let outcomes = [outcome("pc1", .ok), outcome("pc2", .unreachable)]
+      sink.emit(.runStarted(runbook: "site.cfi", check: false, date: Date()))
+      sink.emit(.runFinished(outcomes: outcomes, interrupted: true, error: nil))
+      // The status is decided after the body: a signal may still come (here it did).
+      return ((), RunEnd(outcomes: outcomes, runtimeError: false, interrupted: true, stopSignal: .terminate))
+    }
+    guard case .runStarted(_, _, _, let startedID)? = events.events.first,
+      case .runFinished(_, _, _, let status, let finishedID)? = events.events.last, events.events.count == 2
+    else {
+      Issue.record("expected runStarted then runFinished, got \(events.events)")
+      return
+    }
+    let record = try #require(
+      String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").last { $0.contains(#""record":"run""#) })
+    let id = try #require(startedID)
+    #expect(record.contains(#""run":"\#(id)""#))
+    #expect(finishedID == id)
+    #expect(status == 128 + StopSignal.terminate.number)
+  }
+
   @Test(arguments: StopSignal.allCases)
   func aSignalThatStoppedTheRunGivesItsStatusAndIsRecorded(signal: StopSignal) async throws {
     let log = scratch.path + "/log/audit.log"

@@ -30,6 +30,8 @@ import Testing
 struct EventScript {
   static let date = Date(timeIntervalSince1970: 1_795_770_000)  // 2026-11-27T09:00:00Z
   static let runbook = "site.cfi"
+  /// The run's id, as its FleetRun gives it.
+  static let run = "0b6d2c1e-5a7f-4c3e-9d21-7e4f5a6b8c90"
 
   private(set) var events: [Event] = []
   private var blockOutcomes: [Int: [HostOutcome]] = [:]
@@ -51,7 +53,7 @@ struct EventScript {
   }
 
   mutating func start(check: Bool = false) {
-    events.append(.runStarted(runbook: EventScript.runbook, check: check, date: EventScript.date))
+    events.append(.runStarted(runbook: EventScript.runbook, check: check, date: EventScript.date, run: EventScript.run))
   }
 
   /// A block starts; one with no hosts says so next, as the interpreter does.
@@ -94,8 +96,14 @@ struct EventScript {
     events.append(.message(text, host: host.map(EventScript.host)))
   }
 
+  /// The run's end, with the exit status its FleetRun derives.
   mutating func finish(interrupted: Bool = false, error: String? = nil) {
-    events.append(.runFinished(outcomes: hostOrder.compactMap { runOutcomes[$0] }, interrupted: interrupted, error: error))
+    let outcomes = hostOrder.compactMap { runOutcomes[$0] }
+    let unmatched = events.filter { if case .noHosts = $0 { true } else { false } }.count
+    let status = ExitStatus.of(
+      RunEnd(outcomes: outcomes, runtimeError: error != nil, interrupted: interrupted, unmatchedTargets: unmatched))
+    events.append(
+      .runFinished(outcomes: outcomes, interrupted: interrupted, error: error, exitStatus: status, run: EventScript.run))
   }
 }
 
