@@ -73,4 +73,3 @@ enum HostField: String, CaseIterable {
     }
   }
 }
-
