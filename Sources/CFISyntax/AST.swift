@@ -35,7 +35,8 @@ public struct Statement: Sendable {
   public indirect enum Kind: Sendable {
     /// `let NAME = EXPR`
     case `let`(Identifier, Expression)
-    /// `let NAME = run CMD`: binds the host's trimmed stdout.
+    /// `let NAME = ACTION` (`let NAME = try ACTION` when the action is `tolerated`): binds
+    /// the step's result.
     case letAction(Identifier, ActionStatement)
     /// `group NAME = PATTERN, …`
     case group(Identifier, [PatternItem])
@@ -108,12 +109,18 @@ public struct ActionStatement: Sendable {
   public var arguments: [Expression]
   /// `copy PATH to DEST`: the destination.
   public var destination: Expression?
+  /// `let NAME = try ACTION`: a failure binds a failed result instead of ending the host's block.
+  public var tolerated: Bool
   public var range: SourceRange
-  public init(kind: ActionKind, keyword: SourceRange, arguments: [Expression], destination: Expression?, range: SourceRange) {
+  public init(
+    kind: ActionKind, keyword: SourceRange, arguments: [Expression], destination: Expression?, tolerated: Bool = false,
+    range: SourceRange
+  ) {
     self.kind = kind
     self.keyword = keyword
     self.arguments = arguments
     self.destination = destination
+    self.tolerated = tolerated
     self.range = range
   }
 }

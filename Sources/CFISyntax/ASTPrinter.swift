@@ -53,7 +53,7 @@ public struct ASTPrinter {
     case .let(let name, let value):
       line("\(opening("let", at)) \(name.name) \(expression(value)))", indent: indent)
     case .letAction(let name, let action):
-      line("\(opening("let", at)) \(name.name) \(self.action(action)))", indent: indent)
+      line("\(opening("let", at)) \(name.name) \(action.tolerated ? "try " : "")\(self.action(action)))", indent: indent)
     case .group(let name, let items):
       line("\(opening("group", at)) \(name.name) \(patterns(items)))", indent: indent)
     case .on(let target, let body):

@@ -214,7 +214,7 @@ public struct Parser {
     return Statement(kind, range(from: start))
   }
 
-  /// let -> "let" NAME "=" (expression | "run" ARG)
+  /// let -> "let" NAME "=" (expression | ["try"] action)
   private mutating func parseLet() -> Statement.Kind {
     advance()
     guard let name = parseIdentifier("a variable name after 'let'") else { return .invalid }
@@ -224,13 +224,18 @@ public struct Parser {
       expected("'=' after 'let \(name.name)'")
       return .let(name, Expression(.invalid, name.range))
     }
+    let tolerated = at(.try)
+    if tolerated {
+      advance()
+      guard case .keyword(let keyword) = current.kind, keyword.isAction else {
+        expected("an action after 'let \(name.name) = try' (to tolerate a block, write 'try < … >' as a statement)")
+        return .let(name, Expression(.invalid, name.range))
+      }
+    }
     if case .keyword(let keyword) = current.kind, keyword.isAction {
       let start = current.range
-      guard let action = parseAction() else { return .let(name, Expression(.invalid, start)) }
-      guard action.kind == .run else {
-        report(.misplaced, "only 'run' gives a value to bind; '\(action.kind.rawValue)' does not", at: action.keyword)
-        return .let(name, Expression(.invalid, action.range))
-      }
+      guard var action = parseAction() else { return .let(name, Expression(.invalid, start)) }
+      action.tolerated = tolerated
       return .letAction(name, action)
     }
     return .let(name, parseExpression())
@@ -793,7 +798,7 @@ public struct Parser {
       return Expression(inner.kind, range(from: token.range.start))
     default:
       if case .keyword(let keyword) = token.kind, keyword.isAction {
-        reportUnexpected("'\(keyword.rawValue)' is an action, not a value; only 'let NAME = run …' binds an action's output")
+        reportUnexpected("'\(keyword.rawValue)' is an action, not a value; bind its result with 'let NAME = \(keyword.rawValue) …'")
       } else {
         expected("a value")
       }

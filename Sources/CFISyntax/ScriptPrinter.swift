@@ -174,7 +174,7 @@ public enum ScriptPrinter {
     }
     switch statement.kind {
     case .let(let name, let value): line("let \(name.name) = \(expression(value))")
-    case .letAction(let name, let action): line("let \(name.name) = \(self.action(action))")
+    case .letAction(let name, let action): line("let \(name.name) = \(action.tolerated ? "try " : "")\(self.action(action))")
     case .group(let name, let items): line("group \(name.name) = \(patterns(items))")
     case .on(let target, let body): block("on " + self.target(target), body)
     case .action(let action): line(self.action(action))

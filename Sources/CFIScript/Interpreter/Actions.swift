@@ -37,14 +37,16 @@ extension Interpreter {
     SecretText.redactingHashes(ScriptPrinter.action(statement, redacting: Secret.redacted))
   }
 
-  /// Performs an action on the frame's host and reports it; a failure ends the host's block.
+  /// Performs an action on the frame's host and reports it; a failure ends the host's block,
+  /// unless the action is `tolerated` (`let r = try ACTION`): then its result is returned.
   func perform(_ statement: ActionStatement, in frame: inout Frame) async throws -> StepResult {
     guard let host = frame.host else {
       throw RuntimeError("'\(statement.kind.rawValue)' must run inside an 'on' block", at: statement.keyword)
     }
     let action = try buildAction(statement, in: frame)
     let step = StepInfo(
-      block: frame.block, location: location(statement.range), label: label(of: statement), tolerated: frame.insideTry)
+      block: frame.block, location: location(statement.range), label: label(of: statement),
+      tolerated: frame.insideTry || statement.tolerated)
     sink.emit(.stepStarted(step, host: host))
     let stepOptions = StepOptions(
       check: options.check, timeout: frame.settings.timeout, connectTimeout: frame.settings.connectTimeout)
@@ -55,6 +57,8 @@ extension Interpreter {
       break
     case .changed:
       frame.changed = true
+    case .failed where statement.tolerated:
+      break
     case .failed:
       let reason = result.message ?? result.exitCode.map { "exit status \($0)" } ?? "failed"
       throw HostStop.failed("\(step.location): \(statement.kind.rawValue): \(reason)")

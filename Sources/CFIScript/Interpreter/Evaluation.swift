@@ -37,11 +37,11 @@ extension Interpreter {
     case .binary(.or, let left, let right):
       return .boolean(try truth(left, in: frame, what: "'or'") || truth(right, in: frame, what: "'or'"))
     case .binary(.equal, let left, let right):
-      return .boolean(try evaluate(left, in: frame) == evaluate(right, in: frame))
+      return .boolean(try evaluate(left, in: frame).plain == evaluate(right, in: frame).plain)
     case .binary(.notEqual, let left, let right):
-      return .boolean(try evaluate(left, in: frame) != evaluate(right, in: frame))
+      return .boolean(try evaluate(left, in: frame).plain != evaluate(right, in: frame).plain)
     case .binary(let op, let left, let right):  // in, not in
-      let isIn = try contains(evaluate(right, in: frame), evaluate(left, in: frame), at: right.range)
+      let isIn = try contains(evaluate(right, in: frame).plain, evaluate(left, in: frame).plain, at: right.range)
       return .boolean(op == .in ? isIn : !isIn)
     case .invalid:
       throw RuntimeError("this expression has errors", at: expression.range)
@@ -51,7 +51,9 @@ extension Interpreter {
   func truth(_ expression: Expression, in frame: Frame, what: String) throws -> Bool {
     let value = try evaluate(expression, in: frame)
     guard case .boolean(let truth) = value else {
-      throw RuntimeError("\(what) needs true or false, not \(value.typeName) ('\(value.text)')", at: expression.range)
+      var message = "\(what) needs true or false, not \(value.typeName) ('\(value.text)')"
+      if case .result = value { message += "; ask a field of it, such as .ok or .changed" }
+      throw RuntimeError(message, at: expression.range)
     }
     return truth
   }
@@ -77,13 +79,21 @@ extension Interpreter {
   }
 
   private func member(_ base: Value, _ field: Identifier) throws -> Value {
-    guard case .host(let host) = base else {
+    switch base {
+    case .host(let host):
+      guard let hostField = HostField(rawValue: field.name) else {
+        throw RuntimeError("'host' has no field '\(field.name)'; its fields are name, group and address", at: field.range)
+      }
+      return hostField.value(of: host)
+    case .result(let result):
+      guard let resultField = ResultField(rawValue: field.name) else {
+        throw RuntimeError(
+          "the result of an action has no field '\(field.name)'; its fields are \(ResultField.listed)", at: field.range)
+      }
+      return resultField.value(of: result)
+    default:
       throw RuntimeError("\(base.typeName) has no field '\(field.name)'", at: field.range)
     }
-    guard let hostField = HostField(rawValue: field.name) else {
-      throw RuntimeError("'host' has no field '\(field.name)'; its fields are name, group and address", at: field.range)
-    }
-    return hostField.value(of: host)
   }
 
   private func builtin(_ name: Identifier, _ arguments: [Value], in frame: Frame, at range: SourceRange) throws -> Value {
@@ -93,6 +103,7 @@ extension Interpreter {
     guard builtin.arity.contains(arguments.count) else {
       throw RuntimeError("wrong number of arguments: \(builtin.signature)", at: range)
     }
+    let arguments = arguments.map(\.plain)
     switch builtin {
     case .lines:
       let path = try text(arguments[0], "the path of 'lines'", at: range)

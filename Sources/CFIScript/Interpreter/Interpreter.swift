@@ -212,7 +212,7 @@ public struct Interpreter: Sendable {
       frame.assign(name.name, try evaluate(value, in: frame))
     case .letAction(let name, let action):
       let result = try await perform(action, in: &frame)
-      frame.assign(name.name, .string(result.output.trimmingCharacters(in: .whitespacesAndNewlines)))
+      frame.assign(name.name, .result(ActionResult(result)))
     case .group(let name, let items):
       // Reachable through a def called inside `on`; the parser rejects it written there.
       guard frame.top != nil else { throw RuntimeError("'group' cannot run inside an 'on' block", at: statement.range) }

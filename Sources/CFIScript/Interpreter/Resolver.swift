@@ -59,6 +59,11 @@ public struct Resolver {
   /// Top-level variables bound to a literal string (`let hash = '$y$…'`), so actions that
   /// use them can be checked before anything runs.
   private var constants: [String: Expression] = [:]
+  /// Names that may hold the result of an action, so that fields are read from them: those
+  /// bound by `let NAME = ACTION` (`.result`: their fields are checked), and def parameters
+  /// and loop variables inside `on` or a def, which may be given one (`.unknown`: not checked).
+  private enum FieldKind { case result, unknown }
+  private var fieldKinds: [String: FieldKind] = [:]
   /// What an `on` or `def` block being checked changed, to restore when it ends.
   private struct Scope {
     var locals: Set<String>?
@@ -67,6 +72,7 @@ public struct Resolver {
     var globals: Set<String>
     var staticGroups: [String]?
     var hostGroups: [String]?
+    var fieldKinds: [String: FieldKind]
   }
   private var scopes: [Scope] = []
 
@@ -214,9 +220,11 @@ public struct Resolver {
         constants[name.name] = isConstant ? value : nil
       }
       bind(name)
+      if case .variable(let other) = value.kind, let kind = fieldKinds[other] { fieldKinds[name.name] = kind }
     case .letAction(let name, let action):
       self.action(action)
       bind(name)
+      fieldKinds[name.name] = .result
     case .group(let name, let items):
       if GroupName(name.name) == nil {
         error(.badHostPattern, GroupNameError(text: name.name).description, at: name.range)
@@ -234,13 +242,15 @@ public struct Resolver {
     case .for(let name, let sequence, _):
       expression(sequence)
       bind(name)
+      if insideOn || insideDef { fieldKinds[name.name] = .unknown }
       return .enter
     case .def(_, let parameters, _):
       scopes.append(
         Scope(
           locals: locals, insideOn: insideOn, insideDef: insideDef, globals: globals, staticGroups: staticGroups,
-          hostGroups: hostGroups))
+          hostGroups: hostGroups, fieldKinds: fieldKinds))
       locals = Set(parameters.map(\.name))
+      fieldKinds = Dictionary(parameters.map { ($0.name, .unknown) }) { first, _ in first }
       insideDef = true
       globals = allGlobals
       return .enter
@@ -265,8 +275,8 @@ public struct Resolver {
     switch statement.kind {
     case .on, .def:
       let scope = scopes.removeLast()
-      (locals, insideOn, insideDef, globals, staticGroups, hostGroups) =
-        (scope.locals, scope.insideOn, scope.insideDef, scope.globals, scope.staticGroups, scope.hostGroups)
+      (locals, insideOn, insideDef, globals, staticGroups, hostGroups, fieldKinds) =
+        (scope.locals, scope.insideOn, scope.insideDef, scope.globals, scope.staticGroups, scope.hostGroups, scope.fieldKinds)
     default:
       break
     }
@@ -315,7 +325,7 @@ public struct Resolver {
     scopes.append(
       Scope(
         locals: locals, insideOn: insideOn, insideDef: insideDef, globals: globals, staticGroups: staticGroups,
-        hostGroups: hostGroups))
+        hostGroups: hostGroups, fieldKinds: fieldKinds))
     locals = locals ?? []  // inside a def, its parameters and locals stay visible
     insideOn = true
     staticGroups = known
@@ -573,14 +583,14 @@ public struct Resolver {
     case .string(let parts, _):
       for case .variable(let path) in parts {
         variable(path[0].name, at: path[0].range)
-        if path[0].name == "host" {
-          if path.count > 2 {
-            error(.unknownVariable, "'host.\(path[1].name)' has no fields", at: path[2].range)
-          } else {
-            hostField(path.dropFirst().first, count: 1, at: path[0].range)
-          }
-        } else if path.count > 1 {
-          error(.badInterpolation, "'\(path[0].name)' has no fields; only 'host' does ('${host.name}')", at: path[1].range)
+        guard path.count > 1 else { continue }
+        if !field(path[1], of: path[0].name) {
+          error(
+            .badInterpolation,
+            "'\(path[0].name)' has no fields; only 'host' and results of actions do ('${host.name}', '${r.output}')",
+            at: path[1].range)
+        } else if path.count > 2 {
+          error(.unknownVariable, "'\(path[0].name).\(path[1].name)' has no fields", at: path[2].range)
         }
       }
     case .list(let elements):
@@ -589,13 +599,14 @@ public struct Resolver {
       variable(name, at: expression.range)
     case .member(let base, let field):
       self.expression(base)
-      if case .variable("host") = base.kind {
-        hostField(field, count: 1, at: field.range)
-      } else if case .member(let innerBase, let inner) = base.kind {
+      if case .member(let innerBase, let inner) = base.kind {
         let owner = if case .variable(let name) = innerBase.kind { "\(name).\(inner.name)" } else { inner.name }
         error(.unknownVariable, "'\(owner)' has no fields", at: field.range)
-      } else if case .variable = base.kind {
-        error(.unknownVariable, "only 'host' has fields ('host.name', 'host.group', 'host.address')", at: field.range)
+      } else if case .variable(let name) = base.kind, !self.field(field, of: name) {
+        error(
+          .unknownVariable,
+          "'\(name)' has no fields; only 'host' ('host.name') and results of actions ('let r = copy …', 'r.changed') do",
+          at: field.range)
       }
     case .call(let name, let arguments):
       arguments.forEach { self.expression($0) }
@@ -614,19 +625,28 @@ public struct Resolver {
     }
   }
 
-  private mutating func hostField(_ field: Identifier?, count: Int, at range: SourceRange) {
-    guard let field else { return }
-    if count > 1 {
-      error(.unknownVariable, "'host.\(field.name)' has no fields", at: field.range)
-    } else if HostField(rawValue: field.name) == nil {
-      var message = "'host' has no field '\(field.name)'"
-      if let guess = closestMatch(to: field.name, in: HostField.allCases.map(\.rawValue)) {
-        message += "; did you mean '\(guess)'?"
-      } else {
-        message += "; its fields are name, group and address"
+  /// Checks `NAME.FIELD`; false when `NAME` has no fields at all.
+  private mutating func field(_ field: Identifier, of name: String) -> Bool {
+    let (owner, fields, listed): (String, [String], String)
+    if name == "host" {
+      (owner, fields, listed) = ("'host'", HostField.allCases.map(\.rawValue), "name, group and address")
+    } else {
+      switch fieldKinds[name] {
+      case nil: return false
+      case .unknown: return true
+      case .result:
+        (owner, fields, listed) = ("'\(name)', the result of an action,", ResultField.allCases.map(\.rawValue), ResultField.listed)
       }
-      error(.unknownVariable, message, at: field.range)
     }
+    guard !fields.contains(field.name) else { return true }
+    var message = "\(owner) has no field '\(field.name)'"
+    if let guess = closestMatch(to: field.name, in: fields) {
+      message += "; did you mean '\(guess)'?"
+    } else {
+      message += "; its fields are \(listed)"
+    }
+    error(.unknownVariable, message, at: field.range)
+    return true
   }
 
   private mutating func call(_ name: Identifier, arguments expressions: [Expression], asStatement: Bool) {

@@ -13,6 +13,8 @@ public enum Value: Hashable, Sendable {
   case list([Value])
   /// `host` inside an `on` block.
   case host(Host)
+  /// What `let NAME = ACTION` binds: the step's result on the host.
+  case result(ActionResult)
 
   /// The type's name, for error messages.
   public var typeName: String {
@@ -24,6 +26,7 @@ public enum Value: Hashable, Sendable {
     case .percent: "a percentage"
     case .list: "a list"
     case .host: "a host"
+    case .result: "the result of an action"
     }
   }
 
@@ -37,6 +40,17 @@ public enum Value: Hashable, Sendable {
     case .percent(let value): "\(value)%"
     case .list(let elements): elements.map(\.text).joined(separator: " ")
     case .host(let host): host.name.rawValue
+    case .result(let result): result.output
+    }
+  }
+
+  /// The value as operators and built-in functions see it: a result is its output, a string,
+  /// also inside lists (so `k == "6.1"`, `"6.1" in k` and `len(k)` keep working on `let k = run …`).
+  public var plain: Value {
+    switch self {
+    case .result(let result): .string(result.output)
+    case .list(let elements): .list(elements.map(\.plain))
+    default: self
     }
   }
 
