@@ -107,9 +107,11 @@ public struct Store: Hashable, Sendable {
   }
 
   /// The local directory that `fetch` of `path` (checked by `hostPath`) from `host` copies
-  /// into: `ROOT/.fetched/HOST/` and the path's parent, ending in `/`.
+  /// into: `ROOT/.fetched/HOST/` and the path's parent, ending in `/`. A relative root is
+  /// written `./ROOT`, so that rsync never reads a `:` in it as a host.
   public func fetched(_ path: String, from host: HostName) -> String {
     let parent = path.split(separator: "/").dropLast().map { "/" + $0 }.joined()
+    let root = root.hasPrefix("/") ? root : "./" + root
     return "\(root)/\(Store.fetchedDirectory)/\(host.rawValue)\(parent)/"
   }
 

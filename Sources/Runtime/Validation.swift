@@ -117,7 +117,7 @@ public enum PackageName {
 public enum UnitName {
   /// What to tell the operator when a name is refused.
   public static let invalidMessage =
-    "not a valid systemd unit name (letters, digits and ':', '_', '.', '@', '-', '\\'; not starting with '-')"
+    "not a valid systemd unit name (letters, digits and ':', '_', '.', '@', '-', '\\'; not starting with '-' or '.')"
 
   /// Whether `name` is a unit name as systemd writes them (`cups`, `cups.service`,
   /// `getty@tty1.service`, `dev-sda1.device`, escapes as `\x2d`): at most 255 bytes of

@@ -30,9 +30,8 @@ enum FetchOperation {
   /// `cL+++++++++ link -> target`); not its other lines (`created directory …`) nor
   /// unchanged items (`.d..t…`).
   static func isChange(_ line: Substring) -> Bool {
-    guard let first = line.first, "<>ch".contains(first), line.dropFirst().first.map({ "fdLDS".contains($0) }) == true
-    else { return false }
-    return true
+    guard let first = line.first, let second = line.dropFirst().first else { return false }
+    return "<>ch".contains(first) && "fdLDS".contains(second)
   }
 
   /// rsync's sender could not find the path (`link_stat "PATH" failed: No such file or directory`).

@@ -51,7 +51,7 @@ public struct Pull: Hashable, Sendable, CustomStringConvertible {
   /// Makes `path` and its missing parents, each new one 0700 (what is fetched may be secret);
   /// existing directories are left as they are. Returns what went wrong, if anything.
   static func makeDirectory(_ path: String) -> String? {
-    var made = ""
+    var made = path.hasPrefix("/") ? "" : "."
     for component in path.split(separator: "/") {
       made += "/" + component
       if mkdir(made, 0o700) != 0 && errno != EEXIST { return String(cString: strerror(errno)) }

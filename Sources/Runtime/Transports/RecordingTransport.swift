@@ -1,5 +1,5 @@
-// RecordingTransport: a transport that runs nothing. It records every command, push and pull it is
-// given and answers from a script, so that tests read exactly what cfi-sh would send.
+// RecordingTransport: a transport that runs nothing. It records every command, push and pull
+// it is given and answers from a script, so that tests read exactly what cfi-sh would send.
 
 import Synchronization
 

@@ -2,12 +2,12 @@
 // know nothing about actions: operations (Operations/) turn actions into commands and
 // pushes, the ActionExecutor runs them through a transport.
 
-/// Runs commands on hosts, pushes trees to them and pulls files from them. Implementations: `SSHTransport` (OpenSSH
-/// and rsync), `LocalTransport` (this machine, no ssh) and `RecordingTransport` (tests).
-/// A transport must be safe to call concurrently for different hosts, must honour task
-/// cancellation (a command: its whole session where it runs is ended before `run` returns; a
-/// push: the local rsync is stopped, and its remote side ends with the connection), and never
-/// throws: whatever happens is a `CommandResult`.
+/// Runs commands on hosts, pushes trees to them and pulls files from them. Implementations:
+/// `SSHTransport` (OpenSSH and rsync), `LocalTransport` (this machine, no ssh) and
+/// `RecordingTransport` (tests). A transport must be safe to call concurrently for different
+/// hosts, must honour task cancellation (a command: its whole session where it runs is ended
+/// before `run` returns; a push or pull: the local rsync is stopped, and its remote side ends
+/// with the connection), and never throws: whatever happens is a `CommandResult`.
 public protocol Transport: Sendable {
   /// Runs `command` on `host`.
   func run(_ command: RemoteCommand, on host: Host) async -> CommandResult
