@@ -76,12 +76,13 @@ public struct Statement: Sendable {
 
 /// The action keywords, as the syntax knows them.
 public enum ActionKind: String, Hashable, Sendable, CaseIterable {
-  case copy, sync, run, script, password, install, remove, upgrade, pkgsync
+  case copy, sync, run, script, password, install, remove, upgrade, pkgsync, service, fetch
 
-  /// The number of arguments the action takes, before list spreading: `min...max`.
+  /// The number of arguments the action takes, before list spreading: `min...max` (a bare
+  /// word of `words` is not an argument).
   public var arity: ClosedRange<Int> {
     switch self {
-    case .copy, .run: 1...1
+    case .copy, .run, .service, .fetch: 1...1
     case .sync, .upgrade, .pkgsync: 0...0
     case .script, .install, .remove: 1...Int.max
     case .password: 2...2
@@ -93,10 +94,23 @@ public enum ActionKind: String, Hashable, Sendable, CaseIterable {
     switch self {
     case .copy: "a path (and optionally 'to' a destination)"
     case .run: "a command"
-    case .sync, .upgrade, .pkgsync: "no arguments"
+    case .sync, .pkgsync: "no arguments"
+    case .upgrade: "no arguments, or the word 'full'"
     case .script: "a script file and its arguments"
     case .install, .remove: "one or more package names"
     case .password: "a user and a crypt hash"
+    case .service: "a unit name and a state (\(ActionKind.service.words.joined(separator: ", ")))"
+    case .fetch: "an absolute path on the host"
+    }
+  }
+
+  /// The bare words that may follow the action's arguments (`upgrade full`, `service cups
+  /// started`): fixed syntax, not expressions. `service` needs one; `upgrade` may have one.
+  public var words: [String] {
+    switch self {
+    case .upgrade: ["full"]
+    case .service: ["started", "stopped", "restarted", "reloaded", "enabled", "disabled"]
+    default: []
     }
   }
 }
@@ -109,17 +123,22 @@ public struct ActionStatement: Sendable {
   public var arguments: [Expression]
   /// `copy PATH to DEST`: the destination.
   public var destination: Expression?
+  /// The bare word after the arguments, one of `kind.words`: `full` of `upgrade full`, the
+  /// state of `service NAME started`.
+  public var word: Identifier?
   /// `let NAME = try ACTION`: a failure binds a failed result instead of ending the host's block.
   public var tolerated: Bool
   public var range: SourceRange
   public init(
-    kind: ActionKind, keyword: SourceRange, arguments: [Expression], destination: Expression?, tolerated: Bool = false,
+    kind: ActionKind, keyword: SourceRange, arguments: [Expression], destination: Expression?, word: Identifier? = nil,
+    tolerated: Bool = false,
     range: SourceRange
   ) {
     self.kind = kind
     self.keyword = keyword
     self.arguments = arguments
     self.destination = destination
+    self.word = word
     self.tolerated = tolerated
     self.range = range
   }

@@ -104,6 +104,7 @@ public struct ASTPrinter {
     var parts = [action.kind.rawValue]
     if let at { parts.append(at) }
     parts += action.arguments.map(expression)
+    if let word = action.word { parts.append(word.name) }
     if let destination = action.destination { parts += ["to", expression(destination)] }
     return "(" + parts.joined(separator: " ") + ")"
   }

@@ -446,9 +446,13 @@ public struct Parser {
     }
     var arguments = parseArguments(stopAtTo: kind == .copy)
     // `password root hash`: the user is a name written bare, as in the seed's use case
-    // (a user held in a variable is written "$user").
-    if kind == .password, let user = arguments.first, case .variable(let name) = user.kind {
+    // (a user held in a variable is written "$user"); so is the unit of `service cups started`.
+    if kind == .password || kind == .service, let user = arguments.first, case .variable(let name) = user.kind {
       arguments[0] = Expression(.string([.text(name)], raw: false), user.range)
+    }
+    var word: Identifier?
+    if !kind.words.isEmpty, !panicking, !takeWord(kind, from: &arguments, into: &word, keyword: keywordRange) {
+      return nil
     }
     var destination: Expression?
     if kind == .copy, atWord("to") {
@@ -466,7 +470,8 @@ public struct Parser {
     if panicking { return nil }
     let actionRange = range(from: start)
     if !kind.arity.contains(arguments.count) {
-      let found = arguments.isEmpty ? "none" : arguments.count == 1 ? "1 argument" : "\(arguments.count) arguments"
+      let written = arguments.count + (word == nil ? 0 : 1)
+      let found = written == 0 ? "none" : written == 1 ? "1 argument" : "\(written) arguments"
       report(
         .badArgumentCount,
         "'\(kind.rawValue)' takes \(kind.argumentsDescription), found \(found)",
@@ -474,7 +479,40 @@ public struct Parser {
       // Invalid, so that later checks do not also complain about the extra arguments.
       return nil
     }
-    return ActionStatement(kind: kind, keyword: keywordRange, arguments: arguments, destination: destination, range: actionRange)
+    return ActionStatement(
+      kind: kind, keyword: keywordRange, arguments: arguments, destination: destination, word: word, range: actionRange)
+  }
+
+  /// Takes the bare word that ends `upgrade full` or `service NAME STATE` out of `arguments`
+  /// into `word`. False (diagnosed) when `service` has no state or not one of its states, or
+  /// when `upgrade`'s one argument is a misspelt `full`; any other argument of `upgrade` is
+  /// left to its arity check.
+  private mutating func takeWord(
+    _ kind: ActionKind, from arguments: inout [Expression], into word: inout Identifier?, keyword: SourceRange
+  ) -> Bool {
+    guard let last = arguments.last else {
+      if kind == .upgrade { return true }
+      report(.badArgumentCount, "'\(kind.rawValue)' takes \(kind.argumentsDescription), found none", at: keyword)
+      return false
+    }
+    let name: String? = if case .variable(let name) = last.kind { name } else { nil }
+    if let name, kind.words.contains(name), kind == .service ? arguments.count > 1 : arguments.count == 1 {
+      word = Identifier(name, arguments.removeLast().range)
+      return true
+    }
+    if kind == .upgrade {
+      guard arguments.count == 1, let name, closestMatch(to: name, in: kind.words) != nil else { return true }
+      report(.badValue, "'upgrade' takes no arguments or the word 'full'; did you mean 'upgrade full'?", at: last.range)
+      return false
+    }
+    guard arguments.count > 1 else {
+      report(.badArgumentCount, "'\(kind.rawValue)' takes \(kind.argumentsDescription), found no state", at: last.range)
+      return false
+    }
+    var message = name.map { "'\($0)' is not a state of 'service'" } ?? "the state of 'service' is written as a bare word"
+    if let guess = name.flatMap({ closestMatch(to: $0, in: kind.words) }) { message += "; did you mean '\(guess)'?" }
+    report(.badValue, message + " (states: \(kind.words.joined(separator: ", ")))", at: last.range)
+    return false
   }
 
   /// arguments -> postfix*  — juxtaposed, up to the end of the statement (or `to`).

@@ -97,8 +97,9 @@ public enum ScriptPrinter {
 
   // MARK: - Statements
 
-  /// An action as one line: `copy "a" to "/b"`, `install "htop" pkgs`. With `secret`, the
-  /// hash of `password` is written as `secret` (redacted), whatever expression gives it.
+  /// An action as one line: `copy "a" to "/b"`, `install "htop" pkgs`, `service "cups"
+  /// started`. With `secret`, the hash of `password` is written as `secret` (redacted),
+  /// whatever expression gives it.
   public static func action(_ action: ActionStatement, redacting secret: String? = nil) -> String {
     var words = [action.kind.rawValue]
     for (index, argument) in action.arguments.enumerated() {
@@ -108,6 +109,7 @@ public enum ScriptPrinter {
         words.append(operand(argument))
       }
     }
+    if let word = action.word { words.append(word.name) }
     if let destination = action.destination { words += ["to", operand(destination)] }
     return words.joined(separator: " ")
   }

@@ -6,10 +6,12 @@ public enum Keyword: String, Hashable, Sendable, CaseIterable {
   case `let`, group, on, `if`, `else`, `for`, `in`, def, include, `try`, set, print, fail
   case `true`, `false`, and, or, not
   // Actions.
-  case copy, sync, run, script, password, install, remove, upgrade, pkgsync
+  case copy, sync, run, script, password, install, remove, upgrade, pkgsync, service, fetch
 
   /// The keywords that are actions (valid only inside `on`).
-  public static let actions: [Keyword] = [.copy, .sync, .run, .script, .password, .install, .remove, .upgrade, .pkgsync]
+  public static let actions: [Keyword] = [
+    .copy, .sync, .run, .script, .password, .install, .remove, .upgrade, .pkgsync, .service, .fetch,
+  ]
 
   /// Whether this keyword is an action.
   public var isAction: Bool { Keyword.actions.contains(self) }

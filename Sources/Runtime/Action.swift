@@ -22,6 +22,12 @@ public enum Action: Hashable, Sendable {
   case upgrade
   /// Push the pkgsync lists and run pkgsync.
   case pkgsync
+  /// `apt-get full-upgrade`: upgrades that need new or removed packages too (new kernels).
+  case fullUpgrade
+  /// Bring a systemd unit to a state with systemctl.
+  case service(unit: String, state: ServiceState)
+  /// Copy a file or directory of the host (an absolute path) into `STORE/.fetched/HOST/`.
+  case fetch(path: String)
 
   /// The action's keyword, as in the language (`copy`, `run`, …).
   public var name: String {
@@ -33,8 +39,16 @@ public enum Action: Hashable, Sendable {
     case .password: "password"
     case .install: "install"
     case .remove: "remove"
-    case .upgrade: "upgrade"
+    case .upgrade, .fullUpgrade: "upgrade"
     case .pkgsync: "pkgsync"
+    case .service: "service"
+    case .fetch: "fetch"
     }
   }
+}
+
+/// What `service` makes of a unit. `started`/`stopped` and `enabled`/`disabled` act only when
+/// the unit is not so already; `restarted` and `reloaded` always act. Enabling does not start.
+public enum ServiceState: String, Hashable, Sendable, CaseIterable {
+  case started, stopped, restarted, reloaded, enabled, disabled
 }

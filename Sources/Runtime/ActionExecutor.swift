@@ -54,16 +54,22 @@ public final class ActionExecutor: StepExecutor {
       case .command(let command, let then):
         // An interrupted step sends nothing more (its first command may have been stopped).
         if Task.isCancelled { return StepResult(status: .interrupted) }
-        let outcome = await transport.run(command, on: host)
-        guard case .exited(let status) = outcome.termination else { return Self.ending(of: outcome, timeout: command.timeout) }
-        plan = then(Exited(status: status, stdout: outcome.stdout, stderr: outcome.stderr))
+        plan = Self.after(await transport.run(command, on: host), timeout: command.timeout, then)
       case .push(let push, let then):
         if Task.isCancelled { return StepResult(status: .interrupted) }
-        let outcome = await transport.push(push, to: host)
-        guard case .exited(let status) = outcome.termination else { return Self.ending(of: outcome, timeout: nil) }
-        plan = then(Exited(status: status, stdout: outcome.stdout, stderr: outcome.stderr))
+        plan = Self.after(await transport.push(push, to: host), timeout: nil, then)
+      case .pull(let pull, let then):
+        if Task.isCancelled { return StepResult(status: .interrupted) }
+        plan = Self.after(await transport.pull(pull, from: host), timeout: nil, then)
       }
     }
+  }
+
+  /// What comes after a command, push or pull: what its decoder `then` decides when it ran
+  /// to its end, else the step's end (`ending(of:timeout:)`).
+  static func after(_ outcome: CommandResult, timeout: Duration?, _ then: (Exited) -> Plan) -> Plan {
+    guard case .exited(let status) = outcome.termination else { return .done(ending(of: outcome, timeout: timeout)) }
+    return then(Exited(status: status, stdout: outcome.stdout, stderr: outcome.stderr))
   }
 
   /// The step's result when a command did not run to its own end (one that exited goes to

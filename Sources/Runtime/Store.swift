@@ -87,6 +87,34 @@ public struct Store: Hashable, Sendable {
     return path.hasSuffix("/") && !kept.isEmpty ? kept + "/" : kept
   }
 
+  /// The directory `fetch` copies hosts' files into: `ROOT/.fetched/HOST/PATH` (not a
+  /// group: a group name never starts with `.`).
+  public static let fetchedDirectory = ".fetched"
+
+  /// Checks a path on a host as `fetch` takes it: absolute, not `/` itself, no `.` or `..`
+  /// component, no NUL. Returns it without duplicate or trailing slashes.
+  public static func hostPath(_ path: String) throws(StoreError) -> String {
+    guard path.hasPrefix("/") else {
+      throw StoreError("'\(path)' is not an absolute path; 'fetch' takes a path on the host, such as \"/\(path)\"")
+    }
+    guard !path.contains("\0") else { throw StoreError("a path on the host must not contain a NUL byte") }
+    let components = path.split(separator: "/", omittingEmptySubsequences: true)
+    if let dots = components.first(where: { $0 == ".." || $0 == "." }) {
+      throw StoreError("'\(path)' contains '\(dots)'; write the path on the host without it")
+    }
+    guard !components.isEmpty else { throw StoreError("'fetch' takes a file or directory below '/', not '/' itself") }
+    return "/" + components.joined(separator: "/")
+  }
+
+  /// The local directory that `fetch` of `path` (checked by `hostPath`) from `host` copies
+  /// into: `ROOT/.fetched/HOST/` and the path's parent, ending in `/`. A relative root is
+  /// written `./ROOT`, so that rsync never reads a `:` in it as a host.
+  public func fetched(_ path: String, from host: HostName) -> String {
+    let parent = path.split(separator: "/").dropLast().map { "/" + $0 }.joined()
+    let root = root.hasPrefix("/") ? root : "./" + root
+    return "\(root)/\(Store.fetchedDirectory)/\(host.rawValue)\(parent)/"
+  }
+
   /// Reads a list file from a group's tree: one item per line, blank lines and `#` comments
   /// (whole-line or after whitespace) dropped, surrounding whitespace trimmed.
   public func lines(_ path: String, group: String) throws(StoreError) -> [String] {

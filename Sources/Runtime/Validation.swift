@@ -1,4 +1,4 @@
-// Validating inputs before anything runs: crypt hashes and Debian package names.
+// Validating inputs before anything runs: crypt hashes, Debian package names, unit names.
 // (chpasswd -e accepts any string and would lock the account; apt takes options too.)
 
 /// Crypt(5) hashes that `password` accepts.
@@ -110,5 +110,24 @@ public enum PackageName {
       return !parts[1].isEmpty && parts[1].utf8.allSatisfy { isLowerAlnum($0) || $0 == UInt8(ascii: "-") }
     }
     return true
+  }
+}
+
+/// systemd unit names that `service` accepts.
+public enum UnitName {
+  /// What to tell the operator when a name is refused.
+  public static let invalidMessage =
+    "not a valid systemd unit name (letters, digits and ':', '_', '.', '@', '-', '\\'; not starting with '-' or '.')"
+
+  /// Whether `name` is a unit name as systemd writes them (`cups`, `cups.service`,
+  /// `getty@tty1.service`, `dev-sda1.device`, escapes as `\x2d`): at most 255 bytes of
+  /// ASCII letters, digits and `:_.@-\`, not starting with `-` (so never an option) or `.`.
+  public static func isValid(_ name: String) -> Bool {
+    guard let first = name.utf8.first, first != UInt8(ascii: "-"), first != UInt8(ascii: "."), name.utf8.count <= 255
+    else { return false }
+    return name.utf8.allSatisfy { byte in
+      (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+        || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || ":_.@-\\".utf8.contains(byte)
+    }
   }
 }

@@ -50,6 +50,7 @@ struct CFISh: AsyncParsableCommand {
       FILES
         /var/lib/cfi/GROUP/         files per group, laid out as on the
                                     client's / (the store)
+        /var/lib/cfi/.fetched/HOST/ what 'fetch PATH' copied from each host
         /etc/cfi/clients            static client list, one host a line:
                                     NAME [address=A] [port=P] [user=U] [group=G]
         /etc/cfi/id_ed25519         the server's ssh key

@@ -187,7 +187,7 @@ struct InterpreterResultTests {
   @Test func aDefReadsTheFieldsOfAResultItIsGiven() async throws {
     let outcome = try await run(
       """
-      def restart_if_changed(result, service) < if result.changed < run "systemctl restart $service" > >
+      def restart_if_changed(result, unit) < if result.changed < run "systemctl restart $unit" > >
       on host pc01, pc02 <
         let conf = copy "etc/app.conf"
         restart_if_changed(conf, "app")

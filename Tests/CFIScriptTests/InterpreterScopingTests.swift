@@ -299,7 +299,7 @@ struct InterpreterDefBlockTests {
   @Test func aBlockInsideADefSeesTheDefsParameters() async throws {
     let outcome = try await run(
       """
-      def restart(service) < on host pc01, pc02 < run "systemctl restart $service" > >
+      def restart(unit) < on host pc01, pc02 < run "systemctl restart $unit" > >
       restart("cron")
       """)
     #expect(outcome.commands(on: "pc01") == ["systemctl restart cron"])

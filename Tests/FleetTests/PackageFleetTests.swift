@@ -29,7 +29,7 @@ private func testPackages(_ lab: Lab, _ host: String) throws -> [String: String]
 }
 
 /// The `step_finished` events of one step (by its label, e.g. `install`), per host.
-private func stepResults(_ result: Command, _ label: String) -> [String: [String: Any]] {
+func stepResults(_ result: Command, _ label: String) -> [String: [String: Any]] {
   var results: [String: [String: Any]] = [:]
   for step in steps(result) where (step["step"] as? String)?.hasPrefix(label) == true {
     results[step["host"] as! String] = step
@@ -37,7 +37,7 @@ private func stepResults(_ result: Command, _ label: String) -> [String: [String
   return results
 }
 
-private func message(_ step: [String: Any]?) -> String { step?["message"] as? String ?? "" }
+func message(_ step: [String: Any]?) -> String { step?["message"] as? String ?? "" }
 private func stdout(_ step: [String: Any]?) -> String { step?["stdout"] as? String ?? "" }
 
 /// Runs a runbook in the background (RunningCommand) with the lab's inventory, key and store.
@@ -225,6 +225,43 @@ struct PackageFleetTests {
       #expect(try lab.read(host, "cat /usr/share/cfi-test/cfi-test-b") == "cfi-test-b 1.1")
     }
     #expect(outcomes(try lab.run("on all < upgrade >", ["--json"])) == all(lab.hosts, "ok"))
+  }
+
+  /// A new version that needs a new package: `upgrade` holds it back, `upgrade full` (apt-get
+  /// full-upgrade, as for a new kernel ABI) installs both; --check says so and changes nothing.
+  @Test func upgradeFullTakesWhatUpgradeHoldsBack() throws {
+    let repository = try AptRepository()
+    try repository.publish("cfi-test-a", "1.0")
+    let lab = try packageLab("fullupgrade", hosts: 3, repository: repository)
+    let setup = try lab.run("on all < \(copySource); install \"cfi-test-a\" >", ["--json"])
+    #expect(outcomes(setup) == all(lab.hosts, "changed"), "\(setup.stderr)")
+
+    try repository.publish("cfi-test-n", "1.0")
+    try repository.publish("cfi-test-a", "2.0", depends: ["cfi-test-n"])
+    // Plain upgrade refreshes the lists and holds the new version back: nothing to do.
+    let plain = try lab.run("on all < upgrade >", ["--json"])
+    #expect(plain.status == 0, "\(plain.stderr)")
+    #expect(outcomes(plain) == all(lab.hosts, "ok"))
+    for host in lab.hosts { #expect(try testPackages(lab, host) == ["cfi-test-a": "1.0"], "\(host): upgrade took it") }
+
+    let check = try lab.run("on all < upgrade full >", ["--check", "--json"])
+    #expect(check.status == 0, "\(check.stderr)")
+    #expect(outcomes(check) == all(lab.hosts, "changed"))
+    for (host, step) in stepResults(check, "upgrade full") {
+      #expect(message(step) == "would change: +cfi-test-n +cfi-test-a", "\(host)")
+    }
+    for host in lab.hosts { #expect(try testPackages(lab, host) == ["cfi-test-a": "1.0"], "\(host): --check upgraded") }
+
+    let full = try lab.run("on all < upgrade full >", ["--json"])
+    #expect(full.status == 0, "\(full.stderr)")
+    #expect(outcomes(full) == all(lab.hosts, "changed"))
+    for (host, step) in stepResults(full, "upgrade full") {
+      #expect(Set(message(step).split(separator: " ")) == ["+cfi-test-n", "+cfi-test-a"], "\(host): \(message(step))")
+    }
+    for host in lab.hosts {
+      #expect(try testPackages(lab, host) == ["cfi-test-a": "2.0", "cfi-test-n": "1.0"], "\(host)")
+    }
+    #expect(outcomes(try lab.run("on all < upgrade full >", ["--json"])) == all(lab.hosts, "ok"))
   }
 
   @Test func unknownPackageFailsTheHostWithAptsMessage() throws {

@@ -10,7 +10,7 @@
 //   `check: true`; `timeout:` and `connect-timeout:` in seconds; `refreshed: true` (apt lists
 //   already refreshed this run);
 // - `reply: STATUS [STDOUT]` the result of the next command or push, in order (`\n` in
-//   STDOUT is a line break; default: exit 0, no output), `stderr:` that reply's stderr.
+//   STDOUT is a line break; default: exit 0, no output), `stderr:` that reply's stderr (`\n` too).
 // The store's absolute path is shown as `STORE`.
 //
 // Recording: `CFI_RECORD=1 swift test --filter OperationGolden` rewrites the expectations;
@@ -80,7 +80,7 @@ import TestSupport
         replies.append(Exited(status: try #require(Int32(words[0])), stdout: stdout))
       } else if field.key == "stderr" {
         try #require(!replies.isEmpty, "stderr: before any reply")
-        replies[replies.count - 1].stderr = field.value
+        replies[replies.count - 1].stderr = field.value.replacingOccurrences(of: "\\n", with: "\n")
       }
     }
     let actionText = try #require(value("action"), "no action")
@@ -102,20 +102,20 @@ import TestSupport
     }
     while true {
       let exited: Exited
+      let sent: String
+      let next: @Sendable (Exited) -> Plan
       switch plan {
       case .done(let result, let learned):
         lines += describe(result)
         if !learned.isEmpty { lines.append("learned: apt lists refreshed") }
         return lines.joined(separator: "\n").replacingOccurrences(of: store.root, with: "STORE") + "\n"
-      case .command(let command, let then):
-        exited = replies.isEmpty ? Exited(status: 0) : replies.removeFirst()
-        lines += command.description.split(separator: "\n").map(String.init)
-        plan = then(exited)
-      case .push(let push, let then):
-        exited = replies.isEmpty ? Exited(status: 0) : replies.removeFirst()
-        lines += push.description.split(separator: "\n").map(String.init)
-        plan = then(exited)
+      case .command(let command, let then): (sent, next) = (command.description, then)
+      case .push(let push, let then): (sent, next) = (push.description, then)
+      case .pull(let pull, let then): (sent, next) = (pull.description, then)
       }
+      exited = replies.isEmpty ? Exited(status: 0) : replies.removeFirst()
+      lines += sent.split(separator: "\n").map(String.init)
+      plan = next(exited)
       lines.append("reply: exit \(exited.status)" + (exited.stdout.isEmpty ? "" : ", stdout: \(exited.stdout.debugDescription)")
         + (exited.stderr.isEmpty ? "" : ", stderr: \(exited.stderr.debugDescription)"))
       lines.append("")
@@ -156,8 +156,11 @@ import TestSupport
     case "password": return .password(user: words[0], hash: Secret(words[1]))
     case "install": return .install(packages: words)
     case "remove": return .remove(packages: words)
-    case "upgrade": return .upgrade
+    case "upgrade": return words == ["full"] ? .fullUpgrade : .upgrade
     case "pkgsync": return .pkgsync
+    case "service":
+      return .service(unit: words[0], state: try #require(ServiceState(rawValue: words[1]), "unknown state \(words[1])"))
+    case "fetch": return .fetch(path: try #require(words.first))
     default: throw CaseError(message: "unknown action '\(keyword)'")
     }
   }

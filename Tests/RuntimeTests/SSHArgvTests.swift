@@ -38,6 +38,9 @@ import TestSupport
     let push = Push(
       source: "/var/lib/cfi/lab/etc/\(Self.nasty)/", destination: "/etc/\(Self.nasty)/",
       options: ["-rlptD", "--itemize-changes", "--protect-args"], connectTimeout: .seconds(5))
+    let pull = Pull(
+      source: "/etc/\(Self.nasty)", destination: "/var/lib/cfi/.fetched/pc01/etc/",
+      options: ["-rlpt", "--itemize-changes", "--protect-args"], connectTimeout: .seconds(5))
     // A tree of the store, opened and checked: rsync reads it as its stdin, never by its path.
     let store = Store(root: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/Operations/store").path)
     let checked = Push(
@@ -48,6 +51,7 @@ import TestSupport
       Self.render("ssh, every command: rides the master", transport.sshArgv(command, on: target, tag: "cfi-step-1")),
       Self.render("rsync", transport.rsyncArgv(push, to: target)),
       Self.render("rsync of a checked store tree (\(checked.source.how ?? ""))", transport.rsyncArgv(checked, to: target)),
+      Self.render("rsync from the host (fetch)", transport.rsyncArgv(pull, from: target)),
     ].joined(separator: "\n")
     let path = Self.directory + "/ssh-rsync.golden"
     if ProcessInfo.processInfo.environment["CFI_RECORD"] == "1" {
@@ -71,6 +75,8 @@ import TestSupport
     #expect(ssh[ssh.count - 3] == "--" && ssh[ssh.count - 2] == "fd00::1")
     let rsync = transport.rsyncArgv(Push(source: "/a/", destination: "/b/", options: []), to: target)
     #expect(Array(rsync.suffix(3)) == ["--", "/a/", "[fd00::1]:/b/"])
+    let pull = transport.rsyncArgv(Pull(source: "/a", destination: "/b/", options: []), from: target)
+    #expect(Array(pull.suffix(3)) == ["--", "[fd00::1]:/a", "/b/"])
     // rsync appends the address after its -e command: that command ends in `--` too.
     #expect(Self.rsyncSplit(transport.rsyncShell(for: target, connectTimeout: .seconds(5)))?.last == "--")
   }

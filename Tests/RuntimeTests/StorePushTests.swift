@@ -66,6 +66,12 @@ import TestSupport
       return await local.push(push, to: host)
     }
 
+    func pull(_ pull: Pull, from host: Runtime.Host) async -> CommandResult {
+      var pull = pull
+      pull.source = root + pull.source
+      return await local.pull(pull, from: host)
+    }
+
     func startNewRun() async {}
     func shutdown() async {}
   }

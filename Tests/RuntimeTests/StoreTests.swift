@@ -2,6 +2,7 @@
 // checked, opened once; anything but a regular UTF-8 file inside the group's tree is refused.
 
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Runtime
@@ -16,6 +17,19 @@ import Testing
       try FileManager.default.createDirectory(atPath: root + "/lab", withIntermediateDirectories: true)
     }
     deinit { try? FileManager.default.removeItem(atPath: root) }
+  }
+
+  /// fetch's paths: absolute, normalized; its local directory is the path's parent under
+  /// `.fetched/HOST`, `./`-prefixed for a relative store (a `:` there is no rsync host).
+  @Test func fetchPathsAndWhereTheyGo() throws {
+    #expect(try Store.hostPath("//var/log//apt/") == "/var/log/apt")
+    for refused in ["", "etc/x", "/", "///", "/etc/../x", "/etc/./x", "/a\0b"] {
+      #expect(throws: StoreError.self, "\(refused.debugDescription)") { try Store.hostPath(refused) }
+    }
+    let host: HostName = "pc01"
+    #expect(Store(root: "/var/lib/cfi/").fetched("/etc/hostname", from: host) == "/var/lib/cfi/.fetched/pc01/etc/")
+    #expect(Store(root: "/srv/cfi").fetched("/x", from: host) == "/srv/cfi/.fetched/pc01/")
+    #expect(Store(root: "a:b").fetched("/var/log/apt", from: host) == "./a:b/.fetched/pc01/var/log/")
   }
 
   @Test func aFileOfTheTreeIsReadWhole() throws {

@@ -19,6 +19,7 @@ public enum TransportConformance {
       ("an interrupt ends the command where it runs", interruptEndsTheCommand),
       ("stderr kept byte for byte", stderrKeptExactly), ("a command that closes its stderr", closedStderr),
       ("output after the command ended", outputAfterTheEnd), ("a signal ends the command", signalled),
+      ("a pull copies a file and a tree into a private directory", pullCopies),
     ]
     var failures: [String] = []
     for (name, check) in checks {
@@ -180,6 +181,50 @@ public enum TransportConformance {
   static func signalled(_ transport: any Transport, _ host: Runtime.Host) async -> String? {
     let result = await run(transport, host, "kill -s KILL $$")
     return result.termination == .exited(137) ? nil : "got \(result.termination)"
+  }
+
+  /// A pull brings a host's file and directory into a local directory it makes owner-only
+  /// (missing parents too), itemized; the same pull again changes nothing; a missing path
+  /// is rsync's exit 23 with its message; a dry run writes nothing.
+  static func pullCopies(_ transport: any Transport, _ host: Runtime.Host) async -> String? {
+    let made = await run(transport, host, "d=$(mktemp -d) && printf 'one\\n' >\"$d/file\" && mkdir \"$d/tree\" && printf two >\"$d/tree/x\" && echo \"$d\"")
+    let remote = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    guard made.termination == .exited(0), remote.hasPrefix("/") else { return "cannot make the files to pull: \(made.termination)" }
+    let local = NSTemporaryDirectory() + "cfi-pull-" + UUID().uuidString
+    let failure = await pullChecks(transport, host, remote: remote, local: local)
+    _ = await run(transport, host, "rm -rf -- '\(remote)'")
+    try? FileManager.default.removeItem(atPath: local)
+    return failure
+  }
+
+  static func pullChecks(_ transport: any Transport, _ host: Runtime.Host, remote: String, local: String) async -> String? {
+    func pull(_ path: String, dryRun: Bool = false) async -> CommandResult {
+      let options = ["-rlpt", "--itemize-changes", "--protect-args"] + (dryRun ? ["--dry-run"] : [])
+      return await transport.pull(Pull(source: remote + path, destination: local + "/in/", options: options), from: host)
+    }
+    let dry = await pull("/file", dryRun: true)
+    guard dry.termination == .exited(0), dry.stdout.contains(">f+++++++++ file"), !FileManager.default.fileExists(atPath: local)
+    else { return "a dry run gave \(dry.termination), \(dry.stdout.debugDescription) or wrote" }
+    for (path, item) in [("/file", ">f+++++++++ file"), ("/tree", ">f+++++++++ tree/x")] {
+      let first = await pull(path)
+      guard first.termination == .exited(0), first.stdout.contains(item) else {
+        return "pulling \(path) gave \(first.termination), stdout \(first.stdout.debugDescription), stderr \(first.stderr.debugDescription)"
+      }
+      let again = await pull(path)
+      guard again.termination == .exited(0), again.stdout.isEmpty else { return "pulling \(path) again gave \(again.stdout.debugDescription)" }
+    }
+    let file = try? String(contentsOfFile: local + "/in/file", encoding: .utf8)
+    let tree = try? String(contentsOfFile: local + "/in/tree/x", encoding: .utf8)
+    guard file == "one\n", tree == "two" else { return "pulled \(file.debugDescription) and \(tree.debugDescription)" }
+    for directory in [local, local + "/in"] {
+      let mode = (try? FileManager.default.attributesOfItem(atPath: directory)[.posixPermissions] as? Int) ?? -1
+      if mode != 0o700 { return "\(directory) was made with mode \(String(mode, radix: 8)), not 700" }
+    }
+    let missing = await pull("/nosuch")
+    guard missing.termination == .exited(23), missing.stderr.contains("No such file or directory") else {
+      return "pulling a missing path gave \(missing.termination), stderr \(missing.stderr.debugDescription)"
+    }
+    return nil
   }
 
   /// A transport whose local process exits 0 without the command having run reports that no

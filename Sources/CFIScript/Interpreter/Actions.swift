@@ -25,8 +25,14 @@ extension Interpreter {
     case .password: return .password(user: try single(0, "user"), hash: Secret(try single(1, "hash")))
     case .install: return .install(packages: try spread(from: 0))
     case .remove: return .remove(packages: try spread(from: 0))
-    case .upgrade: return .upgrade
+    case .upgrade: return action.word == nil ? .upgrade : .fullUpgrade
     case .pkgsync: return .pkgsync
+    case .service:
+      guard let word = action.word, let state = ServiceState(rawValue: word.name) else {
+        throw RuntimeError("'service' needs a state", at: action.keyword)
+      }
+      return .service(unit: try single(0, "unit"), state: state)
+    case .fetch: return .fetch(path: try single(0, "path"))
     }
   }
 

@@ -477,6 +477,13 @@ public struct Resolver {
       }
     case .install, .remove:
       for argument in arguments { packageNames(argument) }
+    case .service:
+      if let first = arguments.first, let unit = literalText(first), !UnitName.isValid(unit) {
+        error(.badValue, "'\(unit)' is " + UnitName.invalidMessage, at: first.range)
+      }
+    case .fetch:
+      guard let first = arguments.first, let path = literalText(first) else { break }
+      do throws(StoreError) { _ = try Store.hostPath(path) } catch { self.error(.badValue, error.message, at: first.range) }
     case .pkgsync:
       guard let groups = staticGroups, let store = context.store else { break }
       for group in groups {

@@ -18,6 +18,10 @@ public enum PreparedAction: Sendable {
   case upgrade
   /// The group's three lists (read and checked) and the directory holding them.
   case pkgsync(lists: [String: [String]], source: LocalSource)
+  case fullUpgrade
+  case service(unit: String, state: ServiceState)
+  /// `path` on the host (checked), `into`: the local directory it goes into.
+  case fetch(path: String, into: String)
 
   /// Reads what `action` needs from `host`'s tree in `store`.
   public static func prepare(_ action: Action, for host: Host, store: Store) throws(StoreError) -> PreparedAction {
@@ -41,6 +45,11 @@ public enum PreparedAction: Sendable {
       return .pkgsync(
         lists: Dictionary(uniqueKeysWithValues: lists.map { ($0.name, $0.entries) }),
         source: LocalSource(source: source, relative: "etc/pkgsync/", isDirectory: true, files: Pkgsync.lists))
+    case .fullUpgrade: return .fullUpgrade
+    case .service(let unit, let state): return .service(unit: unit, state: state)
+    case .fetch(let path):
+      let checked = try Store.hostPath(path)
+      return .fetch(path: checked, into: store.fetched(checked, from: host.name))
     }
   }
 }
@@ -156,6 +165,8 @@ public enum Plan: Sendable {
   case command(RemoteCommand, then: @Sendable (Exited) -> Plan)
   /// Push a tree, then go on with what rsync's result decides.
   case push(Push, then: @Sendable (Exited) -> Plan)
+  /// Pull a host's file or tree, then go on with what rsync's result decides.
+  case pull(Pull, then: @Sendable (Exited) -> Plan)
 
   /// The end of a plan.
   static func done(_ result: StepResult) -> Plan { .done(result, learned: []) }
@@ -176,6 +187,9 @@ public enum Operations {
     case .copy(let source, let destination): CopyOperation.plan(source, to: destination, facts) { .done($0) }
     case .sync(let source): CopyOperation.plan(source, to: nil, facts, wholeTree: true) { .done($0) }
     case .pkgsync(let lists, let source): PkgsyncOperation.plan(lists, source, facts)
+    case .fullUpgrade: PackageOperations.apt("full-upgrade", [], facts)
+    case .service(let unit, let state): ServiceOperation.plan(unit, state, facts)
+    case .fetch(let path, let directory): FetchOperation.plan(path, into: directory, facts)
     }
   }
 }

@@ -1,4 +1,5 @@
-// install, remove, upgrade: apt-get, simulated first; what dpkg did decides `changed`.
+// install, remove, upgrade, upgrade full: apt-get, simulated first; what dpkg did decides
+// `changed`.
 
 import Foundation
 
@@ -11,9 +12,11 @@ enum PackageOperations {
     if let bad = names.first(where: { !PackageName.isValid($0) }) {
       return .failure("'\(bad)' is not a valid Debian package name")
     }
-    if verb != "upgrade" && names.isEmpty { return .done(StepResult(status: .ok, message: "nothing to \(verb)")) }
+    // `upgrade` and `full-upgrade` take no names: they concern every installed package.
+    let upgrades = verb == "upgrade" || verb == "full-upgrade"
+    if !upgrades && names.isEmpty { return .done(StepResult(status: .ok, message: "nothing to \(verb)")) }
     let apt = "apt-get -q -y -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
-    let arguments = verb == "upgrade" ? "upgrade" : ShellQuote.join([verb, "--"] + names)
+    let arguments = upgrades ? verb : ShellQuote.join([verb, "--"] + names)
     // C locale: the lines parsed below (Inst/Remv/Conf, dpkg's Unpacking/Removing/Setting up)
     // would be translated under the LANG that ssh passes on.
     var command = "export LC_ALL=C DEBIAN_FRONTEND=noninteractive; "

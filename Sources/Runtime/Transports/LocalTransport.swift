@@ -35,6 +35,10 @@ public final class LocalTransport: Transport {
     await push.run(["rsync"] + push.options + ["--", push.source.argument, push.destination])
   }
 
+  public func pull(_ pull: Pull, from host: Host) async -> CommandResult {
+    await pull.run(["rsync"] + pull.options + ["--", pull.source, pull.destination])
+  }
+
   public func startNewRun() async {}
   public func shutdown() async {}
 }

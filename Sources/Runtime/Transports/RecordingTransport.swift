@@ -1,5 +1,5 @@
-// RecordingTransport: a transport that runs nothing. It records every command and push it is
-// given and answers from a script, so that tests read exactly what cfi-sh would send.
+// RecordingTransport: a transport that runs nothing. It records every command, push and pull
+// it is given and answers from a script, so that tests read exactly what cfi-sh would send.
 
 import Synchronization
 
@@ -9,6 +9,7 @@ public final class RecordingTransport: Transport {
   public enum Request: Hashable, Sendable {
     case run(RemoteCommand)
     case push(Push)
+    case pull(Pull)
   }
 
   /// One recorded call: the host and what was asked of it.
@@ -40,6 +41,10 @@ public final class RecordingTransport: Transport {
 
   public func push(_ push: Push, to host: Host) async -> CommandResult {
     await record(.push(push), host)
+  }
+
+  public func pull(_ pull: Pull, from host: Host) async -> CommandResult {
+    await record(.pull(pull), host)
   }
 
   private func record(_ request: Request, _ host: Host) async -> CommandResult {

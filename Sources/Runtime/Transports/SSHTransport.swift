@@ -102,6 +102,12 @@ public final class SSHTransport: Transport {
       + ["--", push.source.argument, "\(target.address.rsyncHost):\(push.destination)"]
   }
 
+  /// The rsync argv of `pull` from `target`, over the target's master.
+  func rsyncArgv(_ pull: Pull, from target: SSHTarget) -> [String] {
+    ["rsync"] + pull.options + ["-e", rsyncShell(for: target, connectTimeout: pull.connectTimeout)]
+      + ["--", "\(target.address.rsyncHost):\(pull.source)", pull.destination]
+  }
+
   /// rsync's `-e` value: ssh with this run's options, over the host's master. It ends in
   /// `--`: rsync appends the address and its own server command after it.
   func rsyncShell(for target: SSHTarget, connectTimeout: Duration) -> String {
@@ -222,13 +228,24 @@ public final class SSHTransport: Transport {
   }
 
   public func push(_ push: Push, to host: Host) async -> CommandResult {
+    await rsync(on: host, connectTimeout: push.connectTimeout) { await push.run(self.rsyncArgv(push, to: $0)) }
+  }
+
+  public func pull(_ pull: Pull, from host: Host) async -> CommandResult {
+    await rsync(on: host, connectTimeout: pull.connectTimeout) { await pull.run(self.rsyncArgv(pull, from: $0)) }
+  }
+
+  /// Runs an rsync (`transfer`) over the host's master, opened first if needed.
+  private func rsync(
+    on host: Host, connectTimeout: Duration, _ transfer: (SSHTarget) async -> CommandResult
+  ) async -> CommandResult {
     let target: SSHTarget
     do throws(SSHTarget.Invalid) { target = try SSHTarget(host) } catch { return CommandResult(.notRun(error.message)) }
-    if let failure = await connect(target, connectTimeout: push.connectTimeout) { return failure }
-    let result = await push.run(rsyncArgv(push, to: target))
+    if let failure = await connect(target, connectTimeout: connectTimeout) { return failure }
+    let result = await transfer(target)
     // rsync tells a dropped link in several ways (12, 30, 255); the master gone tells it plainly.
     if case .exited(let status) = result.termination, status != 0,
-      let lost = await connectionLost(target, connectTimeout: push.connectTimeout)
+      let lost = await connectionLost(target, connectTimeout: connectTimeout)
     {
       return CommandResult(.unreachable(lost), stdout: result.stdout, stderr: result.stderr)
     }

@@ -2,17 +2,20 @@
 // know nothing about actions: operations (Operations/) turn actions into commands and
 // pushes, the ActionExecutor runs them through a transport.
 
-/// Runs commands on hosts and pushes trees to them. Implementations: `SSHTransport` (OpenSSH
-/// and rsync), `LocalTransport` (this machine, no ssh) and `RecordingTransport` (tests).
-/// A transport must be safe to call concurrently for different hosts, must honour task
-/// cancellation (a command: its whole session where it runs is ended before `run` returns; a
-/// push: the local rsync is stopped, and its remote side ends with the connection), and never
-/// throws: whatever happens is a `CommandResult`.
+/// Runs commands on hosts, pushes trees to them and pulls files from them. Implementations:
+/// `SSHTransport` (OpenSSH and rsync), `LocalTransport` (this machine, no ssh) and
+/// `RecordingTransport` (tests). A transport must be safe to call concurrently for different
+/// hosts, must honour task cancellation (a command: its whole session where it runs is ended
+/// before `run` returns; a push or pull: the local rsync is stopped, and its remote side ends
+/// with the connection), and never throws: whatever happens is a `CommandResult`.
 public protocol Transport: Sendable {
   /// Runs `command` on `host`.
   func run(_ command: RemoteCommand, on host: Host) async -> CommandResult
   /// Sends `push.source` to `push.destination` on `host` with rsync; its stdout is rsync's.
   func push(_ push: Push, to host: Host) async -> CommandResult
+  /// Copies `pull.source` from `host` into the local `pull.destination` with rsync (made
+  /// first, owner only); its stdout is rsync's.
+  func pull(_ pull: Pull, from host: Host) async -> CommandResult
   /// Starts a new run on the same connections (a session's next entry): hosts that could
   /// not be reached are tried again; open connections stay. A runbook is one run and never
   /// calls it.
