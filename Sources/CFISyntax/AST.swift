@@ -76,12 +76,14 @@ public struct Statement: Sendable {
 /// The action keywords, as the syntax knows them.
 public enum ActionKind: String, Hashable, Sendable, CaseIterable {
   case copy, sync, run, script, password, install, remove, upgrade, pkgsync
+  case reboot
 
   /// The number of arguments the action takes, before list spreading: `min...max`.
   public var arity: ClosedRange<Int> {
     switch self {
     case .copy, .run: 1...1
     case .sync, .upgrade, .pkgsync: 0...0
+    case .reboot: 0...0
     case .script, .install, .remove: 1...Int.max
     case .password: 2...2
     }
@@ -93,6 +95,7 @@ public enum ActionKind: String, Hashable, Sendable, CaseIterable {
     case .copy: "a path (and optionally 'to' a destination)"
     case .run: "a command"
     case .sync, .upgrade, .pkgsync: "no arguments"
+    case .reboot: "no arguments (only 'if needed')"
     case .script: "a script file and its arguments"
     case .install, .remove: "one or more package names"
     case .password: "a user and a crypt hash"
@@ -109,12 +112,18 @@ public struct ActionStatement: Sendable {
   /// `copy PATH to DEST`: the destination.
   public var destination: Expression?
   public var range: SourceRange
-  public init(kind: ActionKind, keyword: SourceRange, arguments: [Expression], destination: Expression?, range: SourceRange) {
+  /// `reboot if needed`: the range of `if needed`.
+  public var ifNeeded: SourceRange?
+  public init(
+    kind: ActionKind, keyword: SourceRange, arguments: [Expression], destination: Expression?, range: SourceRange,
+    ifNeeded: SourceRange? = nil
+  ) {
     self.kind = kind
     self.keyword = keyword
     self.arguments = arguments
     self.destination = destination
     self.range = range
+    self.ifNeeded = ifNeeded
   }
 }
 

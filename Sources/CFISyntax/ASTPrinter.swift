@@ -105,6 +105,7 @@ public struct ASTPrinter {
     if let at { parts.append(at) }
     parts += action.arguments.map(expression)
     if let destination = action.destination { parts += ["to", expression(destination)] }
+    if action.ifNeeded != nil { parts += ["if", "needed"] }
     return "(" + parts.joined(separator: " ") + ")"
   }
 

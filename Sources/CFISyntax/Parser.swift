@@ -425,7 +425,7 @@ public struct Parser {
     return .set(name, parseExpression())
   }
 
-  /// action -> ACTION argument* ("to" argument)?
+  /// action -> ACTION argument* ("to" argument)? | "reboot" ("if" "needed")?
   private mutating func parseAction() -> ActionStatement? {
     guard case .keyword(let keyword) = current.kind, let kind = ActionKind(rawValue: keyword.rawValue) else {
       return nil
@@ -438,6 +438,22 @@ public struct Parser {
         .actionOutsideOn,
         "'\(kind.rawValue)' must be inside an 'on' block, which says on which hosts it runs",
         at: keywordRange)
+    }
+    // `reboot if needed`: `if` is a keyword, read here as part of the action.
+    var ifNeeded: SourceRange?
+    if kind == .reboot, at(.if) {
+      let ifStart = current.range.start
+      advance()
+      guard atWord("needed") else {
+        expected("'needed' after 'reboot if' ('reboot if needed' reboots only hosts where /run/reboot-required exists)")
+        return nil
+      }
+      advance()
+      ifNeeded = range(from: ifStart)
+      if !atStatementEnd {
+        reportUnexpected("'reboot if needed' takes nothing more; found \(describeCurrent())")
+        return nil
+      }
     }
     var arguments = parseArguments(stopAtTo: kind == .copy)
     // `password root hash`: the user is a name written bare, as in the seed's use case
@@ -469,7 +485,8 @@ public struct Parser {
       // Invalid, so that later checks do not also complain about the extra arguments.
       return nil
     }
-    return ActionStatement(kind: kind, keyword: keywordRange, arguments: arguments, destination: destination, range: actionRange)
+    return ActionStatement(
+      kind: kind, keyword: keywordRange, arguments: arguments, destination: destination, range: actionRange, ifNeeded: ifNeeded)
   }
 
   /// arguments -> postfix*  — juxtaposed, up to the end of the statement (or `to`).

@@ -109,6 +109,7 @@ public enum ScriptPrinter {
       }
     }
     if let destination = action.destination { words += ["to", operand(destination)] }
+    if action.ifNeeded != nil { words += ["if", "needed"] }
     return words.joined(separator: " ")
   }
 

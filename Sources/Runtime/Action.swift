@@ -22,6 +22,9 @@ public enum Action: Hashable, Sendable {
   case upgrade
   /// Push the pkgsync lists and run pkgsync.
   case pkgsync
+  /// Reboot the host and wait until it is back (a new boot id, sshd answering); with
+  /// `onlyIfNeeded`, only where `/run/reboot-required` exists.
+  case reboot(onlyIfNeeded: Bool)
 
   /// The action's keyword, as in the language (`copy`, `run`, …).
   public var name: String {
@@ -35,6 +38,7 @@ public enum Action: Hashable, Sendable {
     case .remove: "remove"
     case .upgrade: "upgrade"
     case .pkgsync: "pkgsync"
+    case .reboot: "reboot"
     }
   }
 }

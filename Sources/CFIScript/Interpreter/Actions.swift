@@ -27,6 +27,7 @@ extension Interpreter {
     case .remove: return .remove(packages: try spread(from: 0))
     case .upgrade: return .upgrade
     case .pkgsync: return .pkgsync
+    case .reboot: return .reboot(onlyIfNeeded: action.ifNeeded != nil)
     }
   }
 
@@ -47,7 +48,8 @@ extension Interpreter {
       block: frame.block, location: location(statement.range), label: label(of: statement), tolerated: frame.insideTry)
     sink.emit(.stepStarted(step, host: host))
     let stepOptions = StepOptions(
-      check: options.check, timeout: frame.settings.timeout, connectTimeout: frame.settings.connectTimeout)
+      check: options.check, timeout: frame.settings.timeout, connectTimeout: frame.settings.connectTimeout,
+      rebootTimeout: frame.settings.rebootTimeout)
     let result = await executor.perform(action, on: host, options: stepOptions)
     sink.emit(.stepFinished(step, host: host, result: result))
     switch result.status {

@@ -18,6 +18,7 @@ public enum PreparedAction: Sendable {
   case upgrade
   /// The group's three lists (read and checked) and the directory holding them.
   case pkgsync(lists: [String: [String]], source: LocalSource)
+  case reboot(onlyIfNeeded: Bool)
 
   /// Reads what `action` needs from `host`'s tree in `store`.
   public static func prepare(_ action: Action, for host: Host, store: Store) throws(StoreError) -> PreparedAction {
@@ -41,6 +42,7 @@ public enum PreparedAction: Sendable {
       return .pkgsync(
         lists: Dictionary(uniqueKeysWithValues: lists.map { ($0.name, $0.entries) }),
         source: LocalSource(source: source, relative: "etc/pkgsync/", isDirectory: true, files: Pkgsync.lists))
+    case .reboot(let onlyIfNeeded): return .reboot(onlyIfNeeded: onlyIfNeeded)
     }
   }
 }
@@ -156,6 +158,10 @@ public enum Plan: Sendable {
   case command(RemoteCommand, then: @Sendable (Exited) -> Plan)
   /// Push a tree, then go on with what rsync's result decides.
   case push(Push, then: @Sendable (Exited) -> Plan)
+  /// Wait for the host to come back from a reboot (its master is closed first), then go on
+  /// with what the wait found. On its way back, the host is reached afresh: the master that
+  /// the wait opened carries the steps after it.
+  case awaitReboot(RebootWait, then: @Sendable (RebootWait.Outcome) -> Plan)
 
   /// The end of a plan.
   static func done(_ result: StepResult) -> Plan { .done(result, learned: []) }
@@ -176,6 +182,7 @@ public enum Operations {
     case .copy(let source, let destination): CopyOperation.plan(source, to: destination, facts) { .done($0) }
     case .sync(let source): CopyOperation.plan(source, to: nil, facts, wholeTree: true) { .done($0) }
     case .pkgsync(let lists, let source): PkgsyncOperation.plan(lists, source, facts)
+    case .reboot(let onlyIfNeeded): RebootOperation.plan(onlyIfNeeded: onlyIfNeeded, facts)
     }
   }
 }
