@@ -15,6 +15,15 @@ struct RebootFleetTests {
     events(result, "step_finished").filter { $0["host"] as? String == host }
   }
 
+  /// No ssh of the run still running (every one names its control path under `runtime`),
+  /// no control socket left.
+  static func expectNothingLeft(under runtime: TemporaryDirectory) {
+    #expect(
+      waitUntil(seconds: 10) { ((try? localSSH(under: runtime)) ?? "x").isEmpty },
+      "ssh left running: \((try? localSSH(under: runtime)) ?? "")")
+    #expect((try? FileManager.default.subpathsOfDirectory(atPath: runtime.path)) == [], "control sockets left behind")
+  }
+
   /// Only the host that asks reboots; it comes back with a new boot id, and the step after
   /// the reboot runs there over a new master. `--check` first says so and changes nothing.
   @Test func rebootIfNeededRebootsOnlyTheHostThatAsks() throws {
@@ -51,10 +60,7 @@ struct RebootFleetTests {
     }
     // Nothing left: no master (the one closed for the reboot, the one opened after it) and
     // no control socket.
-    #expect(
-      waitUntil(seconds: 10) { ((try? localSSH(under: runtime)) ?? "x").isEmpty },
-      "ssh left running: \((try? localSSH(under: runtime)) ?? "")")
-    #expect(try FileManager.default.subpathsOfDirectory(atPath: runtime.path) == [], "control sockets left behind")
+    Self.expectNothingLeft(under: runtime)
   }
 
   /// A host whose sshd does not come back is unreachable (reboot_timeout) once the reboot
@@ -79,10 +85,7 @@ struct RebootFleetTests {
     #expect((lost["message"] as? String)?.hasPrefix("not back within 5s of its reboot") == true, "\(lost)")
     #expect(Self.steps(of: "pc01", result).count == 1, "an unreachable host's block ends")
     #expect(try lab.read("pc02", Self.bootID) != before)
-    #expect(
-      waitUntil(seconds: 10) { ((try? localSSH(under: runtime)) ?? "x").isEmpty },
-      "ssh left running: \((try? localSSH(under: runtime)) ?? "")")
-    #expect(try FileManager.default.subpathsOfDirectory(atPath: runtime.path) == [], "control sockets left behind")
+    Self.expectNothingLeft(under: runtime)
   }
 
   /// Ctrl-C while a host is away ends the wait at once: interrupted, status 130, nothing left.
@@ -103,9 +106,6 @@ struct RebootFleetTests {
     try #require(finished, "cfi-sh still waits 30s after the interrupt")
     #expect(result.status == 130, "\(result.stderr)")
     #expect(outcomes(result) == ["pc01": "interrupted"])
-    #expect(
-      waitUntil(seconds: 10) { ((try? localSSH(under: runtime)) ?? "x").isEmpty },
-      "ssh left running: \((try? localSSH(under: runtime)) ?? "")")
-    #expect(try FileManager.default.subpathsOfDirectory(atPath: runtime.path) == [], "control sockets left behind")
+    Self.expectNothingLeft(under: runtime)
   }
 }
