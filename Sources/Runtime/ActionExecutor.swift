@@ -28,10 +28,8 @@ public final class ActionExecutor: StepExecutor {
   private let rebootPause: Duration
 
   /// An executor sending commands through `transport`, store inputs from `store`.
-  public init(transport: any Transport, store: Store) {
-    self.transport = transport
-    self.store = store
-    self.rebootPause = RebootWait.firstPause
+  public convenience init(transport: any Transport, store: Store) {
+    self.init(transport: transport, store: store, rebootPause: RebootWait.firstPause)
   }
 
   init(transport: any Transport, store: Store, rebootPause: Duration) {
@@ -86,9 +84,9 @@ public final class ActionExecutor: StepExecutor {
 
   /// Waits for `host` to come back from a reboot: closes its master (dead, or about to die
   /// with its sshd), then tries the probe until it answers with a new boot id, pausing
-  /// between tries (1s, doubling up to 8s: `RebootWait.firstPause`) until `wait.timeout` after the reboot began. The
-  /// master of the try that found the host back stays open for the steps after it. Nil when
-  /// interrupted.
+  /// between tries (`RebootWait.firstPause`, 1s, doubling up to 8s) until `wait.timeout`
+  /// after the reboot began. The master of the try that found the host back stays open for
+  /// the steps after it. Nil when interrupted.
   private func awaitReboot(_ wait: RebootWait, on host: Host) async -> RebootWait.Outcome? {
     let clock = ContinuousClock()
     let start = clock.now

@@ -43,8 +43,11 @@ enum RebootOperation {
           result.message = scheduled.stderr.split(separator: "\n").last.map(String.init) ?? "could not start the reboot"
           return .done(result)
         }
-        let wait = RebootWait(
-          probe: facts.command(.script(state)), previousBootID: bootID, timeout: facts.options.rebootTimeout)
+        // A try is bounded by the connect timeout and, once connected, by 30s: a host half
+        // up must not hold the wait past its own timeout.
+        var probe = facts.command(.script(state))
+        probe.timeout = min(probe.timeout ?? RebootWait.longestTry, RebootWait.longestTry)
+        let wait = RebootWait(probe: probe, previousBootID: bootID, timeout: facts.options.rebootTimeout)
         return .awaitReboot(wait) { .done(result(of: $0, wait)) }
       }
     }
@@ -100,6 +103,8 @@ public struct RebootWait: Hashable, Sendable, CustomStringConvertible {
   /// The first pause between tries; they double, up to eight times this: a host back after
   /// a minute is seen within seconds, and a slow one costs a few connects a minute.
   public static let firstPause: Duration = .seconds(1)
+  /// The longest a try may run once connected.
+  public static let longestTry: Duration = .seconds(30)
 
   /// What the wait's outcome is when the time is up, from the last try's result.
   static func lastOutcome(_ last: CommandResult?) -> Outcome {
