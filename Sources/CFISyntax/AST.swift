@@ -77,6 +77,7 @@ public struct Statement: Sendable {
 /// The action keywords, as the syntax knows them.
 public enum ActionKind: String, Hashable, Sendable, CaseIterable {
   case copy, sync, run, script, password, install, remove, upgrade, pkgsync, service, fetch
+  case reboot
 
   /// The number of arguments the action takes, before list spreading: `min...max` (a bare
   /// word of `words` is not an argument).
@@ -84,6 +85,7 @@ public enum ActionKind: String, Hashable, Sendable, CaseIterable {
     switch self {
     case .copy, .run, .service, .fetch: 1...1
     case .sync, .upgrade, .pkgsync: 0...0
+    case .reboot: 0...0
     case .script, .install, .remove: 1...Int.max
     case .password: 2...2
     }
@@ -96,6 +98,7 @@ public enum ActionKind: String, Hashable, Sendable, CaseIterable {
     case .run: "a command"
     case .sync, .pkgsync: "no arguments"
     case .upgrade: "no arguments, or the word 'full'"
+    case .reboot: "no arguments (only 'if needed')"
     case .script: "a script file and its arguments"
     case .install, .remove: "one or more package names"
     case .password: "a user and a crypt hash"
@@ -129,10 +132,11 @@ public struct ActionStatement: Sendable {
   /// `let NAME = try ACTION`: a failure binds a failed result instead of ending the host's block.
   public var tolerated: Bool
   public var range: SourceRange
+  /// `reboot if needed`: the range of `if needed`.
+  public var ifNeeded: SourceRange?
   public init(
     kind: ActionKind, keyword: SourceRange, arguments: [Expression], destination: Expression?, word: Identifier? = nil,
-    tolerated: Bool = false,
-    range: SourceRange
+    tolerated: Bool = false, range: SourceRange, ifNeeded: SourceRange? = nil
   ) {
     self.kind = kind
     self.keyword = keyword
@@ -141,6 +145,7 @@ public struct ActionStatement: Sendable {
     self.word = word
     self.tolerated = tolerated
     self.range = range
+    self.ifNeeded = ifNeeded
   }
 }
 

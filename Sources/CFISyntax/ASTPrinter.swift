@@ -106,6 +106,7 @@ public struct ASTPrinter {
     parts += action.arguments.map(expression)
     if let word = action.word { parts.append(word.name) }
     if let destination = action.destination { parts += ["to", expression(destination)] }
+    if action.ifNeeded != nil { parts += ["if", "needed"] }
     return "(" + parts.joined(separator: " ") + ")"
   }
 

@@ -430,7 +430,7 @@ public struct Parser {
     return .set(name, parseExpression())
   }
 
-  /// action -> ACTION argument* ("to" argument)?
+  /// action -> ACTION argument* ("to" argument)? | "reboot" ("if" "needed")?
   private mutating func parseAction() -> ActionStatement? {
     guard case .keyword(let keyword) = current.kind, let kind = ActionKind(rawValue: keyword.rawValue) else {
       return nil
@@ -443,6 +443,22 @@ public struct Parser {
         .actionOutsideOn,
         "'\(kind.rawValue)' must be inside an 'on' block, which says on which hosts it runs",
         at: keywordRange)
+    }
+    // `reboot if needed`: `if` is a keyword, read here as part of the action.
+    var ifNeeded: SourceRange?
+    if kind == .reboot, at(.if) {
+      let ifStart = current.range.start
+      advance()
+      guard atWord("needed") else {
+        expected("'needed' after 'reboot if' ('reboot if needed' reboots only hosts where /run/reboot-required exists)")
+        return nil
+      }
+      advance()
+      ifNeeded = range(from: ifStart)
+      if !atStatementEnd {
+        reportUnexpected("'reboot if needed' takes nothing more; found \(describeCurrent())")
+        return nil
+      }
     }
     var arguments = parseArguments(stopAtTo: kind == .copy)
     // `password root hash`: the user is a name written bare, as in the seed's use case
@@ -480,7 +496,8 @@ public struct Parser {
       return nil
     }
     return ActionStatement(
-      kind: kind, keyword: keywordRange, arguments: arguments, destination: destination, word: word, range: actionRange)
+      kind: kind, keyword: keywordRange, arguments: arguments, destination: destination, word: word, range: actionRange,
+      ifNeeded: ifNeeded)
   }
 
   /// Takes the bare word that ends `upgrade full` or `service NAME STATE` out of `arguments`

@@ -111,6 +111,7 @@ public enum ScriptPrinter {
     }
     if let word = action.word { words.append(word.name) }
     if let destination = action.destination { words += ["to", operand(destination)] }
+    if action.ifNeeded != nil { words += ["if", "needed"] }
     return words.joined(separator: " ")
   }
 

@@ -7,10 +7,11 @@ public enum Keyword: String, Hashable, Sendable, CaseIterable {
   case `true`, `false`, and, or, not
   // Actions.
   case copy, sync, run, script, password, install, remove, upgrade, pkgsync, service, fetch
+  case reboot
 
   /// The keywords that are actions (valid only inside `on`).
   public static let actions: [Keyword] = [
-    .copy, .sync, .run, .script, .password, .install, .remove, .upgrade, .pkgsync, .service, .fetch,
+    .copy, .sync, .run, .script, .password, .install, .remove, .upgrade, .pkgsync, .service, .fetch, .reboot,
   ]
 
   /// Whether this keyword is an action.

@@ -28,6 +28,9 @@ public enum Action: Hashable, Sendable {
   case service(unit: String, state: ServiceState)
   /// Copy a file or directory of the host (an absolute path) into `STORE/.fetched/HOST/`.
   case fetch(path: String)
+  /// Reboot the host and wait until it is back (a new boot id, sshd answering); with
+  /// `onlyIfNeeded`, only where `/run/reboot-required` exists.
+  case reboot(onlyIfNeeded: Bool)
 
   /// The action's keyword, as in the language (`copy`, `run`, …).
   public var name: String {
@@ -43,6 +46,7 @@ public enum Action: Hashable, Sendable {
     case .pkgsync: "pkgsync"
     case .service: "service"
     case .fetch: "fetch"
+    case .reboot: "reboot"
     }
   }
 }

@@ -24,10 +24,18 @@ public final class ActionExecutor: StepExecutor {
   /// Hosts whose package lists were refreshed in this run (apt-get update once per host).
   private let aptListsRefreshed = Mutex<Set<HostName>>([])
 
+  /// The first pause between tries while a host reboots (`RebootWait.firstPause`; tests shorten it).
+  private let rebootPause: Duration
+
   /// An executor sending commands through `transport`, store inputs from `store`.
-  public init(transport: any Transport, store: Store) {
+  public convenience init(transport: any Transport, store: Store) {
+    self.init(transport: transport, store: store, rebootPause: RebootWait.firstPause)
+  }
+
+  init(transport: any Transport, store: Store, rebootPause: Duration) {
     self.transport = transport
     self.store = store
+    self.rebootPause = rebootPause
   }
 
   public func perform(_ action: Action, on host: Host, options: StepOptions) async -> StepResult {
@@ -40,6 +48,9 @@ public final class ActionExecutor: StepExecutor {
   }
 
   private func execute(_ action: Action, on host: Host, options: StepOptions) async -> StepResult {
+    if case .reboot = action, transport.runsOnThisMachine {
+      return .failure("refusing to reboot \(host.name): this transport runs its commands on this machine")
+    }
     let prepared: PreparedAction
     do throws(StoreError) { prepared = try PreparedAction.prepare(action, for: host, store: store) } catch {
       return .failure(error.message)
@@ -61,6 +72,11 @@ public final class ActionExecutor: StepExecutor {
       case .pull(let pull, let then):
         if Task.isCancelled { return StepResult(status: .interrupted) }
         plan = Self.after(await transport.pull(pull, from: host), timeout: nil, then)
+      case .awaitReboot(let wait, let then):
+        guard let outcome = await awaitReboot(wait, on: host) else {
+          return StepResult(status: .interrupted, message: "interrupted while waiting for the host to come back")
+        }
+        plan = then(outcome)
       }
     }
   }
@@ -70,6 +86,40 @@ public final class ActionExecutor: StepExecutor {
   static func after(_ outcome: CommandResult, timeout: Duration?, _ then: (Exited) -> Plan) -> Plan {
     guard case .exited(let status) = outcome.termination else { return .done(ending(of: outcome, timeout: timeout)) }
     return then(Exited(status: status, stdout: outcome.stdout, stderr: outcome.stderr))
+  }
+
+  /// Waits for `host` to come back from a reboot: closes its master (dead, or about to die
+  /// with its sshd), then tries the probe until it answers with a new boot id, pausing
+  /// between tries (`RebootWait.firstPause`, 1s, doubling up to 8s) until `wait.timeout`
+  /// after the reboot began. The master of the try that found the host back stays open for
+  /// the steps after it. Nil when interrupted.
+  private func awaitReboot(_ wait: RebootWait, on host: Host) async -> RebootWait.Outcome? {
+    let clock = ContinuousClock()
+    let start = clock.now
+    let deadline = start + wait.timeout
+    var pause = rebootPause
+    while true {
+      await transport.forget(host)
+      if Task.isCancelled { return nil }
+      var probe = wait.probe
+      probe.connectTimeout = max(.seconds(1), min(probe.connectTimeout, deadline - clock.now))
+      let last = await transport.run(probe, on: host)
+      switch last.termination {
+      case .interrupted: return nil
+      case .exited(0):
+        if let bootID = RebootWait.bootID(in: last.stdout), bootID != wait.previousBootID {
+          return .back(after: clock.now - start)
+        }
+      default: break
+      }
+      let left = deadline - clock.now
+      guard left > .zero else {
+        await transport.forget(host)
+        return RebootWait.lastOutcome(last)
+      }
+      do { try await Task.sleep(for: min(pause, left)) } catch { return nil }
+      pause = min(pause * 2, rebootPause * 8)
+    }
   }
 
   /// The step's result when a command did not run to its own end (one that exited goes to

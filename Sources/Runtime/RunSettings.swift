@@ -33,6 +33,9 @@ public struct RunSettings: Hashable, Sendable {
   public static let defaultTimeout: Duration = .seconds(3600)
   /// Limit for connecting to a host.
   public var connectTimeout: Duration = .seconds(10)
+  /// Limit for a host to come back from `reboot`: a new boot id, sshd answering.
+  public var rebootTimeout: Duration = RunSettings.defaultRebootTimeout
+  public static let defaultRebootTimeout: Duration = .seconds(600)
   /// Once more hosts than this have failed (or were unreachable), no new host starts.
   /// `nil`: no limit.
   public var maxFail: HostLimit? = nil

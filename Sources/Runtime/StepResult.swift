@@ -74,11 +74,17 @@ public struct StepOptions: Hashable, Sendable {
   public var timeout: Duration?
   /// Limit for establishing the connection.
   public var connectTimeout: Duration
+  /// Limit for a rebooted host to come back (`reboot`).
+  public var rebootTimeout: Duration
 
   /// Creates options.
-  public init(check: Bool = false, timeout: Duration? = nil, connectTimeout: Duration = .seconds(10)) {
+  public init(
+    check: Bool = false, timeout: Duration? = nil, connectTimeout: Duration = .seconds(10),
+    rebootTimeout: Duration = RunSettings.defaultRebootTimeout
+  ) {
     self.check = check
     self.timeout = timeout
     self.connectTimeout = connectTimeout
+    self.rebootTimeout = rebootTimeout
   }
 }

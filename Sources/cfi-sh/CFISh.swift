@@ -121,6 +121,9 @@ struct CFISh: AsyncParsableCommand {
   @Option(help: ArgumentHelp("Limit for connecting to a host (default 10s); overrides 'set connect_timeout'.", valueName: "duration"))
   var connectTimeout: String?
 
+  @Option(help: ArgumentHelp("Limit for a host to come back from 'reboot' (default 10m); overrides 'set reboot_timeout'.", valueName: "duration"))
+  var rebootTimeout: String?
+
   @Option(help: ArgumentHelp("The server's ssh key (default /etc/cfi/id_ed25519, made by 'cfi-sh server init').", valueName: "file"))
   var identity: String?
 
@@ -167,6 +170,7 @@ struct CFISh: AsyncParsableCommand {
     if let lockWait { _ = try parseLimit(lockWait, option: "--lock-wait") }
     if noWait && lockWait != nil { throw ValidationError("--no-wait and --lock-wait exclude each other") }
     if let connectTimeout { _ = try parseDuration(connectTimeout, option: "--connect-timeout") }
+    if let rebootTimeout { _ = try parseDuration(rebootTimeout, option: "--reboot-timeout") }
   }
 
   /// An option's value: given on the command line, else from the environment variable.
@@ -199,6 +203,10 @@ struct CFISh: AsyncParsableCommand {
     if let connectTimeout {
       settings.connectTimeout = try parseDuration(connectTimeout, option: "--connect-timeout")
       locked.insert("connect_timeout")
+    }
+    if let rebootTimeout {
+      settings.rebootTimeout = try parseDuration(rebootTimeout, option: "--reboot-timeout")
+      locked.insert("reboot_timeout")
     }
     return (settings, locked)
   }
@@ -275,7 +283,7 @@ extension CFISh {
   /// Every spelling of cfi-sh's own options (a test holds it to what `--help` shows).
   static let optionNames: Set<String> = [
     "-c", "-n", "--syntax-check", "--check", "--json", "-i", "--inventory", "--store", "-p", "--parallel", "--timeout",
-    "--connect-timeout", "--identity", "--ssh-config", "--limit", "--no-discovery", "--no-wait", "--lock-wait",
+    "--connect-timeout", "--reboot-timeout", "--identity", "--ssh-config", "--limit", "--no-discovery", "--no-wait", "--lock-wait",
     "--audit-log", "--output-dir", "-q", "--quiet", "-v", "--verbose", "-h", "--help", "--version",
   ]
 

@@ -175,6 +175,7 @@ extension Repl {
         max_fail = \(settings.maxFail?.description ?? "none")
         serial = \(settings.serial?.description ?? "none")
         discovery = \(settings.discovery ? "on" : "off")
+        reboot_timeout = \(settings.rebootTimeout.cfiText)
         check = \(check ? "on" : "off")  (:check)
 
         """)

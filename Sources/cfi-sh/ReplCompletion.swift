@@ -35,7 +35,7 @@ enum ReplCompletion {
     ":help", ":hosts", ":groups", ":discover", ":target", ":check", ":set", ":last", ":failed", ":unreachable",
     ":rerun", ":save", ":load", ":quit",
   ]
-  static let settings = ["parallel", "timeout", "connect_timeout", "max_fail", "serial", "discovery"]
+  static let settings = ["parallel", "timeout", "connect_timeout", "max_fail", "serial", "discovery", "reboot_timeout"]
   static let builtins = ["lines(", "env(", "len("]
   /// Words that may start a statement or follow one (`on group`, `on host`, `on all`).
   static let words: [String] =

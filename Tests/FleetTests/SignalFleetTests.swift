@@ -211,7 +211,7 @@ private func waitUntil(_ what: String, within limit: Duration, _ condition: () t
 
 /// The ssh and rsync processes on this machine that name a path under `directory` (as every
 /// ssh of a run names its control socket); anchored on the program, so not the shell asking.
-private func localSSH(under directory: TemporaryDirectory) throws -> String {
+func localSSH(under directory: TemporaryDirectory) throws -> String {
   try shell(["/bin/sh", "-c", "pgrep -af '^[^ ]*(ssh|rsync)[: ].*\(directory.path)' || true"]).stdout
 }
 

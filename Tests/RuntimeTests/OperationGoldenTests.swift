@@ -8,9 +8,11 @@
 //   a word with spaces (`run` takes the rest of the line as its command);
 // - `group:` the host's group (default `lab`); `user:` the user ssh logs in as (default root);
 //   `check: true`; `timeout:` and `connect-timeout:` in seconds; `refreshed: true` (apt lists
-//   already refreshed this run);
+//   already refreshed this run); `reboot-timeout:` in seconds;
 // - `reply: STATUS [STDOUT]` the result of the next command or push, in order (`\n` in
-//   STDOUT is a line break; default: exit 0, no output), `stderr:` that reply's stderr (`\n` too).
+//   STDOUT is a line break; default: exit 0, no output), `stderr:` that reply's stderr (`\n` too);
+// - `awaited:` what a wait for a reboot finds: `back SECONDS`, `same` (the same boot id) or
+//   `gone` (not reached; the default is `back 23`).
 // The store's absolute path is shown as `STORE`.
 //
 // Recording: `CFI_RECORD=1 swift test --filter OperationGolden` rewrites the expectations;
@@ -89,7 +91,8 @@ import TestSupport
       name: "pc01", group: try #require(GroupName(value("group") ?? "lab"), "bad group"), user: value("user"))
     let options = StepOptions(
       check: value("check") == "true", timeout: value("timeout").flatMap(Int.init).map { .seconds($0) },
-      connectTimeout: .seconds(value("connect-timeout").flatMap(Int.init) ?? 10))
+      connectTimeout: .seconds(value("connect-timeout").flatMap(Int.init) ?? 10),
+      rebootTimeout: .seconds(value("reboot-timeout").flatMap(Int.init) ?? 600))
     let facts = HostFacts(host: host, options: options, aptListsRefreshed: value("refreshed") == "true")
     let store = Store(root: directory + "/store")
 
@@ -112,6 +115,17 @@ import TestSupport
       case .command(let command, let then): (sent, next) = (command.description, then)
       case .push(let push, let then): (sent, next) = (push.description, then)
       case .pull(let pull, let then): (sent, next) = (pull.description, then)
+      case .awaitReboot(let wait, let then):
+        let awaited = value("awaited") ?? "back 23"
+        let outcome: RebootWait.Outcome =
+          switch awaited {
+          case "same": .sameBootID
+          case "gone": .notBack(Unreachable(.refused, "connection refused"))
+          default: .back(after: .seconds(try #require(Int(awaited.dropFirst("back ".count)), "bad awaited: \(awaited)")))
+          }
+        lines += wait.description.split(separator: "\n").map(String.init) + ["awaited: \(awaited)", ""]
+        plan = then(outcome)
+        continue
       }
       exited = replies.isEmpty ? Exited(status: 0) : replies.removeFirst()
       lines += sent.split(separator: "\n").map(String.init)
@@ -126,6 +140,7 @@ import TestSupport
     var lines = ["result: \(result.status.rawValue)"]
     if let code = result.exitCode { lines.append("exit: \(code)") }
     if let message = result.message { lines.append("message: \(message)") }
+    if let reason = result.reason { lines.append("reason: \(reason.rawValue)") }
     if !result.output.isEmpty { lines.append("output: \(result.output.debugDescription)") }
     if !result.errorOutput.isEmpty { lines.append("error output: \(result.errorOutput.debugDescription)") }
     return lines
@@ -161,6 +176,7 @@ import TestSupport
     case "service":
       return .service(unit: words[0], state: try #require(ServiceState(rawValue: words[1]), "unknown state \(words[1])"))
     case "fetch": return .fetch(path: try #require(words.first))
+    case "reboot": return .reboot(onlyIfNeeded: rest == "if needed")
     default: throw CaseError(message: "unknown action '\(keyword)'")
     }
   }

@@ -74,6 +74,8 @@ import TestSupport
 
     func startNewRun() async {}
     func shutdown() async {}
+    func forget(_ host: Runtime.Host) async {}
+    var runsOnThisMachine: Bool { true }
   }
 
   static func perform(_ action: Action, _ scratch: Scratch, beforePush: @escaping @Sendable (Push) throws -> Void) async

@@ -33,6 +33,7 @@ extension Interpreter {
       }
       return .service(unit: try single(0, "unit"), state: state)
     case .fetch: return .fetch(path: try single(0, "path"))
+    case .reboot: return .reboot(onlyIfNeeded: action.ifNeeded != nil)
     }
   }
 
@@ -55,7 +56,8 @@ extension Interpreter {
       tolerated: frame.insideTry || statement.tolerated)
     sink.emit(.stepStarted(step, host: host))
     let stepOptions = StepOptions(
-      check: options.check, timeout: frame.settings.timeout, connectTimeout: frame.settings.connectTimeout)
+      check: options.check, timeout: frame.settings.timeout, connectTimeout: frame.settings.connectTimeout,
+      rebootTimeout: frame.settings.rebootTimeout)
     let result = await executor.perform(action, on: host, options: stepOptions)
     sink.emit(.stepFinished(step, host: host, result: result))
     switch result.status {

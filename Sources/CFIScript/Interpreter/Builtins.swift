@@ -29,6 +29,7 @@ enum Builtin: String, CaseIterable {
 /// The settings `set` accepts.
 enum Setting: String, CaseIterable {
   case parallel, timeout, connect_timeout, max_fail, serial, discovery
+  case reboot_timeout
 
   var expectation: String {
     switch self {
@@ -38,6 +39,7 @@ enum Setting: String, CaseIterable {
     case .max_fail: "a number of hosts (0 or more), a percentage such as 10%, or none"
     case .serial: "a number of hosts (1 or more), a percentage such as 25%, or none"
     case .discovery: "on or off"
+    case .reboot_timeout: "a duration such as 10m"
     }
   }
 }
@@ -76,6 +78,9 @@ extension RunSettings {
       serial = .percent(percent)
     case (.discovery, .boolean(let on)):
       discovery = on
+    case (.reboot_timeout, .duration(let duration)):
+      guard duration >= .seconds(1) else { return "'reboot_timeout' must be at least 1s" }
+      rebootTimeout = duration
     default:
       return bad
     }
@@ -90,7 +95,7 @@ extension RunSettings {
     case .timeout: timeout = nil
     case .max_fail: maxFail = nil
     case .serial: serial = nil
-    case .parallel, .connect_timeout, .discovery: return "'\(setting.rawValue)' must be \(setting.expectation), not none"
+    case .parallel, .connect_timeout, .discovery, .reboot_timeout: return "'\(setting.rawValue)' must be \(setting.expectation), not none"
     }
     return nil
   }

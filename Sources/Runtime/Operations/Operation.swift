@@ -22,6 +22,7 @@ public enum PreparedAction: Sendable {
   case service(unit: String, state: ServiceState)
   /// `path` on the host (checked), `into`: the local directory it goes into.
   case fetch(path: String, into: String)
+  case reboot(onlyIfNeeded: Bool)
 
   /// Reads what `action` needs from `host`'s tree in `store`.
   public static func prepare(_ action: Action, for host: Host, store: Store) throws(StoreError) -> PreparedAction {
@@ -50,6 +51,7 @@ public enum PreparedAction: Sendable {
     case .fetch(let path):
       let checked = try Store.hostPath(path)
       return .fetch(path: checked, into: store.fetched(checked, from: host.name))
+    case .reboot(let onlyIfNeeded): return .reboot(onlyIfNeeded: onlyIfNeeded)
     }
   }
 }
@@ -167,6 +169,10 @@ public enum Plan: Sendable {
   case push(Push, then: @Sendable (Exited) -> Plan)
   /// Pull a host's file or tree, then go on with what rsync's result decides.
   case pull(Pull, then: @Sendable (Exited) -> Plan)
+  /// Wait for the host to come back from a reboot (its master is closed first), then go on
+  /// with what the wait found. On its way back, the host is reached afresh: the master that
+  /// the wait opened carries the steps after it.
+  case awaitReboot(RebootWait, then: @Sendable (RebootWait.Outcome) -> Plan)
 
   /// The end of a plan.
   static func done(_ result: StepResult) -> Plan { .done(result, learned: []) }
@@ -190,6 +196,7 @@ public enum Operations {
     case .fullUpgrade: PackageOperations.apt("full-upgrade", [], facts)
     case .service(let unit, let state): ServiceOperation.plan(unit, state, facts)
     case .fetch(let path, let directory): FetchOperation.plan(path, into: directory, facts)
+    case .reboot(let onlyIfNeeded): RebootOperation.plan(onlyIfNeeded: onlyIfNeeded, facts)
     }
   }
 }

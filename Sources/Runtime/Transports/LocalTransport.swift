@@ -41,4 +41,6 @@ public final class LocalTransport: Transport {
 
   public func startNewRun() async {}
   public func shutdown() async {}
+  public func forget(_ host: Host) async {}
+  public var runsOnThisMachine: Bool { true }
 }

@@ -28,6 +28,7 @@ public final class RecordingTransport: Transport {
     var calls: [Call] = []
     var newRuns = 0
     var shutdowns = 0
+    var forgotten: [String] = []
   }
 
   /// Creates a transport answering with `responder` (default: every command exits 0, silently).
@@ -55,6 +56,9 @@ public final class RecordingTransport: Transport {
 
   public func startNewRun() async { state.withLock { $0.newRuns += 1 } }
   public func shutdown() async { state.withLock { $0.shutdowns += 1 } }
+  public func forget(_ host: Host) async { state.withLock { $0.forgotten.append(host.name.rawValue) } }
+  /// Records and answers as a transport to other machines would.
+  public var runsOnThisMachine: Bool { false }
 
   /// Every call so far, in the order they were made.
   public var calls: [Call] { state.withLock { $0.calls } }
@@ -62,6 +66,8 @@ public final class RecordingTransport: Transport {
   public func requests(on host: String) -> [Request] { calls.filter { $0.host == host }.map(\.request) }
   /// How many times `startNewRun()` was called.
   public var newRunCount: Int { state.withLock { $0.newRuns } }
+  /// The hosts `forget(_:)` was called for, in order.
+  public var forgotten: [String] { state.withLock { $0.forgotten } }
   /// How many times `shutdown()` was called.
   public var shutdownCount: Int { state.withLock { $0.shutdowns } }
 }

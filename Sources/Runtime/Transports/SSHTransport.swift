@@ -278,17 +278,31 @@ public final class SSHTransport: Transport {
     // Every socket in the directory, not only the masters recorded open: a first command
     // interrupted just as its master came up leaves one that was never recorded.
     let sockets = (try? FileManager.default.contentsOfDirectory(atPath: controlDirectory)) ?? []
-    // Each master is told to exit over its socket, in-process; `ssh -O exit` only where
-    // that fails (an OpenSSH speaking another mux version).
-    let refused = sockets.filter { !MuxControl.terminate(path: "\(controlDirectory)/\($0)") }
     await withTaskGroup(of: Void.self) { group in
-      for name in refused {
-        guard let target = SSHTarget(controlSocket: name) else { continue }
-        let argv = sshArgv(target, connectTimeout: .seconds(5), ["-O", "exit"], command: nil)
-        group.addTask { _ = try? await LocalProcess.run(argv[0], Array(argv.dropFirst())) }
-      }
+      for name in sockets { group.addTask { await self.closeMaster(socket: name) } }
     }
     ControlDirectory.remove(controlDirectory)
+  }
+
+  public func forget(_ host: Host) async {
+    connections.withLock { $0[host.name] = nil }
+    // No directory made: nothing was ever opened (and none is made for this).
+    if configuration.controlDirectory == nil, madeDirectory.withLock({ $0 }) == nil { return }
+    await closeMaster(socket: host.name.rawValue)
+  }
+
+  public var runsOnThisMachine: Bool { false }
+
+  /// Tells the master behind the control socket `name` to exit, over its socket, in-process;
+  /// `ssh -O exit` only where that fails (an OpenSSH speaking another mux version). Nothing
+  /// where there is no socket.
+  private func closeMaster(socket name: String) async {
+    let path = "\(controlDirectory)/\(name)"
+    guard FileManager.default.fileExists(atPath: path), !MuxControl.terminate(path: path),
+      let target = SSHTarget(controlSocket: name)
+    else { return }
+    let argv = sshArgv(target, connectTimeout: .seconds(5), ["-O", "exit"], command: nil)
+    _ = try? await LocalProcess.run(argv[0], Array(argv.dropFirst()))
   }
 }
 

@@ -22,4 +22,10 @@ public protocol Transport: Sendable {
   func startNewRun() async
   /// Releases everything held for the run (connections, control sockets). Called once at the end.
   func shutdown() async
+  /// Closes `host`'s connection, if one is open, and forgets how connecting to it went: its
+  /// next command connects afresh (a host that rebooted).
+  func forget(_ host: Host) async
+  /// Whether the commands run on this machine, whatever host they are for: such a
+  /// transport must never be sent a reboot.
+  var runsOnThisMachine: Bool { get }
 }

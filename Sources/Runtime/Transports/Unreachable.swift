@@ -23,6 +23,9 @@ public enum UnreachableReason: String, Hashable, Sendable, CaseIterable {
   case authenticationFailed = "auth_failed"
   /// The host's name does not resolve.
   case unknownName = "unknown_name"
+  /// A host told to reboot did not come back (a new boot id, sshd answering) within the
+  /// reboot timeout.
+  case rebootTimeout = "reboot_timeout"
   /// Another failure of ssh; the message is ssh's last line.
   case other
 }
