@@ -62,6 +62,8 @@ public final class ActionExecutor: StepExecutor {
         let outcome = await transport.push(push, to: host)
         guard case .exited(let status) = outcome.termination else { return Self.ending(of: outcome, timeout: nil) }
         plan = then(Exited(status: status, stdout: outcome.stdout, stderr: outcome.stderr))
+      case .read(let read, let then):
+        plan = then(read.perform())
       }
     }
   }

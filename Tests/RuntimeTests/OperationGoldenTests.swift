@@ -7,7 +7,7 @@
 // - `action:` the action, written as in the language but without quotes except `'…'` around
 //   a word with spaces (`run` takes the rest of the line as its command);
 // - `group:` the host's group (default `lab`); `user:` the user ssh logs in as (default root);
-//   `check: true`; `timeout:` and `connect-timeout:` in seconds; `refreshed: true` (apt lists
+//   `check: true`; `diff: true`; `timeout:` and `connect-timeout:` in seconds; `refreshed: true` (apt lists
 //   already refreshed this run);
 // - `reply: STATUS [STDOUT]` the result of the next command or push, in order (`\n` in
 //   STDOUT is a line break; default: exit 0, no output), `stderr:` that reply's stderr.
@@ -88,7 +88,7 @@ import TestSupport
     let host = Host(
       name: "pc01", group: try #require(GroupName(value("group") ?? "lab"), "bad group"), user: value("user"))
     let options = StepOptions(
-      check: value("check") == "true", timeout: value("timeout").flatMap(Int.init).map { .seconds($0) },
+      check: value("check") == "true", diff: value("diff") == "true", timeout: value("timeout").flatMap(Int.init).map { .seconds($0) },
       connectTimeout: .seconds(value("connect-timeout").flatMap(Int.init) ?? 10))
     let facts = HostFacts(host: host, options: options, aptListsRefreshed: value("refreshed") == "true")
     let store = Store(root: directory + "/store")
@@ -115,6 +115,10 @@ import TestSupport
         exited = replies.isEmpty ? Exited(status: 0) : replies.removeFirst()
         lines += push.description.split(separator: "\n").map(String.init)
         plan = then(exited)
+      case .read(let read, let then):
+        lines += [read.description, ""]
+        plan = then(read.perform())
+        continue
       }
       lines.append("reply: exit \(exited.status)" + (exited.stdout.isEmpty ? "" : ", stdout: \(exited.stdout.debugDescription)")
         + (exited.stderr.isEmpty ? "" : ", stderr: \(exited.stderr.debugDescription)"))
@@ -128,6 +132,7 @@ import TestSupport
     if let message = result.message { lines.append("message: \(message)") }
     if !result.output.isEmpty { lines.append("output: \(result.output.debugDescription)") }
     if !result.errorOutput.isEmpty { lines.append("error output: \(result.errorOutput.debugDescription)") }
+    if let diff = result.diff { lines += ["diff:"] + diff.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map { "  " + $0 } }
     return lines
   }
 

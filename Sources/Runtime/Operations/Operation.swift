@@ -156,6 +156,8 @@ public enum Plan: Sendable {
   case command(RemoteCommand, then: @Sendable (Exited) -> Plan)
   /// Push a tree, then go on with what rsync's result decides.
   case push(Push, then: @Sendable (Exited) -> Plan)
+  /// Read files of a push's source on this machine (what a diff compares with), then go on.
+  case read(StoreRead, then: @Sendable ([StoreContent]) -> Plan)
 
   /// The end of a plan.
   static func done(_ result: StepResult) -> Plan { .done(result, learned: []) }

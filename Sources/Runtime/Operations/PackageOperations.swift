@@ -55,6 +55,7 @@ enum PackageOperations {
       } else if !changes.isEmpty {
         result.status = .changed
         result.message = (options.check ? "would change: " : "") + PackageChange.summary(changes)
+        if options.diff { result.diff = PackageChange.diff(changes) }
       }
       return .done(result, learned: learned)
     }
@@ -83,6 +84,21 @@ struct PackageChange: Equatable, CustomStringConvertible {
     case .remove: "remove \(name)" + (from.map { " " + $0 } ?? "")
     case .install, .configure: "\(kind.rawValue) \(name)" + (to.map { " " + $0 } ?? "")
     }
+  }
+
+  /// For --diff: `pkg 1.0 → 1.1`, `pkg (new) 2.0`, `pkg 1.0 → (removed)`, `pkg 1.0 (configured)`.
+  var diffLine: String {
+    switch kind {
+    case .upgrade: "\(name) \(from ?? "?") → \(to ?? "?")"
+    case .install: "\(name) (new) \(to ?? "?")"
+    case .remove: "\(name) \(from ?? "?") → (removed)"
+    case .configure: "\(name) \(to ?? "?") (configured)"
+    }
+  }
+
+  /// The --diff text of `changes`, one line each; nil for none.
+  static func diff(_ changes: [PackageChange]) -> String? {
+    changes.isEmpty ? nil : changes.map(\.diffLine).joined(separator: "\n") + "\n"
   }
 
   /// `+new +upgraded -removed`, in the order apt or dpkg gave them.
