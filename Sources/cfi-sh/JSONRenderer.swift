@@ -39,6 +39,7 @@ final class JSONRenderer: EventSink {
     var exitCode: Int32?
     var stdout: String?
     var stderr: String?
+    var diff: String?
     var message: String?
     var reason: String?
     var durationMs: Int64?
@@ -57,7 +58,7 @@ final class JSONRenderer: EventSink {
 
     enum CodingKeys: String, CodingKey {
       case event, schema, time, runbook, check, block, target, location, hosts, leftOut = "left_out", host, group, step, tolerated, status
-      case exitCode = "exit_code", stdout, stderr, message, reason, durationMs = "duration_ms", stopped, interrupted, error, outcomes
+      case exitCode = "exit_code", stdout, stderr, diff, message, reason, durationMs = "duration_ms", stopped, interrupted, error, outcomes
     }
 
     init(_ event: String) { self.event = event }
@@ -132,6 +133,7 @@ final class JSONRenderer: EventSink {
       record.exitCode = result.exitCode
       record.stdout = result.output
       record.stderr = result.errorOutput
+      record.diff = result.diff
       record.message = result.message
       record.reason = result.reason?.rawValue
       record.durationMs = result.duration.wholeMilliseconds

@@ -47,7 +47,7 @@ extension Interpreter {
       block: frame.block, location: location(statement.range), label: label(of: statement), tolerated: frame.insideTry)
     sink.emit(.stepStarted(step, host: host))
     let stepOptions = StepOptions(
-      check: options.check, timeout: frame.settings.timeout, connectTimeout: frame.settings.connectTimeout)
+      check: options.check, diff: options.diff, timeout: frame.settings.timeout, connectTimeout: frame.settings.connectTimeout)
     let result = await executor.perform(action, on: host, options: stepOptions)
     sink.emit(.stepFinished(step, host: host, result: result))
     switch result.status {

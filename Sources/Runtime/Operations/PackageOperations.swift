@@ -55,7 +55,11 @@ enum PackageOperations {
       } else if !changes.isEmpty {
         result.status = .changed
         result.message = (options.check ? "would change: " : "") + PackageChange.summary(changes)
-        if options.diff { result.diff = PackageChange.diff(changes) }
+        if options.diff {
+          // The same list, with versions from → to: said once.
+          result.diff = PackageChange.diff(changes)
+          result.output = ""
+        }
       }
       return .done(result, learned: learned)
     }
