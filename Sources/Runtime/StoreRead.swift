@@ -20,8 +20,17 @@ public struct StoreRead: Hashable, Sendable, CustomStringConvertible {
   }
 
   public var description: String {
-    let shown = source.source.shown
-    return "read here: " + paths.map { $0.isEmpty ? shown : shown + $0 }.joined(separator: ", ") + " (at most \(limit) bytes each)"
+    "read here: " + paths.map(source.shown).joined(separator: ", ") + " (at most \(limit) bytes each)"
+  }
+}
+
+extension LocalSource {
+  /// `path` below the source as the operator knows it (`""`: the source itself).
+  func shown(_ path: String) -> String {
+    guard !path.isEmpty else { return source.shown }
+    // pkgsync's lists are shown as `…/etc/pkgsync/{musthave,mayhave,maynothave}`.
+    let shown = source.shown
+    return (shown.hasSuffix("/") ? shown : (shown as NSString).deletingLastPathComponent + "/") + path
   }
 }
 

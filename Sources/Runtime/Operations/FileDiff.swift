@@ -63,7 +63,7 @@ enum FileDiff {
       }
       if source.isDirectory {
         return Change(
-          flags: flags, hostPaths: [target + name], storePath: name, shownStore: source.source.shown + name, linkTarget: linkTarget)
+          flags: flags, hostPaths: [target + name], storePath: name, shownStore: source.shown(name), linkTarget: linkTarget)
       }
       return Change(
         flags: flags, hostPaths: CopyOperation.hostFiles(source, target: target, named: named, wholeTree: false),
