@@ -144,6 +144,12 @@ import Testing
         == "/etc/x.conf: same content, new modification time\n")
   }
 
+  /// rsync escapes bytes of names (`\#ooo`): the host's path is the real one.
+  @Test func escapedNamesAreUnescaped() {
+    #expect(FileDiff.unescaped(##"etc/caf\#303\#251.conf"##) == "etc/café.conf")
+    #expect(FileDiff.unescaped(##"a\#01b\#"##) == ##"a\#01b\#"##)
+  }
+
   @Test func directoriesLinksAndDeletions() {
     let changes = [
       Self.change("cd+++++++++", "/etc/new/"), Self.change("*deleting", "/etc/old"),

@@ -53,21 +53,22 @@ enum CopyOperation {
       let items = FileDiff.changes(changes, source: source, target: hostTarget, named: destination != nil)
       return FileDiff.plan(items, source: source, facts, then: next)
     }
-    var send = Plan.push(push) { exited in
-      options.diff && options.check ? compared(exited) { result(exited, diff: $0) } : result(exited, diff: nil)
-    }
+    let send: Plan
     if options.diff && !options.check {
       // The host's files as they are before the push changes them: a dry run says which.
       var dryRun = push
       dryRun.options.insert("--dry-run", at: dryRun.options.firstIndex { $0.hasPrefix("--timeout=") } ?? dryRun.options.endIndex)
-      let real = push
       send = .push(dryRun) { listed in
-        compared(listed) { diff in .push(real) { result($0, diff: diff) } }
+        compared(listed) { diff in .push(push) { result($0, diff: diff) } }
+      }
+    } else {
+      send = .push(push) { exited in
+        options.diff ? compared(exited) { result(exited, diff: $0) } : result(exited, diff: nil)
       }
     }
     let files = hostFiles(source, target: target, named: destination != nil, wholeTree: wholeTree)
     guard !options.check, !files.isEmpty else { return send }
-    return .command(facts.command(.script(removeTemporaries), input: .text(files.joined(separator: "\n") + "\n"))) { [send] _ in send }
+    return .command(facts.command(.script(removeTemporaries), input: .text(files.joined(separator: "\n") + "\n"))) { _ in send }
   }
 
   /// The lines of rsync's itemized list that change something.

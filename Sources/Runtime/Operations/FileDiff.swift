@@ -55,7 +55,7 @@ enum FileDiff {
     itemized.compactMap { line in
       guard let space = line.firstIndex(of: " ") else { return nil }
       let flags = String(line[..<space])
-      var name = String(line[space...].drop { $0 == " " })
+      var name = unescaped(String(line[space...].drop { $0 == " " }))
       var linkTarget: String?
       if flags.dropFirst().first == "L", let arrow = name.range(of: " -> ") {
         linkTarget = String(name[arrow.upperBound...])
@@ -69,6 +69,26 @@ enum FileDiff {
         flags: flags, hostPaths: CopyOperation.hostFiles(source, target: target, named: named, wholeTree: false),
         storePath: "", shownStore: source.source.shown, linkTarget: linkTarget)
     }
+  }
+
+  /// A name as rsync prints it, with each byte it escapes (`\#303`: control characters,
+  /// anything not ASCII) back.
+  static func unescaped(_ name: String) -> String {
+    var bytes: [UInt8] = []
+    var rest = Array(name.utf8)[...]
+    while let byte = rest.first {
+      let digits = rest.dropFirst(2).prefix(3)
+      if byte == UInt8(ascii: "\\"), rest.dropFirst().first == UInt8(ascii: "#"), digits.count == 3,
+        digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "7")).contains($0) })
+      {
+        bytes.append(digits.reduce(0) { $0 &* 8 &+ ($1 - UInt8(ascii: "0")) })
+        rest = rest.dropFirst(5)
+      } else {
+        bytes.append(byte)
+        rest = rest.dropFirst()
+      }
+    }
+    return String(decoding: bytes, as: UTF8.self)
   }
 
   /// Fetches the host's side of `changes`, reads the store's, and goes on with the diff text
@@ -182,6 +202,8 @@ enum FileDiff {
       pieces.append("\(path): cannot read the host's file")
     case (.skipped, _):
       pieces.append("\(path): not shown (over \(budget >> 20) MiB of files to compare)")
+    case (.missing, .large(let size, _)):
+      pieces.append("\(path): new large file (\(size) bytes)")
     case (.large(let size, _), _), (_, .large(let size, _)):
       pieces.append("\(path): large file differs (\(size) bytes)")
     case (.missing, .file(let bytes, _)):
