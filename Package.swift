@@ -57,7 +57,8 @@ let package = Package(
     .target(name: "TestSupport", dependencies: ["Runtime", "CFISyntax"], path: "Tests/TestSupport", swiftSettings: strict),
     .testTarget(name: "cfi-shTests", dependencies: ["cfi-sh", "TestSupport"], exclude: ["Golden"], swiftSettings: strict),
     // Tests on a real fleet: hosts in network namespaces started by scripts/lab (root only).
-    .testTarget(name: "FleetTests", dependencies: ["cfi-sh", "Runtime", "TestSupport"], swiftSettings: strict),
+    .testTarget(
+      name: "FleetTests", dependencies: ["cfi-sh", "Runtime", "TestSupport"], exclude: ["Golden"], swiftSettings: strict),
   ],
   swiftLanguageModes: [.v6]
 )

@@ -72,6 +72,8 @@ public final class ActionExecutor: StepExecutor {
       case .pull(let pull, let then):
         if Task.isCancelled { return StepResult(status: .interrupted) }
         plan = Self.after(await transport.pull(pull, from: host), timeout: nil, then)
+      case .read(let read, let then):
+        plan = then(read.perform())
       case .awaitReboot(let wait, let then):
         guard let outcome = await awaitReboot(wait, on: host) else {
           return StepResult(status: .interrupted, message: "interrupted while waiting for the host to come back")

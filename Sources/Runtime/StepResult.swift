@@ -43,13 +43,17 @@ public struct StepResult: Hashable, Sendable {
   public var message: String?
   /// Why the host was not reached (`unreachable` only).
   public var reason: UnreachableReason?
+  /// What changes (or would change) on the host, when asked for (`StepOptions.diff`): a unified
+  /// diff per text file, a line per other file, `pkg 1.0 → 1.1` per package. Crypt hashes
+  /// in it are redacted; nil when not asked for or nothing changes.
+  public var diff: String?
   /// How long the step took.
   public var duration: Duration
 
   /// Creates a result.
   public init(
     status: StepStatus, exitCode: Int32? = nil, output: String = "", errorOutput: String = "",
-    message: String? = nil, reason: UnreachableReason? = nil, duration: Duration = .zero
+    message: String? = nil, reason: UnreachableReason? = nil, diff: String? = nil, duration: Duration = .zero
   ) {
     self.status = status
     self.exitCode = exitCode
@@ -57,6 +61,7 @@ public struct StepResult: Hashable, Sendable {
     self.errorOutput = errorOutput
     self.message = message
     self.reason = reason
+    self.diff = diff
     self.duration = duration
   }
 
@@ -70,6 +75,8 @@ public struct StepResult: Hashable, Sendable {
 public struct StepOptions: Hashable, Sendable {
   /// Dry run: report what would change, change nothing.
   public var check: Bool
+  /// Show what changes (`StepResult.diff`): file contents before and after, package versions.
+  public var diff: Bool
   /// Limit for the whole step on the host; `nil` means none.
   public var timeout: Duration?
   /// Limit for establishing the connection.
@@ -79,10 +86,11 @@ public struct StepOptions: Hashable, Sendable {
 
   /// Creates options.
   public init(
-    check: Bool = false, timeout: Duration? = nil, connectTimeout: Duration = .seconds(10),
+    check: Bool = false, diff: Bool = false, timeout: Duration? = nil, connectTimeout: Duration = .seconds(10),
     rebootTimeout: Duration = RunSettings.defaultRebootTimeout
   ) {
     self.check = check
+    self.diff = diff
     self.timeout = timeout
     self.connectTimeout = connectTimeout
     self.rebootTimeout = rebootTimeout

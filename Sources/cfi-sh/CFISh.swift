@@ -31,9 +31,10 @@ struct CFISh: AsyncParsableCommand {
         With no runbook on a terminal, cfi-sh is a shell (readline) that
         speaks the same language; variables, defs, groups and connections
         live for the session. ':help' lists its commands (:hosts, :groups,
-        :discover, :target, :check, :set, :last, :failed, :unreachable,
-        :rerun, :save, :load, :quit). Ctrl-C stops the running entry,
-        Ctrl-D quits. History: ~/.cfi_history (hashes redacted).
+        :discover, :target, :check, :diff, :set, :last, :failed,
+        :unreachable, :rerun, :save, :load, :quit). Ctrl-C stops the
+        running entry, Ctrl-D quits. History: ~/.cfi_history (hashes
+        redacted).
 
       TOOLS
         cfi-sh hosts [PATTERN]      list known hosts (--json)
@@ -102,6 +103,10 @@ struct CFISh: AsyncParsableCommand {
 
   @Flag(help: "Dry run: report what would change on each host, change nothing.")
   var check = false
+
+  @Flag(
+    help: "Show what changes on each host (with --check: what would): a unified diff per text file that copy or sync changes, package versions from → to for install, remove, upgrade and pkgsync.")
+  var diff = false
 
   @Flag(help: "Write events as JSON Lines on standard output (see docs/json-events.md).")
   var json = false
@@ -282,7 +287,7 @@ func parseLimit(_ text: String, option: String) throws -> Duration? {
 extension CFISh {
   /// Every spelling of cfi-sh's own options (a test holds it to what `--help` shows).
   static let optionNames: Set<String> = [
-    "-c", "-n", "--syntax-check", "--check", "--json", "-i", "--inventory", "--store", "-p", "--parallel", "--timeout",
+    "-c", "-n", "--syntax-check", "--check", "--diff", "--json", "-i", "--inventory", "--store", "-p", "--parallel", "--timeout",
     "--connect-timeout", "--reboot-timeout", "--identity", "--ssh-config", "--limit", "--no-discovery", "--no-wait", "--lock-wait",
     "--audit-log", "--output-dir", "-q", "--quiet", "-v", "--verbose", "-h", "--help", "--version",
   ]

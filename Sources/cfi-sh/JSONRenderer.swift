@@ -41,6 +41,7 @@ final class JSONRenderer: EventSink {
     var exitCode: Int32?
     var stdout: String?
     var stderr: String?
+    var diff: String?
     var message: String?
     var reason: String?
     var durationMs: Int64?
@@ -60,7 +61,7 @@ final class JSONRenderer: EventSink {
 
     enum CodingKeys: String, CodingKey {
       case event, schema, run, time, runbook, check, block, target, location, hosts, leftOut = "left_out", host, group, step, tolerated, status
-      case exitCode = "exit_code", stdout, stderr, message, reason, durationMs = "duration_ms", stopped, interrupted, error
+      case exitCode = "exit_code", stdout, stderr, diff, message, reason, durationMs = "duration_ms", stopped, interrupted, error
       case exitStatus = "exit_status", outcomes
     }
 
@@ -137,6 +138,7 @@ final class JSONRenderer: EventSink {
       record.exitCode = result.exitCode
       record.stdout = result.output
       record.stderr = result.errorOutput
+      record.diff = result.diff
       record.message = result.message
       record.reason = result.reason?.rawValue
       record.durationMs = result.duration.wholeMilliseconds

@@ -3,6 +3,7 @@
 //   DIR/pc01/steps          one line per step: number, status, where, the step as written
 //   DIR/pc01/03.stdout      the third step's standard output on pc01 (when it wrote any)
 //   DIR/pc01/03.stderr      …and its standard error
+//   DIR/pc01/03.diff        …and what it changed (--diff)
 // Crypt hashes are redacted, as in the audit log. Files are root's alone (0600, in 0700
 // directories): outputs may hold what only root may read on the hosts.
 
@@ -39,6 +40,7 @@ final class OutputDirectory: EventSink {
       try append(line, to: directory + "/steps")
       if !result.output.isEmpty { try write(result.output, to: prefix + ".stdout") }
       if !result.errorOutput.isEmpty { try write(result.errorOutput, to: prefix + ".stderr") }
+      if let diff = result.diff { try write(diff, to: prefix + ".diff") }
     } catch {
       let first = failure.withLock { failure in
         defer { failure = failure ?? "\(error)" }

@@ -25,6 +25,8 @@ final class Repl {
   /// Where bare actions run (`:target`); nil: nowhere, they need an `on` block.
   var target: Session.DefaultTarget?
   var check: Bool
+  /// Show what changes (`:diff`, `--diff`).
+  var diff: Bool
   /// The last entry's text (for `:rerun`) and result (for `:last`, `:failed`, `:unreachable`).
   var lastText: String?
   var lastResult: RunResult?
@@ -48,6 +50,7 @@ final class Repl {
     fleet = options.makeFleetRun(audit: options.auditPolicy(required: false)) { Stream.standardError.write("cfi-sh: \($0)\n") }
     style = Style.forStream(.standardOutput)
     check = options.check
+    diff = options.diff
     let snapshot: InventorySnapshot
     do { snapshot = try await fleet.loadInventory() } catch { throw CommandFailure(error) }
     entries = snapshot.entries
@@ -106,11 +109,12 @@ final class Repl {
     return signals.ending?.exitStatus ?? ExitStatus.success
   }
 
-  /// `cfi>`, `cfi lab>` with a default target, `cfi lab (check)>` in check mode.
+  /// `cfi>`, `cfi lab>` with a default target, `cfi lab (check)>` in check mode, `(diff)` with :diff on.
   var prompt: String {
     var text = "cfi"
     if let target { text += " " + Repl.shortName(target.text) }
     if check { text += " (check)" }
+    if diff { text += " (diff)" }
     return text + "> "
   }
 
@@ -154,6 +158,7 @@ final class Repl {
   /// store gets a message, not a hang), audit, Ctrl-C, results.
   func run(_ program: Program, savedAs text: String) async {
     let check = self.check
+    let diff = self.diff
     let session = self.session
     // The audit log's "runbook": the entry as a runbook says it, hashes redacted here, in
     // CFIScript text: the log's own redaction sees JSON, where a `\$` escape is doubled and
@@ -163,7 +168,7 @@ final class Repl {
     do {
       result = try await fleet.run(lock: check ? .none : .noWait, sink: sink) { sink in
         StopSignals.shared.starting()
-        let task = Task { await session.run(program, name: name, check: check, sink: sink) }
+        let task = Task { await session.run(program, name: name, check: check, diff: diff, sink: sink) }
         StopSignals.shared.running(task)
         let result = await task.value
         var end = result.end

@@ -25,6 +25,7 @@ extension Repl {
     :target [TARGET]      set the default target (@lab, pc[01-05], group lab, all);
                           ':target none' clears it; without TARGET, show it
     :check [on|off]       dry-run mode: report what would change, change nothing
+    :diff [on|off]        show what changes: file diffs, package versions from → to
     :set [NAME VALUE]     show the settings, or set one (same as 'set NAME = VALUE')
     :last                 the last run's result per host
     :failed               make the last run's failed, unreachable or interrupted
@@ -51,6 +52,7 @@ extension Repl {
     case ":discover": await discover()
     case ":target": await setTarget(argument)
     case ":check": setCheck(argument)
+    case ":diff": setDiff(argument)
     case ":set": await setting(Array(words.dropFirst()))
     case ":last": last()
     case ":failed": await targetLast([.failed, .unreachable, .interrupted], "failed")
@@ -153,15 +155,27 @@ extension Repl {
   }
 
   private func setCheck(_ argument: String) {
-    switch argument {
-    case "on": check = true
-    case "off": check = false
-    case "": break
-    default:
-      fail(":check takes on or off")
-      return
-    }
+    guard let on = mode(argument, check, ":check") else { return }
+    check = on
     Stream.standardOutput.write("check mode is \(check ? "on: nothing will be changed" : "off")\n")
+  }
+
+  private func setDiff(_ argument: String) {
+    guard let on = mode(argument, diff, ":diff") else { return }
+    diff = on
+    Stream.standardOutput.write("diff is \(diff ? "on: changes are shown as diffs" : "off")\n")
+  }
+
+  /// A mode's new state from `on`, `off` or nothing (`current`); nil, said, for anything else.
+  private func mode(_ argument: String, _ current: Bool, _ command: String) -> Bool? {
+    switch argument {
+    case "on": return true
+    case "off": return false
+    case "": return current
+    default:
+      fail("\(command) takes on or off")
+      return nil
+    }
   }
 
   private func setting(_ words: [String]) async {
@@ -177,6 +191,7 @@ extension Repl {
         discovery = \(settings.discovery ? "on" : "off")
         reboot_timeout = \(settings.rebootTimeout.cfiText)
         check = \(check ? "on" : "off")  (:check)
+        diff = \(diff ? "on" : "off")  (:diff)
 
         """)
       return

@@ -64,7 +64,7 @@ struct RunbookRunner {
 
     let (settings, locked) = try options.commandLineSettings()
     let runOptions = RunOptions(
-      store: fleet.store, inventory: inventory, settings: settings, lockedSettings: locked, check: options.check,
+      store: fleet.store, inventory: inventory, settings: settings, lockedSettings: locked, check: options.check, diff: options.diff,
       arguments: arguments, limit: try options.runLimit(inventory: inventory, runbook: name, source: source))
     let terminal: any EventSink =
       options.json

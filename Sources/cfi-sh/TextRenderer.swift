@@ -157,11 +157,12 @@ final class TextRenderer: EventSink {
       var output: String
       var errorOutput: String
       var message: String?
+      var diff: String?
     }
     var groups: [Key: [String]] = [:]
     var representative: [Key: StepResult] = [:]
     for (host, result) in record.results {
-      let key = Key(status: result.status, exitCode: result.exitCode, output: result.output, errorOutput: result.errorOutput, message: result.message)
+      let key = Key(status: result.status, exitCode: result.exitCode, output: result.output, errorOutput: result.errorOutput, message: result.message, diff: result.diff)
       groups[key, default: []].append(host)
       representative[key] = result
     }
@@ -188,8 +189,22 @@ final class TextRenderer: EventSink {
       if shown.count < lines.count {
         out += style.dim("      … \(lines.count - shown.count) more lines (--verbose shows all)") + "\n"
       }
+      for text in diffLines(result) { out += "      " + text + "\n" }
     }
     return out
+  }
+
+  /// The lines of a result's diff (--diff), whole: it was asked for. Colored as `git diff` does.
+  private func diffLines(_ result: StepResult) -> [String] {
+    guard let diff = result.diff, !diff.isEmpty else { return [] }
+    return (diff.hasSuffix("\n") ? String(diff.dropLast()) : diff).split(separator: "\n", omittingEmptySubsequences: false).map {
+      let line = String($0)
+      if line.hasPrefix("+++ ") || line.hasPrefix("--- ") { return style.bold(line) }
+      if line.hasPrefix("@@ ") { return style.cyan(line) }
+      if line.hasPrefix("+") { return style.green(line) }
+      if line.hasPrefix("-") { return style.red(line) }
+      return line
+    }
   }
 
   /// One host's result as it arrives (`--verbose`), pdsh style: `host: line`.
@@ -197,7 +212,7 @@ final class TextRenderer: EventSink {
     var head = "\(host): \(step.label): \(statusWord(result, tolerated: step.tolerated))"
     if let message = result.message { head += ": " + message }
     head += style.dim(" (\(result.duration.elapsedText))")
-    return ([head] + outputLines(result).map { "\(host): \($0)" }).joined(separator: "\n") + "\n"
+    return ([head] + (outputLines(result) + diffLines(result)).map { "\(host): \($0)" }).joined(separator: "\n") + "\n"
   }
 
   private func recap(_ outcomes: [HostOutcome], interrupted: Bool) -> String {

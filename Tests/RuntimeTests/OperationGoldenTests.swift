@@ -7,7 +7,7 @@
 // - `action:` the action, written as in the language but without quotes except `'…'` around
 //   a word with spaces (`run` takes the rest of the line as its command);
 // - `group:` the host's group (default `lab`); `user:` the user ssh logs in as (default root);
-//   `check: true`; `timeout:` and `connect-timeout:` in seconds; `refreshed: true` (apt lists
+//   `check: true`; `diff: true`; `timeout:` and `connect-timeout:` in seconds; `refreshed: true` (apt lists
 //   already refreshed this run); `reboot-timeout:` in seconds;
 // - `reply: STATUS [STDOUT]` the result of the next command or push, in order (`\n` in
 //   STDOUT is a line break; default: exit 0, no output), `stderr:` that reply's stderr (`\n` too);
@@ -90,7 +90,8 @@ import TestSupport
     let host = Host(
       name: "pc01", group: try #require(GroupName(value("group") ?? "lab"), "bad group"), user: value("user"))
     let options = StepOptions(
-      check: value("check") == "true", timeout: value("timeout").flatMap(Int.init).map { .seconds($0) },
+      check: value("check") == "true", diff: value("diff") == "true",
+      timeout: value("timeout").flatMap(Int.init).map { .seconds($0) },
       connectTimeout: .seconds(value("connect-timeout").flatMap(Int.init) ?? 10),
       rebootTimeout: .seconds(value("reboot-timeout").flatMap(Int.init) ?? 600))
     let facts = HostFacts(host: host, options: options, aptListsRefreshed: value("refreshed") == "true")
@@ -115,6 +116,10 @@ import TestSupport
       case .command(let command, let then): (sent, next) = (command.description, then)
       case .push(let push, let then): (sent, next) = (push.description, then)
       case .pull(let pull, let then): (sent, next) = (pull.description, then)
+      case .read(let read, let then):
+        lines += [read.description, ""]
+        plan = then(read.perform())
+        continue
       case .awaitReboot(let wait, let then):
         let awaited = value("awaited") ?? "back 23"
         let outcome: RebootWait.Outcome =
@@ -143,6 +148,7 @@ import TestSupport
     if let reason = result.reason { lines.append("reason: \(reason.rawValue)") }
     if !result.output.isEmpty { lines.append("output: \(result.output.debugDescription)") }
     if !result.errorOutput.isEmpty { lines.append("error output: \(result.errorOutput.debugDescription)") }
+    if let diff = result.diff { lines += ["diff:"] + diff.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map { "  " + $0 } }
     return lines
   }
 

@@ -45,10 +45,10 @@ struct EventScript {
   /// A step's result; `ms` is its duration.
   static func result(
     _ status: StepStatus, exit: Int32? = nil, out: String = "", err: String = "", message: String? = nil,
-    reason: UnreachableReason? = nil, ms: Int64 = 40
+    reason: UnreachableReason? = nil, diff: String? = nil, ms: Int64 = 40
   ) -> StepResult {
     StepResult(
-      status: status, exitCode: exit, output: out, errorOutput: err, message: message, reason: reason,
+      status: status, exitCode: exit, output: out, errorOutput: err, message: message, reason: reason, diff: diff,
       duration: .milliseconds(ms))
   }
 
@@ -235,6 +235,31 @@ struct RendererGoldenTests {
       run.step(2, "password \"root\", \"<redacted>\"", line: 7, on: "desk1", EventScript.result(.changed, exit: 0, message: "would change the password of root", ms: 1_234))
       run.hostDone(2, "desk1", .changed)
       run.blockDone(2)
+      run.finish()
+    },
+    // --check --diff: the same change on three hosts, from two different old versions (two
+    // groups, each diff printed once); a package list from → to; a host with nothing to do.
+    RendererScenario("diff") { run in
+      let fromA = "--- /etc/cfi-test.conf\n+++ /var/lib/cfi/lab/etc/cfi-test.conf\n@@ -1,2 +1,2 @@\n greeting = hello\n-version = A\n+version = C\n"
+      let fromB = "/etc/cfi-test.conf: mode changed 0600 → 0644\n--- /etc/cfi-test.conf\n+++ /var/lib/cfi/lab/etc/cfi-test.conf\n@@ -1,3 +1,2 @@\n-greeting = bonjour\n+greeting = hello\n-version = B\n-extra = 1\n+version = C\n"
+      let hosts = ["pc1", "pc2", "pc3", "pc4"]
+      run.start(check: true)
+      run.block(1, "on group lab", line: 1, hosts)
+      for host in hosts {
+        let diff: String? = host == "pc4" ? nil : host == "pc3" ? fromB : fromA
+        run.step(
+          1, #"copy "etc/cfi-test.conf""#, line: 2, on: host,
+          diff == nil
+            ? EventScript.result(.ok, exit: 0)
+            : EventScript.result(.changed, exit: 0, out: ">f.st...... cfi-test.conf", message: "would change 1 file", diff: diff))
+        run.step(
+          1, #"install "cfi-test-a" "cfi-test-b""#, line: 3, on: host,
+          EventScript.result(
+            .changed, exit: 0, message: "would change: +cfi-test-a +cfi-test-b",
+            diff: "cfi-test-a 1.0 → 1.1\ncfi-test-b (new) 2.0\n"))
+        run.hostDone(1, host, .changed)
+      }
+      run.blockDone(1)
       run.finish()
     },
     // A step run twice per host (a loop: one location, two occurrences), a failure a `try`

@@ -44,6 +44,7 @@ import Testing
     #expect(complete("dep") == ["deploy("])
     #expect(complete(":ta") == [":target"])
     #expect(complete(":check o") == ["off", "on"])
+    #expect(complete(":diff o") == ["off", "on"])
     #expect(complete("set max") == ["max_fail"])
     #expect(complete(":set con") == ["connect_timeout"])
   }

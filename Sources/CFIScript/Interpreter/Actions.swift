@@ -56,8 +56,8 @@ extension Interpreter {
       tolerated: frame.insideTry || statement.tolerated)
     sink.emit(.stepStarted(step, host: host))
     let stepOptions = StepOptions(
-      check: options.check, timeout: frame.settings.timeout, connectTimeout: frame.settings.connectTimeout,
-      rebootTimeout: frame.settings.rebootTimeout)
+      check: options.check, diff: options.diff, timeout: frame.settings.timeout,
+      connectTimeout: frame.settings.connectTimeout, rebootTimeout: frame.settings.rebootTimeout)
     let result = await executor.perform(action, on: host, options: stepOptions)
     sink.emit(.stepFinished(step, host: host, result: result))
     switch result.status {

@@ -22,6 +22,8 @@ public struct RunOptions: Sendable {
   public var lockedSettings: Set<String>
   /// Dry run.
   public var check: Bool
+  /// Show what changes (`StepResult.diff`), with `check` what would.
+  public var diff: Bool
   /// The runbook's arguments (`args`).
   public var arguments: [String]
   /// The environment `env()` reads.
@@ -33,7 +35,7 @@ public struct RunOptions: Sendable {
 
   public init(
     store: Store = Store(), inventory: Inventory = Inventory(), settings: RunSettings = RunSettings(),
-    lockedSettings: Set<String> = [], check: Bool = false, arguments: [String] = [],
+    lockedSettings: Set<String> = [], check: Bool = false, diff: Bool = false, arguments: [String] = [],
     environment: [String: String] = ProcessInfo.processInfo.environment, server: ServerIdentity = .current(),
     limit: RunLimit? = nil
   ) {
@@ -44,6 +46,7 @@ public struct RunOptions: Sendable {
     self.settings = settings
     self.lockedSettings = lockedSettings
     self.check = check
+    self.diff = diff
     self.arguments = arguments
     self.environment = environment
   }

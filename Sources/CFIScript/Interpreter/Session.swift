@@ -119,10 +119,11 @@ public actor Session {
   /// it fails or is interrupted half-way: what ran, ran).
   /// `name` is what the sink's `runStarted` calls the run (default `<input N>`); `sink`, when
   /// given, hears this run instead of the session's (one with the entry's audit log).
-  public func run(_ program: Program, name: String? = nil, check: Bool, sink: (any EventSink)? = nil) async -> RunResult {
+  public func run(_ program: Program, name: String? = nil, check: Bool, diff: Bool = false, sink: (any EventSink)? = nil) async -> RunResult {
     await executor.startNewRun()
     var entryOptions = options
     entryOptions.check = check
+    entryOptions.diff = diff
     let interpreter = Interpreter(executor: executor, sink: sink ?? self.sink, options: entryOptions, files: files)
     var frame = self.frame
     let result = await interpreter.run(program, name: name ?? "<input \(entries)>", in: &frame, shutdown: false)

@@ -33,20 +33,47 @@ enum CopyOperation {
     // nothing belongs in the client's `/` itself, so `sync` sends only the directories.
     if wholeTree { arguments += ["--include=/*/", "--exclude=/*"] }
     let push = Push(source: source.source, destination: target, options: arguments, connectTimeout: options.connectTimeout)
-    let send = Plan.push(push) { exited in
-      let changes = exited.stdout.split(separator: "\n").filter { !$0.hasPrefix(".") }.map(String.init)
+    let hostTarget = target
+    @Sendable func result(_ exited: Exited, diff: String?) -> Plan {
+      let changes = changedFiles(exited)
       var result = StepResult(
         status: exited.status == 0 ? (changes.isEmpty ? .ok : .changed) : .failed, exitCode: exited.status,
         output: "", errorOutput: exited.stderr)
       if !changes.isEmpty {
         result.message = (options.check ? "would change " : "") + "\(changes.count) file\(changes.count == 1 ? "" : "s")"
         result.output = changes.joined(separator: "\n")
+        result.diff = diff
       }
       return then(result)
+    }
+    /// --diff: the itemized list of `dryRun` (the push itself in check mode), compared before `next`.
+    @Sendable func compared(_ dryRun: Exited, next: @escaping @Sendable (String?) -> Plan) -> Plan {
+      let changes = changedFiles(dryRun)
+      guard dryRun.status == 0, !changes.isEmpty else { return next(nil) }
+      let items = FileDiff.changes(changes, source: source, target: hostTarget, named: destination != nil)
+      return FileDiff.plan(items, source: source, facts, then: next)
+    }
+    let send: Plan
+    if options.diff && !options.check {
+      // The host's files as they are before the push changes them: a dry run says which.
+      var dryRun = push
+      dryRun.options.insert("--dry-run", at: dryRun.options.firstIndex { $0.hasPrefix("--timeout=") } ?? dryRun.options.endIndex)
+      send = .push(dryRun) { listed in
+        compared(listed) { diff in .push(push) { result($0, diff: diff) } }
+      }
+    } else {
+      send = .push(push) { exited in
+        options.diff ? compared(exited) { result(exited, diff: $0) } : result(exited, diff: nil)
+      }
     }
     let files = hostFiles(source, target: target, named: destination != nil, wholeTree: wholeTree)
     guard !options.check, !files.isEmpty else { return send }
     return .command(facts.command(.script(removeTemporaries), input: .text(files.joined(separator: "\n") + "\n"))) { _ in send }
+  }
+
+  /// The lines of rsync's itemized list that change something.
+  static func changedFiles(_ exited: Exited) -> [String] {
+    exited.stdout.split(separator: "\n").filter { !$0.hasPrefix(".") }.map(String.init)
   }
 
   /// The host paths the push may write a file at. A file sent to a destination it names goes

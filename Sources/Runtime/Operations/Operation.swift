@@ -173,6 +173,8 @@ public enum Plan: Sendable {
   /// with what the wait found. On its way back, the host is reached afresh: the master that
   /// the wait opened carries the steps after it.
   case awaitReboot(RebootWait, then: @Sendable (RebootWait.Outcome) -> Plan)
+  /// Read files of a push's source on this machine (what a diff compares with), then go on.
+  case read(StoreRead, then: @Sendable ([StoreContent]) -> Plan)
 
   /// The end of a plan.
   static func done(_ result: StepResult) -> Plan { .done(result, learned: []) }

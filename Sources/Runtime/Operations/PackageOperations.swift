@@ -58,6 +58,11 @@ enum PackageOperations {
       } else if !changes.isEmpty {
         result.status = .changed
         result.message = (options.check ? "would change: " : "") + PackageChange.summary(changes)
+        if options.diff {
+          // The same list, with versions from → to: said once.
+          result.diff = PackageChange.diff(changes)
+          result.output = ""
+        }
       }
       return .done(result, learned: learned)
     }
@@ -86,6 +91,21 @@ struct PackageChange: Equatable, CustomStringConvertible {
     case .remove: "remove \(name)" + (from.map { " " + $0 } ?? "")
     case .install, .configure: "\(kind.rawValue) \(name)" + (to.map { " " + $0 } ?? "")
     }
+  }
+
+  /// For --diff: `pkg 1.0 → 1.1`, `pkg (new) 2.0`, `pkg 1.0 → (removed)`, `pkg 1.0 (configured)`.
+  var diffLine: String {
+    switch kind {
+    case .upgrade: "\(name) \(from ?? "?") → \(to ?? "?")"
+    case .install: "\(name) (new) \(to ?? "?")"
+    case .remove: "\(name) \(from ?? "?") → (removed)"
+    case .configure: "\(name) \(to ?? "?") (configured)"
+    }
+  }
+
+  /// The --diff text of `changes`, one line each; nil for none.
+  static func diff(_ changes: [PackageChange]) -> String? {
+    changes.isEmpty ? nil : changes.map(\.diffLine).joined(separator: "\n") + "\n"
   }
 
   /// `+new +upgraded -removed`, in the order apt or dpkg gave them.

@@ -27,17 +27,17 @@ enum PkgsyncOperation {
   private static func pushAndRun(_ source: LocalSource, _ facts: HostFacts) -> Plan {
     CopyOperation.plan(source, to: "/etc/pkgsync/", facts) { pushed in
       guard pushed.status == .ok || pushed.status == .changed else { return .done(pushed) }
-      return run(listsChanged: pushed.status == .changed, facts)
+      return run(listsChanged: pushed.status == .changed, listsDiff: pushed.diff, facts)
     }
   }
 
-  private static func run(listsChanged: Bool, _ facts: HostFacts) -> Plan {
+  private static func run(listsChanged: Bool, listsDiff: String?, _ facts: HostFacts) -> Plan {
     if facts.options.check {
       // `pkgsync -s` would refresh package lists and read the host's old lists: say instead.
       return .done(
         StepResult(
           status: listsChanged ? .changed : .skipped,
-          message: listsChanged ? "would update /etc/pkgsync and run pkgsync" : "would run pkgsync"))
+          message: listsChanged ? "would update /etc/pkgsync and run pkgsync" : "would run pkgsync", diff: listsDiff))
     }
     // `pkgsync -k`: install musthave, remove maynothave, keep every other package. Plain
     // pkgsync also removes each installed package that nothing listed needs — on a real host
@@ -65,6 +65,10 @@ enum PkgsyncOperation {
       if !summary.isEmpty {
         result.status = .changed
         result.message = summary.joined(separator: "; ")
+      }
+      if facts.options.diff {
+        let text = (listsDiff ?? "") + (PackageChange.diff(changes) ?? "")
+        result.diff = text.isEmpty ? nil : text
       }
       return .done(result)
     }
