@@ -52,7 +52,11 @@ struct RunbookRunner {
       inventory: options.syntaxCheck ? inventory : nil)
     let diagnostics = (runbook.diagnostics + Resolver.check(runbook, context: context)).sorted { $0.range < $1.range }
     let diagnosticRenderer = DiagnosticRenderer(files: runbook.files, colors: Style.forStream(.standardError).enabled)
-    if !diagnostics.isEmpty {
+    // With --json, diagnostics go to standard output as JSON with the events (and their
+    // count, also when there are none under -n); otherwise as text to standard error.
+    if options.json, options.syntaxCheck || !diagnostics.isEmpty {
+      Stream.standardOutput.write(DiagnosticJSON.render(diagnostics, files: runbook.files))
+    } else if !diagnostics.isEmpty {
       Stream.standardError.write(diagnosticRenderer.render(diagnostics))
     }
     let errors = diagnostics.filter { $0.severity == .error }.count

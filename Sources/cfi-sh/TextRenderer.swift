@@ -45,6 +45,7 @@ final class TextRenderer: EventSink {
     var occurrences: [String: [String: Int]] = [:]
     var done = 0
     var failed = 0
+    var unreachable = 0
   }
 
   private struct State {
@@ -85,7 +86,8 @@ final class TextRenderer: EventSink {
         if verbosity == .verbose { write(streamed(step, host.name.rawValue, result), &state) }
       case .hostFinished(let block, let outcome):
         state.blocks[block]?.done += 1
-        if outcome.status == .failed || outcome.status == .unreachable { state.blocks[block]?.failed += 1 }
+        if outcome.status == .failed { state.blocks[block]?.failed += 1 }
+        if outcome.status == .unreachable { state.blocks[block]?.unreachable += 1 }
         if let block = state.blocks[block] { showProgress(block, &state) }
       case .blockFinished(let id, let outcomes, let stopped):
         guard let block = state.blocks.removeValue(forKey: id) else { break }
@@ -249,9 +251,20 @@ final class TextRenderer: EventSink {
 
   private func showProgress(_ block: BlockState, _ state: inout State) {
     guard progress else { return }
-    let failed = block.failed > 0 ? ", \(block.failed) failed" : ""
-    Stream.standardError.write("\r\u{1B}[K\(block.info.label): \(block.done)/\(block.info.hosts.count) hosts done\(failed)")
+    Stream.standardError.write(
+      "\r\u{1B}[K"
+        + Self.progressLine(
+          block.info.label, done: block.done, of: block.info.hosts.count, failed: block.failed, unreachable: block.unreachable))
     state.progressShown = true
+  }
+
+  /// `on group lab: 7/12 hosts done, 1 failed, 2 unreachable`: a host that failed and one
+  /// not reached call for different actions, so they are counted apart.
+  static func progressLine(_ label: String, done: Int, of total: Int, failed: Int, unreachable: Int) -> String {
+    var line = "\(label): \(done)/\(total) hosts done"
+    if failed > 0 { line += ", \(failed) failed" }
+    if unreachable > 0 { line += ", \(unreachable) unreachable" }
+    return line
   }
 
   private func write(_ text: String, _ state: inout State) {

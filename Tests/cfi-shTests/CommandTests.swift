@@ -24,6 +24,24 @@ import Testing
     #expect(result.stderr.contains("unknown group 'lab'; the store directory \(scratch.path)/no-store does not exist"), "\(result.stderr)")
   }
 
+  @Test func syntaxCheckWithJSONWritesEachDiagnosticAndTheCountsAsJSON() throws {
+    let directory = try TemporaryDirectory()
+    let file = try directory.write("bad.cfi", "on all < run \"x\" y\n  cp \"a\"\n>\n")
+    let result = try Command.run([emptyStore, "-n", "--json", "--no-discovery", file])
+    #expect(result.status == 1)
+    let objects = try result.stdout.split(separator: "\n").map {
+      try #require(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+    }
+    #expect(objects.map { $0["event"] as? String } == ["diagnostic", "diagnostic", "diagnostics_end"])
+    #expect(objects[0]["file"] as? String == file)
+    #expect(objects[0]["line"] as? Int == 1 && objects[0]["column"] as? Int == 14)
+    #expect(objects[0]["id"] as? String == "bad-argument-count")
+    #expect(objects[1]["line"] as? Int == 2 && objects[1]["id"] as? String == "unknown-statement")
+    #expect(objects[2]["errors"] as? Int == 2 && objects[2]["warnings"] as? Int == 0)
+    let clean = try Command.run([emptyStore, "-n", "--json", "--no-discovery", "-c", #"print "ok""#])
+    #expect(clean.status == 0)
+    #expect(clean.stdout == #"{"errors":0,"event":"diagnostics_end","not_shown":0,"warnings":0}"# + "\n")
+  }
   @Test func runsStandardInputWhenItIsNotATerminal() throws {
     let result = try Command.run([emptyStore], stdin: "let x = 'raw $x'\nprint x\n")
     #expect(result.status == 0)

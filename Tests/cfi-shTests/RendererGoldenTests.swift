@@ -376,3 +376,13 @@ struct RendererGoldenTests {
     }
   }
 }
+
+@Suite struct ProgressLineTests {
+  @Test func countsUnreachableHostsApartFromFailedOnes() {
+    #expect(TextRenderer.progressLine("on group lab", done: 3, of: 12, failed: 0, unreachable: 0) == "on group lab: 3/12 hosts done")
+    #expect(
+      TextRenderer.progressLine("on group lab", done: 7, of: 12, failed: 1, unreachable: 2)
+        == "on group lab: 7/12 hosts done, 1 failed, 2 unreachable")
+    #expect(TextRenderer.progressLine("on all", done: 2, of: 2, failed: 0, unreachable: 2) == "on all: 2/2 hosts done, 2 unreachable")
+  }
+}
