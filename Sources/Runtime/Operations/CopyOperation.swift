@@ -71,9 +71,17 @@ enum CopyOperation {
     return .command(facts.command(.script(removeTemporaries), input: .text(files.joined(separator: "\n") + "\n"))) { _ in send }
   }
 
-  /// The lines of rsync's itemized list that change something.
+  /// The lines of rsync's itemized list that change something: an item rsync sends or makes
+  /// (`>f…`, `cd…`, `cL…`), or one whose permissions, owner, group, ACL or extended
+  /// attributes it sets without sending it (`.f...p.....`: a mode set back to the store's is a
+  /// change for the host's users). A modification time alone (`.f..t......`, `.d..t......`)
+  /// is not: nobody reads it as configuration, and a store file touched on the server would
+  /// otherwise report every host changed.
   static func changedFiles(_ exited: Exited) -> [String] {
-    exited.stdout.split(separator: "\n").filter { !$0.hasPrefix(".") }.map(String.init)
+    exited.stdout.split(separator: "\n").filter { line in
+      guard line.hasPrefix(".") else { return true }
+      return line.dropFirst(2).prefix(9).contains { "pogax".contains($0) }
+    }.map(String.init)
   }
 
   /// The host paths the push may write a file at. A file sent to a destination it names goes
