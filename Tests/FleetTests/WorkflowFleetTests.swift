@@ -50,6 +50,12 @@ struct WorkflowFleetTests {
     let first = try lab.cfi(["--json", "--connect-timeout", "3s", runbook])
     #expect(first.status == 6, "\(first.stderr)")
     #expect(outcomes(first) == ["pc01": "ok", "pc02": "failed", "pc03": "unreachable", "pc04": "ok"])
+    // The events name the run as the audit log does, and the last one says cfi-sh's status.
+    let started = events(first, "run_started").first?["run"] as? String
+    let finished = events(first, "run_finished").first
+    #expect(started != nil && finished?["run"] as? String == started)
+    #expect(finished?["exit_status"] as? Int == 6)
+    #expect(try String(contentsOfFile: lab.auditLog, encoding: .utf8).contains(#""run":"\#(started ?? "?")""#))
 
     let failed = try lab.cfi(["--json", "--limit", "@failed", runbook])
     #expect(outcomes(failed) == ["pc02": "failed"], "\(failed.stderr)")
