@@ -36,8 +36,12 @@ final class AptRepository {
   deinit { try? FileManager.default.removeItem(atPath: path) }
 
   /// Builds `NAME_VERSION_all.deb` — installing `/usr/share/cfi-test/NAME` with the text
-  /// "NAME VERSION" — and publishes it. `postinst` is a shell script body for `DEBIAN/postinst`.
-  func publish(_ name: String, _ version: String, depends: [String] = [], postinst: String? = nil) throws {
+  /// "NAME VERSION" — and publishes it. `postinst` is a shell script body for `DEBIAN/postinst`;
+  /// `files` are more files the package installs (absolute path → text and mode).
+  func publish(
+    _ name: String, _ version: String, depends: [String] = [], postinst: String? = nil,
+    files: [String: (text: String, mode: Int)] = [:]
+  ) throws {
     let file = "\(name)_\(version)_all.deb"
     let build = NSTemporaryDirectory() + "cfi-test-deb-" + UUID().uuidString
     defer { try? FileManager.default.removeItem(atPath: build) }
@@ -53,6 +57,7 @@ final class AptRepository {
     try write(build + "/DEBIAN/control", control, mode: 0o644)
     if let postinst { try write(build + "/DEBIAN/postinst", "#!/bin/sh\nset -e\n\(postinst)\n", mode: 0o755) }
     try write(build + "/usr/share/cfi-test/\(name)", "\(name) \(version)\n", mode: 0o644)
+    for (file, content) in files { try write(build + file, content.text, mode: content.mode) }
     let built = try shell(["/usr/bin/dpkg-deb", "--root-owner-group", "--build", build, path + "/" + file])
     guard built.status == 0 else { throw RepositoryError("dpkg-deb --build \(file) failed: \(built.stderr)") }
     chmod(path + "/" + file, 0o644)
