@@ -83,6 +83,9 @@ struct CfengineFleetTests {
     #expect(check.status == 0, "\(check.stderr)\n\(check.stdout)")
     #expect(outcomes(check) == all(lab.hosts, "changed"))
     #expect(message(stepResults(check, "install")["pc01"]).contains("+cfengine3"))
+    // systemd would not know cfengine3.service yet: the runbook says so instead of failing.
+    let notes = events(check, "message").compactMap { $0["message"] as? String }
+    #expect(notes.filter { $0 == "would start and enable cfengine3 once it is installed" }.count == lab.hosts.count, "\(notes)")
     for host in lab.hosts {
       #expect(try lab.exec(host, "test -e \(workDirectory) || test -e /usr/bin/cf-agent").status != 0, "\(host): --check installed")
     }
