@@ -29,4 +29,29 @@ struct PushLeftoverTests {
     // a temporary-looking file beside a name the push does not write.
     #expect(left == [".big.bin.backup", ".big.bin.x", ".other.Ab3dE9", "big.bin", "with space.conf"])
   }
+
+  /// The clean-up rides rsync's own remote command: the `--rsync-path` text, run by a shell
+  /// as the host's sshd runs it, removes the leftovers of names with quotes and spaces.
+  @Test func theRsyncPathCleansUpBeforeRsyncStarts() async throws {
+    let directory = NSTemporaryDirectory() + "cfi-leftovers-" + UUID().uuidString
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    let name = "it's a \"file\".conf"
+    for file in [name, ".\(name).Ab3dE9"] {
+      _ = FileManager.default.createFile(atPath: directory + "/" + file, contents: Data(), attributes: [.posixPermissions: 0o600])
+    }
+    let path = try #require(CopyOperation.rsyncPathRemovingTemporaries([directory + "/" + name]))
+    #expect(path.hasSuffix("; rsync"))
+    // What rsync appends after it (`--server …`) goes to `true` here instead of rsync.
+    let command = RemoteCommand(.script(String(path.dropLast("rsync".count)) + "true --server"))
+    let result = await LocalTransport().run(command, on: Host(name: "localhost"))
+    #expect(result.termination == .exited(0), "\(result.stderr)")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == [name])
+  }
+
+  @Test func aListTooLongForOneShellArgumentGetsACommandOfItsOwn() {
+    let many = (0..<2_000).map { "/etc/cfi/a-rather-long-directory-name/file-\($0).conf" }
+    #expect(CopyOperation.rsyncPathRemovingTemporaries(Array(many.prefix(10))) != nil)
+    #expect(CopyOperation.rsyncPathRemovingTemporaries(many) == nil)
+  }
 }

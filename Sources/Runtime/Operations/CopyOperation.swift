@@ -32,6 +32,12 @@ enum CopyOperation {
     // Files at the top of a group's tree (packages.list, scripts) are the server's own:
     // nothing belongs in the client's `/` itself, so `sync` sends only the directories.
     if wholeTree { arguments += ["--include=/*/", "--exclude=/*"] }
+    // What an interrupted rsync left beside the files this push writes goes first. rsync's
+    // own remote command does it (`--rsync-path`: no second round trip per host), unless the
+    // list is too long for one argument of the host's shell; then a command of its own does.
+    let files = options.check ? [] : hostFiles(source, target: target, named: destination != nil, wholeTree: wholeTree)
+    let cleanUp = files.isEmpty ? nil : rsyncPathRemovingTemporaries(files)
+    if let cleanUp { arguments.append("--rsync-path=" + cleanUp) }
     let push = Push(source: source.source, destination: target, options: arguments, connectTimeout: options.connectTimeout)
     let hostTarget = target
     @Sendable func result(_ exited: Exited, diff: String?) -> Plan {
@@ -66,9 +72,20 @@ enum CopyOperation {
         options.diff ? compared(exited) { result(exited, diff: $0) } : result(exited, diff: nil)
       }
     }
-    let files = hostFiles(source, target: target, named: destination != nil, wholeTree: wholeTree)
-    guard !options.check, !files.isEmpty else { return send }
+    guard !files.isEmpty, cleanUp == nil else { return send }
     return .command(facts.command(.script(removeTemporaries), input: .text(files.joined(separator: "\n") + "\n"))) { _ in send }
+  }
+
+  /// The longest `--rsync-path` that carries the clean-up: the host's sshd hands the whole
+  /// remote command to the shell as one argument, and Linux caps one argument at 128 KiB.
+  static let rsyncPathLimit = 64 << 10
+
+  /// `printf '%s\n' PATH… | sh -c 'removeTemporaries'; rsync`: the host's shell runs it before
+  /// rsync's server, in the same session (printf is a builtin: no argument-count limit); nil
+  /// when it would be longer than `rsyncPathLimit`.
+  static func rsyncPathRemovingTemporaries(_ files: [String]) -> String? {
+    let text = "printf '%s\\n' \(ShellQuote.join(files)) | sh -c \(ShellQuote.quote(removeTemporaries)); rsync"
+    return text.utf8.count <= rsyncPathLimit ? text : nil
   }
 
   /// The lines of rsync's itemized list that change something: an item rsync sends or makes
