@@ -20,6 +20,8 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+    // The state database (run history, known and pending hosts, deliveries): SQLite in the store.
+    .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
   ],
   targets: [
     // libavahi-client (mDNS discovery); SwiftPM drops avahi-client.pc's -D_REENTRANT with a warning, harmlessly.
@@ -29,7 +31,9 @@ let package = Package(
     .systemLibrary(name: "CReadline", providers: [.apt(["libreadline-dev"])]),
     .target(
       name: "Runtime",
-      dependencies: ["CAvahi", .product(name: "Subprocess", package: "swift-subprocess")],
+      dependencies: [
+        "CAvahi", .product(name: "Subprocess", package: "swift-subprocess"), .product(name: "GRDB", package: "GRDB.swift"),
+      ],
       exclude: ["README.md"],
       swiftSettings: strict),
     // The language's text (lexer, parser, AST, printer); it depends on nothing of ours, so

@@ -76,6 +76,17 @@ public final class FleetRun: Sendable {
   private let sources: InventorySources
   private let audit: AuditPolicy
   private let notice: @Sendable (String) -> Void
+  private let warning: @Sendable (String) -> Void
+  /// The store's state database, opened at the first run that records into it (nil when
+  /// history is off); an open that failed is not retried for this FleetRun.
+  private let stateDatabase: Mutex<StateSlot>
+
+  private enum StateSlot {
+    case off
+    case unopened
+    case open(StateDatabase)
+    case failed
+  }
   /// The notices already given (each once per FleetRun).
   private let said = Mutex<Set<Notice>>([])
   /// The pending-hosts notice last given.
@@ -84,16 +95,41 @@ public final class FleetRun: Sendable {
   private enum Notice { case auditLog, knownClients }
 
   /// A fleet on `store` whose actions `executor` performs. `notice` hears what the operator should
-  /// know but that does not stop anything (a source that failed, a log that went missing).
+  /// know but that does not stop anything (a source that failed, a log that went missing);
+  /// `warning` what they must hear even without asking (the run history not recorded).
+  /// `history`: record each run in the store's state database.
   public init(
-    store: Store, sources: InventorySources, executor: any StepExecutor, audit: AuditPolicy,
-    notice: @escaping @Sendable (String) -> Void = { _ in }
+    store: Store, sources: InventorySources, executor: any StepExecutor, audit: AuditPolicy, history: Bool = true,
+    notice: @escaping @Sendable (String) -> Void = { _ in }, warning: (@Sendable (String) -> Void)? = nil
   ) {
     self.store = store
     self.sources = sources
     self.executor = executor
     self.audit = audit
     self.notice = notice
+    self.warning = warning ?? notice
+    stateDatabase = Mutex(history ? .unopened : .off)
+  }
+
+  /// The store's state database, opened once; nil when history is off or it cannot be opened
+  /// (then `warning` was told why, once: the runs go on with the audit log alone).
+  public var state: StateDatabase? {
+    stateDatabase.withLock { slot in
+      switch slot {
+      case .off, .failed: return nil
+      case .open(let database): return database
+      case .unopened:
+        do {
+          let database = try StateDatabase(store: store)
+          slot = .open(database)
+          return database
+        } catch {
+          slot = .failed
+          warning("run history off: \(error); the audit log still records every run")
+          return nil
+        }
+      }
+    }
   }
 
   // MARK: - Hosts
@@ -163,11 +199,16 @@ public final class FleetRun: Sendable {
       held = try await takeLock(lock)
       log = try openAuditLog(id: id, arguments: arguments, source: source)
     }
-    let stamp = RunStamp(id: id, sink: log.map { MultiplexSink([sink, $0]) as any EventSink } ?? sink)
+    let history = state.map {
+      RunHistory(database: $0, store: store, runID: id, arguments: arguments, source: source, warning: warning)
+    }
+    let records: [any EventSink] = [log as (any EventSink)?, history].compactMap { $0 }
+    let stamp = RunStamp(id: id, sink: records.isEmpty ? sink : MultiplexSink([sink] + records))
     let (result, end) = await body(stamp)
     let status = ExitStatus.of(end)
     stamp.finish(exitStatus: status)
     remember(end.reached)
+    history?.finish(exitStatus: status, signal: end.stopSignal)
     log?.finish(exitStatus: status, signal: end.stopSignal)
     // Released last: the next run must not start while this one still closes or records.
     withExtendedLifetime(held) {}

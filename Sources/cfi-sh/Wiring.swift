@@ -14,7 +14,10 @@ extension CFISh {
     let sources = InventorySources(
       store: store, clientList: clientList, dshDirectory: dshGroupDirectory, discovery: !noDiscovery,
       configurationFile: CFISh.configurationFile)
-    return FleetRun(store: store, sources: sources, executor: executor, audit: audit, notice: notice)
+    // What stops recording (the state database locked or broken) is said whatever the verbosity.
+    return FleetRun(
+      store: store, sources: sources, executor: executor, audit: audit, notice: notice,
+      warning: { Stream.standardError.write("cfi-sh: \($0)\n") })
   }
 
   /// The audit log this command line asks for (`--audit-log none` turns it off).

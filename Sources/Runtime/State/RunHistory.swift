@@ -1,0 +1,263 @@
+// RunHistory: writes one run into the state database as it goes: the run's row when it starts,
+// each `on` block's step results and host outcomes when the block ends, the end (exit status,
+// signal, final outcomes) at `finish`. An EventSink next to the audit log, fed by `FleetRun`.
+//
+// Never in the run's way: the first write that fails (a locked or broken database) is told to
+// `warning` once, and the rest of the run goes on with the audit log alone. What it stores
+// passes the same redaction as the audit log, and output is capped.
+
+import Foundation
+import GRDB
+import Synchronization
+
+public final class RunHistory: EventSink {
+  /// The most of a step's stdout, and of its stderr, kept per host (the rest is cut, and
+  /// the cut said): history is for looking back, `--output-dir` for keeping everything.
+  public static let outputCap = 16 << 10
+
+  private struct Pending {
+    var steps: [StepRow] = []
+    var outcomes: [OutcomeRow] = []
+    var sequence = 0
+    var started = false
+    var failed = false
+  }
+
+  private let database: StateDatabase
+  private let store: String
+  private let runID: String
+  private let arguments: [String]
+  private let source: String?
+  private let warning: @Sendable (String) -> Void
+  private let pending = Mutex(Pending())
+
+  /// Records the run `runID` into `database`; `warning` hears why history stopped, once.
+  public init(
+    database: StateDatabase, store: Store, runID: String, arguments: [String], source: String?,
+    warning: @escaping @Sendable (String) -> Void
+  ) {
+    self.database = database
+    self.store = store.root
+    self.runID = runID
+    self.arguments = arguments.map(Secret.redactingHashes(in:))
+    self.source = source.map(Secret.redactingHashes(in:))
+    self.warning = warning
+  }
+
+  public func emit(_ event: Event) {
+    switch event {
+    case .runStarted(let runbook, let check, let date, _):
+      let row = RunRow(
+        id: runID, runbook: Secret.redactingHashes(in: runbook), source: source, arguments: Self.json(arguments),
+        store: store, user: Self.user, sudoUser: ProcessInfo.processInfo.environment["SUDO_USER"],
+        checkMode: check, started: date)
+      if write({ db in try row.insert(db) }) { pending.withLock { $0.started = true } }
+    case .stepFinished(let step, let host, let result):
+      pending.withLock { state in
+        state.sequence += 1
+        state.steps.append(StepRow(run: runID, sequence: state.sequence, step: step, host: host, result: result))
+      }
+    case .blockFinished(_, let outcomes, _):
+      pending.withLock { state in
+        state.outcomes += outcomes.map { OutcomeRow(run: runID, outcome: $0) }
+      }
+      flush()
+    case .runFinished(let outcomes, _, let error, _, _):
+      pending.withLock { state in
+        state.outcomes += outcomes.map { OutcomeRow(run: runID, outcome: $0) }
+      }
+      let id = runID
+      flush { db in
+        if let error {
+          try db.execute(sql: "UPDATE run SET error = ? WHERE id = ?", arguments: [Secret.redactingHashes(in: error), id])
+        }
+      }
+    default:
+      break
+    }
+  }
+
+  /// Writes the end of the run: what is still buffered, the exit status and the signal.
+  public func finish(exitStatus: Int32, signal: StopSignal? = nil) {
+    let id = runID
+    flush { db in
+      try db.execute(
+        sql: "UPDATE run SET finished = ?, exit_status = ?, signal = ? WHERE id = ?",
+        arguments: [Date(), exitStatus, signal?.name, id])
+    }
+  }
+
+  /// Writes the buffered rows (and `more`) in one transaction. A host's outcome over the
+  /// whole run is its worst over the blocks, so an outcome row replaces an earlier one only
+  /// when it is worse.
+  private func flush(_ more: @escaping (Database) throws -> Void = { _ in }) {
+    let (steps, outcomes, started) = pending.withLock { state in
+      defer {
+        state.steps = []
+        state.outcomes = []
+      }
+      return (state.steps, state.outcomes, state.started)
+    }
+    guard started else { return }
+    write { db in
+      for step in steps { try step.insert(db) }
+      for outcome in outcomes {
+        try db.execute(
+          sql: """
+            INSERT INTO host_outcome (run_id, host, host_group, status, reason, message) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (run_id, host) DO UPDATE SET status = excluded.status, reason = excluded.reason,
+              message = excluded.message, host_group = excluded.host_group
+            WHERE \(StepStatus.severitySQL("excluded.status")) > \(StepStatus.severitySQL("host_outcome.status"))
+            """,
+          arguments: [
+            outcome.run, outcome.host, outcome.group, outcome.status, outcome.reason, outcome.message,
+          ])
+      }
+      try more(db)
+    }
+  }
+
+  /// Runs a write unless an earlier one failed; says why the first failure happened.
+  @discardableResult
+  private func write(_ work: @escaping (Database) throws -> Void) -> Bool {
+    guard !pending.withLock({ $0.failed }) else { return false }
+    do {
+      try database.write(work)
+      return true
+    } catch {
+      let first = pending.withLock { state in
+        defer { state.failed = true }
+        return !state.failed
+      }
+      if first { warning("run history not recorded: \(error); the audit log has the run") }
+      return false
+    }
+  }
+
+  private static var user: String {
+    getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) } ?? String(getuid())
+  }
+
+  static func json(_ list: [String]) -> String {
+    (try? String(decoding: JSONEncoder().encode(list), as: UTF8.self)) ?? "[]"
+  }
+
+  /// `text` cut to `outputCap` bytes at a character boundary, with a note of how much went.
+  static func capped(_ text: String) -> String {
+    let utf8 = text.utf8
+    guard utf8.count > outputCap else { return text }
+    var end = utf8.index(utf8.startIndex, offsetBy: outputCap)
+    while end > utf8.startIndex, !text.unicodeScalars.indices.contains(end) { end = utf8.index(before: end) }
+    return String(text[..<end]) + "\n[… \(utf8.count - utf8.distance(from: utf8.startIndex, to: end)) more bytes not kept]"
+  }
+}
+
+// MARK: - Rows
+
+struct RunRow: PersistableRecord, Sendable {
+  static let databaseTableName = "run"
+  var id: String
+  var runbook: String
+  var source: String?
+  var arguments: String
+  var store: String
+  var user: String
+  var sudoUser: String?
+  var checkMode: Bool
+  var started: Date
+
+  func encode(to container: inout PersistenceContainer) {
+    container["id"] = id
+    container["runbook"] = runbook
+    container["source"] = source
+    container["arguments"] = arguments
+    container["store"] = store
+    container["user"] = user
+    container["sudo_user"] = sudoUser
+    container["check_mode"] = checkMode
+    container["started"] = started
+  }
+}
+
+struct StepRow: PersistableRecord, Sendable {
+  static let databaseTableName = "step_result"
+  var run: String
+  var sequence: Int
+  var block: Int
+  var location: String
+  var label: String
+  var host: String
+  var group: String
+  var status: String
+  var exitCode: Int32?
+  var reason: String?
+  var message: String?
+  var duration: Double
+  var output: String
+  var stderr: String
+  var finished: Date
+
+  init(run: String, sequence: Int, step: StepInfo, host: Host, result: StepResult) {
+    self.run = run
+    self.sequence = sequence
+    block = step.block
+    location = step.location
+    label = Secret.redactingHashes(in: step.label)
+    self.host = host.name.rawValue
+    group = host.group.rawValue
+    status = result.status.rawValue
+    exitCode = result.exitCode
+    reason = result.reason?.rawValue
+    message = result.message.map(Secret.redactingHashes(in:))
+    duration = Double(result.duration.components.seconds) + Double(result.duration.components.attoseconds) / 1e18
+    output = RunHistory.capped(Secret.redactingHashes(in: result.output))
+    stderr = RunHistory.capped(Secret.redactingHashes(in: result.errorOutput))
+    finished = Date()
+  }
+
+  func encode(to container: inout PersistenceContainer) {
+    container["run_id"] = run
+    container["sequence"] = sequence
+    container["block"] = block
+    container["location"] = location
+    container["label"] = label
+    container["host"] = host
+    container["host_group"] = group
+    container["status"] = status
+    container["exit_code"] = exitCode
+    container["reason"] = reason
+    container["message"] = message
+    container["duration"] = duration
+    container["output"] = output
+    container["stderr"] = stderr
+    container["finished"] = finished
+  }
+}
+
+struct OutcomeRow: Sendable {
+  var run: String
+  var host: String
+  var group: String
+  var status: String
+  var reason: String?
+  var message: String?
+
+  init(run: String, outcome: HostOutcome) {
+    self.run = run
+    host = outcome.host.name.rawValue
+    group = outcome.host.group.rawValue
+    status = outcome.status.rawValue
+    reason = outcome.reason?.rawValue
+    message = outcome.message.map(Secret.redactingHashes(in:))
+  }
+}
+
+extension StepStatus {
+  /// A SQL expression giving the severity of the status word in `column` (worse is larger),
+  /// the order `StepStatus` compares in.
+  static func severitySQL(_ column: String) -> String {
+    "CASE \(column) "
+      + StepStatus.allCases.sorted().enumerated().map { "WHEN '\($1.rawValue)' THEN \($0)" }.joined(separator: " ")
+      + " ELSE -1 END"
+  }
+}

@@ -1,0 +1,114 @@
+// The state database: what cfi-sh must be able to query about a store (its run history, the
+// hosts it knows and the announcements waiting for the admin, the deliveries still owed to
+// hosts that were off) in one SQLite file, `STORE/.cfi/state.sqlite`, through GRDB.
+//
+// It is never in a run's way. Opening it may fail (a corrupted file, a disk full, a file
+// another process holds locked): the caller is told why and goes on without it, with the
+// JSONL audit log as the record. WAL mode, so that a reader (`cfi-sh log` during a run) never
+// waits for a writer and two runs' writes queue for a few milliseconds each. The file and its
+// WAL are owner-only (0600): history holds commands' output.
+
+import Foundation
+import GRDB
+
+/// Why the state database cannot be used.
+public struct StateDatabaseError: Error, Sendable, CustomStringConvertible {
+  public var path: String
+  public var reason: String
+
+  public init(path: String, reason: String) {
+    self.path = path
+    self.reason = reason
+  }
+
+  public init(path: String, _ error: any Error) {
+    self.init(path: path, reason: StateDatabaseError.reason(of: error))
+  }
+
+  public var description: String { "the state database '\(path)': \(reason)" }
+
+  /// SQLite's message without GRDB's decoration (the statement, the arguments).
+  static func reason(of error: any Error) -> String {
+    if let error = error as? DatabaseError {
+      return error.message ?? "\(error.resultCode)"
+    }
+    return (error as? any LocalizedError)?.errorDescription ?? "\(error)"
+  }
+}
+
+/// One store's state database: open it once per process, share it (it is thread-safe).
+public final class StateDatabase: Sendable {
+  /// The file.
+  public let path: String
+  /// The connections: one writer, readers beside it (WAL).
+  let pool: DatabasePool
+
+  /// How long a write waits for another process's write before it fails (and the caller goes
+  /// on without the database): long enough for two runs ending together, short enough that a
+  /// database held locked by hand costs a run seconds, not minutes.
+  public static let busyTimeout: TimeInterval = 3
+
+  /// Where a store keeps its state database.
+  public static func path(store: Store) -> String { store.root + "/.cfi/state.sqlite" }
+
+  /// Opens (creating it, owner-only, and bringing its schema up to date) the database of `store`.
+  public convenience init(store: Store) throws(StateDatabaseError) {
+    try self.init(path: Self.path(store: store))
+  }
+
+  /// Opens the database at `path`, creating it and its directory (0700) when missing;
+  /// `upTo`: apply the migrations only as far as that one (for tests of later migrations).
+  public init(path: String, upTo lastMigration: String? = nil) throws(StateDatabaseError) {
+    self.path = path
+    do {
+      try Self.createOwnerOnly(path)
+      var configuration = Configuration()
+      configuration.busyMode = .timeout(Self.busyTimeout)
+      configuration.label = "cfi-state"
+      configuration.prepareDatabase { db in
+        // A crash loses at most the last transactions, never the file (WAL + NORMAL).
+        try db.execute(sql: "PRAGMA synchronous = NORMAL")
+      }
+      pool = try DatabasePool(path: path, configuration: configuration)
+      if let lastMigration {
+        try StateSchema.migrator.migrate(pool, upTo: lastMigration)
+      } else {
+        try StateSchema.migrator.migrate(pool)
+      }
+    } catch let error as StateDatabaseError {
+      throw error
+    } catch {
+      throw StateDatabaseError(path: path, error)
+    }
+  }
+
+  /// Creates the file (and its directory) owner-only, so that SQLite, which gives its WAL
+  /// and shared-memory files the database's mode, never makes them readable by others.
+  private static func createOwnerOnly(_ path: String) throws {
+    let directory = (path as NSString).deletingLastPathComponent
+    if !FileManager.default.fileExists(atPath: directory) {
+      try FileManager.default.createDirectory(
+        atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    }
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+    guard descriptor >= 0 else {
+      throw StateDatabaseError(path: path, reason: String(cString: strerror(errno)))
+    }
+    close(descriptor)
+  }
+
+  /// Runs `work` in a write transaction.
+  public func write<T>(_ work: (Database) throws -> T) throws(StateDatabaseError) -> T {
+    do { return try pool.write(work) } catch { throw StateDatabaseError(path: path, error) }
+  }
+
+  /// Runs `work` on a read-only snapshot.
+  public func read<T>(_ work: (Database) throws -> T) throws(StateDatabaseError) -> T {
+    do { return try pool.read(work) } catch { throw StateDatabaseError(path: path, error) }
+  }
+
+  /// The migrations applied, oldest first (for tests and `cfi-sh log --json`'s consumers).
+  public func appliedMigrations() throws(StateDatabaseError) -> [String] {
+    try read { db in try StateSchema.migrator.appliedIdentifiers(db).sorted() }
+  }
+}

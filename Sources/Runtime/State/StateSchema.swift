@@ -1,0 +1,80 @@
+// The state database's schema, as migrations from the first version on: a migration, once
+// released, never changes; a new need is a new migration appended here. Each database knows
+// which it has applied (GRDB's `grdb_migrations` table), so a store written by an older
+// cfi-sh is brought up to date the first time a newer one opens it.
+//
+// Times are UTC (GRDB stores a Date as `YYYY-MM-DD HH:MM:SS.SSS`, which sorts as text).
+// Host and group names are stored as text, already validated (`HostName`, `GroupName`).
+
+import GRDB
+
+enum StateSchema {
+  static var migrator: DatabaseMigrator {
+    var migrator = DatabaseMigrator()
+    migrator.registerMigration("1-history", migrate: history)
+    return migrator
+  }
+
+  /// Runs, and the results of their steps on each host.
+  private static func history(_ db: Database) throws {
+    // One row per run, written when it starts (a run killed outright stays without `finished`).
+    try db.create(table: "run") { t in
+      t.primaryKey("id", .text)
+      /// The runbook's path, or `<command line>`, `<stdin>`.
+      t.column("runbook", .text).notNull()
+      /// The text of a runbook without a file (hashes redacted).
+      t.column("source", .text)
+      /// The runbook's arguments, a JSON list (hashes redacted).
+      t.column("arguments", .text).notNull().defaults(to: "[]")
+      t.column("store", .text).notNull()
+      t.column("user", .text).notNull()
+      t.column("sudo_user", .text)
+      t.column("check_mode", .boolean).notNull().defaults(to: false)
+      t.column("started", .datetime).notNull()
+      t.column("finished", .datetime)
+      t.column("exit_status", .integer)
+      /// What stopped the run from outside (`SIGTERM`, …).
+      t.column("signal", .text)
+      /// The error that stopped the run on the server.
+      t.column("error", .text)
+    }
+    try db.create(index: "run_by_start", on: "run", columns: ["started"])
+    try db.create(index: "run_by_runbook", on: "run", columns: ["runbook", "started"])
+
+    // One row per host per step, in the order the results came.
+    try db.create(table: "step_result") { t in
+      t.column("run_id", .text).notNull().references("run", onDelete: .cascade)
+      t.column("sequence", .integer).notNull()
+      t.column("block", .integer).notNull()
+      t.column("location", .text).notNull()
+      t.column("label", .text).notNull()
+      t.column("host", .text).notNull()
+      t.column("host_group", .text).notNull()
+      t.column("status", .text).notNull()
+      /// Nil when no command ran to its end.
+      t.column("exit_code", .integer)
+      /// Why the host was not reached (`refused`, `connect_timeout`, …).
+      t.column("reason", .text)
+      t.column("message", .text)
+      t.column("duration", .double).notNull()
+      /// What the command printed, capped (`RunHistory.outputCap`), hashes redacted.
+      t.column("output", .text).notNull().defaults(to: "")
+      t.column("stderr", .text).notNull().defaults(to: "")
+      t.column("finished", .datetime).notNull()
+      t.primaryKey(["run_id", "sequence"])
+    }
+    try db.create(index: "step_result_by_host", on: "step_result", columns: ["host", "run_id"])
+
+    // One row per host per run: its worst status over the run's blocks (the recap's line).
+    try db.create(table: "host_outcome") { t in
+      t.column("run_id", .text).notNull().references("run", onDelete: .cascade)
+      t.column("host", .text).notNull()
+      t.column("host_group", .text).notNull()
+      t.column("status", .text).notNull()
+      t.column("reason", .text)
+      t.column("message", .text)
+      t.primaryKey(["run_id", "host"])
+    }
+    try db.create(index: "host_outcome_by_host", on: "host_outcome", columns: ["host"])
+  }
+}
