@@ -19,6 +19,9 @@ public struct RunEnd: Sendable {
   /// The signal (or broken stdout) that stopped the run, if one did: it decides the exit
   /// status and goes into the audit record.
   public var stopSignal: StopSignal?
+  /// The run asked to be delivered to the hosts it found unreachable (`set deliver =
+  /// until_done`); it is, when the run was given a `DeliveryPlan`.
+  public var deliver = false
 
   public init(
     outcomes: [HostOutcome], runtimeError: Bool, interrupted: Bool, unmatchedTargets: Int = 0, stopSignal: StopSignal? = nil
@@ -33,6 +36,23 @@ public struct RunEnd: Sendable {
   /// The hosts the run reached (a failed command was still reached).
   public var reached: [Host] {
     outcomes.filter { [.ok, .changed, .failed].contains($0.status) }.map(\.host)
+  }
+}
+
+/// What a run that may deliver records for the targeted hosts it finds unreachable.
+public struct DeliveryPlan: Sendable {
+  /// The runbook as it runs now.
+  public var runbook: DeliveryRunbook
+  /// When a delivery not yet made is given up.
+  public var expires: Date?
+  /// Deliver whatever the runbook says (`cfi-sh deliver`, `--deliver`); otherwise only when
+  /// the runbook asks (`RunEnd.deliver`).
+  public var always: Bool
+
+  public init(runbook: DeliveryRunbook, expires: Date?, always: Bool) {
+    self.runbook = runbook
+    self.expires = expires
+    self.always = always
   }
 }
 
@@ -182,10 +202,12 @@ public final class FleetRun: Sendable {
   /// the exit status, remembers the hosts reached, writes the run's record. `arguments` and
   /// `source` (the text of a runbook without a file) go into the record (hashes redacted).
   /// Throws only when the run could not start.
+  /// With a `delivery` plan, the targeted hosts found unreachable get a pending delivery
+  /// (when the plan or the runbook asks), told to the sink before the run's end.
   public func run<Result>(
-    arguments: [String] = [], source: String? = nil, lock: LockPolicy, sink: any EventSink,
+    arguments: [String] = [], source: String? = nil, lock: LockPolicy, delivery: DeliveryPlan? = nil, sink: any EventSink,
     _ body: (any EventSink) async -> (Result, RunEnd)
-  ) async throws(FleetRunError) -> (result: Result, exitStatus: Int32) {
+  ) async throws(FleetRunError) -> (result: Result, exitStatus: Int32, id: String) {
     // A required log first, so that a run that cannot have one fails before it waits for the
     // lock; a best-effort log after the lock, so that an entry refused by the lock opens
     // (and creates) nothing.
@@ -205,6 +227,9 @@ public final class FleetRun: Sendable {
     let records: [any EventSink] = [log as (any EventSink)?, history].compactMap { $0 }
     let stamp = RunStamp(id: id, sink: records.isEmpty ? sink : MultiplexSink([sink] + records))
     let (result, end) = await body(stamp)
+    if let delivery, delivery.always || end.deliver, end.stopSignal == nil {
+      recordDeliveries(delivery, run: id, outcomes: end.outcomes, sink: stamp)
+    }
     let status = ExitStatus.of(end)
     stamp.finish(exitStatus: status)
     remember(end.reached)
@@ -212,7 +237,24 @@ public final class FleetRun: Sendable {
     log?.finish(exitStatus: status, signal: end.stopSignal)
     // Released last: the next run must not start while this one still closes or records.
     withExtendedLifetime(held) {}
-    return (result, status)
+    return (result, status, id)
+  }
+
+  /// Records a pending delivery for each host of `outcomes` that was unreachable.
+  private func recordDeliveries(_ plan: DeliveryPlan, run: String, outcomes: [HostOutcome], sink: any EventSink) {
+    let hosts = outcomes.filter { $0.status == .unreachable }.map(\.host.name)
+    guard !hosts.isEmpty else { return }
+    let names = HostFolding.foldedString(hosts)
+    guard let database = state else {
+      warning("no delivery recorded for \(names): the state database cannot be used")
+      return
+    }
+    do {
+      try Deliveries(database: database).record(plan.runbook, hosts: hosts, origin: run, expires: plan.expires)
+      sink.emit(.deliveriesRecorded(hosts: hosts, expires: plan.expires))
+    } catch {
+      warning("no delivery recorded for \(names): \(error)")
+    }
   }
 
   /// Closes every connection (at the end of a session; a runbook's interpreter closes them

@@ -12,6 +12,7 @@ enum StateSchema {
   static var migrator: DatabaseMigrator {
     var migrator = DatabaseMigrator()
     migrator.registerMigration("1-history", migrate: history)
+    migrator.registerMigration("3-deliveries", migrate: deliveries)
     return migrator
   }
 
@@ -76,5 +77,35 @@ enum StateSchema {
       t.primaryKey(["run_id", "host"])
     }
     try db.create(index: "host_outcome_by_host", on: "host_outcome", columns: ["host"])
+  }
+
+  /// What runs owe to hosts that were off (`Deliveries`).
+  private static func deliveries(_ db: Database) throws {
+    // The runbook as the recording run ran it, once per run (its hosts share it).
+    try db.create(table: "delivery_runbook") { t in
+      t.primaryKey("origin_run", .text)
+      t.column("runbook", .text).notNull()
+      /// `DeliveryRunbook` as JSON: files, arguments, options (not redacted: it must run).
+      t.column("content", .text).notNull()
+    }
+    try db.create(table: "delivery") { t in
+      t.autoIncrementedPrimaryKey("id")
+      t.column("origin_run", .text).notNull().references("delivery_runbook", onDelete: .cascade)
+      t.column("host", .text).notNull()
+      t.column("created", .datetime).notNull()
+      t.column("expires", .datetime)
+      t.column("state", .text).notNull()
+      t.column("attempts", .integer).notNull().defaults(to: 0)
+      t.column("last_attempt", .datetime)
+      t.column("last_status", .text)
+      t.column("last_reason", .text)
+      t.column("last_run", .text)
+      t.column("finished", .datetime)
+      /// The process running it (state `running`).
+      t.column("claimed_by", .integer)
+      t.column("claimed_at", .datetime)
+    }
+    try db.create(index: "delivery_by_host", on: "delivery", columns: ["host", "state"])
+    try db.create(index: "delivery_by_state", on: "delivery", columns: ["state", "id"])
   }
 }
