@@ -97,12 +97,13 @@ public final class FleetRun: Sendable {
   private let audit: AuditPolicy
   private let notice: @Sendable (String) -> Void
   private let warning: @Sendable (String) -> Void
-  /// The store's state database, opened at the first run that records into it (nil when
-  /// history is off); an open that failed is not retried for this FleetRun.
-  private let stateDatabase: Mutex<StateSlot>
+  /// Whether each run is recorded in the run history.
+  private let recordsHistory: Bool
+  /// The store's state database, opened when first needed; an open that failed is not
+  /// retried for this FleetRun.
+  private let stateDatabase = Mutex(StateSlot.unopened)
 
   private enum StateSlot {
-    case off
     case unopened
     case open(StateDatabase)
     case failed
@@ -117,7 +118,8 @@ public final class FleetRun: Sendable {
   /// A fleet on `store` whose actions `executor` performs. `notice` hears what the operator should
   /// know but that does not stop anything (a source that failed, a log that went missing);
   /// `warning` what they must hear even without asking (the run history not recorded).
-  /// `history`: record each run in the store's state database.
+  /// `history`: record each run in the store's run history (the state database is still
+  /// used for what else it keeps: deliveries, hosts).
   public init(
     store: Store, sources: InventorySources, executor: any StepExecutor, audit: AuditPolicy, history: Bool = true,
     notice: @escaping @Sendable (String) -> Void = { _ in }, warning: (@Sendable (String) -> Void)? = nil
@@ -128,15 +130,15 @@ public final class FleetRun: Sendable {
     self.audit = audit
     self.notice = notice
     self.warning = warning ?? notice
-    stateDatabase = Mutex(history ? .unopened : .off)
+    recordsHistory = history
   }
 
-  /// The store's state database, opened once; nil when history is off or it cannot be opened
-  /// (then `warning` was told why, once: the runs go on with the audit log alone).
+  /// The store's state database, opened once; nil when it cannot be opened (then `warning`
+  /// was told why, once: the runs go on with the audit log alone).
   public var state: StateDatabase? {
     stateDatabase.withLock { slot in
       switch slot {
-      case .off, .failed: return nil
+      case .failed: return nil
       case .open(let database): return database
       case .unopened:
         do {
@@ -145,7 +147,7 @@ public final class FleetRun: Sendable {
           return database
         } catch {
           slot = .failed
-          warning("run history off: \(error); the audit log still records every run")
+          warning("cannot use \(error); runs go on without their history (the audit log records them)")
           return nil
         }
       }
@@ -221,7 +223,7 @@ public final class FleetRun: Sendable {
       held = try await takeLock(lock)
       log = try openAuditLog(id: id, arguments: arguments, source: source)
     }
-    let history = state.map {
+    let history = (recordsHistory ? state : nil).map {
       RunHistory(database: $0, store: store, runID: id, arguments: arguments, source: source, warning: warning)
     }
     let records: [any EventSink] = [log as (any EventSink)?, history].compactMap { $0 }

@@ -161,6 +161,9 @@ struct CFISh: AsyncParsableCommand {
   @Option(help: ArgumentHelp("The audit log: one JSON line per run and per host result (default /var/log/cfi/audit.log; 'none' to disable).", valueName: "file"))
   var auditLog: String?
 
+  @Flag(help: "Do not record this run in the store's run history ('cfi-sh log'; --limit @failed then cannot find it). The audit log still records it.")
+  var noHistory = false
+
   @Option(help: ArgumentHelp("Also write each host's output of each step into files under DIR (DIR/HOST/NN.stdout, .stderr, and DIR/HOST/steps).", valueName: "dir"))
   var outputDir: String?
 
@@ -312,7 +315,7 @@ extension CFISh {
     "-c", "-n", "--syntax-check", "--check", "--diff", "--json", "-i", "--inventory", "--store", "-p", "--parallel", "--timeout",
     "--connect-timeout", "--reboot-timeout", "--identity", "--ssh-config", "--limit", "--deliver", "--expire", "--no-discovery",
     "--no-wait", "--lock-wait",
-    "--audit-log", "--output-dir", "-q", "--quiet", "-v", "--verbose", "-h", "--help", "--version",
+    "--audit-log", "--no-history", "--output-dir", "-q", "--quiet", "-v", "--verbose", "-h", "--help", "--version",
   ]
 
   /// The first of the runbook's arguments, before a `--`, that is an option of cfi-sh's:
