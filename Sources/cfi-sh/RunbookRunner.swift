@@ -38,7 +38,7 @@ struct RunbookRunner {
   }
 
   private func runChecked() async throws -> Finished {
-    let (runbook, name, arguments, text) = try delivery.map { try loadDelivery($0.runbook) } ?? load()
+    let (runbook, name, arguments, text) = try delivery.map { try Self.loadDelivery($0.runbook) } ?? load()
     // The audit log keeps the text of a runbook that has no file (hashes redacted as CFIScript).
     let source = text.map { SecretText.redactingHashes(String($0.prefix(64 << 10))) }
     let fleet = options.makeFleetRun(
@@ -162,7 +162,7 @@ struct RunbookRunner {
 
   /// Loads a recorded delivery's runbook from its stored texts (includes too: they are
   /// looked up by the names the loader gave them when it ran, never read from disk).
-  private func loadDelivery(_ recorded: DeliveryRunbook) throws -> (LoadedRunbook, String, [String], String?) {
+  static func loadDelivery(_ recorded: DeliveryRunbook) throws -> (LoadedRunbook, String, [String], String?) {
     guard let main = recorded.files.first else {
       throw CommandFailure(message: "the delivery of \(recorded.name) holds no runbook text", status: ExitStatus.runbookError)
     }
