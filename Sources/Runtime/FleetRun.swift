@@ -205,9 +205,11 @@ public final class FleetRun: Sendable {
   /// `source` (the text of a runbook without a file) go into the record (hashes redacted).
   /// Throws only when the run could not start.
   /// With a `delivery` plan, the targeted hosts found unreachable get a pending delivery
-  /// (when the plan or the runbook asks), told to the sink before the run's end.
+  /// (when the plan or the runbook asks), told to the sink before the run's end. `text`: the
+  /// runbook's text for the run history, hashes redacted by the caller (which knows the
+  /// language), when it has a file (`source` is the text of one without).
   public func run<Result>(
-    arguments: [String] = [], source: String? = nil, lock: LockPolicy, delivery: DeliveryPlan? = nil, sink: any EventSink,
+    arguments: [String] = [], source: String? = nil, text: String? = nil, lock: LockPolicy, delivery: DeliveryPlan? = nil, sink: any EventSink,
     _ body: (any EventSink) async -> (Result, RunEnd)
   ) async throws(FleetRunError) -> (result: Result, exitStatus: Int32, id: String) {
     // A required log first, so that a run that cannot have one fails before it waits for the
@@ -224,7 +226,7 @@ public final class FleetRun: Sendable {
       log = try openAuditLog(id: id, arguments: arguments, source: source)
     }
     let history = (recordsHistory ? state : nil).map {
-      RunHistory(database: $0, store: store, runID: id, arguments: arguments, source: source, warning: warning)
+      RunHistory(database: $0, store: store, runID: id, arguments: arguments, source: text ?? source, warning: warning)
     }
     let records: [any EventSink] = [log as (any EventSink)?, history].compactMap { $0 }
     let stamp = RunStamp(id: id, sink: records.isEmpty ? sink : MultiplexSink([sink] + records))

@@ -41,6 +41,8 @@ struct RunbookRunner {
     let (runbook, name, arguments, text) = try delivery.map { try Self.loadDelivery($0.runbook) } ?? load()
     // The audit log keeps the text of a runbook that has no file (hashes redacted as CFIScript).
     let source = text.map { SecretText.redactingHashes(String($0.prefix(64 << 10))) }
+    // The run history keeps the text of a runbook file too (as it ran; includes not).
+    let fileText = text == nil ? runbook.files.first.map { SecretText.redactingHashes(String(decoding: $0.bytes.prefix(64 << 10), as: UTF8.self)) } : nil
     let fleet = options.makeFleetRun(
       audit: options.auditPolicy(required: true),
       notice: { [verbose = options.verbose] message in
@@ -125,7 +127,7 @@ struct RunbookRunner {
     let run: (result: RunResult, exitStatus: Int32, id: String)
     do {
       run = try await fleet.run(
-        arguments: arguments, source: source, lock: lock, delivery: plan, sink: renderer
+        arguments: arguments, source: source, text: fileText, lock: lock, delivery: plan, sink: renderer
       ) { sink in
         signals.starting()
         let task = Task {

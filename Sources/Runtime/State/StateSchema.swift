@@ -23,7 +23,7 @@ enum StateSchema {
       t.primaryKey("id", .text)
       /// The runbook's path, or `<command line>`, `<stdin>`.
       t.column("runbook", .text).notNull()
-      /// The text of a runbook without a file (hashes redacted).
+      /// The runbook's text as it ran (its main file; hashes redacted, at most 64 KiB).
       t.column("source", .text)
       /// The runbook's arguments, a JSON list (hashes redacted).
       t.column("arguments", .text).notNull().defaults(to: "[]")
