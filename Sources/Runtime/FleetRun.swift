@@ -162,12 +162,18 @@ public final class FleetRun: Sendable {
 
   // MARK: - Hosts
 
+  /// The state database for the inventory: none for a store that does not exist, so that a
+  /// mistyped `--store` is said as such and nothing is created there before a run.
+  private var inventoryState: StateDatabase? {
+    FileManager.default.fileExists(atPath: store.root) ? state : nil
+  }
+
   /// The merged inventory; `discovery: false` skips the browse whatever the sources say (a
   /// runbook that says `set discovery = off`).
   public func loadInventory(discovery: Bool = true) async throws(InventorySourceError) -> InventorySnapshot {
     var sources = self.sources
     sources.discovery = sources.discovery && discovery
-    let snapshot = try await sources.load(state: state, warning: notice)
+    let snapshot = try await sources.load(state: inventoryState, warning: notice)
     tellPending(snapshot)
     return snapshot
   }
@@ -187,7 +193,7 @@ public final class FleetRun: Sendable {
   public func discover() async throws(InventorySourceError) -> InventorySnapshot {
     var sources = self.sources
     sources.discovery = true
-    let snapshot = try await sources.load(state: state, warning: notice)
+    let snapshot = try await sources.load(state: inventoryState, warning: notice)
     tellPending(snapshot)
     remember(snapshot.entries.filter(\.online).map(\.host))
     return snapshot

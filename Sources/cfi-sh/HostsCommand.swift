@@ -50,8 +50,10 @@ struct HostsCommand: AsyncParsableCommand {
     }
 
     /// The store's state database (what opening it imported said on stderr); nil when it
-    /// cannot be opened, which is said too: a listing goes on with the other sources.
+    /// cannot be opened, which is said too: a listing goes on with the other sources. None
+    /// for a store that does not exist: a listing creates nothing.
     func state() -> StateDatabase? {
+      guard FileManager.default.fileExists(atPath: storeRoot) else { return nil }
       do {
         let database = try StateDatabase(store: Store(root: storeRoot))
         database.notes.forEach(Stream.say)
@@ -81,9 +83,12 @@ struct HostsCommand: AsyncParsableCommand {
       abstract: "List known hosts, or the pending ones.",
       discussion: """
         PATTERN selects hosts (pc[01-10], web1, @lab for a group). Columns: name,
-        group, address, where the host is known from, when cfi-sh last reached it, and
-        whether it announces itself now. With --pending: the announced hosts waiting
-        to be accepted (a new host, or a change to an accepted one) and since when.
+        group, address, where the host is known from, when cfi-sh last reached it,
+        whether it announces itself now, and the fingerprint of the ssh host key its
+        name is pinned to (recorded when a run reaches it or it is accepted; compare
+        with 'ssh-keygen -lf' of the host's key). With --pending: the announced hosts
+        waiting to be accepted (a new host, or a change to an accepted one) and since
+        when.
         """)
 
     @OptionGroup var place: Where
