@@ -156,7 +156,7 @@ public final class FleetRun: Sendable {
         }
       }
     }
-    for text in said { database == nil ? warning(text) : notice(text) }
+    said.forEach(warning)
     return database
   }
 
