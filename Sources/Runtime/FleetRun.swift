@@ -150,7 +150,7 @@ public final class FleetRun: Sendable {
         } catch {
           slot = .failed
           return (nil, [
-            "cannot use \(error); runs go on without their history (the audit log records them) and without "
+            "cannot use \(error); runs go on without their run history (the audit log records them) and without "
               + "the known clients (the hosts come from the client list, dsh groups and discovery)"
           ])
         }

@@ -150,7 +150,7 @@ import TestSupport
       ((), RunEnd(outcomes: [HostOutcome(host: Host(name: "pc1", group: "lab"), status: .ok)], runtimeError: false, interrupted: false))
     }
     #expect(run.exitStatus == ExitStatus.success)
-    let said = notices.all.filter { $0.contains("known clients not read") }
+    let said = notices.all.filter { $0.contains("without the known clients") }
     #expect(said.count == 1)
     #expect(said.first?.contains("state.sqlite") == true)
   }
