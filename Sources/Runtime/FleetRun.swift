@@ -134,34 +134,46 @@ public final class FleetRun: Sendable {
   }
 
   /// The store's state database, opened once; nil when it cannot be opened (then `warning`
-  /// was told why, once: the runs go on with the audit log alone).
+  /// was told why, once: the runs go on with the audit log alone, and the hosts the client
+  /// list, dsh groups and discovery name). What the open imported is said to `warning` too:
+  /// it happens once, and the admin must hear that the JSON files were renamed.
   public var state: StateDatabase? {
-    stateDatabase.withLock { slot in
+    let (database, said) = stateDatabase.withLock { slot -> (StateDatabase?, [String]) in
       switch slot {
-      case .failed: return nil
-      case .open(let database): return database
+      case .failed: return (nil, [])
+      case .open(let database): return (database, [])
       case .unopened:
         do {
           let database = try StateDatabase(store: store)
           slot = .open(database)
-          return database
+          return (database, database.notes)
         } catch {
           slot = .failed
-          warning("cannot use \(error); runs go on without their history (the audit log records them)")
-          return nil
+          return (nil, [
+            "cannot use \(error); runs go on without their run history (the audit log records them) and without "
+              + "the known clients (the hosts come from the client list, dsh groups and discovery)"
+          ])
         }
       }
     }
+    said.forEach(warning)
+    return database
   }
 
   // MARK: - Hosts
+
+  /// The state database for the inventory: none for a store that does not exist, so that a
+  /// mistyped `--store` is said as such and nothing is created there before a run.
+  private var inventoryState: StateDatabase? {
+    FileManager.default.fileExists(atPath: store.root) ? state : nil
+  }
 
   /// The merged inventory; `discovery: false` skips the browse whatever the sources say (a
   /// runbook that says `set discovery = off`).
   public func loadInventory(discovery: Bool = true) async throws(InventorySourceError) -> InventorySnapshot {
     var sources = self.sources
     sources.discovery = sources.discovery && discovery
-    let snapshot = try await sources.load(warning: notice)
+    let snapshot = try await sources.load(state: inventoryState, warning: notice)
     tellPending(snapshot)
     return snapshot
   }
@@ -181,19 +193,20 @@ public final class FleetRun: Sendable {
   public func discover() async throws(InventorySourceError) -> InventorySnapshot {
     var sources = self.sources
     sources.discovery = true
-    let snapshot = try await sources.load(warning: notice)
+    let snapshot = try await sources.load(state: inventoryState, warning: notice)
     tellPending(snapshot)
     remember(snapshot.entries.filter(\.online).map(\.host))
     return snapshot
   }
 
-  /// Adds hosts to the known clients; a store that cannot be written is a notice (said once
-  /// per FleetRun: a session would repeat it after every entry), not a failure.
+  /// Adds hosts to the known clients, with the keys their names are pinned to; a database
+  /// that cannot be written is a notice (said once per FleetRun: a session would repeat it
+  /// after every entry), not a failure.
   public func remember(_ hosts: [Host]) {
-    guard !hosts.isEmpty else { return }
-    do { try KnownClients(store: store).remember(hosts) } catch {
+    guard !hosts.isEmpty, let state else { return }
+    do { try KnownClients(database: state, store: store).remember(hosts) } catch {
       if said.withLock({ $0.insert(.knownClients).inserted }) {
-        notice("cannot update the known clients: \(error.localizedDescription)")
+        notice("cannot update the known clients: \(error)")
       }
     }
   }

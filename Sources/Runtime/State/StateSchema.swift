@@ -9,9 +9,16 @@
 import GRDB
 
 enum StateSchema {
-  static var migrator: DatabaseMigrator {
+  static var migrator: DatabaseMigrator { migrator(importing: nil) }
+
+  /// The migrations; `legacy`: the JSON files the "2-hosts" migration takes its first rows from.
+  static func migrator(importing legacy: LegacyHostFiles?) -> DatabaseMigrator {
     var migrator = DatabaseMigrator()
     migrator.registerMigration("1-history", migrate: history)
+    migrator.registerMigration("2-hosts") { db in
+      try hosts(db)
+      try legacy?.importRecords(into: db)
+    }
     migrator.registerMigration("3-deliveries", migrate: deliveries)
     return migrator
   }
@@ -77,6 +84,41 @@ enum StateSchema {
       t.primaryKey(["run_id", "host"])
     }
     try db.create(index: "host_outcome_by_host", on: "host_outcome", columns: ["host"])
+  }
+
+  /// The hosts the store knows (accepted, or reached) and the announced claims waiting for the
+  /// admin; until this migration, `STORE/.cfi/known-clients.json` and `pending-hosts.json`.
+  private static func hosts(_ db: Database) throws {
+    try db.create(table: "known_client") { t in
+      t.primaryKey("name", .text)
+      t.column("host_group", .text).notNull()
+      t.column("address", .text)
+      t.column("port", .integer)
+      t.column("user", .text)
+      /// When a run last reached it; nil: accepted, never reached yet.
+      t.column("last_seen", .datetime)
+      /// When `cfi-sh hosts accept` bound it; nil: known from a run (a file named it).
+      t.column("accepted", .datetime)
+      /// The line(s) pinning its ssh host key in the store's known_hosts, as they were when a
+      /// run reached it or it was accepted.
+      t.column("host_key", .text)
+    }
+
+    // One row per claim (name, group, address, port) an announcement made.
+    try db.create(table: "pending_host") { t in
+      t.autoIncrementedPrimaryKey("id")
+      t.column("name", .text).notNull()
+      t.column("host_group", .text).notNull()
+      t.column("address", .text).notNull()
+      /// Nil: the announcement named none (ssh's default).
+      t.column("port", .integer)
+      t.column("first_seen", .datetime).notNull()
+      t.column("last_seen", .datetime).notNull()
+      /// `cfi-sh hosts reject` said no: never admitted nor listed as pending.
+      t.column("rejected", .boolean).notNull().defaults(to: false)
+    }
+    try db.execute(
+      sql: "CREATE UNIQUE INDEX pending_host_claim ON pending_host (name, host_group, address, ifnull(port, -1))")
   }
 
   /// What runs owe to hosts that were off (`Deliveries`).
