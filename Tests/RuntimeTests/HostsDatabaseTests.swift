@@ -159,19 +159,6 @@ import TestSupport
 
   private static let keyLine = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGtEOLDlPYuw4qOfV17pDaxGkFN9+4rl/nm5b28KvTZr"
 
-  @Test func sha1AndHMACAgreeWithTheirStandards() {
-    func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
-    #expect(hex(sha1(Array("abc".utf8))) == "a9993e364706816aba3e25717850c26c9cd0d89d")
-    #expect(hex(sha1([])) == "da39a3ee5e6b4b0d3255bfef95601890afd80709")
-    let long = Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)
-    #expect(hex(sha1(long)) == "84983e441c3bd26ebaae4aa1f95129e5e54670f1")
-    // RFC 2202, test cases 1 and 6 (a key longer than a block).
-    #expect(hex(hmacSHA1(key: [UInt8](repeating: 0x0b, count: 20), message: Array("Hi There".utf8)))
-      == "b617318655057264e28bc0b6fb378c8ef146be00")
-    #expect(hex(hmacSHA1(key: [UInt8](repeating: 0xaa, count: 80), message: Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8)))
-      == "aa4ae5e15272d00e95705637ce8a3b55ed402112")
-  }
-
   /// The pins of a name, written plain or hashed by OpenSSH's own `ssh-keygen -H`.
   @Test func pinsAreFoundPlainAndHashed() async throws {
     let directory = try TemporaryDirectory()

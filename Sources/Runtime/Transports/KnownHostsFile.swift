@@ -3,6 +3,7 @@
 // (`|1|salt|HMAC-SHA1(salt, name)`, as Debian's `HashKnownHosts yes` does). Read here to
 // record, with each known client, the key its name is pinned to, and to show its fingerprint.
 
+import Crypto
 import Foundation
 
 /// One store's known_hosts file.
@@ -34,7 +35,8 @@ public struct KnownHostsFile: Sendable {
       let pinned = String(line.drop(while: { $0 == " " || $0 == "\t" }))
       if first.hasPrefix("|1|") {
         guard let (salt, digest) = hashedField(first) else { continue }
-        for name in wanted where hmacSHA1(key: salt, message: Array(name.rawValue.utf8)) == digest {
+        let key = SymmetricKey(data: salt)
+        for name in wanted where Array(HMAC<Insecure.SHA1>.authenticationCode(for: Array(name.rawValue.utf8), using: key)) == digest {
           found[name, default: []].append(pinned)
         }
       } else {
