@@ -43,6 +43,10 @@ struct CFISh: AsyncParsableCommand {
         cfi-sh hosts forget NAME    forget a host's pinned ssh key
         cfi-sh discover             who announces itself now
         cfi-sh run TARGET COMMAND   run one command: cfi-sh run @lab 'uname -r'
+        cfi-sh deliver RUNBOOK      run it, and later on the hosts that were
+                                    off ('cfi-sh help deliver')
+        cfi-sh deliveries           what is owed to hosts that were off;
+                                    'deliveries cancel ID', 'deliveries show ID'
         cfi-sh nodeset SET          expand, fold or count host sets
         cfi-sh server init          create the server's ssh key
         cfi-sh client enroll        (on a client) announce it, trust the
@@ -272,6 +276,9 @@ struct CFISh: AsyncParsableCommand {
   func run() async throws {
     if interactive {
       if json || syntaxCheck { throw ValidationError("--json and -n need a runbook; the interactive shell takes neither") }
+      if deliver || expire != nil {
+        throw ValidationError("--deliver and --expire need a runbook: the interactive shell records no deliveries")
+      }
       do {
         let status = try await Repl(options: self).run()
         throw ExitCode(status)
