@@ -21,25 +21,25 @@ struct DeliveriesCommand: AsyncParsableCommand {
     subcommands: [List.self, Show.self, Cancel.self],
     defaultSubcommand: List.self)
 
-  /// The state database of the store the options name, without creating it; nil when the
-  /// store has none yet.
-  static func database(_ place: HostsCommand.Where) throws -> StateDatabase? {
+  /// The store's queue and every delivery in it, oldest first, those past their expiry
+  /// marked `expired` first so that they show as such; nil when the store has no state
+  /// database yet (none is made).
+  static func load(_ place: HostsCommand.Where) throws -> (queue: Deliveries, deliveries: [Delivery])? {
     let path = StateDatabase.path(store: Store(root: place.storeRoot))
     guard FileManager.default.fileExists(atPath: path) else { return nil }
-    do { return try StateDatabase(path: path) } catch {
+    do {
+      let queue = Deliveries(database: try StateDatabase(path: path))
+      // A database another process holds just now is said, and the listing goes on.
+      do { try queue.expire() } catch { Stream.standardError.write("cfi-sh: cannot mark expired deliveries now: \(error)\n") }
+      return (queue, try queue.list())
+    } catch {
       throw CommandFailure(message: "cannot read the deliveries: \(error)", status: ExitStatus.runbookError).end()
     }
   }
 
   /// Says that the store has no state database (so no deliveries).
   static func noDatabase(_ place: HostsCommand.Where) -> String {
-    "no deliveries: the store \(place.storeRoot) has no state database yet (the first run on it makes one)"
-  }
-
-  /// Marks the deliveries past their expiry `expired` first, so that they show as such; a
-  /// database another process holds is said, and the listing goes on.
-  static func expire(_ queue: Deliveries) {
-    do { try queue.expire() } catch { Stream.standardError.write("cfi-sh: cannot mark expired deliveries now: \(error)\n") }
+    "the store \(place.storeRoot) has no state database yet (the first run on it makes one)"
   }
 
   /// The deliveries of the hosts `patterns` name (`pc[01-05]`, `web1`, `@lab`: the group's
@@ -90,15 +90,9 @@ struct DeliveriesCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-      guard let database = try DeliveriesCommand.database(place) else {
-        Stream.standardError.write("cfi-sh: \(DeliveriesCommand.noDatabase(place))\n")
+      guard let (_, listed) = try DeliveriesCommand.load(place) else {
+        Stream.standardError.write("cfi-sh: no deliveries: \(DeliveriesCommand.noDatabase(place))\n")
         return
-      }
-      let queue = Deliveries(database: database)
-      DeliveriesCommand.expire(queue)
-      let listed: [Delivery]
-      do { listed = try queue.list() } catch {
-        throw CommandFailure(message: "cannot read the deliveries: \(error)", status: ExitStatus.runbookError).end()
       }
       var deliveries = DeliveriesCommand.select(listed, states: Set(state), all: all, now: Date())
       deliveries = try await DeliveriesCommand.select(deliveries, hosts: host, place: place)
@@ -139,18 +133,16 @@ struct DeliveriesCommand: AsyncParsableCommand {
     var id: Int64
 
     func run() async throws {
-      guard let database = try DeliveriesCommand.database(place) else {
+      guard let (queue, deliveries) = try DeliveriesCommand.load(place) else {
         throw CommandFailure(message: "no delivery \(id): \(DeliveriesCommand.noDatabase(place))", status: ExitStatus.runbookError)
           .end()
       }
-      let queue = Deliveries(database: database)
-      DeliveriesCommand.expire(queue)
+      guard let delivery = deliveries.first(where: { $0.id == id }) else {
+        throw CommandFailure(message: "no delivery \(id) (see 'cfi-sh deliveries --all')", status: ExitStatus.runbookError).end()
+      }
       do {
-        guard let delivery = try queue.list().first(where: { $0.id == id }) else {
-          throw CommandFailure(message: "no delivery \(id) (see 'cfi-sh deliveries --all')", status: ExitStatus.runbookError).end()
-        }
         print(DeliveriesRendering().show(delivery, runbook: try queue.runbook(of: delivery), json: json), terminator: "")
-      } catch let error as StateDatabaseError {
+      } catch {
         throw CommandFailure(message: "cannot read delivery \(id): \(error)", status: ExitStatus.runbookError).end()
       }
     }
@@ -181,14 +173,8 @@ struct DeliveriesCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-      guard let database = try DeliveriesCommand.database(place) else {
-        throw CommandFailure(message: DeliveriesCommand.noDatabase(place), status: ExitStatus.runbookError).end()
-      }
-      let queue = Deliveries(database: database)
-      DeliveriesCommand.expire(queue)
-      let known: [Delivery]
-      do { known = try queue.list() } catch {
-        throw CommandFailure(message: "cannot read the deliveries: \(error)", status: ExitStatus.runbookError).end()
+      guard let (queue, known) = try DeliveriesCommand.load(place) else {
+        throw CommandFailure(message: "no deliveries: \(DeliveriesCommand.noDatabase(place))", status: ExitStatus.runbookError).end()
       }
       var chosen = ids
       var failures: [String] = []
