@@ -141,7 +141,9 @@ struct DeliveriesCommand: AsyncParsableCommand {
         throw CommandFailure(message: "no delivery \(id) (see 'cfi-sh deliveries --all')", status: ExitStatus.runbookError).end()
       }
       do {
-        print(DeliveriesRendering().show(delivery, runbook: try queue.runbook(of: delivery), json: json), terminator: "")
+        let shown = DeliveriesRendering().show(
+          delivery, runbook: try queue.runbook(of: delivery), runs: try queue.runs(of: delivery), json: json)
+        print(shown, terminator: "")
       } catch {
         throw CommandFailure(message: "cannot read delivery \(id): \(error)", status: ExitStatus.runbookError).end()
       }
@@ -266,8 +268,8 @@ struct DeliveriesRendering {
       })
   }
 
-  /// One delivery with its runbook (hashes redacted).
-  func show(_ delivery: Delivery, runbook: DeliveryRunbook, json: Bool) -> String {
+  /// One delivery with its runbook (hashes redacted) and the runs that tried its host.
+  func show(_ delivery: Delivery, runbook: DeliveryRunbook, runs: [DeliveryRun], json: Bool) -> String {
     let arguments = runbook.arguments.map(Secret.redactingHashes(in:))
     let files = runbook.files.map { (name: $0.name, text: SecretText.redactingHashes($0.text)) }
     if json {
@@ -275,6 +277,10 @@ struct DeliveriesRendering {
       record["arguments"] = arguments
       record["options"] = runbook.options
       record["files"] = files.map { ["name": $0.name, "text": $0.text] }
+      record["runs"] = runs.map { run in
+        ["run": run.run, "started": HostsCommand.timestamp(run.started), "status": run.status, "reason": run.reason as Any?]
+          .compactMapValues { $0 }
+      }
       return HostsCommand.jsonLine(record)
     }
     var lines = [
@@ -287,6 +293,13 @@ struct DeliveriesRendering {
     if let last = delivery.lastAttempt {
       lines.append(
         "last attempt: \(time(last)), \(reason(delivery) ?? "-")" + (delivery.lastRun.map { " (run \($0))" } ?? ""))
+    }
+    if !runs.isEmpty {
+      lines.append("runs:         of \(delivery.runbook) that tried \(delivery.host) since it was recorded")
+      lines += runs.map { run in
+        "  \(time(run.started))  \(run.status)" + (run.reason.map { ": " + $0.replacingOccurrences(of: "\n", with: " ") } ?? "")
+          + "  (run \(run.run))"
+      }
     }
     lines.append("arguments:    " + (arguments.isEmpty ? "none" : ShellQuote.join(arguments)))
     lines.append("options:      " + (runbook.options.isEmpty ? "none" : ShellQuote.join(runbook.options)))

@@ -66,6 +66,10 @@ struct DeliverFleetTests {
     // The same runbook again, as a nightly cron would: the hosts are not owed it twice.
     #expect(try deliver(lab, ["--json", "-c", Self.marker]).status == 4)
     #expect(try listed(lab).count == 2)
+    // …and that run shows as one that tried the host.
+    let tried = try deliveries(lab, ["show", String(id)]).stdout
+    #expect(tried.contains("runs:         of <command line> that tried pc03"), "\(tried)")
+    #expect(tried.contains("unreachable: connect_timeout"), "\(tried)")
 
     // A runbook file that asks for it itself, run as a plain runbook (text output).
     let books = try TemporaryDirectory()

@@ -234,6 +234,35 @@ import TestSupport
     #expect(recorded == [["b"], ["c"]])
   }
 
+  @Test func theRunsThatTriedADeliveryComeFromTheHistory() async throws {
+    let store = Store(root: scratch.path + "/store")
+    try FileManager.default.createDirectory(atPath: store.root + "/lab", withIntermediateDirectories: true)
+    let fleet = FleetRun(
+      store: store, sources: InventorySources(store: store, dshDirectory: scratch.path + "/no-dsh", discovery: false),
+      executor: RecordingExecutor(), audit: .none, notice: { _ in })
+    let text = "on all < run \"true\" >"
+    /// One `-c` run of `source` in which pc02 ends `status`; the plan records when it is given.
+    func run(_ source: String, _ status: StepStatus, check: Bool = false, plan: DeliveryPlan? = nil) async throws -> String {
+      try await fleet.run(source: source, lock: .noWait, delivery: plan, sink: EventLog()) { sink in
+        sink.emit(.runStarted(runbook: "<command line>", check: check, date: Date()))
+        let outcomes = [HostOutcome(host: Host(name: "pc02", group: "lab"), status: status)]
+        sink.emit(.runFinished(outcomes: outcomes, interrupted: false, error: nil))
+        return ((), RunEnd(outcomes: outcomes, runtimeError: false, interrupted: false)) as ((), RunEnd)
+      }.id
+    }
+    let book = DeliveryRunbook(name: "<command line>", files: [.init(name: "<command line>", text: text)], arguments: [], options: [])
+    _ = try await run(text, .unreachable, plan: DeliveryPlan(runbook: book, expires: nil, always: true))
+    let tried = try await run(text, .unreachable)
+    _ = try await run(text, .ok, check: true)  // a dry run tries nothing
+    _ = try await run("on all < run \"false\" >", .failed)  // another -c runbook
+    let delivered = try await run(text, .changed)
+    let queue = Deliveries(database: try #require(fleet.state))
+    let delivery = try #require(try queue.list().first)
+    let runs = try queue.runs(of: delivery)
+    #expect(runs.map(\.run) == [tried, delivered])
+    #expect(runs.map(\.status) == ["unreachable", "changed"])
+  }
+
   // MARK: Schema
 
   @Test func aDatabaseOfTheHistoryOnlySchemaGetsTheQueue() throws {

@@ -71,10 +71,15 @@ import Testing
     let (queue, deliveries) = try Self.queue(in: scratch)
     let rendering = DeliveriesRendering(timeZone: TimeZone(identifier: "UTC")!)
     let failed = try #require(deliveries.first { $0.host.rawValue == "pc02" })
-    check(rendering.show(failed, runbook: try queue.runbook(of: failed), json: false), "show.txt")
+    let runs = [
+      DeliveryRun(run: "run-x", started: Self.t0 + 1800, status: "unreachable", reason: "no_route"),
+      DeliveryRun(run: "run-b", started: Self.t0 + 3600, status: "failed", reason: "touch: cannot touch '/var/tmp/marker': Read-only file system"),
+    ]
+    check(rendering.show(failed, runbook: try queue.runbook(of: failed), runs: runs, json: false), "show.txt")
     let password = try #require(deliveries.first { $0.host.rawValue == "pc07" })
-    let text = rendering.show(password, runbook: try queue.runbook(of: password), json: false)
-    let json = rendering.show(password, runbook: try queue.runbook(of: password), json: true)
+    let tried = [DeliveryRun(run: "run-y", started: Self.t0 + 900, status: "unreachable", reason: "connect_timeout")]
+    let text = rendering.show(password, runbook: try queue.runbook(of: password), runs: tried, json: false)
+    let json = rendering.show(password, runbook: try queue.runbook(of: password), runs: tried, json: true)
     check(json, "show.jsonl")
     for shown in [text, json] {
       #expect(!shown.contains("$6$salt"))
