@@ -24,6 +24,15 @@ import TestSupport
 
   func queue() throws -> Deliveries { Deliveries(database: try StateDatabase(path: path)) }
 
+  /// A FleetRun on a store of the scratch directory (its own state database), running nothing.
+  func fleet() throws -> FleetRun {
+    let store = Store(root: scratch.path + "/store")
+    try FileManager.default.createDirectory(atPath: store.root + "/lab", withIntermediateDirectories: true)
+    return FleetRun(
+      store: store, sources: InventorySources(store: store, dshDirectory: scratch.path + "/no-dsh", discovery: false),
+      executor: RecordingExecutor(), audit: .none, notice: { _ in })
+  }
+
   // MARK: Recording
 
   @Test func recordingMakesOnePendingDeliveryPerHost() throws {
@@ -175,13 +184,9 @@ import TestSupport
   // MARK: What is kept
 
   @Test func theRunbooksTextsAreKeptWholeAndTheRunHistoryRedacted() async throws {
-    let store = Store(root: scratch.path + "/store")
-    try FileManager.default.createDirectory(atPath: store.root + "/lab", withIntermediateDirectories: true)
     let hash = "$6$salt$" + String(repeating: "c", count: 86)
     let text = "on all < password root '\(hash)' >\n"
-    let fleet = FleetRun(
-      store: store, sources: InventorySources(store: store, dshDirectory: scratch.path + "/no-dsh", discovery: false),
-      executor: RecordingExecutor(), audit: .none, notice: { _ in })
+    let fleet = try fleet()
     let plan = DeliveryPlan(
       runbook: DeliveryRunbook(name: "<command line>", files: [.init(name: "<command line>", text: text)], arguments: [hash], options: []),
       expires: nil, always: true)
@@ -210,11 +215,7 @@ import TestSupport
   }
 
   @Test func aRunRecordsOnlyWhenThePlanOrTheRunbookAsks() async throws {
-    let store = Store(root: scratch.path + "/store")
-    try FileManager.default.createDirectory(atPath: store.root + "/lab", withIntermediateDirectories: true)
-    let fleet = FleetRun(
-      store: store, sources: InventorySources(store: store, dshDirectory: scratch.path + "/no-dsh", discovery: false),
-      executor: RecordingExecutor(), audit: .none, notice: { _ in })
+    let fleet = try fleet()
     func run(always: Bool, runbookAsks: Bool, stop: StopSignal? = nil, arguments: [String]) async throws {
       let plan = DeliveryPlan(runbook: Self.runbook(arguments: arguments), expires: nil, always: always)
       _ = try await fleet.run(lock: .noWait, delivery: plan, sink: EventLog()) { sink in
@@ -235,11 +236,7 @@ import TestSupport
   }
 
   @Test func theRunsThatTriedADeliveryComeFromTheHistory() async throws {
-    let store = Store(root: scratch.path + "/store")
-    try FileManager.default.createDirectory(atPath: store.root + "/lab", withIntermediateDirectories: true)
-    let fleet = FleetRun(
-      store: store, sources: InventorySources(store: store, dshDirectory: scratch.path + "/no-dsh", discovery: false),
-      executor: RecordingExecutor(), audit: .none, notice: { _ in })
+    let fleet = try fleet()
     let text = "on all < run \"true\" >"
     /// One `-c` run of `source` in which pc02 ends `status`; the plan records when it is given.
     func run(_ source: String, _ status: StepStatus, check: Bool = false, plan: DeliveryPlan? = nil) async throws -> String {
