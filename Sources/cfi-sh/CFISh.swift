@@ -150,7 +150,9 @@ struct CFISh: AsyncParsableCommand {
   var deliver = false
 
   @Option(
-    help: ArgumentHelp("Give up a delivery not made within DURATION, e.g. 7d (default: never).", valueName: "duration"))
+    help: ArgumentHelp(
+      "Give up a delivery not made within DURATION, e.g. 7d (default: never); for the deliveries the run records (--deliver, 'set deliver = until_done').",
+      valueName: "duration"))
   var expire: String?
 
   @Flag(help: "Use only the client list, dsh groups and known clients: do not browse for announced hosts.")

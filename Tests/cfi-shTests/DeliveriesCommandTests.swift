@@ -31,6 +31,14 @@ import Testing
     #expect(!FileManager.default.fileExists(atPath: StateDatabase.path(store: Store(root: store.path))))
   }
 
+  @Test func anOptionAfterTheRunbookIsRefusedWithADeliverHint() throws {
+    let store = try TemporaryDirectory()
+    let book = try store.write("site.cfi", "on all < run \"true\" >\n")
+    let result = try Command.run(["deliver", "--store", store.path, "--audit-log", "none", book, "--expire", "7d"])
+    #expect(result.status == ExitStatus.usage)
+    #expect(result.stderr.contains("options go before it (cfi-sh --deliver --expire \(book))"), "\(result.stderr)")
+  }
+
   @Test func aStoreWithoutADatabaseHasNoDeliveries() throws {
     let store = try TemporaryDirectory()
     let list = try Command.run(["deliveries", "--store", store.path])
