@@ -43,6 +43,10 @@ struct CFISh: AsyncParsableCommand {
         cfi-sh hosts forget NAME    forget a host's pinned ssh key
         cfi-sh discover             who announces itself now
         cfi-sh run TARGET COMMAND   run one command: cfi-sh run @lab 'uname -r'
+        cfi-sh deliver RUNBOOK      run it, and later on the hosts that were
+                                    off ('cfi-sh help deliver')
+        cfi-sh deliveries           what is owed to hosts that were off;
+                                    'deliveries cancel ID', 'deliveries show ID'
         cfi-sh nodeset SET          expand, fold or count host sets
         cfi-sh server init          create the server's ssh key
         cfi-sh client enroll        (on a client) announce it, trust the
@@ -146,7 +150,9 @@ struct CFISh: AsyncParsableCommand {
   var deliver = false
 
   @Option(
-    help: ArgumentHelp("Give up a delivery not made within DURATION, e.g. 7d (default: never).", valueName: "duration"))
+    help: ArgumentHelp(
+      "Give up a delivery not made within DURATION, e.g. 7d (default: never); for the deliveries the run records (--deliver, 'set deliver = until_done').",
+      valueName: "duration"))
   var expire: String?
 
   @Flag(help: "Use only the client list, dsh groups and known clients: do not browse for announced hosts.")
@@ -275,6 +281,9 @@ struct CFISh: AsyncParsableCommand {
   func run() async throws {
     if interactive {
       if json || syntaxCheck { throw ValidationError("--json and -n need a runbook; the interactive shell takes neither") }
+      if deliver || expire != nil {
+        throw ValidationError("--deliver and --expire need a runbook: the interactive shell records no deliveries")
+      }
       do {
         let status = try await Repl(options: self).run()
         throw ExitCode(status)

@@ -201,15 +201,15 @@ struct HostsCommand: AsyncParsableCommand {
       })
   }
 
-  private static func timestamp(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
+  static func timestamp(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
 
-  private static func jsonLine(_ object: [String: Any]) -> String {
+  static func jsonLine(_ object: [String: Any]) -> String {
     let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
     return String(decoding: data, as: UTF8.self) + "\n"
   }
 
   /// Columns padded to their widest cell, blanks at line ends trimmed.
-  private static func table(_ header: [String], _ rows: [[String]]) -> String {
+  static func table(_ header: [String], _ rows: [[String]]) -> String {
     let lines = [header] + rows
     let widths = header.indices.map { column in lines.map { $0[column].count }.max() ?? 0 }
     return lines.map { line in

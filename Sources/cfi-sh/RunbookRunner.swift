@@ -190,10 +190,11 @@ struct RunbookRunner {
     let separated = raw.dropLast(options.arguments.count).contains("--")
     if !separated, let option = CFISh.ownOption(in: options.arguments) {
       let runbook = options.command != nil ? "-c TEXT" : options.runbook ?? "-"
+      let cfiSh = options.deliver ? "cfi-sh --deliver" : "cfi-sh"
       throw CommandFailure(
         message: "'\(option)' after the runbook is an option of cfi-sh, and what follows the runbook is the runbook's; "
-          + "options go before it (cfi-sh \(option) \(runbook)); "
-          + "to pass '\(option)' to the runbook, write: cfi-sh \(runbook) -- \(option)",
+          + "options go before it (\(cfiSh) \(option) \(runbook)); "
+          + "to pass '\(option)' to the runbook, write: \(cfiSh) \(runbook) -- \(option)",
         status: ExitStatus.usage)
     }
     let arguments =

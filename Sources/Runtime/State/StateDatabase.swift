@@ -29,6 +29,8 @@ public struct StateDatabaseError: Error, Sendable, CustomStringConvertible {
 
   /// SQLite's message without GRDB's decoration (the statement, the arguments).
   static func reason(of error: any Error) -> String {
+    // One thrown from inside a transaction (a refusal of the queue's) is already ours.
+    if let error = error as? StateDatabaseError { return error.reason }
     if let error = error as? DatabaseError {
       return error.message ?? "\(error.resultCode)"
     }
