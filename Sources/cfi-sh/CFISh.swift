@@ -44,6 +44,9 @@ struct CFISh: AsyncParsableCommand {
         cfi-sh discover             who announces itself now
         cfi-sh run TARGET COMMAND   run one command: cfi-sh run @lab 'uname -r'
         cfi-sh nodeset SET          expand, fold or count host sets
+        cfi-sh watch                run the deliveries owed to hosts that
+                                    were off (--deliver) when they come
+                                    back; --once for cron
         cfi-sh server init          create the server's ssh key
         cfi-sh client enroll        (on a client) announce it, trust the
                                     server's key
