@@ -12,43 +12,52 @@ struct WatchCommand: AsyncParsableCommand {
     commandName: "watch",
     abstract: "Run the deliveries owed to hosts that were off, when they come back.",
     discussion: """
-      A run with --deliver records, for each targeted host it finds unreachable, a
-      pending delivery: the runbook as it ran, to run again for that host alone. watch
-      runs them. It browses for clients announcing themselves (\(ServiceType.client));
-      when a host with pending deliveries announces itself, and the inventory accepts
-      it as it announces itself (never a claim pending acceptance or rejected), its
-      deliveries run at once, oldest first. A host that stays silent is tried every
+      A run with --deliver records, for each targeted host it finds
+      unreachable, a pending delivery: the runbook as it ran, to run again
+      for that host alone. watch runs them. It browses for clients announcing
+      themselves (\(ServiceType.client)); when a host with pending deliveries
+      announces itself, and the inventory accepts it as it announces itself
+      (never a claim pending acceptance or rejected), its deliveries run at
+      once, oldest first. A host that stays silent is tried every
       --retry-interval all the same (it may be up without announcing).
 
-      Each delivery is a normal run, limited to its host: the store's lock, the audit
-      log, the run history; the store's files as they are now; the options of this
-      command line, with the delivery's own recorded ones (--timeout, --parallel, …)
-      on top. Hosts due together with deliveries of the same run go in one run. A
-      delivery that succeeded (host ok or changed) is done and never runs again; one
-      that failed on its host stays pending with its reason and waits the retry
-      interval, whatever the host announces; an unreachable host is tried again at its
-      next announcement. A host stops at its first delivery not done: the later ones
-      wait for it. Deliveries past their expiry (--expire) are given up. Several
-      watchers on one store never run one delivery twice; a watcher restarted takes
-      over the deliveries a killed one was running.
+      Each delivery is a normal run limited to its host: the store's lock,
+      the audit log, the run history; the store's files as they are now; the
+      run options of this command line, with the delivery's own recorded ones
+      (--timeout, --parallel, ...) on top. The deliveries of one run that are
+      due for several hosts at once go as one run. A delivery that succeeded
+      (its host ok or changed) is done and never runs again. One that failed
+      on its host, or could not run, stays pending with its reason and waits
+      the retry interval whatever the host announces; one whose host was
+      unreachable is tried again at the host's next announcement. A host
+      stops at its first delivery not done: its later ones wait for it.
+      Deliveries past their expiry (--expire) are given up. Several watchers
+      on one store never run a delivery twice; a watcher restarted takes over
+      the deliveries a killed one was running.
+
+      --once is one pass for cron: every host with pending deliveries is
+      tried once (the delivery's run browses as every run does), then watch
+      exits; the cron interval is then the retry interval.
 
       OUTPUT
-        One line per attempt on standard output (host, delivery, runbook, what
-        started it, outcome, run id), e.g.
-          pc08: delivery 12 (site.cfi, announced): done, run 20261206T214001Z-4411
-        and one per delivery given up. --json: one JSON object per line instead
-        (docs/json-events.md). Problems of the watcher itself (no avahi-daemon: tried
-        again with backoff, the silent hosts still tried) go to standard error.
+        One line per attempt on standard output: host, delivery, runbook,
+        what started it (announced, retry, once), outcome, run id:
+          pc08: delivery 12 (site.cfi, announced): done, run 20261206T2140...
+        and one per delivery given up (expired). --json: one JSON object a
+        line instead (docs/json-events.md). The watcher's own troubles (no
+        avahi-daemon: browsed again with backoff while silent hosts are still
+        tried; the state database busy) go to standard error.
 
       SIGNALS
-        SIGTERM and SIGINT stop it: a delivery running is interrupted as a run is
-        (remote commands killed, recorded), its claim pending again; a second
-        signal quits at once.
+        SIGTERM and SIGINT stop it: a delivery running is interrupted as a
+        run is (remote commands killed, the run recorded), and is pending
+        again; a second signal quits at once.
 
       EXIT STATUS
-        0    --once: every delivery tried is done, or waits for a host still off
-        1    --once: a delivery could not run (its runbook, the lock, the state
-             database); or the state database cannot be opened
+        0    --once: every delivery tried is done, or waits for a host
+             still off
+        1    --once: a delivery could not run (its runbook, the lock, the
+             state database); or the state database cannot be opened
         2    --once: a delivery failed on its host (it stays pending)
         64   command-line usage error
         130, 143
@@ -107,7 +116,7 @@ struct WatchCommand: AsyncParsableCommand {
       throw ValidationError("--retry-interval must be more than 0s")
     }
     // The run options are checked as a run checks them, once, here.
-    _ = try CFISh.parse(runWords)
+    do { _ = try CFISh.parse(runWords) } catch { throw ValidationError(CFISh.message(for: error)) }
   }
 
   /// This command line's options for each delivery's run, as cfi-sh's words.
@@ -149,7 +158,7 @@ struct WatchCommand: AsyncParsableCommand {
         defer { signals.idle(stop: stopper.stop) }
         return await WatchCommand.deliver(runbook, to: hosts, words: words, quietRun: !base.verbose, signals: signals)
       },
-      report: log.write)
+      report: { log.write($0) })
     if !once && !quiet {
       Stream.standardError.write(
         "cfi-sh watch: watching for hosts with pending deliveries on \(base.storeRoot) (silent hosts tried every \(interval.cfiText))\n")
@@ -201,11 +210,18 @@ private final class Stopper: Sendable {
 }
 
 /// The watcher's log: one line (or JSON object) per attempt on standard output; its own
-/// problems on standard error.
-private struct WatchLog: Sendable {
-  var json: Bool
-  var quiet: Bool
-  var retryInterval: Duration
+/// problems on standard error (a browse failing again for the same reason said once).
+private final class WatchLog: Sendable {
+  let json: Bool
+  let quiet: Bool
+  let retryInterval: Duration
+  private let discoveryFailure = Mutex<String?>(nil)
+
+  init(json: Bool, quiet: Bool, retryInterval: Duration) {
+    self.json = json
+    self.quiet = quiet
+    self.retryInterval = retryInterval
+  }
 
   func write(_ event: DeliveryWatchEvent) {
     switch event {
@@ -218,9 +234,12 @@ private struct WatchLog: Sendable {
       Stream.standardError.write(
         "cfi-sh watch: \(count) deliver\(count == 1 ? "y" : "ies") of a process that died while running \(count == 1 ? "it is" : "them are") pending again\n")
     case .discoveryFailed(let reason, let retry):
+      guard discoveryFailure.withLock({ said in defer { said = reason }; return said != reason }) else { return }
       Stream.standardError.write(
-        "cfi-sh watch: no discovery: \(reason); browsing again in \(retry.cfiText) (silent hosts are still tried every \(retryInterval.cfiText))\n")
+        "cfi-sh watch: no discovery: \(reason); browsing again in \(retry.cfiText), then less and less often up to every "
+          + "\(DeliveryWatcher.maximumBackoff.cfiText) (silent hosts are still tried every \(retryInterval.cfiText))\n")
     case .discoveryResumed:
+      discoveryFailure.withLock { $0 = nil }
       Stream.standardError.write("cfi-sh watch: discovery works again\n")
     case .databaseFailed(let reason):
       Stream.standardError.write("cfi-sh watch: \(reason); trying again\n")
