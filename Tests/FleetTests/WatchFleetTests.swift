@@ -155,4 +155,35 @@ struct WatchFleetTests {
     #expect(nothing.status == 0 && nothing.stdout.isEmpty, "\(nothing.stdout)")
     #expect(try markerLines(lab, "pc03") == 1)
   }
+
+  @Test func aSignalInterruptsTheDeliveryRunningAndLeavesItPending() throws {
+    let lab = try Lab("watchsig", hosts: 2, groups: ["lab"])
+    let runbooks = try TemporaryDirectory()
+    let runbook = try runbooks.write(
+      "slow.cfi", #"on all < run "if test -e /root/slow; then sleep 60; fi; echo delivered >> /root/marker" >"# + "\n")
+    try lab.lab("stop-avahi", "pc02")
+    try lab.lab("unplug", "pc02")
+    let now = try lab.cfi(["--deliver", "--json", "--connect-timeout", "2s", runbook])
+    #expect(outcomes(now) == ["pc01": "ok", "pc02": "unreachable"], "\(now.stderr)")
+    try lab.exec("pc02", "touch /root/slow")
+    try lab.lab("plug", "pc02")
+    let watch = try RunningCommand(words(lab, ["watch", "--once"]), environment: environment(lab))
+    defer { if watch.isRunning { kill(watch.processIdentifier, SIGKILL) } }
+    try waitUntil("the delivery runs on pc02", within: .seconds(30)) {
+      try lab.exec("pc02", "pgrep -f '^sleep 60$'").status == 0
+    }
+    #expect(try deliveries(lab, host: "pc02").first?.state == .running)
+    kill(watch.processIdentifier, SIGTERM)
+    try waitUntil("watch ends", within: .seconds(30)) { !watch.isRunning }
+    let stopped = watch.finish()
+    #expect(stopped.status == 143, "\(stopped.stderr)")
+    #expect(stopped.stdout.hasPrefix("pc02: delivery 1 (\(runbook), once): interrupted"), "\(stopped.stdout)")
+    #expect(try lab.exec("pc02", "pgrep -f '^sleep 60$'").status != 0, "the remote command was killed")
+    let pending = try #require(try deliveries(lab, host: "pc02").first)
+    #expect(pending.state == .pending && pending.lastStatus == "interrupted")
+    try lab.exec("pc02", "rm /root/slow")
+    let again = try Command.run(words(lab, ["watch", "--once"]), environment: environment(lab))
+    #expect(again.status == 0, "\(again.stderr)")
+    #expect(try markerLines(lab, "pc02") == 1)
+  }
 }
