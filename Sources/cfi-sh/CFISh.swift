@@ -46,7 +46,7 @@ struct CFISh: AsyncParsableCommand {
         cfi-sh nodeset SET          expand, fold or count host sets
         cfi-sh watch                run the deliveries owed to hosts that
                                     were off (--deliver) when they come
-                                    back; --once for cron
+                                    back: a service, or one pass for cron
         cfi-sh server init          create the server's ssh key
         cfi-sh client enroll        (on a client) announce it, trust the
                                     server's key
