@@ -249,6 +249,7 @@ struct RunCall: Sendable, Equatable {
     let fixture = try fixture()
     let done = try fixture.record("site.cfi", ["pc01"], origin: "A", at: start)
     let held = try fixture.record("held.cfi", ["pc02"], origin: "B", at: start)
+    let after = try fixture.record("after.cfi", ["pc02"], origin: "E", at: start)
     let abandoned = try fixture.record("abandoned.cfi", ["pc03"], origin: "C", at: start)
     try fixture.record("barrier.cfi", ["pc09"], origin: "D", at: start)
     // A first watcher delivered pc01 and was stopped.
@@ -271,6 +272,7 @@ struct RunCall: Sendable, Equatable {
     restarted.announce("pc09")
     #expect(try await restarted.calls.value(at: 1, "the barrier") == RunCall(runbook: "barrier.cfi", hosts: ["pc09"]))
     #expect(try fixture.state(held[0])?.state == .running, "still the live process's")
+    #expect(try fixture.state(after[0])?.state == .pending, "a host's later delivery waits for the one running")
     if case .recovered(let count) = try await restarted.events.value(at: 0, "the recovery") {
       #expect(count == 1)
     } else {

@@ -263,8 +263,7 @@ public struct DeliveryWatcher: Sendable {
       let expired = try deliveries.expire(at: start)
       summary.expired = expired.count
       if !expired.isEmpty { report(.expired(expired)) }
-      let pending = try deliveries.list(states: [.pending])
-      var queues = Self.queues(pending, now: start)
+      var queues = Self.queues(try deliveries.list(states: [.pending, .running]), now: start)
       var triggers: [HostName: DeliveryTrigger] = [:]
       for (host, queue) in queues {
         if let trigger = everyHost ? .once : due(queue, announced: announced[host], now: start) {
@@ -334,9 +333,12 @@ public struct DeliveryWatcher: Sendable {
     }
   }
 
-  /// The pending deliveries not past their expiry, per host, oldest first.
-  static func queues(_ pending: [Delivery], now: Date) -> [HostName: [Delivery]] {
-    Dictionary(grouping: pending.filter { $0.expires.map { $0 > now } ?? true }.sorted { $0.id < $1.id }, by: \.host)
+  /// The pending deliveries not past their expiry, per host, oldest first; none for a host
+  /// with one running (in another process, or not yet settled here): its later ones wait.
+  static func queues(_ open: [Delivery], now: Date) -> [HostName: [Delivery]] {
+    let busy = Set(open.filter { $0.state == .running }.map(\.host))
+    let waiting = open.filter { $0.state == .pending && !busy.contains($0.host) && ($0.expires.map { $0 > now } ?? true) }
+    return Dictionary(grouping: waiting.sorted { $0.id < $1.id }, by: \.host)
   }
 
   /// The host's last try: the newest of its deliveries' last attempts and, for those never
@@ -374,11 +376,11 @@ public struct DeliveryWatcher: Sendable {
   /// latest one retry interval from now (deliveries recorded meanwhile by other runs).
   private func nextPass(after now: Date, memory: Memory) throws(StateDatabaseError) -> Date {
     var next = now.adding(retryInterval)
-    let pending = try deliveries.list(states: [.pending])
-    for queue in Self.queues(pending, now: now).values {
+    let open = try deliveries.list(states: [.pending, .running])
+    for queue in Self.queues(open, now: now).values {
       next = min(next, max(now, Self.lastTry(queue).adding(retryInterval)))
     }
-    for expires in pending.compactMap(\.expires) where expires > now { next = min(next, expires) }
+    for expires in open.compactMap(\.expires) where expires > now { next = min(next, expires) }
     if !memory.unsettled.isEmpty { next = min(next, now.adding(.seconds(5))) }
     return next
   }
