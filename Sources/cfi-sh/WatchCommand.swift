@@ -156,7 +156,7 @@ struct WatchCommand: AsyncParsableCommand {
       accept: { sources.acceptedHost(announcedBy: $0)?.name },
       run: { runbook, hosts in
         defer { signals.idle(stop: stopper.stop) }
-        return await WatchCommand.deliver(runbook, to: hosts, words: words, quietRun: !base.verbose, signals: signals)
+        return await WatchCommand.deliver(runbook, to: hosts, words: words, quietRun: !verbose, signals: signals)
       },
       report: { log.write($0) })
     if !once && !quiet {
