@@ -48,6 +48,9 @@ struct CFISh: AsyncParsableCommand {
         cfi-sh deliveries           what is owed to hosts that were off;
                                     'deliveries cancel ID', 'deliveries show ID'
         cfi-sh nodeset SET          expand, fold or count host sets
+        cfi-sh watch                run the deliveries owed to hosts that
+                                    were off (--deliver) when they come
+                                    back: a service, or one pass for cron
         cfi-sh server init          create the server's ssh key
         cfi-sh client enroll        (on a client) announce it, trust the
                                     server's key
