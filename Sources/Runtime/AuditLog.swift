@@ -42,7 +42,8 @@ public final class AuditLog: EventSink {
     source: String? = nil
   ) throws(TextFileError) {
     let directory = (path as NSString).deletingLastPathComponent
-    if !FileManager.default.fileExists(atPath: directory) {
+    // A bare file name (`--audit-log audit.log`) is in the current directory: none to make.
+    if !directory.isEmpty, !FileManager.default.fileExists(atPath: directory) {
       do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
         throw TextFileError(path: path, reason: TextFileError.reason(of: error))
       }

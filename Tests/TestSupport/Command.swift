@@ -35,12 +35,13 @@ public struct Command {
   /// that must see this machine as it is (the lab script, which runs its hosts' own cfi-sh).
   public static func run(
     _ arguments: [String], stdin: String? = nil, executable: URL = binary, environment: [String: String] = [:],
-    isolated: Bool = true
+    isolated: Bool = true, directory: String? = nil
   ) throws -> Command {
     let machine = isolated ? try IsolatedMachine() : nil
     defer { withExtendedLifetime(machine) {} }
     let process = Process()
     process.executableURL = executable
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     process.arguments = arguments
     process.environment =
       machine?.environment(environment) ?? ProcessInfo.processInfo.environment.merging(environment) { $1 }

@@ -42,6 +42,16 @@ import Testing
     #expect(clean.status == 0)
     #expect(clean.stdout == #"{"errors":0,"event":"diagnostics_end","not_shown":0,"warnings":0}"# + "\n")
   }
+  /// A bare file name is a log in the current directory (there is no directory to make).
+  @Test func anAuditLogNamedWithoutADirectoryIsMadeInTheCurrentOne() throws {
+    let directory = try TemporaryDirectory()
+    let result = try Command.run(
+      [emptyStore, "--audit-log", "audit.log", "-c", #"print "logged""#], directory: directory.path)
+    #expect(result.status == 0, "\(result.stderr)")
+    let log = try String(contentsOfFile: directory.path + "/audit.log", encoding: .utf8)
+    #expect(log.contains(#""record":"run""#))
+  }
+
   @Test func runsStandardInputWhenItIsNotATerminal() throws {
     let result = try Command.run([emptyStore], stdin: "let x = 'raw $x'\nprint x\n")
     #expect(result.status == 0)
