@@ -59,7 +59,8 @@ let package = Package(
     // Benchmarks (not tests): `make bench`, results in bench/README.md.
     .executableTarget(name: "cfi-bench-parse", dependencies: ["CFIScript", "CFISyntax", "Runtime"], path: "bench/parse"),
     .target(name: "TestSupport", dependencies: ["Runtime", "CFISyntax"], path: "Tests/TestSupport", swiftSettings: strict),
-    .testTarget(name: "cfi-shTests", dependencies: ["cfi-sh", "TestSupport"], exclude: ["Golden"], swiftSettings: strict),
+    .testTarget(
+      name: "cfi-shTests", dependencies: ["cfi-sh", "TestSupport"], exclude: ["Golden", "LogGolden"], swiftSettings: strict),
     // Tests on a real fleet: hosts in network namespaces started by scripts/lab (root only).
     .testTarget(
       name: "FleetTests", dependencies: ["cfi-sh", "Runtime", "TestSupport"], exclude: ["Golden"], swiftSettings: strict),

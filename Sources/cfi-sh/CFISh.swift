@@ -32,7 +32,7 @@ struct CFISh: AsyncParsableCommand {
         speaks the same language; variables, defs, groups and connections
         live for the session. ':help' lists its commands (:hosts, :groups,
         :discover, :target, :check, :diff, :set, :last, :failed,
-        :unreachable, :rerun, :save, :load, :quit). Ctrl-C stops the
+        :unreachable, :rerun, :log, :save, :load, :quit). Ctrl-C stops the
         running entry, Ctrl-D quits. History: ~/.cfi_history (hashes
         redacted).
 
@@ -42,6 +42,8 @@ struct CFISh: AsyncParsableCommand {
                                     'hosts reject' refuses one
         cfi-sh hosts forget NAME    forget a host's pinned ssh key
         cfi-sh discover             who announces itself now
+        cfi-sh log [RUN]            the run history: recent runs, one run
+                                    ('last'), or one host's (--json)
         cfi-sh run TARGET COMMAND   run one command: cfi-sh run @lab 'uname -r'
         cfi-sh nodeset SET          expand, fold or count host sets
         cfi-sh server init          create the server's ssh key
@@ -59,6 +61,9 @@ struct CFISh: AsyncParsableCommand {
                                     only from its announcement waits for
                                     'cfi-sh hosts accept') or auto
         /etc/dsh/group/NAME         dsh group files: more groups of hosts
+        /var/lib/cfi/.cfi/state.sqlite
+                                    the run history ('cfi-sh log', --limit
+                                    @failed)
         /var/log/cfi/audit.log      one JSON line per run and host result
 
       ENVIRONMENT
@@ -217,22 +222,38 @@ struct CFISh: AsyncParsableCommand {
   }
 
   /// The `--limit` of this command line for the runbook `name` (`@failed` and the like read
-  /// its last run on this store from the audit log); nil without one.
+  /// its last real run on this store: `lastRun`); nil without one.
   func runLimit(inventory: Inventory, runbook name: String, source: String? = nil) throws -> RunLimit? {
     guard !limit.isEmpty else { return nil }
+    var last: LastRun?? = nil
+    let store = storeRoot
     let log = auditLogPath
     do {
       return try RunLimit.parse(limit, members: { inventory.hosts(inGroup: $0).map(\.name) }) { status throws(HostPatternError) in
-        guard log != "none", let last = LastRun.find(inAuditLog: log, runbook: name, source: source, store: storeRoot) else {
+        if last == nil { last = .some(lastRun(runbook: name, source: source)) }
+        guard let found = last ?? nil else {
+          let audit = log == "none" ? "" : " nor in the audit log '\(log)'"
           throw HostPatternError(
-            message: "--limit @\(status): the audit log \(log == "none" ? "is off" : "'\(log)' has no earlier run of \(name) on \(storeRoot)")",
-            offset: 0)
+            message: "--limit @\(status): no earlier run of \(name) on \(store), neither in its run history\(audit)", offset: 0)
         }
-        return last.hosts(status)
+        return found.hosts(status)
       }
     } catch {
       throw CommandFailure(message: error.message, status: ExitStatus.usage)
     }
+  }
+
+  /// The last real run of `name` on this store: from the store's run history; from the audit
+  /// log only when the history has none (a store used before it had one).
+  func lastRun(runbook name: String, source: String?) -> LastRun? {
+    let store = Store(root: storeRoot)
+    do {
+      if let last = try HistoryQuery.open(store: store).lastRealRun(runbook: name, source: source) { return last }
+    } catch {
+      if case .noHistory = error {} else { Stream.standardError.write("cfi-sh: \(error); --limit reads the audit log\n") }
+    }
+    let log = auditLogPath
+    return log == "none" ? nil : LastRun.find(inAuditLog: log, runbook: name, source: source, store: store.root)
   }
 
   /// How long a run waits for another run's lock: `--lock-wait`, else 10 minutes, so that a

@@ -170,7 +170,7 @@ struct HostsCommand: AsyncParsableCommand {
   }
 
   /// Columns padded to their widest cell, blanks at line ends trimmed.
-  private static func table(_ header: [String], _ rows: [[String]]) -> String {
+  static func table(_ header: [String], _ rows: [[String]]) -> String {
     let lines = [header] + rows
     let widths = header.indices.map { column in lines.map { $0[column].count }.max() ?? 0 }
     return lines.map { line in

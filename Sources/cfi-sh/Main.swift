@@ -32,5 +32,5 @@ enum Main {
 struct Tools: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "cfi-sh",
-    subcommands: [HostsCommand.self, DiscoverCommand.self, NodesetCommand.self, ServerCommand.self, ClientCommand.self])
+    subcommands: [HostsCommand.self, DiscoverCommand.self, LogCommand.self, NodesetCommand.self, ServerCommand.self, ClientCommand.self])
 }

@@ -12,6 +12,7 @@ enum StateSchema {
   static var migrator: DatabaseMigrator {
     var migrator = DatabaseMigrator()
     migrator.registerMigration("1-history", migrate: history)
+    migrator.registerMigration("4-log", migrate: blocks)
     return migrator
   }
 
@@ -76,5 +77,29 @@ enum StateSchema {
       t.primaryKey(["run_id", "host"])
     }
     try db.create(index: "host_outcome_by_host", on: "host_outcome", columns: ["host"])
+  }
+
+  /// What `cfi-sh log RUN` needs to show a run as its end-of-run output did: each `on` block's
+  /// target and hosts, how it ended per host, and whether a step's failure was tolerated.
+  private static func blocks(_ db: Database) throws {
+    // One row per `on` block, written when the block ends.
+    try db.create(table: "block") { t in
+      t.column("run_id", .text).notNull().references("run", onDelete: .cascade)
+      t.column("block", .integer).notNull()
+      /// The target as printed, e.g. `on group lab except pc03`.
+      t.column("target", .text).notNull()
+      t.column("location", .text).notNull()
+      /// The hosts the block ran on, a JSON list of names, in order.
+      t.column("hosts", .text).notNull().defaults(to: "[]")
+      /// Each host's end in the block, a JSON list of {host, group, status, reason, message}.
+      t.column("outcomes", .text).notNull().defaults(to: "[]")
+      /// `max_fail` stopped the block.
+      t.column("stopped", .boolean).notNull().defaults(to: false)
+      t.primaryKey(["run_id", "block"])
+    }
+    try db.alter(table: "step_result") { t in
+      /// The step is inside `try`: its failure did not end the host's block.
+      t.add(column: "tolerated", .boolean).notNull().defaults(to: false)
+    }
   }
 }
