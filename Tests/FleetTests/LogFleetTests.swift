@@ -62,7 +62,7 @@ struct LogFleetTests {
     // One host's history: a line per run, newest first.
     let pc02 = try log(lab, ["--host", "pc02"])
     let pc02Lines = pc02.stdout.split(separator: "\n").dropFirst()
-    #expect(pc02Lines.count == 2 && pc02Lines.allSatisfy { $0.contains("failed") && $0.contains(" 1 ") }, "\(pc02.stdout)")
+    #expect(pc02Lines.count == 2 && pc02Lines.allSatisfy { $0.hasSuffix("failed  1") }, "\(pc02.stdout)")
     let pc03 = try json(try log(lab, ["--host", "pc03", "--json"]).stdout)
     #expect(pc03.count == 2 && pc03.allSatisfy { $0["status"] as? String == "unreachable" }, "\(pc03)")
     #expect((pc03.first?["steps"] as? [[String: Any]])?.first?["reason"] as? String == "refused")
