@@ -31,7 +31,7 @@ struct LogCommand: AsyncParsableCommand {
   @Option(help: ArgumentHelp("The store (default /var/lib/cfi, or CFI_STORE).", valueName: "dir"))
   var store: String?
 
-  @Option(name: [.customShort("n"), .customLong("max-count")], help: ArgumentHelp("Show at most N runs (default 20).", valueName: "n"))
+  @Option(name: [.customShort("n"), .customLong("max-count")], help: ArgumentHelp("Show at most N runs.", valueName: "n"))
   var count = 20
 
   @Option(help: ArgumentHelp("Show this host's history.", valueName: "name"))
