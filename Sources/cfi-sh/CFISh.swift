@@ -222,7 +222,7 @@ struct CFISh: AsyncParsableCommand {
   }
 
   /// The `--limit` of this command line for the runbook `name` (`@failed` and the like read
-  /// its last real run on this store: `lastRun`); nil without one.
+  /// its last real run on this store: `LastRun.find`); nil without one.
   func runLimit(inventory: Inventory, runbook name: String, source: String? = nil) throws -> RunLimit? {
     guard !limit.isEmpty else { return nil }
     var last: LastRun?? = nil
@@ -230,7 +230,12 @@ struct CFISh: AsyncParsableCommand {
     let log = auditLogPath
     do {
       return try RunLimit.parse(limit, members: { inventory.hosts(inGroup: $0).map(\.name) }) { status throws(HostPatternError) in
-        if last == nil { last = .some(lastRun(runbook: name, source: source)) }
+        if last == nil {
+          last = .some(
+            LastRun.find(
+              store: Store(root: store), auditLog: log == "none" ? nil : log, runbook: name, source: source,
+              warning: { Stream.standardError.write("cfi-sh: \($0)\n") }))
+        }
         guard let found = last ?? nil else {
           let audit = log == "none" ? "" : " nor in the audit log '\(log)'"
           throw HostPatternError(
@@ -241,19 +246,6 @@ struct CFISh: AsyncParsableCommand {
     } catch {
       throw CommandFailure(message: error.message, status: ExitStatus.usage)
     }
-  }
-
-  /// The last real run of `name` on this store: from the store's run history; from the audit
-  /// log only when the history has none (a store used before it had one).
-  func lastRun(runbook name: String, source: String?) -> LastRun? {
-    let store = Store(root: storeRoot)
-    do {
-      if let last = try HistoryQuery.open(store: store).lastRealRun(runbook: name, source: source) { return last }
-    } catch {
-      if case .noHistory = error {} else { Stream.standardError.write("cfi-sh: \(error); --limit reads the audit log\n") }
-    }
-    let log = auditLogPath
-    return log == "none" ? nil : LastRun.find(inAuditLog: log, runbook: name, source: source, store: store.root)
   }
 
   /// How long a run waits for another run's lock: `--lock-wait`, else 10 minutes, so that a

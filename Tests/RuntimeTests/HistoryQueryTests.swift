@@ -165,6 +165,23 @@ import TestSupport
     #expect(last?.hosts("changed") == [HostName(stringLiteral: "pc01")])
   }
 
+  /// `--limit @failed`: the history's last run; the audit log's only when the history has
+  /// none of the runbook.
+  @Test func theHistoryAnswersBeforeTheAuditLog() async throws {
+    let log = scratch.path + "/audit.log"
+    let record = #"{"record":"run","runbook":"site.cfi","check":false,"hosts":{"pc09":"failed"},"finished":"t"}"#
+    try Data((record + "\n").utf8).write(to: URL(fileURLWithPath: log))
+    var warnings: [String] = []
+    let before = LastRun.find(store: store, auditLog: log, runbook: "site.cfi") { warnings.append($0) }
+    #expect(before?.hosts("failed") == ["pc09"])
+    try await run(fleet())
+    let after = LastRun.find(store: store, auditLog: log, runbook: "site.cfi") { warnings.append($0) }
+    #expect(after?.hosts("failed") == ["pc02"])
+    #expect(LastRun.find(store: store, auditLog: log, runbook: "other.cfi") { warnings.append($0) } == nil)
+    #expect(LastRun.find(store: store, auditLog: nil, runbook: "site.cfi") { warnings.append($0) }?.hosts("failed") == ["pc02"])
+    #expect(warnings.isEmpty)
+  }
+
   @Test func aStoreWithoutHistoryIsSaidAndNoDatabaseIsMade() throws {
     do {
       _ = try HistoryQuery.open(store: store)

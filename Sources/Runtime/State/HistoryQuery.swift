@@ -137,10 +137,6 @@ struct RecordedOutcome: Codable, Sendable {
       host: Host(name: name, group: GroupName(group) ?? .unknown), status: StepStatus(rawValue: status) ?? .failed,
       message: message, reason: reason.flatMap(UnreachableReason.init(rawValue:)))
   }
-
-  static func json(_ list: [RecordedOutcome]) -> String {
-    (try? String(decoding: JSONEncoder().encode(list), as: UTF8.self)) ?? "[]"
-  }
 }
 
 /// Reads one store's run history.

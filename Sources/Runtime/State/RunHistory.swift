@@ -150,7 +150,7 @@ public final class RunHistory: EventSink {
     getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) } ?? String(getuid())
   }
 
-  static func json(_ list: [String]) -> String {
+  static func json(_ list: [some Encodable]) -> String {
     (try? String(decoding: JSONEncoder().encode(list), as: UTF8.self)) ?? "[]"
   }
 
@@ -265,7 +265,7 @@ struct BlockRow: PersistableRecord, Sendable {
     target = Secret.redactingHashes(in: info.label)
     location = info.location
     hosts = RunHistory.json(info.hosts.map(\.name.rawValue))
-    self.outcomes = RecordedOutcome.json(outcomes.map(RecordedOutcome.init))
+    self.outcomes = RunHistory.json(outcomes.map(RecordedOutcome.init))
     self.stopped = stopped
   }
 
