@@ -22,6 +22,8 @@ let package = Package(
     .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
     // The state database (run history, known and pending hosts, deliveries): SQLite in the store.
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    // HMAC-SHA1 of the host names in a hashed known_hosts line (OpenSSH's HashKnownHosts).
+    .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
   ],
   targets: [
     // libavahi-client (mDNS discovery); SwiftPM drops avahi-client.pc's -D_REENTRANT with a warning, harmlessly.
@@ -33,6 +35,7 @@ let package = Package(
       name: "Runtime",
       dependencies: [
         "CAvahi", .product(name: "Subprocess", package: "swift-subprocess"), .product(name: "GRDB", package: "GRDB.swift"),
+        .product(name: "Crypto", package: "swift-crypto"),
       ],
       exclude: ["README.md"],
       swiftSettings: strict),

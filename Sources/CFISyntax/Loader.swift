@@ -188,7 +188,7 @@ public final class Loader {
   /// `..` stays: after a symlink it is not the directory written before it. (Foundation's
   /// `standardizingPath` is no help: on Linux it resolves a relative symlink against the
   /// current directory, so `/srv/d/a.cfi` with `d -> .` came out as `$PWD/a.cfi`.)
-  static func displayPath(_ path: String) -> String {
+  public static func displayPath(_ path: String) -> String {
     let components = path.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
     let joined = components.joined(separator: "/")
     if path.hasPrefix("/") { return "/" + joined }

@@ -89,6 +89,10 @@ public enum Event: Sendable {
   case blockFinished(id: Int, outcomes: [HostOutcome], stopped: Bool)
   /// A `print` statement's text; `host` is set when it ran inside an `on` block.
   case message(String, host: Host?)
+  /// A run that delivers recorded a pending delivery for each of `hosts` (unreachable now),
+  /// to run when they come back (`cfi-sh watch`); `expires`: when it is given up. Sent by
+  /// the `FleetRun`, just before `runFinished`.
+  case deliveriesRecorded(hosts: [HostName], expires: Date?)
   /// The run ended; one outcome per host that took part, worst status over all blocks.
   /// `exitStatus` and `run` are set by the `FleetRun` it runs in, which decides the status.
   case runFinished(outcomes: [HostOutcome], interrupted: Bool, error: String?, exitStatus: Int32? = nil, run: String? = nil)

@@ -19,6 +19,9 @@ public struct RunEnd: Sendable {
   /// The signal (or broken stdout) that stopped the run, if one did: it decides the exit
   /// status and goes into the audit record.
   public var stopSignal: StopSignal?
+  /// The run asked to be delivered to the hosts it found unreachable (`set deliver =
+  /// until_done`); it is, when the run was given a `DeliveryPlan`.
+  public var deliver = false
 
   public init(
     outcomes: [HostOutcome], runtimeError: Bool, interrupted: Bool, unmatchedTargets: Int = 0, stopSignal: StopSignal? = nil
@@ -33,6 +36,23 @@ public struct RunEnd: Sendable {
   /// The hosts the run reached (a failed command was still reached).
   public var reached: [Host] {
     outcomes.filter { [.ok, .changed, .failed].contains($0.status) }.map(\.host)
+  }
+}
+
+/// What a run that may deliver records for the targeted hosts it finds unreachable.
+public struct DeliveryPlan: Sendable {
+  /// The runbook as it runs now.
+  public var runbook: DeliveryRunbook
+  /// When a delivery not yet made is given up.
+  public var expires: Date?
+  /// Deliver whatever the runbook says (`cfi-sh deliver`, `--deliver`); otherwise only when
+  /// the runbook asks (`RunEnd.deliver`).
+  public var always: Bool
+
+  public init(runbook: DeliveryRunbook, expires: Date?, always: Bool) {
+    self.runbook = runbook
+    self.expires = expires
+    self.always = always
   }
 }
 
@@ -77,12 +97,13 @@ public final class FleetRun: Sendable {
   private let audit: AuditPolicy
   private let notice: @Sendable (String) -> Void
   private let warning: @Sendable (String) -> Void
-  /// The store's state database, opened at the first run that records into it (nil when
-  /// history is off); an open that failed is not retried for this FleetRun.
-  private let stateDatabase: Mutex<StateSlot>
+  /// Whether each run is recorded in the run history.
+  private let recordsHistory: Bool
+  /// The store's state database, opened when first needed; an open that failed is not
+  /// retried for this FleetRun.
+  private let stateDatabase = Mutex(StateSlot.unopened)
 
   private enum StateSlot {
-    case off
     case unopened
     case open(StateDatabase)
     case failed
@@ -97,7 +118,8 @@ public final class FleetRun: Sendable {
   /// A fleet on `store` whose actions `executor` performs. `notice` hears what the operator should
   /// know but that does not stop anything (a source that failed, a log that went missing);
   /// `warning` what they must hear even without asking (the run history not recorded).
-  /// `history`: record each run in the store's state database.
+  /// `history`: record each run in the store's run history (the state database is still
+  /// used for what else it keeps: deliveries, hosts).
   public init(
     store: Store, sources: InventorySources, executor: any StepExecutor, audit: AuditPolicy, history: Bool = true,
     notice: @escaping @Sendable (String) -> Void = { _ in }, warning: (@Sendable (String) -> Void)? = nil
@@ -108,38 +130,50 @@ public final class FleetRun: Sendable {
     self.audit = audit
     self.notice = notice
     self.warning = warning ?? notice
-    stateDatabase = Mutex(history ? .unopened : .off)
+    recordsHistory = history
   }
 
-  /// The store's state database, opened once; nil when history is off or it cannot be opened
-  /// (then `warning` was told why, once: the runs go on with the audit log alone).
+  /// The store's state database, opened once; nil when it cannot be opened (then `warning`
+  /// was told why, once: the runs go on with the audit log alone, and the hosts the client
+  /// list, dsh groups and discovery name). What the open imported is said to `warning` too:
+  /// it happens once, and the admin must hear that the JSON files were renamed.
   public var state: StateDatabase? {
-    stateDatabase.withLock { slot in
+    let (database, said) = stateDatabase.withLock { slot -> (StateDatabase?, [String]) in
       switch slot {
-      case .off, .failed: return nil
-      case .open(let database): return database
+      case .failed: return (nil, [])
+      case .open(let database): return (database, [])
       case .unopened:
         do {
           let database = try StateDatabase(store: store)
           slot = .open(database)
-          return database
+          return (database, database.notes)
         } catch {
           slot = .failed
-          warning("run history off: \(error); the audit log still records every run")
-          return nil
+          return (nil, [
+            "cannot use \(error); runs go on without their run history (the audit log records them) and without "
+              + "the known clients (the hosts come from the client list, dsh groups and discovery)"
+          ])
         }
       }
     }
+    said.forEach(warning)
+    return database
   }
 
   // MARK: - Hosts
+
+  /// The state database for the inventory: none for a store that does not exist, so that a
+  /// mistyped `--store` is said as such and nothing is created there before a run.
+  private var inventoryState: StateDatabase? {
+    FileManager.default.fileExists(atPath: store.root) ? state : nil
+  }
 
   /// The merged inventory; `discovery: false` skips the browse whatever the sources say (a
   /// runbook that says `set discovery = off`).
   public func loadInventory(discovery: Bool = true) async throws(InventorySourceError) -> InventorySnapshot {
     var sources = self.sources
     sources.discovery = sources.discovery && discovery
-    let snapshot = try await sources.load(warning: notice)
+    let snapshot = try await sources.load(state: inventoryState, warning: notice)
     tellPending(snapshot)
     return snapshot
   }
@@ -159,19 +193,20 @@ public final class FleetRun: Sendable {
   public func discover() async throws(InventorySourceError) -> InventorySnapshot {
     var sources = self.sources
     sources.discovery = true
-    let snapshot = try await sources.load(warning: notice)
+    let snapshot = try await sources.load(state: inventoryState, warning: notice)
     tellPending(snapshot)
     remember(snapshot.entries.filter(\.online).map(\.host))
     return snapshot
   }
 
-  /// Adds hosts to the known clients; a store that cannot be written is a notice (said once
-  /// per FleetRun: a session would repeat it after every entry), not a failure.
+  /// Adds hosts to the known clients, with the keys their names are pinned to; a database
+  /// that cannot be written is a notice (said once per FleetRun: a session would repeat it
+  /// after every entry), not a failure.
   public func remember(_ hosts: [Host]) {
-    guard !hosts.isEmpty else { return }
-    do { try KnownClients(store: store).remember(hosts) } catch {
+    guard !hosts.isEmpty, let state else { return }
+    do { try KnownClients(database: state, store: store).remember(hosts) } catch {
       if said.withLock({ $0.insert(.knownClients).inserted }) {
-        notice("cannot update the known clients: \(error.localizedDescription)")
+        notice("cannot update the known clients: \(error)")
       }
     }
   }
@@ -182,10 +217,14 @@ public final class FleetRun: Sendable {
   /// the exit status, remembers the hosts reached, writes the run's record. `arguments` and
   /// `source` (the text of a runbook without a file) go into the record (hashes redacted).
   /// Throws only when the run could not start.
+  /// With a `delivery` plan, the targeted hosts found unreachable get a pending delivery
+  /// (when the plan or the runbook asks), told to the sink before the run's end. `text`: the
+  /// runbook's text for the run history, hashes redacted by the caller (which knows the
+  /// language), when it has a file (`source` is the text of one without).
   public func run<Result>(
-    arguments: [String] = [], source: String? = nil, lock: LockPolicy, sink: any EventSink,
+    arguments: [String] = [], source: String? = nil, text: String? = nil, lock: LockPolicy, delivery: DeliveryPlan? = nil, sink: any EventSink,
     _ body: (any EventSink) async -> (Result, RunEnd)
-  ) async throws(FleetRunError) -> (result: Result, exitStatus: Int32) {
+  ) async throws(FleetRunError) -> (result: Result, exitStatus: Int32, id: String) {
     // A required log first, so that a run that cannot have one fails before it waits for the
     // lock; a best-effort log after the lock, so that an entry refused by the lock opens
     // (and creates) nothing.
@@ -199,12 +238,15 @@ public final class FleetRun: Sendable {
       held = try await takeLock(lock)
       log = try openAuditLog(id: id, arguments: arguments, source: source)
     }
-    let history = state.map {
-      RunHistory(database: $0, store: store, runID: id, arguments: arguments, source: source, warning: warning)
+    let history = (recordsHistory ? state : nil).map {
+      RunHistory(database: $0, store: store, runID: id, arguments: arguments, source: text ?? source, warning: warning)
     }
     let records: [any EventSink] = [log as (any EventSink)?, history].compactMap { $0 }
     let stamp = RunStamp(id: id, sink: records.isEmpty ? sink : MultiplexSink([sink] + records))
     let (result, end) = await body(stamp)
+    if let delivery, delivery.always || end.deliver, end.stopSignal == nil {
+      recordDeliveries(delivery, run: id, outcomes: end.outcomes, sink: stamp)
+    }
     let status = ExitStatus.of(end)
     stamp.finish(exitStatus: status)
     remember(end.reached)
@@ -212,7 +254,24 @@ public final class FleetRun: Sendable {
     log?.finish(exitStatus: status, signal: end.stopSignal)
     // Released last: the next run must not start while this one still closes or records.
     withExtendedLifetime(held) {}
-    return (result, status)
+    return (result, status, id)
+  }
+
+  /// Records a pending delivery for each host of `outcomes` that was unreachable.
+  private func recordDeliveries(_ plan: DeliveryPlan, run: String, outcomes: [HostOutcome], sink: any EventSink) {
+    let hosts = outcomes.filter { $0.status == .unreachable }.map(\.host.name)
+    guard !hosts.isEmpty else { return }
+    let names = HostFolding.foldedString(hosts)
+    guard let database = state else {
+      warning("no delivery recorded for \(names): the state database cannot be used")
+      return
+    }
+    do {
+      try Deliveries(database: database).record(plan.runbook, hosts: hosts, origin: run, expires: plan.expires)
+      sink.emit(.deliveriesRecorded(hosts: hosts, expires: plan.expires))
+    } catch {
+      warning("no delivery recorded for \(names): \(error)")
+    }
   }
 
   /// Closes every connection (at the end of a session; a runbook's interpreter closes them

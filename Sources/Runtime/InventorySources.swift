@@ -13,12 +13,15 @@ public struct InventoryEntry: Sendable {
   public var lastSeen: Date?
   /// Whether it announces itself right now.
   public var online: Bool
+  /// The known_hosts line(s) pinning its ssh host key, as recorded with the known client.
+  public var hostKey: String?
 
-  public init(host: Host, sources: [String], lastSeen: Date? = nil, online: Bool = false) {
+  public init(host: Host, sources: [String], lastSeen: Date? = nil, online: Bool = false, hostKey: String? = nil) {
     self.host = host
     self.sources = sources
     self.lastSeen = lastSeen
     self.online = online
+    self.hostKey = hostKey
   }
 }
 
@@ -124,9 +127,13 @@ public struct InventorySources: Sendable {
   }
 
   /// Merges every source. Announced hosts join only as `HostAcceptance` admits them; the
-  /// claims it does not are recorded as pending. A failed browse (no avahi-daemon) is not an
-  /// error: the other sources still name the hosts; `warning` is told why.
-  public func load(warning: (String) -> Void = { _ in }) async throws(InventorySourceError) -> InventorySnapshot {
+  /// claims it does not are recorded as pending in `state`. A failed browse (no avahi-daemon)
+  /// is not an error: the other sources still name the hosts; `warning` is told why. Nor is
+  /// a state database that is missing (nil: its opener said why) or cannot be read: the known
+  /// clients are then left out, and only this browse's claims are pending.
+  public func load(state: StateDatabase?, warning: (String) -> Void = { _ in }) async throws(InventorySourceError)
+    -> InventorySnapshot
+  {
     let configuration = try ServerConfiguration.load(configurationFile)
     let groups = Set(store.groups().compactMap(GroupName.init))
     var entries: [InventoryEntry] = []
@@ -149,11 +156,12 @@ public struct InventorySources: Sendable {
       }
     }
     var accepted: [HostName: Host] = [:]
-    for client in KnownClients(store: store).load(skipped: warning) {
+    for client in knownClients(state, warning: warning) {
       var host = client.host
       if !groups.contains(host.group) { host.group = .unknown }
       accepted[host.name] = host
       merge(host, "known", lastSeen: client.lastSeen, wins: true)
+      if let position = index[host.name] { entries[position].hostKey = client.hostKey }
     }
     let staticHosts = try staticList(knownGroups: groups)
     var dshSets: [(GroupName, [HostName])] = []
@@ -173,7 +181,7 @@ public struct InventorySources: Sendable {
           clientList: Set(staticHosts.map(\.name)), dsh: Set(dshSets.flatMap(\.1)))
         let announced = try await discoveredClients(knownGroups: groups, warning: warning)
         (pending, announcedNow) = admit(
-          announced, accepted: accepted, named: named, policy: configuration.accept, warning: warning
+          announced, accepted: accepted, named: named, policy: configuration.accept, state: state, warning: warning
         ) { merge($0, "discovered", lastSeen: Date(), online: true, wins: true) }
       } catch {
         discoveryFailure = "\(error)"
@@ -195,10 +203,13 @@ public struct InventorySources: Sendable {
   /// those made now.
   private func admit(
     _ announced: [Host], accepted: [HostName: Host], named: HostAcceptance.Named, policy: AcceptancePolicy,
-    warning: (String) -> Void, merge: (Host) -> Void
+    state: StateDatabase?, warning: (String) -> Void, merge: (Host) -> Void
   ) -> (kept: [PendingHost], now: [HostClaim]) {
-    let pendingHosts = PendingHosts(store: store)
-    let kept = pendingHosts.load(skipped: warning)
+    let pendingHosts = state.map { PendingHosts(database: $0) }
+    var kept: [PendingHost] = []
+    do { kept = try pendingHosts?.load(skipped: warning) ?? [] } catch {
+      warning("cannot read the pending hosts: \(error)")
+    }
     let rejected = Set(kept.filter(\.rejected).map(\.claim))
     let (admitted, claims) = HostAcceptance.admit(
       announced, accepted: accepted, named: named, rejected: rejected, policy: policy)
@@ -210,11 +221,22 @@ public struct InventorySources: Sendable {
       return named.dsh.contains(claim.name)
     }
     do {
-      return (try pendingHosts.record(claims, at: Date(), settled: settled).filter { !$0.rejected }, claims)
+      if let pendingHosts {
+        return (try pendingHosts.record(claims, at: Date(), settled: settled).filter { !$0.rejected }, claims)
+      }
     } catch {
-      warning("cannot record the pending hosts: \(error.localizedDescription)")
-      let seen = Date()
-      return (claims.map { PendingHost($0, firstSeen: seen, lastSeen: seen) }, claims)
+      warning("cannot record the pending hosts: \(error)")
+    }
+    let seen = Date()
+    return (claims.map { PendingHost($0, firstSeen: seen, lastSeen: seen) }, claims)
+  }
+
+  /// The known clients of `state` (none without it, or when it cannot be read: `warning` hears why).
+  private func knownClients(_ state: StateDatabase?, warning: (String) -> Void) -> [KnownClient] {
+    guard let state else { return [] }
+    do { return try KnownClients(database: state, store: store).load(skipped: warning) } catch {
+      warning("cannot read the known clients: \(error)")
+      return []
     }
   }
 

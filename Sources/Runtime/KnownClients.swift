@@ -1,9 +1,11 @@
 // Known clients: the accepted hosts. Every host a run has reached, and every host accepted
-// with `cfi-sh hosts accept`, is remembered under the store with its group and address, so a
-// host that stops announcing itself is still tried, and an announcement that claims another
-// group or address for it is a pending change (`HostAcceptance`), never applied silently.
+// with `cfi-sh hosts accept`, is remembered in the store's state database with its group and
+// address (and the ssh host key its name is pinned to), so a host that stops announcing
+// itself is still tried, and an announcement that claims another group or address for it is
+// a pending change (`HostAcceptance`), never applied silently.
 
 import Foundation
+import GRDB
 
 /// One remembered host and what it is bound to.
 public struct KnownClient: Codable, Hashable, Sendable {
@@ -14,69 +16,115 @@ public struct KnownClient: Codable, Hashable, Sendable {
   public var user: String?
   /// When cfi-sh last reached it; nil: accepted, never reached yet.
   public var lastSeen: Date?
+  /// When `cfi-sh hosts accept` bound it; nil: known from a run.
+  public var accepted: Date?
+  /// The line(s) pinning its ssh host key in the store's known_hosts (`KnownHostsFile`), as
+  /// they were when a run last reached it or it was accepted; nil: none seen yet.
+  public var hostKey: String?
 
-  public init(_ host: Host, lastSeen: Date?) {
+  public init(_ host: Host, lastSeen: Date?, accepted: Date? = nil, hostKey: String? = nil) {
     name = host.name
     group = host.group
     address = host.address
     port = host.port
     user = host.user
     self.lastSeen = lastSeen
+    self.accepted = accepted
+    self.hostKey = hostKey
   }
 
   /// The host it describes.
   public var host: Host { Host(name: name, group: group, address: address, port: port, user: user) }
 }
 
-/// The known-clients file of a store: `STORE/.cfi/known-clients.json`.
+/// The known clients of a store, in its state database (`known_client`). Every change is one
+/// transaction, so two writers (a cron run ending while the admin accepts a host) never lose
+/// each other's change.
 public struct KnownClients: Sendable {
-  private let file: RecordFile<KnownClient>
-  public var path: String { file.path }
+  private let database: StateDatabase
+  /// Where the hosts' keys are pinned; nil: keys are not recorded.
+  private let knownHosts: KnownHostsFile?
 
-  public init(store: Store) {
-    file = RecordFile(path: store.root + "/.cfi/known-clients.json", what: "known clients")
+  public init(database: StateDatabase, knownHosts: KnownHostsFile?) {
+    self.database = database
+    self.knownHosts = knownHosts
   }
 
-  /// The remembered clients (none if the file does not exist or cannot be read). The file is
-  /// input (it may be edited by hand): an entry that does not decode, such as one whose name
-  /// is not a host name, is skipped and `skipped` told why; the others are kept.
-  public func load(skipped: (String) -> Void = { _ in }) -> [KnownClient] {
-    file.load(skipped: skipped)
+  /// The known clients of `store`'s database, their keys read from the store's known_hosts.
+  public init(database: StateDatabase, store: Store) {
+    self.init(database: database, knownHosts: KnownHostsFile(store: store))
   }
 
-  /// Records `hosts` as reached now, keeping the others. Entries this version cannot read
-  /// (edited by hand, written by another version) are kept as they are; a file that is not a
-  /// list at all is left alone and the write refused.
-  public func remember(_ hosts: [Host], at date: Date = Date()) throws {
+  /// The remembered clients. The database is input (it may be edited with sqlite3): a row
+  /// that does not decode, such as one whose name is not a host name, is skipped and `skipped`
+  /// told why; the others are kept.
+  public func load(skipped: (String) -> Void = { _ in }) throws(StateDatabaseError) -> [KnownClient] {
+    let rows = try database.read { db in try Row.fetchAll(db, sql: "SELECT * FROM known_client") }
+    return rows.compactMap { row in
+      do { return try KnownClient(row: row) } catch {
+        skipped("\(database.path): known client '\(StoredValue.text(row, "name"))' ignored: \(error)")
+        return nil
+      }
+    }.sorted { HostFolding.naturalLess($0.name, $1.name) }
+  }
+
+  /// Records `hosts` as reached at `date`, with the keys their names are pinned to now: a
+  /// reached host is remembered as it was reached (group, address, port, user); when it was
+  /// accepted is kept.
+  public func remember(_ hosts: [Host], at date: Date = Date()) throws(StateDatabaseError) {
     guard !hosts.isEmpty else { return }
-    try update { clients in
-      for host in hosts { clients[host.name] = KnownClient(host, lastSeen: date) }
+    let keys = knownHosts?.pins(for: hosts.map(\.name)) ?? [:]
+    try database.write { db in
+      for host in hosts {
+        try KnownClient(host, lastSeen: date, hostKey: keys[host.name]).upsert(
+          db, also: "user = excluded.user, last_seen = excluded.last_seen")
+      }
     }
   }
 
   /// Accepts `host`: binds its name to its group, address and port, keeping when it was last
-  /// reached and the user it is reached as.
-  public func accept(_ host: Host) throws {
-    try update { clients in
-      var accepted = KnownClient(host, lastSeen: clients[host.name]?.lastSeen)
-      accepted.user = host.user ?? clients[host.name]?.user
-      clients[host.name] = accepted
+  /// reached and the user it is reached as; records the key its name is pinned to, if any.
+  public func accept(_ host: Host, at date: Date = Date()) throws(StateDatabaseError) {
+    let key = knownHosts?.pins(for: [host.name])[host.name]
+    try database.write { db in
+      try KnownClient(host, lastSeen: nil, accepted: date, hostKey: key).upsert(
+        db, also: "user = ifnull(excluded.user, known_client.user), accepted = excluded.accepted")
     }
   }
 
-  /// Forgets a host; returns whether it was known.
+  /// Forgets a host (and the key recorded for it); returns whether it was known.
   @discardableResult
-  public func forget(_ name: HostName) throws -> Bool {
-    try update { clients in clients.removeValue(forKey: name) != nil }
+  public func forget(_ name: HostName) throws(StateDatabaseError) -> Bool {
+    try database.write { db in
+      try db.execute(sql: "DELETE FROM known_client WHERE name = ?", arguments: [name.rawValue])
+      return db.changesCount > 0
+    }
+  }
+}
+
+extension KnownClient {
+  init(row: Row) throws(StoredValueError) {
+    self.init(
+      Host(
+        name: try StoredValue.parse(row, "name", HostName.init, "a host name"),
+        group: try StoredValue.parse(row, "host_group", GroupName.init, "a group name"),
+        address: try StoredValue.parseIfPresent(row, "address", HostAddress.init, "a host address"),
+        port: try StoredValue.column(row, "port"), user: try StoredValue.column(row, "user")),
+      lastSeen: try StoredValue.column(row, "last_seen"), accepted: try StoredValue.column(row, "accepted"),
+      hostKey: try StoredValue.column(row, "host_key"))
   }
 
-  private func update<Result>(_ change: (inout [HostName: KnownClient]) -> Result) throws -> Result {
-    try file.update(order: { HostFolding.naturalLess($0.name, $1.name) }) { list in
-      var byName = Dictionary(list.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
-      let before = byName
-      let result = change(&byName)
-      list = Array(byName.values)
-      return (byName != before, result)
-    }
+  /// Inserts the row, or updates the one of its name: its group, address and port, its key
+  /// when this value has one, and what `also` says (`column = expression`, over
+  /// `known_client.` and `excluded.`); the other columns are kept.
+  func upsert(_ db: Database, also: String) throws {
+    try db.execute(
+      sql: """
+        INSERT INTO known_client (name, host_group, address, port, user, last_seen, accepted, host_key)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (name) DO UPDATE SET host_group = excluded.host_group, address = excluded.address,
+          port = excluded.port, host_key = ifnull(excluded.host_key, known_client.host_key), \(also)
+        """,
+      arguments: [name.rawValue, group.rawValue, address?.rawValue, port, user, lastSeen, accepted, hostKey])
   }
 }

@@ -1,8 +1,9 @@
 // Pending hosts: the claims of announcements that were not accepted (new hosts, and changes
-// to accepted ones), kept under the store so that `cfi-sh hosts --pending` shows what a cron
-// run saw at night, and rejected claims stay rejected.
+// to accepted ones), kept in the store's state database so that `cfi-sh hosts --pending`
+// shows what a cron run saw at night, and rejected claims stay rejected.
 
 import Foundation
+import GRDB
 
 /// One claim seen in announcements, waiting for the admin (or rejected by them).
 public struct PendingHost: Codable, Hashable, Sendable {
@@ -28,71 +29,89 @@ public struct PendingHost: Codable, Hashable, Sendable {
   public var claim: HostClaim { HostClaim(name: name, group: group, address: address, port: port) }
 }
 
-/// The pending-hosts file of a store: `STORE/.cfi/pending-hosts.json`.
+/// The pending hosts of a store, in its state database (`pending_host`), one row per claim.
+/// Every change is one transaction.
 public struct PendingHosts: Sendable {
-  private let file: RecordFile<PendingHost>
-  public var path: String { file.path }
+  private let database: StateDatabase
 
-  public init(store: Store) {
-    file = RecordFile(path: store.root + "/.cfi/pending-hosts.json", what: "pending hosts")
+  public init(database: StateDatabase) {
+    self.database = database
   }
 
-  /// Every claim kept, rejected ones included.
-  public func load(skipped: (String) -> Void = { _ in }) -> [PendingHost] {
-    file.load(skipped: skipped)
+  /// Every claim kept, rejected ones included; a row that does not decode is skipped and
+  /// `skipped` told why.
+  public func load(skipped: (String) -> Void = { _ in }) throws(StateDatabaseError) -> [PendingHost] {
+    try database.read { db in try entries(db, skipped: skipped) }.map(\.entry)
   }
 
   /// Records `claims` as seen at `date` and drops the kept claims that `settled` says need
   /// no decision any more (their host was accepted, or named in a file); returns what is kept.
-  public func record(_ claims: [HostClaim], at date: Date, settled: (HostClaim) -> Bool) throws -> [PendingHost] {
-    try update { entries in
-      entries.removeAll { settled($0.claim) }
+  public func record(_ claims: [HostClaim], at date: Date, settled: (HostClaim) -> Bool) throws(StateDatabaseError)
+    -> [PendingHost]
+  {
+    try database.write { db in
+      for (id, entry) in try entries(db) where settled(entry.claim) { try Self.delete(db, id) }
       for claim in claims {
-        if let position = entries.firstIndex(where: { $0.claim == claim }) {
-          entries[position].lastSeen = date
-        } else {
-          entries.append(PendingHost(claim, firstSeen: date, lastSeen: date))
-        }
+        try db.execute(
+          sql: """
+            INSERT INTO pending_host (name, host_group, address, port, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (name, host_group, address, ifnull(port, -1)) DO UPDATE SET last_seen = excluded.last_seen
+            """,
+          arguments: [claim.name.rawValue, claim.group.rawValue, claim.address.rawValue, claim.port, date, date])
       }
-      return entries
+      return try entries(db).map(\.entry)
     }
   }
 
   /// Marks `claims` rejected.
-  public func reject(_ claims: [HostClaim]) throws {
-    try update { entries in
-      for position in entries.indices where claims.contains(entries[position].claim) {
-        entries[position].rejected = true
+  public func reject(_ claims: [HostClaim]) throws(StateDatabaseError) {
+    try database.write { db in
+      for (id, entry) in try entries(db) where claims.contains(entry.claim) {
+        try db.execute(sql: "UPDATE pending_host SET rejected = 1 WHERE id = ?", arguments: [id])
       }
-      return entries
     }
   }
 
   /// Drops the claims `matching` says (accepted ones, or a forgotten host's); returns how many.
   @discardableResult
-  public func remove(where matching: (HostClaim) -> Bool) throws -> Int {
-    var count = 0
-    try update { entries in
-      let before = entries.count
-      entries.removeAll { matching($0.claim) }
-      count = before - entries.count
-      return entries
+  public func remove(where matching: (HostClaim) -> Bool) throws(StateDatabaseError) -> Int {
+    try database.write { db in
+      let chosen = try entries(db).filter { matching($0.entry.claim) }
+      for (id, _) in chosen { try Self.delete(db, id) }
+      return chosen.count
     }
-    return count
   }
 
-  @discardableResult
-  private func update(_ change: (inout [PendingHost]) -> [PendingHost]) throws -> [PendingHost] {
-    try file.update(order: { $0.name != $1.name ? HostFolding.naturalLess($0.name, $1.name) : $0.firstSeen < $1.firstSeen }) {
-      entries in
-      let before = entries
-      let result = change(&entries)
-      return (entries != before, result)
+  /// The rows that decode, with their ids, in name order then first seen.
+  private func entries(_ db: Database, skipped: (String) -> Void = { _ in }) throws -> [(id: Int64, entry: PendingHost)] {
+    try Row.fetchAll(db, sql: "SELECT * FROM pending_host").compactMap { row in
+      do { return (try StoredValue.column(row, "id"), try PendingHost(row: row)) } catch {
+        skipped("\(database.path): pending host '\(StoredValue.text(row, "name"))' ignored: \(error)")
+        return nil
+      }
+    }.sorted {
+      $0.entry.name != $1.entry.name
+        ? HostFolding.naturalLess($0.entry.name, $1.entry.name) : $0.entry.firstSeen < $1.entry.firstSeen
     }
+  }
+
+  private static func delete(_ db: Database, _ id: Int64) throws {
+    try db.execute(sql: "DELETE FROM pending_host WHERE id = ?", arguments: [id])
   }
 }
 
 extension PendingHost {
+  init(row: Row) throws(StoredValueError) {
+    self.init(
+      HostClaim(
+        name: try StoredValue.parse(row, "name", HostName.init, "a host name"),
+        group: try StoredValue.parse(row, "host_group", GroupName.init, "a group name"),
+        address: try StoredValue.parse(row, "address", HostAddress.init, "a host address"),
+        port: try StoredValue.column(row, "port")),
+      firstSeen: try StoredValue.column(row, "first_seen"), lastSeen: try StoredValue.column(row, "last_seen"),
+      rejected: try StoredValue.column(row, "rejected"))
+  }
+
   /// The entries a pattern word names: `pc07`, `pc[01-05]` (every claim of those names),
   /// `@lab` (the claims of group lab), or a comma list of them.
   public static func select(_ entries: [PendingHost], pattern: String) throws(HostPatternError) -> [PendingHost] {

@@ -146,6 +146,14 @@ struct CFISh: AsyncParsableCommand {
       valueName: "set"))
   var limit: [String] = []
 
+  @Flag(
+    help: "Deliver: every targeted host found unreachable gets the runbook later, when it comes back ('cfi-sh watch' runs it; 'cfi-sh deliveries' lists what is owed). Same as 'cfi-sh deliver'.")
+  var deliver = false
+
+  @Option(
+    help: ArgumentHelp("Give up a delivery not made within DURATION, e.g. 7d (default: never).", valueName: "duration"))
+  var expire: String?
+
   @Flag(help: "Use only the client list, dsh groups and known clients: do not browse for announced hosts.")
   var noDiscovery = false
 
@@ -157,6 +165,9 @@ struct CFISh: AsyncParsableCommand {
 
   @Option(help: ArgumentHelp("The audit log: one JSON line per run and per host result (default /var/log/cfi/audit.log; 'none' to disable).", valueName: "file"))
   var auditLog: String?
+
+  @Flag(help: "Do not record this run in the store's run history ('cfi-sh log'; --limit @failed then cannot find it). The audit log still records it.")
+  var noHistory = false
 
   @Option(help: ArgumentHelp("Also write each host's output of each step into files under DIR (DIR/HOST/NN.stdout, .stderr, and DIR/HOST/steps).", valueName: "dir"))
   var outputDir: String?
@@ -181,6 +192,20 @@ struct CFISh: AsyncParsableCommand {
     if noWait && lockWait != nil { throw ValidationError("--no-wait and --lock-wait exclude each other") }
     if let connectTimeout { _ = try parseDuration(connectTimeout, option: "--connect-timeout") }
     if let rebootTimeout { _ = try parseDuration(rebootTimeout, option: "--reboot-timeout") }
+    if let expire { _ = try parseDuration(expire, option: "--expire") }
+    if deliver && check { throw ValidationError("--deliver and --check exclude each other: a dry run delivers nothing") }
+  }
+
+  /// The options of this command line that shape how a run goes, as words, kept with a
+  /// delivery so that it runs later as it would have now: parallel and the limits.
+  var runShapingOptions: [String] {
+    var words: [String] = []
+    if let parallel { words += ["--parallel", String(parallel)] }
+    if let timeout { words += ["--timeout", timeout] }
+    if let connectTimeout { words += ["--connect-timeout", connectTimeout] }
+    if let rebootTimeout { words += ["--reboot-timeout", rebootTimeout] }
+    if diff { words.append("--diff") }
+    return words
   }
 
   /// An option's value: given on the command line, else from the environment variable.
@@ -301,8 +326,9 @@ extension CFISh {
   /// Every spelling of cfi-sh's own options (a test holds it to what `--help` shows).
   static let optionNames: Set<String> = [
     "-c", "-n", "--syntax-check", "--check", "--diff", "--json", "-i", "--inventory", "--store", "-p", "--parallel", "--timeout",
-    "--connect-timeout", "--reboot-timeout", "--identity", "--ssh-config", "--limit", "--no-discovery", "--no-wait", "--lock-wait",
-    "--audit-log", "--output-dir", "-q", "--quiet", "-v", "--verbose", "-h", "--help", "--version",
+    "--connect-timeout", "--reboot-timeout", "--identity", "--ssh-config", "--limit", "--deliver", "--expire", "--no-discovery",
+    "--no-wait", "--lock-wait",
+    "--audit-log", "--no-history", "--output-dir", "-q", "--quiet", "-v", "--verbose", "-h", "--help", "--version",
   ]
 
   /// The first of the runbook's arguments, before a `--`, that is an option of cfi-sh's:

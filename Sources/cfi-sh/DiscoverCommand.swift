@@ -25,12 +25,15 @@ struct DiscoverCommand: AsyncParsableCommand {
   var json = false
 
   func run() async throws {
-    let snapshot = try await place.load(discovery: true, wait: try parseDuration(wait, option: "--wait"))
+    let state = place.state()
+    let snapshot = try await place.load(discovery: true, wait: try parseDuration(wait, option: "--wait"), state: state)
     // The browse failed: its reason was said as the sources' warning.
     if snapshot.discoveryFailure != nil { throw ExitCode(ExitStatus.runbookError) }
     let found = snapshot.entries.filter(\.online).sorted { HostFolding.naturalLess($0.host.name, $1.host.name) }
-    do { try KnownClients(store: Store(root: place.storeRoot)).remember(found.map(\.host)) } catch {
-      Stream.standardError.write("cfi-sh: cannot update the known clients: \(error.localizedDescription)\n")
+    if let state {
+      do { try KnownClients(database: state, store: Store(root: place.storeRoot)).remember(found.map(\.host)) } catch {
+        Stream.say("cannot update the known clients: \(error)")
+      }
     }
     // The accepted hosts, then the claims waiting for the admin (JSON: theirs have a "state").
     let pending = HostsCommand.render(snapshot.pending, accepted: snapshot.inventory, json: json)

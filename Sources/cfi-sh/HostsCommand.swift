@@ -40,12 +40,39 @@ struct HostsCommand: AsyncParsableCommand {
     }
 
     /// Loads the inventory (browsing when `discovery`, which also records what announces
-    /// itself); a source that cannot be read ends the command.
-    func load(discovery: Bool, wait: Duration = .seconds(3)) async throws -> InventorySnapshot {
+    /// itself in `state`); a source that cannot be read ends the command.
+    func load(discovery: Bool, wait: Duration = .seconds(3), state: StateDatabase?) async throws -> InventorySnapshot {
       do {
-        return try await sources(discovery: discovery, wait: wait).load { Stream.standardError.write("cfi-sh: \($0)\n") }
+        return try await sources(discovery: discovery, wait: wait).load(state: state, warning: Stream.say)
       } catch {
         throw CommandFailure(error).end()
+      }
+    }
+
+    /// The store's state database (what opening it imported said on stderr); nil when it
+    /// cannot be opened, which is said too: a listing goes on with the other sources. None
+    /// for a store that does not exist: a listing creates nothing.
+    func state() -> StateDatabase? {
+      guard FileManager.default.fileExists(atPath: storeRoot) else { return nil }
+      do {
+        let database = try StateDatabase(store: Store(root: storeRoot))
+        database.notes.forEach(Stream.say)
+        return database
+      } catch {
+        Stream.say("\(error); known clients and pending hosts left out")
+        return nil
+      }
+    }
+
+    /// The store's state database, for a command that exists to write it: one that cannot be
+    /// opened ends the command (status 1).
+    func requiredState() throws -> StateDatabase {
+      do {
+        let database = try StateDatabase(store: Store(root: storeRoot))
+        database.notes.forEach(Stream.say)
+        return database
+      } catch {
+        throw CommandFailure(message: "cannot record anything: \(error)", status: ExitStatus.runbookError).end()
       }
     }
   }
@@ -56,9 +83,12 @@ struct HostsCommand: AsyncParsableCommand {
       abstract: "List known hosts, or the pending ones.",
       discussion: """
         PATTERN selects hosts (pc[01-10], web1, @lab for a group). Columns: name,
-        group, address, where the host is known from, when cfi-sh last reached it, and
-        whether it announces itself now. With --pending: the announced hosts waiting
-        to be accepted (a new host, or a change to an accepted one) and since when.
+        group, address, where the host is known from, when cfi-sh last reached it,
+        whether it announces itself now, and the fingerprint of the ssh host key its
+        name is pinned to (recorded when a run reaches it or it is accepted; compare
+        with 'ssh-keygen -lf' of the host's key). With --pending: the announced hosts
+        waiting to be accepted (a new host, or a change to an accepted one) and since
+        when.
         """)
 
     @OptionGroup var place: Where
@@ -79,10 +109,15 @@ struct HostsCommand: AsyncParsableCommand {
     var noDiscovery = false
 
     func run() async throws {
-      let snapshot = try await place.load(discovery: !noDiscovery)
+      let state = place.state()
+      let snapshot = try await place.load(discovery: !noDiscovery, state: state)
       if pending || rejected {
         var claims = pending ? snapshot.pending : []
-        if rejected { claims += PendingHosts(store: Store(root: place.storeRoot)).load().filter(\.rejected) }
+        if rejected, let state {
+          do { claims += try PendingHosts(database: state).load().filter(\.rejected) } catch {
+            Stream.say("cannot read the rejected hosts: \(error)")
+          }
+        }
         if !patterns.isEmpty {
           var selected: [PendingHost] = []
           for pattern in patterns {
@@ -100,13 +135,16 @@ struct HostsCommand: AsyncParsableCommand {
         throw CommandFailure.usage(error.message)
       }
       entries.sort { HostFolding.naturalLess($0.host.name, $1.host.name) }
-      print(HostsCommand.render(entries, json: json, discovery: !noDiscovery), terminator: "")
+      let pins = Dictionary(entries.compactMap { entry in entry.hostKey.map { (entry.host.name, $0) } }, uniquingKeysWith: { $1 })
+      let keys = await KnownHostsFile.fingerprints(of: pins) ?? [:]
+      print(HostsCommand.render(entries, keys: keys, json: json, discovery: !noDiscovery), terminator: "")
       if let notice = snapshot.pendingNotice { Stream.standardError.write("cfi-sh: \(notice)\n") }
     }
   }
 
-  /// The listing: a table, or one JSON object per host.
-  static func render(_ entries: [InventoryEntry], json: Bool, discovery: Bool) -> String {
+  /// The listing: a table, or one JSON object per host; `keys`: the fingerprints of the
+  /// host keys recorded for them (`ED25519 SHA256:…`).
+  static func render(_ entries: [InventoryEntry], keys: [HostName: [String]] = [:], json: Bool, discovery: Bool) -> String {
     if json {
       return entries.map { entry in
         var object: [String: Any] = [
@@ -117,16 +155,17 @@ struct HostsCommand: AsyncParsableCommand {
         if let port = entry.host.port { object["port"] = port }
         if let user = entry.host.user { object["user"] = user }
         if let date = entry.lastSeen { object["last_seen"] = timestamp(date) }
+        if let key = keys[entry.host.name] { object["host_keys"] = key }
         return jsonLine(object)
       }.joined()
     }
     return table(
-      ["NAME", "GROUP", "ADDRESS", "SOURCE", "LAST SEEN", "ONLINE"],
+      ["NAME", "GROUP", "ADDRESS", "SOURCE", "LAST SEEN", "ONLINE", "HOST KEY"],
       entries.map { entry in
         [
           entry.host.name.rawValue, entry.host.group.rawValue, entry.host.address?.rawValue ?? "-",
           entry.sources.joined(separator: ","), entry.lastSeen.map(timestamp) ?? "-",
-          discovery ? (entry.online ? "yes" : "no") : "?",
+          discovery ? (entry.online ? "yes" : "no") : "?", keys[entry.host.name]?.joined(separator: ", ") ?? "-",
         ]
       })
   }
@@ -201,6 +240,7 @@ struct HostsCommand: AsyncParsableCommand {
 
     func run() async throws {
       let store = Store(root: place.storeRoot)
+      let state = try place.requiredState()
       let knownHosts = SSHConfiguration(store: store).knownHostsFile
       for name in names {
         var forgotten: [String] = []
@@ -210,8 +250,8 @@ struct HostsCommand: AsyncParsableCommand {
           }
           try? FileManager.default.removeItem(atPath: knownHosts + ".old")
         }
-        if try KnownClients(store: store).forget(name) { forgotten.append("its known-client record") }
-        if try PendingHosts(store: store).remove(where: { $0.name == name }) > 0 { forgotten.append("its pending claims") }
+        if try KnownClients(database: state, store: store).forget(name) { forgotten.append("its known-client record") }
+        if try PendingHosts(database: state).remove(where: { $0.name == name }) > 0 { forgotten.append("its pending claims") }
         print(forgotten.isEmpty ? "\(name): nothing to forget" : "\(name): forgot \(forgotten.joined(separator: ", "))")
       }
     }

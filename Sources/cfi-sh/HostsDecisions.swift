@@ -48,10 +48,11 @@ extension HostsCommand {
 
     /// Browses (unless told not to), so that the decision is about what announces itself
     /// now as well as what earlier runs recorded; returns the inventory and the claims kept.
-    func refresh(_ place: Where) async throws -> (InventorySnapshot, [PendingHost]) {
-      let snapshot = try await place.load(discovery: !noDiscovery)
-      let entries = PendingHosts(store: Store(root: place.storeRoot)).load { Stream.standardError.write("cfi-sh: \($0)\n") }
-      return (snapshot, entries)
+    func refresh(_ place: Where, state: StateDatabase) async throws -> (InventorySnapshot, [PendingHost]) {
+      let snapshot = try await place.load(discovery: !noDiscovery, state: state)
+      do { return (snapshot, try PendingHosts(database: state).load(skipped: Stream.say)) } catch {
+        throw CommandFailure(message: "cannot read the pending hosts: \(error)", status: ExitStatus.runbookError).end()
+      }
     }
   }
 
@@ -78,7 +79,8 @@ extension HostsCommand {
     @OptionGroup var choice: Choice
 
     func run() async throws {
-      let (snapshot, entries) = try await choice.refresh(place)
+      let state = try place.requiredState()
+      let (snapshot, entries) = try await choice.refresh(place, state: state)
       var (chosen, failures) = try choice.choose(from: entries)
       let store = Store(root: place.storeRoot)
       var byName: [HostName: [PendingHost]] = [:]
@@ -92,10 +94,10 @@ extension HostsCommand {
         }
         let previous = snapshot.inventory.host(named: name)
         do {
-          try KnownClients(store: store).accept(claim.host)
-          try PendingHosts(store: store).remove { $0 == claim }
+          try KnownClients(database: state, store: store).accept(claim.host)
+          try PendingHosts(database: state).remove { $0 == claim }
         } catch {
-          failures.append("\(name): cannot record the acceptance: \(error.localizedDescription)")
+          failures.append("\(name): cannot record the acceptance: \(error)")
           continue
         }
         let changes = previous.map { claim.changes(from: $0) } ?? []
@@ -119,15 +121,16 @@ extension HostsCommand {
     @OptionGroup var choice: Choice
 
     func run() async throws {
-      let (_, entries) = try await choice.refresh(place)
+      let state = try place.requiredState()
+      let (_, entries) = try await choice.refresh(place, state: state)
       var (chosen, failures) = try choice.choose(from: entries)
       do {
-        try PendingHosts(store: Store(root: place.storeRoot)).reject(chosen.map(\.claim))
+        try PendingHosts(database: state).reject(chosen.map(\.claim))
         for entry in chosen.sorted(by: { HostFolding.naturalLess($0.name, $1.name) }) {
           print("\(entry.name): rejected, \(entry.claim.summary)")
         }
       } catch {
-        failures.append("cannot record the rejection: \(error.localizedDescription)")
+        failures.append("cannot record the rejection: \(error)")
       }
       try HostsCommand.finish(failures)
     }

@@ -50,6 +50,8 @@ final class JSONRenderer: EventSink {
     var error: String?
     var exitStatus: Int32?
     var outcomes: [Outcome]?
+    /// In `deliveries_recorded`: when the deliveries are given up (absent: never).
+    var expires: String?
 
     struct Outcome: Encodable {
       var host: String
@@ -62,7 +64,7 @@ final class JSONRenderer: EventSink {
     enum CodingKeys: String, CodingKey {
       case event, schema, run, time, runbook, check, block, target, location, hosts, leftOut = "left_out", host, group, step, tolerated, status
       case exitCode = "exit_code", stdout, stderr, diff, message, reason, durationMs = "duration_ms", stopped, interrupted, error
-      case exitStatus = "exit_status", outcomes
+      case exitStatus = "exit_status", outcomes, expires
     }
 
     init(_ event: String) { self.event = event }
@@ -162,6 +164,11 @@ final class JSONRenderer: EventSink {
       var record = Record("message")
       record.message = text
       record.host = host?.name.rawValue
+      return record
+    case .deliveriesRecorded(let hosts, let expires):
+      var record = Record("deliveries_recorded")
+      record.hosts = hosts.map(\.rawValue)
+      record.expires = expires.map { ISO8601DateFormatter().string(from: $0) }
       return record
     case .runFinished(let outcomes, let interrupted, let error, let exitStatus, let run):
       var record = Record("run_finished")

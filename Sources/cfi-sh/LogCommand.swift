@@ -152,7 +152,8 @@ struct LogView {
     if json { return buffer.text }
     var head = [style.bold("run \(run.id)")]
     head.append("runbook: " + ([runbook(run)] + (run.arguments.isEmpty ? [] : [ShellQuote.join(run.arguments)])).joined(separator: " "))
-    if let source = run.source {
+    // The text of a runbook without a file (a file's is in --json: `source`).
+    if let source = run.source, run.runbook.hasPrefix("<") {
       head += source.split(separator: "\n", omittingEmptySubsequences: false).map { "  " + $0 }
     }
     head.append("user:    " + who(run))

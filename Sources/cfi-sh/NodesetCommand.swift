@@ -57,7 +57,7 @@ struct NodesetCommand: AsyncParsableCommand {
     }
     // The inventory only when a group is named: expanding plain patterns stays instant.
     let inventory = (words + exclude).contains { $0.contains("@") }
-      ? try await place.load(discovery: !noDiscovery).inventory : Inventory()
+      ? try await place.load(discovery: !noDiscovery, state: place.state()).inventory : Inventory()
     let members = { (group: GroupName) in inventory.hosts(inGroup: group).map(\.name) }
     let names: [HostName]
     do {

@@ -6,24 +6,43 @@ import CFISyntax
 import Foundation
 import Runtime
 
-/// Does what `cfi-sh [OPTIONS] RUNBOOK` asks.
+/// Does what `cfi-sh [OPTIONS] RUNBOOK` asks, or runs a delivery (`cfi-sh watch`).
 struct RunbookRunner {
   let options: CFISh
+  /// A delivery to run instead of the runbook the command line names: the runbook as it was
+  /// recorded, limited to these hosts, recording no new delivery.
+  var delivery: (runbook: DeliveryRunbook, hosts: [HostName])? = nil
+
+  /// How a run ended, for a caller that needs more than the exit status.
+  struct Finished {
+    var exitStatus: Int32
+    /// The run's id; nil when it did not start (a wrong runbook, a lock not had).
+    var run: String? = nil
+    /// Per host that took part: its worst status.
+    var outcomes: [HostOutcome] = []
+  }
 
   /// Runs and returns the exit status.
   func run() async throws -> Int32 {
+    try await runReporting().exitStatus
+  }
+
+  /// Runs; a failure that stops the command is said on stderr and ends as its status.
+  func runReporting() async throws -> Finished {
     do {
       return try await runChecked()
     } catch let failure as CommandFailure {
       Stream.standardError.write("cfi-sh: \(failure.message)\n")
-      return failure.status
+      return Finished(exitStatus: failure.status)
     }
   }
 
-  private func runChecked() async throws -> Int32 {
-    let (runbook, name, arguments, text) = try load()
+  private func runChecked() async throws -> Finished {
+    let (runbook, name, arguments, text) = try delivery.map { try Self.loadDelivery($0.runbook) } ?? load()
     // The audit log keeps the text of a runbook that has no file (hashes redacted as CFIScript).
     let source = text.map { SecretText.redactingHashes(String($0.prefix(64 << 10))) }
+    // The run history keeps the text of a runbook file too (as it ran; includes not).
+    let fileText = text == nil ? runbook.files.first.map { SecretText.redactingHashes(String(decoding: $0.bytes.prefix(64 << 10), as: UTF8.self)) } : nil
     let fleet = options.makeFleetRun(
       audit: options.auditPolicy(required: true),
       notice: { [verbose = options.verbose] message in
@@ -62,14 +81,16 @@ struct RunbookRunner {
     let errors = diagnostics.filter { $0.severity == .error }.count
     if errors > 0 {
       Stream.standardError.write("\(errors) error\(errors == 1 ? "" : "s"); nothing was run\n")
-      return ExitStatus.runbookError
+      return Finished(exitStatus: ExitStatus.runbookError)
     }
-    if options.syntaxCheck { return ExitStatus.success }
+    if options.syntaxCheck { return Finished(exitStatus: ExitStatus.success) }
 
     let (settings, locked) = try options.commandLineSettings()
     let runOptions = RunOptions(
       store: fleet.store, inventory: inventory, settings: settings, lockedSettings: locked, check: options.check, diff: options.diff,
-      arguments: arguments, limit: try options.runLimit(inventory: inventory, runbook: name, source: source))
+      arguments: arguments,
+      limit: try delivery.map { RunLimit(included: Set($0.hosts), text: HostFolding.foldedString($0.hosts)) }
+        ?? options.runLimit(inventory: inventory, runbook: name, source: source))
     let terminal: any EventSink =
       options.json
       ? JSONRenderer()
@@ -102,9 +123,12 @@ struct RunbookRunner {
     // it starts, they end the process at once: nothing is open yet).
     let signals = StopSignals.shared
     signals.start()
-    let run: (result: RunResult, exitStatus: Int32)
+    let plan = try deliveryPlan(runbook, name: name, arguments: arguments)
+    let run: (result: RunResult, exitStatus: Int32, id: String)
     do {
-      run = try await fleet.run(arguments: arguments, source: source, lock: lock, sink: renderer) { sink in
+      run = try await fleet.run(
+        arguments: arguments, source: source, text: fileText, lock: lock, delivery: plan, sink: renderer
+      ) { sink in
         signals.starting()
         let task = Task {
           await Interpreter.run(runbook, name: name, executor: fleet.executor, sink: sink, options: runOptions)
@@ -123,7 +147,36 @@ struct RunbookRunner {
       Stream.standardError.write(diagnosticRenderer.render(error))
     }
     // A signal after the run's end (while its record was written) still says how cfi-sh ended.
-    return signals.received?.exitStatus ?? run.exitStatus
+    return Finished(exitStatus: signals.received?.exitStatus ?? run.exitStatus, run: run.id, outcomes: run.result.outcomes)
+  }
+
+  /// What a run that delivers records for the hosts it finds unreachable: the runbook as
+  /// loaded now, its arguments, the options that shape a run. Nil for a delivery itself (it
+  /// records nothing new) and for a dry run.
+  private func deliveryPlan(_ runbook: LoadedRunbook, name: String, arguments: [String]) throws -> DeliveryPlan? {
+    guard delivery == nil, !options.check else { return nil }
+    let files = runbook.files.map { DeliveryRunbook.File(name: $0.path, text: String(decoding: $0.bytes, as: UTF8.self)) }
+    let expires = try options.expire.map { Date() + TimeInterval(try parseDuration($0, option: "--expire").wholeMilliseconds) / 1000 }
+    return DeliveryPlan(
+      runbook: DeliveryRunbook(name: name, files: files, arguments: arguments, options: options.runShapingOptions),
+      expires: expires, always: options.deliver)
+  }
+
+  /// Loads a recorded delivery's runbook from its stored texts (includes too: they are
+  /// looked up by the names the loader gave them when it ran, never read from disk).
+  static func loadDelivery(_ recorded: DeliveryRunbook) throws -> (LoadedRunbook, String, [String], String?) {
+    guard let main = recorded.files.first else {
+      throw CommandFailure(message: "the delivery of \(recorded.name) holds no runbook text", status: ExitStatus.runbookError)
+    }
+    let texts = Dictionary(recorded.files.map { ($0.name, $0.text) }, uniquingKeysWith: { first, _ in first })
+    let read: Loader.ReadFile = { path in
+      guard let text = texts[path] ?? texts[Loader.displayPath(path)] else { throw POSIXError(.ENOENT) }
+      return FileContents(bytes: Array(text.utf8), identity: FileIdentity(name: path))
+    }
+    let loaded = Loader.load(text: Array(main.text.utf8), name: main.name, readFile: read)
+    // A runbook without a file keeps its text in the audit record, as when it first ran.
+    let text = recorded.name.hasPrefix("<") ? main.text : nil
+    return (loaded, recorded.name, recorded.arguments, text)
   }
 
   /// Reads the runbook from `-c`, a file, or standard input.

@@ -9,6 +9,9 @@ enum Stream {
   var handle: FileHandle { self == .standardOutput ? .standardOutput : .standardError }
   var descriptor: Int32 { self == .standardOutput ? 1 : 2 }
 
+  /// Says `message` on stderr, as cfi-sh's own line: `cfi-sh: message`.
+  static func say(_ message: String) { standardError.write("cfi-sh: \(message)\n") }
+
   /// Whether the stream is a terminal.
   var isTerminal: Bool { isatty(descriptor) == 1 }
 

@@ -103,6 +103,12 @@ final class TextRenderer: EventSink {
         }
       case .message(let text, let host):
         write((host.map { "\($0.name): " } ?? "") + text + "\n", &state)
+      case .deliveriesRecorded(let hosts, let expires):
+        // Every verbosity: what is still owed to hosts is part of the run's result.
+        let until = expires.map { ", until " + Self.localTime($0) } ?? ""
+        write(
+          style.cyan("delivery pending: ") + fold(hosts.map(\.rawValue))
+            + style.dim(" (run for them when they come back: 'cfi-sh watch'\(until); 'cfi-sh deliveries')") + "\n", &state)
       case .runFinished(let outcomes, let interrupted, _, _, _):
         write(recap(outcomes, interrupted: interrupted), &state)
       }
@@ -110,6 +116,14 @@ final class TextRenderer: EventSink {
   }
 
   // MARK: - Pieces
+
+  /// `2026-12-13 21:40` in this machine's time zone.
+  static func localTime(_ date: Date) -> String {
+    let formatter = DateFormatter()
+    formatter.locale = Locale(identifier: "en_US_POSIX")
+    formatter.dateFormat = "yyyy-MM-dd HH:mm"
+    return formatter.string(from: date)
+  }
 
   private func record(_ step: StepInfo, _ host: String, _ result: StepResult, _ state: inout State) {
     guard var block = state.blocks[step.block] else { return }

@@ -16,7 +16,7 @@ extension CFISh {
       configurationFile: CFISh.configurationFile)
     // What stops recording (the state database locked or broken) is said whatever the verbosity.
     return FleetRun(
-      store: store, sources: sources, executor: executor, audit: audit, notice: notice,
+      store: store, sources: sources, executor: executor, audit: audit, history: !noHistory, notice: notice,
       warning: { Stream.standardError.write("cfi-sh: \($0)\n") })
   }
 

@@ -188,6 +188,8 @@ struct InterpreterEventTests {
       switch event {
       case .runStarted, .runFinished:
         Issue.record("a second run event: \(event)", sourceLocation: sourceLocation)
+      case .deliveriesRecorded:
+        Issue.record("the interpreter records no delivery (its FleetRun does)", sourceLocation: sourceLocation)
       case .blockStarted(let info):
         #expect(block == nil, "block \(info.id) started inside another", sourceLocation: sourceLocation)
         block = info

@@ -58,7 +58,29 @@ struct RunFleetTests {
     let forget = try Command.run(["hosts", "forget", "--store", lab.store.path, "pc02"])
     #expect(forget.status == 0)
     #expect(forget.stdout.contains("pc02: forgot its host key"))
+    #expect(hostKeys(lab)["pc02"] == nil, "forgotten with its pin")
     #expect(try lab.run(#"on host pc02 < run "touch /root/after-rekey" >"#).status == 0)
+    // The new pin is recorded with the known client.
+    #expect(hostKeys(lab)["pc02"] == [try fingerprint(lab, "pc02")])
+  }
+
+  /// The fingerprints `cfi-sh hosts --json` shows per host (without discovery).
+  private func hostKeys(_ lab: Lab) -> [String: [String]] {
+    guard let listed = try? Command.run(["hosts", "--store", lab.store.path, "--json", "--no-discovery"]) else { return [:] }
+    var keys: [String: [String]] = [:]
+    for line in listed.stdout.split(separator: "\n") {
+      guard let row = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+        let name = row["name"] as? String, let key = row["host_keys"] as? [String]
+      else { continue }
+      keys[name] = key
+    }
+    return keys
+  }
+
+  /// The fingerprint of `host`'s own ed25519 key, as ssh-keygen prints it there.
+  private func fingerprint(_ lab: Lab, _ host: String) throws -> String {
+    let fields = try lab.read(host, "ssh-keygen -l -E sha256 -f /etc/ssh/ssh_host_ed25519_key.pub").split(separator: " ")
+    return "ED25519 " + (fields.count > 1 ? fields[1] : "?")
   }
 
   @Test func reachedHostsAreRememberedAndListed() throws {
@@ -72,11 +94,43 @@ struct RunFleetTests {
     let labHosts = Array(lab.hosts.prefix(rows.count))
     #expect(rows.map { $0["name"] as? String } == labHosts)
     #expect(rows.allSatisfy { $0["group"] as? String == "lab" && $0["last_seen"] != nil && $0["address"] != nil })
+    // Each with the key its name is pinned to: the host's own.
+    let keys = hostKeys(lab)
+    for host in labHosts { #expect(keys[host] == [try fingerprint(lab, host)], "\(host)") }
     // A host known from an earlier run is tried without the client list.
     let again = try Command.run([
       "--identity", lab.key, "--store", lab.store.path, "--audit-log", "none", "-c", #"on group lab < run "true" >"#,
     ])
     #expect(again.status == 0, "\(again.stderr)")
+  }
+
+  /// A store an older cfi-sh kept its known clients in JSON: the first run imports them
+  /// (once, said once) and reaches them without a client list.
+  @Test func knownClientsOfAnOlderStoreAreImportedOnce() throws {
+    let lab = try Lab("import", hosts: 4)
+    let clients = try String(contentsOfFile: lab.inventory, encoding: .utf8).split(separator: "\n").compactMap { line in
+      var entry: [String: String] = [:]
+      for (position, field) in line.split(separator: " ").enumerated() {
+        if position == 0 { entry["name"] = String(field) } else if let equals = field.firstIndex(of: "=") {
+          entry[String(field[..<equals])] = String(field[field.index(after: equals)...])
+        }
+      }
+      return entry["group"] == "lab" ? entry : nil
+    }
+    #expect(clients.count == 2)
+    try FileManager.default.createDirectory(atPath: lab.store.path + "/.cfi", withIntermediateDirectories: true)
+    try JSONSerialization.data(withJSONObject: clients).write(to: URL(fileURLWithPath: lab.store.path + "/.cfi/known-clients.json"))
+    let arguments = [
+      "--identity", lab.key, "--store", lab.store.path, "--audit-log", "none", "--no-discovery", "--json", "-c",
+      #"on group lab < run "echo x >> /root/imported" >"#,
+    ]
+    let first = try Command.run(arguments)
+    #expect(outcomes(first) == Dictionary(uniqueKeysWithValues: clients.map { ($0["name"]!, "ok") }), "\(first.stderr)")
+    #expect(first.stderr.contains("imported 2 known clients from \(lab.store.path)/.cfi/known-clients.json"), "\(first.stderr)")
+    #expect(FileManager.default.fileExists(atPath: lab.store.path + "/.cfi/known-clients.json.imported"))
+    let second = try Command.run(arguments)
+    #expect(outcomes(second).count == 2, "\(second.stderr)")
+    #expect(!second.stderr.contains("imported"), "\(second.stderr)")
   }
 
   @Test func twoRunsOnOneStoreTakeTurns() throws {

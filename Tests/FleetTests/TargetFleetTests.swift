@@ -21,7 +21,8 @@ private struct FakeMachine {
     try FileManager.default.createSymbolicLink(atPath: root.path + "/etc/dsh/group/all", withDestinationPath: "../machines.list")
     try root.write("etc/cfi/clients", clients)
     try FileManager.default.createDirectory(atPath: root.path + "/var/lib/cfi/lab", withIntermediateDirectories: true)
-    try KnownClients(store: Store(root: root.path + "/var/lib/cfi")).remember(known)
+    let store = Store(root: root.path + "/var/lib/cfi")
+    try KnownClients(database: StateDatabase(store: store), store: store).remember(known)
     try FileManager.default.createDirectory(atPath: root.path + "/layers", withIntermediateDirectories: true)
     try root.write(
       "as-machine",

@@ -2,6 +2,7 @@
 // clients, exit status) and the inventory merge. The transport is never asked to do anything.
 
 import Foundation
+import GRDB
 import Synchronization
 import Testing
 
@@ -97,7 +98,7 @@ final class FleetRunEvents: EventSink, @unchecked Sendable {
     let runRecords = records.filter { $0.contains(#""record":"run""#) }
     #expect(runRecords.count == 1)
     #expect(runRecords.first?.contains(#""exitStatus":6"#) == true)
-    let known = KnownClients(store: store).load().map(\.host.name).sorted()
+    let known = try KnownClients(database: try #require(fleet.state), store: store).load().map(\.host.name).sorted()
     #expect(known == ["pc1", "pc2"])
   }
 
@@ -220,31 +221,23 @@ final class FleetRunEvents: EventSink, @unchecked Sendable {
     #expect(snapshot.inventory.hosts(inGroup: "lab").map(\.name) == ["pc1", "pc2"])
   }
 
-  /// The known-clients file is input: a hand-edited entry that is no valid host is skipped
-  /// with its reason, and the others still count.
-  @Test func aBadKnownClientIsSkippedWithItsReason() throws {
-    let clients = KnownClients(store: store)
-    try clients.remember([Host(name: "pc1", group: "lab")], at: Date(timeIntervalSince1970: 0))
-    var text = try String(contentsOfFile: clients.path, encoding: .utf8)
-    text = text.replacingOccurrences(of: "[", with: #"[{"name": "-oProxyCommand=x", "group": "lab", "lastSeen": "1970-01-01T00:00:00Z"},"#)
-    try text.write(toFile: clients.path, atomically: true, encoding: .utf8)
+  /// The database is input: a row edited in by hand that is no valid host is skipped with
+  /// its reason, and the others still count.
+  @Test func aBadKnownClientIsSkippedWithItsReason() async throws {
+    let fleet = fleet()
+    fleet.remember([Host(name: "pc1", group: "lab")])
+    let database = try #require(fleet.state)
+    try database.write { db in
+      try db.execute(sql: "INSERT INTO known_client (name, host_group) VALUES ('-oProxyCommand=x', 'lab')")
+    }
     var reasons: [String] = []
-    #expect(clients.load { reasons.append($0) }.map(\.name) == ["pc1"])
-    #expect(reasons == ["\(clients.path): entry 1 ignored: 'name': not a host name: -oProxyCommand=x"])
-    // Writing the file again keeps what it cannot read, as it was.
-    try clients.remember([Host(name: "pc2", group: "lab")])
-    try clients.forget("pc1")
-    #expect(clients.load().map(\.name) == ["pc2"])
-    #expect(try String(contentsOfFile: clients.path, encoding: .utf8).contains("-oProxyCommand=x"))
-  }
-
-  /// A file that is not a list at all is not replaced by this run's hosts.
-  @Test func aKnownClientsFileThatIsNotAListIsNotOverwritten() throws {
-    let clients = KnownClients(store: store)
-    try FileManager.default.createDirectory(atPath: store.root + "/.cfi", withIntermediateDirectories: true)
-    try "[{\"name\": \"pc1\",}".write(toFile: clients.path, atomically: true, encoding: .utf8)
-    #expect(throws: RecordFile<KnownClient>.NotAList.self) { try clients.remember([Host(name: "pc2", group: "lab")]) }
-    #expect(try String(contentsOfFile: clients.path, encoding: .utf8) == "[{\"name\": \"pc1\",}")
+    #expect(try KnownClients(database: database, store: store).load { reasons.append($0) }.map(\.name) == ["pc1"])
+    #expect(reasons == ["\(database.path): known client '-oProxyCommand=x' ignored: 'name': not a host name: -oProxyCommand=x"])
+    // The inventory says it and goes on.
+    let notices = FleetRunNotices()
+    let snapshot = try await self.fleet(notices: notices).loadInventory()
+    #expect(snapshot.entries.map(\.host.name) == ["pc1"])
+    #expect(notices.all.contains { $0.contains("'-oProxyCommand=x' ignored") })
   }
 
   @Test func aMissingOrWrongClientListIsAnErrorThatSaysWhy() async throws {

@@ -1,5 +1,5 @@
 // Acceptance of announced hosts: the decision (pure), the server's configuration that sets
-// its policy, and the pending-hosts file that keeps the claims.
+// its policy, and the pending hosts that keep the claims.
 
 import Foundation
 import Runtime
@@ -130,7 +130,7 @@ struct ServerConfigurationTests {
 struct PendingHostsTests {
   @Test func claimsAreKeptWithWhenTheyWereSeenAndSettledOnesDropped() throws {
     let directory = try TemporaryDirectory()
-    let pending = PendingHosts(store: Store(root: directory.path))
+    let pending = PendingHosts(database: try StateDatabase(store: Store(root: directory.path)))
     let first = Date(timeIntervalSince1970: 1_000_000)
     let later = first.addingTimeInterval(3600)
     let pc07 = HostClaim(name: "pc07", group: "lab", address: "10.9.0.7", port: nil)
@@ -138,19 +138,19 @@ struct PendingHostsTests {
     _ = try pending.record([pc07, pc08], at: first) { _ in false }
     let kept = try pending.record([pc07], at: later) { $0.name == "pc08" }
     #expect(kept == [PendingHost(pc07, firstSeen: first, lastSeen: later)])
-    #expect(pending.load() == kept)
+    #expect(try pending.load() == kept)
   }
 
   @Test func aRejectedClaimStaysRejectedWhenSeenAgain() throws {
     let directory = try TemporaryDirectory()
-    let pending = PendingHosts(store: Store(root: directory.path))
+    let pending = PendingHosts(database: try StateDatabase(store: Store(root: directory.path)))
     let claim = HostClaim(name: "pc07", group: "lab", address: "10.9.0.7", port: nil)
     _ = try pending.record([claim], at: Date()) { _ in false }
     try pending.reject([claim])
     let kept = try pending.record([claim], at: Date()) { _ in false }
     #expect(kept.map(\.rejected) == [true])
     #expect(try pending.remove { $0.name == "pc07" } == 1)
-    #expect(pending.load().isEmpty)
+    #expect(try pending.load().isEmpty)
   }
 
   @Test func patternsSelectClaimsByNameOrGroup() throws {

@@ -17,6 +17,11 @@ import Testing
     #expect(result.status == 1)
     #expect(result.stderr.contains("clients:1: error: '-V' is not a valid host address"), "\(result.stderr)")
     #expect(!result.stdout.contains("OpenSSH") && !result.stderr.contains("OpenSSH"))
-    #expect(!FileManager.default.fileExists(atPath: store + "/.cfi/known-clients.json"))
+    // Nothing was remembered: the state database, if the run made one, knows no host.
+    let hosts = try Command.run(
+      ["hosts", "--store", store, "--no-discovery", "--json", "-i", "/dev/null"],
+      environment: ["CFI_DSH_GROUPS": directory.path + "/no-dsh"])
+    #expect(hosts.status == 0, "\(hosts.stderr)")
+    #expect(hosts.stdout.isEmpty, "\(hosts.stdout)")
   }
 }

@@ -31,7 +31,7 @@ for line in open(samples_file):
         busies.setdefault(key, []).append(int(busy))
     codes.setdefault(key, []).append(code)
 med = {key: statistics.median(v) for key, v in walls.items()}
-ORDER = ["pdsh", "clush", "pssh", "ansible", "sshloop", "cfish", "cfish-path1", "cfish-as-bash", "cmloop",
+ORDER = ["pdsh", "clush", "pssh", "ansible", "sshloop", "cfish", "cfish-nohist", "cfish-path1", "cfish-as-bash", "cmloop",
          "cfish-ten", "cfish-tenblocks", "cfish-first-push", "cfish-copy", "rsync-masters", "rsync-cold"]
 CASE_ORDER = ["a", "b", "c", "d", "e-all", "e-deadonly"]
 rows = []
@@ -80,6 +80,7 @@ def later_blocks(run):
 NAMES = {
     "pdsh": "pdsh", "clush": "ClusterShell (clush)", "pssh": "parallel-ssh", "ansible": "Ansible `-m raw`",
     "sshloop": "plain `ssh &` loop", "cfish": "**cfi-sh**",
+    "cfish-nohist": "cfi-sh `--no-history` (no run history written)",
     "cfish-path1": "cfi-sh with PATH=/usr/bin:/bin (ssh found on the first try)",
     "cfish-as-bash": "cfi-sh's ssh calls done by bash (`ssh -f -N` master, command over it, `-O exit`)",
     "cmloop": "`ssh` loop over open ControlMasters",
@@ -129,6 +130,10 @@ for case, tool, median, lo, hi, runs, load, note, cpu in rows:
     base, base_tool = fastest(case)
     if note:
         ratio = note
+    elif case == "a" and tool == "cfish-nohist" and g("a", "cfish"):
+        ratio = "cfi-sh with history: %.3f× this (client CPU %s×)" % (
+            g("a", "cfish") / float(median),
+            "%.3f" % (statistics.median(cpus[("a", "cfish")]) / float(cpu)) if cpu and ("a", "cfish") in cpus and float(cpu) else "–")
     elif case in ("a", "e-all", "e-deadonly") and base:
         ratio = "%.2f× fastest peer (%s)" % (float(median) / base, base_tool)
     elif case == "c" and tool.startswith("cfish") and fa:

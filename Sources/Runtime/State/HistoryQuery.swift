@@ -38,7 +38,7 @@ public struct RecordedRun: Sendable, Hashable {
   public var shortID: String
   /// The runbook's path, or `<command line>`, `<stdin>`.
   public var runbook: String
-  /// The text of a runbook without a file.
+  /// The runbook's text as it ran (its main file, or the text of one without a file).
   public var source: String?
   public var arguments: [String]
   public var user: String

@@ -42,6 +42,9 @@ public final class StateDatabase: Sendable {
   public let path: String
   /// The connections: one writer, readers beside it (WAL).
   let pool: DatabasePool
+  /// What opening it did that the admin should hear, once: the hosts it imported from the
+  /// JSON files an older cfi-sh kept beside it (`known-clients.json`, `pending-hosts.json`).
+  public let notes: [String]
 
   /// How long a write waits for another process's write before it fails (and the caller goes
   /// on without the database): long enough for two runs ending together, short enough that a
@@ -58,8 +61,10 @@ public final class StateDatabase: Sendable {
 
   /// Opens the database at `path`, creating it and its directory (0700) when missing;
   /// `upTo`: apply the migrations only as far as that one (for tests of later migrations).
+  /// The JSON files of hosts beside it are imported by the migration that made their tables.
   public init(path: String, upTo lastMigration: String? = nil) throws(StateDatabaseError) {
     self.path = path
+    let legacy = LegacyHostFiles(directory: (path as NSString).deletingLastPathComponent)
     do {
       try Self.createOwnerOnly(path)
       var configuration = Configuration()
@@ -70,7 +75,7 @@ public final class StateDatabase: Sendable {
         try db.execute(sql: "PRAGMA synchronous = NORMAL")
       }
       pool = try DatabasePool(path: path, configuration: configuration)
-      let migrator = StateSchema.migrator
+      let migrator = StateSchema.migrator(importing: legacy)
       if try lastMigration != nil || !pool.read(migrator.hasCompletedMigrations) {
         // Two processes opening a new (or older) database at once would both see a migration
         // missing and both apply it: the second fails ("table run already exists"). The one
@@ -84,10 +89,13 @@ public final class StateDatabase: Sendable {
         lock.unlock()
       }
     } catch let error as StateDatabaseError {
+      legacy.restore()
       throw error
     } catch {
+      legacy.restore()
       throw StateDatabaseError(path: path, error)
     }
+    notes = legacy.notes
   }
 
   /// Creates the file (and its directory) owner-only, so that SQLite, which gives its WAL

@@ -9,9 +9,17 @@
 import GRDB
 
 enum StateSchema {
-  static var migrator: DatabaseMigrator {
+  static var migrator: DatabaseMigrator { migrator(importing: nil) }
+
+  /// The migrations; `legacy`: the JSON files the "2-hosts" migration takes its first rows from.
+  static func migrator(importing legacy: LegacyHostFiles?) -> DatabaseMigrator {
     var migrator = DatabaseMigrator()
     migrator.registerMigration("1-history", migrate: history)
+    migrator.registerMigration("2-hosts") { db in
+      try hosts(db)
+      try legacy?.importRecords(into: db)
+    }
+    migrator.registerMigration("3-deliveries", migrate: deliveries)
     migrator.registerMigration("4-log", migrate: blocks)
     return migrator
   }
@@ -23,7 +31,7 @@ enum StateSchema {
       t.primaryKey("id", .text)
       /// The runbook's path, or `<command line>`, `<stdin>`.
       t.column("runbook", .text).notNull()
-      /// The text of a runbook without a file (hashes redacted).
+      /// The runbook's text as it ran (its main file; hashes redacted, at most 64 KiB).
       t.column("source", .text)
       /// The runbook's arguments, a JSON list (hashes redacted).
       t.column("arguments", .text).notNull().defaults(to: "[]")
@@ -77,6 +85,71 @@ enum StateSchema {
       t.primaryKey(["run_id", "host"])
     }
     try db.create(index: "host_outcome_by_host", on: "host_outcome", columns: ["host"])
+  }
+
+  /// The hosts the store knows (accepted, or reached) and the announced claims waiting for the
+  /// admin; until this migration, `STORE/.cfi/known-clients.json` and `pending-hosts.json`.
+  private static func hosts(_ db: Database) throws {
+    try db.create(table: "known_client") { t in
+      t.primaryKey("name", .text)
+      t.column("host_group", .text).notNull()
+      t.column("address", .text)
+      t.column("port", .integer)
+      t.column("user", .text)
+      /// When a run last reached it; nil: accepted, never reached yet.
+      t.column("last_seen", .datetime)
+      /// When `cfi-sh hosts accept` bound it; nil: known from a run (a file named it).
+      t.column("accepted", .datetime)
+      /// The line(s) pinning its ssh host key in the store's known_hosts, as they were when a
+      /// run reached it or it was accepted.
+      t.column("host_key", .text)
+    }
+
+    // One row per claim (name, group, address, port) an announcement made.
+    try db.create(table: "pending_host") { t in
+      t.autoIncrementedPrimaryKey("id")
+      t.column("name", .text).notNull()
+      t.column("host_group", .text).notNull()
+      t.column("address", .text).notNull()
+      /// Nil: the announcement named none (ssh's default).
+      t.column("port", .integer)
+      t.column("first_seen", .datetime).notNull()
+      t.column("last_seen", .datetime).notNull()
+      /// `cfi-sh hosts reject` said no: never admitted nor listed as pending.
+      t.column("rejected", .boolean).notNull().defaults(to: false)
+    }
+    try db.execute(
+      sql: "CREATE UNIQUE INDEX pending_host_claim ON pending_host (name, host_group, address, ifnull(port, -1))")
+  }
+
+  /// What runs owe to hosts that were off (`Deliveries`).
+  private static func deliveries(_ db: Database) throws {
+    // The runbook as the recording run ran it, once per run (its hosts share it).
+    try db.create(table: "delivery_runbook") { t in
+      t.primaryKey("origin_run", .text)
+      t.column("runbook", .text).notNull()
+      /// `DeliveryRunbook` as JSON: files, arguments, options (not redacted: it must run).
+      t.column("content", .text).notNull()
+    }
+    try db.create(table: "delivery") { t in
+      t.autoIncrementedPrimaryKey("id")
+      t.column("origin_run", .text).notNull().references("delivery_runbook", onDelete: .cascade)
+      t.column("host", .text).notNull()
+      t.column("created", .datetime).notNull()
+      t.column("expires", .datetime)
+      t.column("state", .text).notNull()
+      t.column("attempts", .integer).notNull().defaults(to: 0)
+      t.column("last_attempt", .datetime)
+      t.column("last_status", .text)
+      t.column("last_reason", .text)
+      t.column("last_run", .text)
+      t.column("finished", .datetime)
+      /// The process running it (state `running`).
+      t.column("claimed_by", .integer)
+      t.column("claimed_at", .datetime)
+    }
+    try db.create(index: "delivery_by_host", on: "delivery", columns: ["host", "state"])
+    try db.create(index: "delivery_by_state", on: "delivery", columns: ["state", "id"])
   }
 
   /// What `cfi-sh log RUN` needs to show a run as its end-of-run output did: each `on` block's
