@@ -45,7 +45,14 @@ struct CFISh: AsyncParsableCommand {
         cfi-sh log [RUN]            the run history: recent runs, one run
                                     ('last'), or one host's (--json)
         cfi-sh run TARGET COMMAND   run one command: cfi-sh run @lab 'uname -r'
+        cfi-sh deliver RUNBOOK      run it, and later on the hosts that were
+                                    off ('cfi-sh help deliver')
+        cfi-sh deliveries           what is owed to hosts that were off;
+                                    'deliveries cancel ID', 'deliveries show ID'
         cfi-sh nodeset SET          expand, fold or count host sets
+        cfi-sh watch                run the deliveries owed to hosts that
+                                    were off (--deliver) when they come
+                                    back: a service, or one pass for cron
         cfi-sh server init          create the server's ssh key
         cfi-sh client enroll        (on a client) announce it, trust the
                                     server's key
@@ -151,7 +158,9 @@ struct CFISh: AsyncParsableCommand {
   var deliver = false
 
   @Option(
-    help: ArgumentHelp("Give up a delivery not made within DURATION, e.g. 7d (default: never).", valueName: "duration"))
+    help: ArgumentHelp(
+      "Give up a delivery not made within DURATION, e.g. 7d (default: never); for the deliveries the run records (--deliver, 'set deliver = until_done').",
+      valueName: "duration"))
   var expire: String?
 
   @Flag(help: "Use only the client list, dsh groups and known clients: do not browse for announced hosts.")
@@ -288,6 +297,9 @@ struct CFISh: AsyncParsableCommand {
   func run() async throws {
     if interactive {
       if json || syntaxCheck { throw ValidationError("--json and -n need a runbook; the interactive shell takes neither") }
+      if deliver || expire != nil {
+        throw ValidationError("--deliver and --expire need a runbook: the interactive shell records no deliveries")
+      }
       do {
         let status = try await Repl(options: self).run()
         throw ExitCode(status)

@@ -201,9 +201,9 @@ struct HostsCommand: AsyncParsableCommand {
       })
   }
 
-  private static func timestamp(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
+  static func timestamp(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
 
-  private static func jsonLine(_ object: [String: Any]) -> String {
+  static func jsonLine(_ object: [String: Any]) -> String {
     let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
     return String(decoding: data, as: UTF8.self) + "\n"
   }

@@ -1,6 +1,7 @@
-// Entry point: `cfi-sh hosts …`, `cfi-sh server …` are tools and `cfi-sh run TARGET COMMAND`
-// the one-line runbook; anything else runs a runbook (so a runbook file named like a tool
-// must be given as `./hosts`).
+// Entry point: `cfi-sh hosts …`, `cfi-sh server …` are tools, `cfi-sh run TARGET COMMAND`
+// the one-line runbook and `cfi-sh deliver RUNBOOK` a runbook that is owed to the hosts it
+// finds off; anything else runs a runbook (so a runbook file named like a tool must be given
+// as `./hosts`).
 
 import ArgumentParser
 
@@ -15,11 +16,15 @@ enum Main {
         await Tools.main(rest + ["--help"])
       } else if rest.first == "run" {
         print(AdHocRun.usage)
+      } else if rest.first == "deliver" {
+        print(DeliverRun.usage)
       } else {
         await CFISh.main(["--help"])
       }
     } else if arguments.first == "run" {
       await AdHocRun.main(Array(arguments.dropFirst()))
+    } else if arguments.first == "deliver" {
+      await DeliverRun.main(Array(arguments.dropFirst()))
     } else if let first = arguments.first, Tools.configuration.subcommands.contains(where: { $0._commandName == first }) {
       await Tools.main(arguments)
     } else {
@@ -32,5 +37,8 @@ enum Main {
 struct Tools: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "cfi-sh",
-    subcommands: [HostsCommand.self, DiscoverCommand.self, LogCommand.self, NodesetCommand.self, ServerCommand.self, ClientCommand.self])
+    subcommands: [
+      HostsCommand.self, DiscoverCommand.self, LogCommand.self, NodesetCommand.self, ServerCommand.self, ClientCommand.self, DeliveriesCommand.self,
+      WatchCommand.self,
+    ])
 }

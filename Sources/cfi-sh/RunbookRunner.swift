@@ -12,6 +12,8 @@ struct RunbookRunner {
   /// A delivery to run instead of the runbook the command line names: the runbook as it was
   /// recorded, limited to these hosts, recording no new delivery.
   var delivery: (runbook: DeliveryRunbook, hosts: [HostName])? = nil
+  /// Where the run's events go instead of the terminal (`cfi-sh watch` logs its own lines).
+  var sink: (any EventSink)? = nil
 
   /// How a run ended, for a caller that needs more than the exit status.
   struct Finished {
@@ -20,6 +22,8 @@ struct RunbookRunner {
     var run: String? = nil
     /// Per host that took part: its worst status.
     var outcomes: [HostOutcome] = []
+    /// Why it did not run, when it did not.
+    var failure: String? = nil
   }
 
   /// Runs and returns the exit status.
@@ -33,7 +37,7 @@ struct RunbookRunner {
       return try await runChecked()
     } catch let failure as CommandFailure {
       Stream.standardError.write("cfi-sh: \(failure.message)\n")
-      return Finished(exitStatus: failure.status)
+      return Finished(exitStatus: failure.status, failure: failure.message)
     }
   }
 
@@ -81,7 +85,7 @@ struct RunbookRunner {
     let errors = diagnostics.filter { $0.severity == .error }.count
     if errors > 0 {
       Stream.standardError.write("\(errors) error\(errors == 1 ? "" : "s"); nothing was run\n")
-      return Finished(exitStatus: ExitStatus.runbookError)
+      return Finished(exitStatus: ExitStatus.runbookError, failure: "\(errors) error\(errors == 1 ? "" : "s") in the runbook")
     }
     if options.syntaxCheck { return Finished(exitStatus: ExitStatus.success) }
 
@@ -98,7 +102,9 @@ struct RunbookRunner {
         verbosity: options.quiet ? .quiet : options.verbose ? .verbose : .normal,
         style: Style.forStream(.standardOutput), progress: Stream.standardError.isTerminal)
     let renderer: any EventSink
-    if let directory = options.outputDir {
+    if let sink {
+      renderer = sink
+    } else if let directory = options.outputDir {
       do { renderer = MultiplexSink([terminal, try OutputDirectory(root: directory)]) } catch {
         throw CommandFailure(message: "--output-dir \(directory): \(error.localizedDescription)", status: ExitStatus.usage)
       }
@@ -190,10 +196,11 @@ struct RunbookRunner {
     let separated = raw.dropLast(options.arguments.count).contains("--")
     if !separated, let option = CFISh.ownOption(in: options.arguments) {
       let runbook = options.command != nil ? "-c TEXT" : options.runbook ?? "-"
+      let cfiSh = options.deliver ? "cfi-sh --deliver" : "cfi-sh"
       throw CommandFailure(
         message: "'\(option)' after the runbook is an option of cfi-sh, and what follows the runbook is the runbook's; "
-          + "options go before it (cfi-sh \(option) \(runbook)); "
-          + "to pass '\(option)' to the runbook, write: cfi-sh \(runbook) -- \(option)",
+          + "options go before it (\(cfiSh) \(option) \(runbook)); "
+          + "to pass '\(option)' to the runbook, write: \(cfiSh) \(runbook) -- \(option)",
         status: ExitStatus.usage)
     }
     let arguments =

@@ -39,6 +39,9 @@ final class StopSignals: Sendable {
     /// After a run, or the session's end: what is left (the record, the lock, the masters)
     /// finishes, then the process exits with the status of a signal received meanwhile.
     case finishing
+    /// Between the runs of a long-lived command (`cfi-sh watch`): a signal is handed to
+    /// `stop`, which ends the command after what it does (a second one quits at once).
+    case idle(stop: @Sendable (StopSignal) -> Void)
   }
 
   private struct State {
@@ -63,6 +66,7 @@ final class StopSignals: Sendable {
     case exit(Int32)
     case cancel(Task<RunResult, Never>?, StopSignal)
     case wake(LineEditor)
+    case stop(@Sendable (StopSignal) -> Void, StopSignal)
   }
 
   private let state = Mutex(State())
@@ -146,6 +150,16 @@ final class StopSignals: Sendable {
     }
   }
 
+  /// Between runs of a long-lived command: a signal now (or one that came during the last
+  /// run) is handed to `stop`.
+  func idle(stop: @escaping @Sendable (StopSignal) -> Void) {
+    let signal = state.withLock { state in
+      state.mode = .idle(stop: stop)
+      return state.received
+    }
+    if let signal { stop(signal) }
+  }
+
   /// The session is ending (its masters being closed): a signal now only quits sooner.
   func finishing() {
     state.withLock { $0.mode = .finishing }
@@ -180,6 +194,10 @@ final class StopSignals: Sendable {
         if let previous { return .exit(previous.exitStatus) }
         if state.received == nil { state.received = signal }
         return .none
+      case .idle(let stop):
+        if let previous, state.received != nil { return .exit(previous.exitStatus) }
+        state.received = signal
+        return .stop(stop, signal)
       case .running(let task, _):
         guard let first = state.received else {
           state.received = signal
@@ -197,6 +215,7 @@ final class StopSignals: Sendable {
     case .none: break
     case .exit(let status): Foundation.exit(status)
     case .wake(let editor): editor.interrupt()
+    case .stop(let stop, let signal): stop(signal)
     case .cancel(let task, let signal):
       Stream.standardError.write(stopping(signal))
       task?.cancel()

@@ -117,10 +117,11 @@ final class TextRenderer: EventSink {
 
   // MARK: - Pieces
 
-  /// `2026-12-13 21:40` in this machine's time zone.
-  static func localTime(_ date: Date) -> String {
+  /// `2026-12-13 21:40` in this machine's time zone (or `timeZone`).
+  static func localTime(_ date: Date, in timeZone: TimeZone = .current) -> String {
     let formatter = DateFormatter()
     formatter.locale = Locale(identifier: "en_US_POSIX")
+    formatter.timeZone = timeZone
     formatter.dateFormat = "yyyy-MM-dd HH:mm"
     return formatter.string(from: date)
   }

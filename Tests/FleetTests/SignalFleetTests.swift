@@ -198,7 +198,7 @@ private final class StoppableRun {
 }
 
 /// Waits until `condition` holds, polling; records a failure and throws if it does not within `limit`.
-private func waitUntil(_ what: String, within limit: Duration, _ condition: () throws -> Bool) throws {
+func waitUntil(_ what: String, within limit: Duration, _ condition: () throws -> Bool) throws {
   let deadline = ContinuousClock.now + limit
   while try !condition() {
     guard ContinuousClock.now < deadline else {

@@ -29,7 +29,7 @@ enum Builtin: String, CaseIterable {
 /// The settings `set` accepts.
 enum Setting: String, CaseIterable {
   case parallel, timeout, connect_timeout, max_fail, serial, discovery
-  case reboot_timeout
+  case reboot_timeout, deliver
 
   var expectation: String {
     switch self {
@@ -40,6 +40,17 @@ enum Setting: String, CaseIterable {
     case .serial: "a number of hosts (1 or more), a percentage such as 25%, or none"
     case .discovery: "on or off"
     case .reboot_timeout: "a duration such as 10m"
+    case .deliver: "until_done or off"
+    }
+  }
+
+  /// `set deliver = until_done` (true) or `off`/`false` (false); nil for anything else.
+  /// `until_done` is a word of `set`, as `none` is: never a variable there.
+  static func deliverMode(_ value: Expression) -> Bool? {
+    switch value.kind {
+    case .variable("until_done"): true
+    case .boolean(false): false
+    default: nil
     }
   }
 }
@@ -95,7 +106,7 @@ extension RunSettings {
     case .timeout: timeout = nil
     case .max_fail: maxFail = nil
     case .serial: serial = nil
-    case .parallel, .connect_timeout, .discovery, .reboot_timeout: return "'\(setting.rawValue)' must be \(setting.expectation), not none"
+    case .parallel, .connect_timeout, .discovery, .reboot_timeout, .deliver: return "'\(setting.rawValue)' must be \(setting.expectation), not none"
     }
     return nil
   }

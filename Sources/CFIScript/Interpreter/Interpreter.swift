@@ -64,10 +64,14 @@ public struct RunResult: Sendable {
   public var stoppedByMaxFail: Bool
   /// How many `on` blocks ran whose target matched no host.
   public var unmatchedTargets: Int
+  /// Whether `set deliver = until_done` was in force when the run ended.
+  public var deliver = false
 
   /// How the run ended, as the fleet (Runtime's `FleetRun`) sees it.
   public var end: RunEnd {
-    RunEnd(outcomes: outcomes, runtimeError: error != nil, interrupted: interrupted, unmatchedTargets: unmatchedTargets)
+    var end = RunEnd(outcomes: outcomes, runtimeError: error != nil, interrupted: interrupted, unmatchedTargets: unmatchedTargets)
+    end.deliver = deliver
+    return end
   }
 }
 
@@ -86,6 +90,8 @@ struct TopLevelState {
   var hostOrder: [HostName] = []
   var stoppedByMaxFail = false
   var unmatchedTargets = 0
+  /// `set deliver`: a setting of the whole run, not of the blocks after it.
+  var deliver = false
 }
 
 /// One thread of execution: the server's (with `top`) or a host's (with `host`).
@@ -169,7 +175,7 @@ public struct Interpreter: Sendable {
     sink.emit(.runFinished(outcomes: outcomes, interrupted: interrupted, error: message))
     return RunResult(
       outcomes: outcomes, error: error, interrupted: interrupted, stoppedByMaxFail: top.stoppedByMaxFail,
-      unmatchedTargets: top.unmatchedTargets)
+      unmatchedTargets: top.unmatchedTargets, deliver: top.deliver)
   }
 
   /// The server thread's frame at the start of a run.
@@ -278,6 +284,13 @@ public struct Interpreter: Sendable {
   private func set(_ name: Identifier, _ value: Expression, in frame: inout Frame) throws {
     guard let setting = Setting(rawValue: name.name) else {
       throw RuntimeError("unknown setting '\(name.name)'", at: name.range)
+    }
+    if setting == .deliver {
+      guard let deliver = Setting.deliverMode(value) else {
+        throw RuntimeError("'deliver' must be \(setting.expectation)", at: value.range)
+      }
+      frame.top?.deliver = deliver
+      return
     }
     var settings = frame.settings
     let problem = value.isNoneWord ? settings.applyNone(setting) : settings.apply(setting, try evaluate(value, in: frame))

@@ -21,11 +21,14 @@ public struct ResolverContext: Sendable {
   /// The inventory the sources give, for `cfi-sh -n`'s warnings: literal host names none of
   /// them knows, store files that only some of a block's groups have; nil: not checked.
   public var inventory: Inventory?
+  /// Whether a run may record deliveries (`set deliver = until_done`); the shell's entries may not.
+  public var deliveries: Bool
 
   public init(
     knownGroups: Set<String> = [GroupName.unknown.rawValue], store: Store? = nil, globals: Set<String> = [],
-    functions: [String: (arity: Int, needsHost: Bool)] = [:], inventory: Inventory? = nil
+    functions: [String: (arity: Int, needsHost: Bool)] = [:], inventory: Inventory? = nil, deliveries: Bool = true
   ) {
+    self.deliveries = deliveries
     self.knownGroups = knownGroups.union([GroupName.unknown.rawValue])
     self.store = store
     self.globals = globals
@@ -529,6 +532,10 @@ public struct Resolver {
   }
 
   private mutating func setting(_ name: Identifier, _ value: Expression) {
+    if name.name == Setting.deliver.rawValue {
+      deliverSetting(value)
+      return
+    }
     if name.name == Setting.discovery.rawValue, case .variable(let word) = value.kind,
       locals?.contains(word) != true, !globals.contains(word)
     {
@@ -554,6 +561,31 @@ public struct Resolver {
     } else if let constant = Resolver.constant(value) {
       var scratch = RunSettings()
       if let problem = scratch.apply(setting, constant) { error(.badSetting, problem, at: value.range) }
+    }
+  }
+
+  /// `set deliver = until_done | off`: only those words (a variable does not stand for them),
+  /// and `until_done` only where a run can record deliveries.
+  private mutating func deliverSetting(_ value: Expression) {
+    guard let deliver = Setting.deliverMode(value) else {
+      var message = "'deliver' must be \(Setting.deliver.expectation), not "
+      switch value.kind {
+      case .variable(let word) where globals.contains(word) || locals?.contains(word) == true:
+        message += "the variable '\(word)': it takes only those words"
+      case .variable(let word):
+        message += "'\(word)'"
+        if let guess = closestMatch(to: word, in: ["until_done", "off"]) { message += "; did you mean '\(guess)'?" }
+      case .boolean: message += "on; did you mean 'until_done'?"
+      default: message += Resolver.constant(value).map(\.typeName) ?? "an expression (write until_done or off)"
+      }
+      error(.badSetting, message, at: value.range)
+      return
+    }
+    if deliver && !context.deliveries {
+      error(
+        .badSetting,
+        "the interactive shell records no deliveries: 'set deliver = until_done' is for runbooks "
+          + "(run one with 'cfi-sh deliver RUNBOOK')", at: value.range)
     }
   }
 

@@ -51,7 +51,8 @@ public actor Session {
     let interpreter = Interpreter(executor: executor, sink: sink, options: options, files: [])
     frame = interpreter.topFrame()
     context = ResolverContext(
-      knownGroups: Set(options.store.groups()).union(options.inventory.groupNames.map(\.rawValue)), store: options.store)
+      knownGroups: Set(options.store.groups()).union(options.inventory.groupNames.map(\.rawValue)), store: options.store,
+      deliveries: false)
   }
 
   // MARK: - Reading entries

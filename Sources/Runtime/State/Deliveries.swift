@@ -99,7 +99,7 @@ public struct DeliveryAttempt: Sendable {
 
 /// The deliveries of one store.
 public struct Deliveries: Sendable {
-  private let database: StateDatabase
+  public let database: StateDatabase
 
   public init(database: StateDatabase) {
     self.database = database

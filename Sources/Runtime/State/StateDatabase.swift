@@ -29,6 +29,8 @@ public struct StateDatabaseError: Error, Sendable, CustomStringConvertible {
 
   /// SQLite's message without GRDB's decoration (the statement, the arguments).
   static func reason(of error: any Error) -> String {
+    // One thrown from inside a transaction (a refusal of the queue's) is already ours.
+    if let error = error as? StateDatabaseError { return error.reason }
     if let error = error as? DatabaseError {
       return error.message ?? "\(error.resultCode)"
     }
@@ -100,14 +102,21 @@ public final class StateDatabase: Sendable {
 
   /// Creates the file (and its directory) owner-only, so that SQLite, which gives its WAL
   /// and shared-memory files the database's mode, never makes them readable by others.
+  /// An existing file is left unopened: closing a descriptor of it would drop every POSIX
+  /// lock this process holds on it, those of its other connections too (a second database
+  /// of the same store in one process, as `cfi-sh watch` and its runs have), and another
+  /// process could then take itself for the last one and checkpoint the WAL away under them.
   private static func createOwnerOnly(_ path: String) throws {
     let directory = (path as NSString).deletingLastPathComponent
     if !FileManager.default.fileExists(atPath: directory) {
       try FileManager.default.createDirectory(
         atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     }
-    let descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+    if FileManager.default.fileExists(atPath: path) { return }
+    // O_EXCL: a file made meanwhile by another connection is not opened here either.
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
     guard descriptor >= 0 else {
+      if errno == EEXIST { return }
       throw StateDatabaseError(path: path, reason: String(cString: strerror(errno)))
     }
     close(descriptor)

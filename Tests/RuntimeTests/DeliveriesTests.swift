@@ -1,0 +1,281 @@
+// The delivery queue without a lab: recording (once per host and runbook), claims that only
+// one process gets, settling (done for good, or pending again with the reason), expiry,
+// cancelling, claims of dead processes, and what is kept unredacted (the runbook's texts,
+// which must run) next to what is not (the run's history).
+
+import Foundation
+import GRDB
+import Testing
+
+@testable import Runtime
+import TestSupport
+
+@Suite struct DeliveriesTests {
+  let scratch = FleetRunScratch()
+  var path: String { scratch.path + "/state.sqlite" }
+  /// A fixed clock: every date of a test is `t0` plus seconds.
+  static let t0 = Date(timeIntervalSince1970: 1_795_770_000)
+
+  static func runbook(_ text: String = "on all < run \"touch /m\" >\n", arguments: [String] = []) -> DeliveryRunbook {
+    DeliveryRunbook(name: "site.cfi", files: [.init(name: "site.cfi", text: text)], arguments: arguments, options: ["--timeout", "5m"])
+  }
+
+  static func hosts(_ names: String...) -> [HostName] { names.map { HostName($0)! } }
+
+  func queue() throws -> Deliveries { Deliveries(database: try StateDatabase(path: path)) }
+
+  /// A FleetRun on a store of the scratch directory (its own state database), running nothing.
+  func fleet() throws -> FleetRun {
+    let store = Store(root: scratch.path + "/store")
+    try FileManager.default.createDirectory(atPath: store.root + "/lab", withIntermediateDirectories: true)
+    return FleetRun(
+      store: store, sources: InventorySources(store: store, dshDirectory: scratch.path + "/no-dsh", discovery: false),
+      executor: RecordingExecutor(), audit: .none, notice: { _ in })
+  }
+
+  // MARK: Recording
+
+  @Test func recordingMakesOnePendingDeliveryPerHost() throws {
+    let queue = try queue()
+    let ids = try queue.record(Self.runbook(), hosts: Self.hosts("pc02", "pc05"), origin: "run-1", expires: nil, at: Self.t0)
+    #expect(ids.count == 2)
+    let listed = try queue.list()
+    #expect(listed.map(\.host.rawValue) == ["pc02", "pc05"])
+    #expect(listed.allSatisfy { $0.state == .pending && $0.attempts == 0 && $0.origin == "run-1" && $0.runbook == "site.cfi" })
+    #expect(listed.first?.created == Self.t0)
+    #expect(try queue.hostsWithPending(at: Self.t0) == Set(Self.hosts("pc02", "pc05")))
+    #expect(try queue.runbook(of: listed[0]) == Self.runbook())
+  }
+
+  @Test func aHostIsNotOwedTheSameRunbookTwice() throws {
+    let queue = try queue()
+    try queue.record(Self.runbook(), hosts: Self.hosts("pc02"), origin: "run-1", expires: nil)
+    // The same texts, arguments and options from a later run: nothing new for pc02.
+    let again = try queue.record(Self.runbook(), hosts: Self.hosts("pc02", "pc03"), origin: "run-2", expires: nil)
+    #expect(again.count == 1)
+    #expect(try queue.list(host: "pc02").count == 1)
+    // Other arguments are another runbook: owed too.
+    try queue.record(Self.runbook(arguments: ["x"]), hosts: Self.hosts("pc02"), origin: "run-3", expires: nil)
+    #expect(try queue.list(host: "pc02").count == 2)
+  }
+
+  @Test func aDoneDeliveryDoesNotStopANewOne() throws {
+    let queue = try queue()
+    let id = try #require(try queue.record(Self.runbook(), hosts: Self.hosts("pc02"), origin: "run-1", expires: nil).first)
+    #expect(try queue.claim([id]) == [id])
+    try queue.settle(id, DeliveryAttempt(status: .changed, run: "run-2"))
+    #expect(try queue.record(Self.runbook(), hosts: Self.hosts("pc02"), origin: "run-3", expires: nil).count == 1)
+  }
+
+  // MARK: Claims
+
+  @Test func twoProcessesClaimingAtOnceNeverGetTheSameDelivery() async throws {
+    let ids = try queue().record(
+      Self.runbook(), hosts: (1...30).map { HostName(String(format: "pc%02d", $0))! }, origin: "run-1", expires: nil)
+    // Two connections to one file, as two watchers would have, each claiming everything.
+    let first = try StateDatabase(path: path)
+    let second = try StateDatabase(path: path)
+    async let a = Task { try Deliveries(database: first).claim(ids, pid: 1001) }.value
+    async let b = Task { try Deliveries(database: second).claim(ids, pid: 1002) }.value
+    let (claimedA, claimedB) = try await (a, b)
+    #expect(Set(claimedA).isDisjoint(with: claimedB))
+    #expect(Set(claimedA).union(claimedB) == Set(ids))
+    #expect(try queue().list(states: [.running]).count == ids.count)
+  }
+
+  @Test func aClaimedDeliveryIsNotClaimedAgain() throws {
+    let queue = try queue()
+    let ids = try queue.record(Self.runbook(), hosts: Self.hosts("pc02"), origin: "run-1", expires: nil)
+    #expect(try queue.claim(ids, pid: 1001) == ids)
+    #expect(try queue.claim(ids, pid: 1002).isEmpty)
+    #expect(try queue.hostsWithPending().isEmpty)
+  }
+
+  // MARK: Settling
+
+  @Test func okOrChangedIsDoneAndNeverClaimableAgain() throws {
+    let queue = try queue()
+    let ids = try queue.record(Self.runbook(), hosts: Self.hosts("pc02", "pc03"), origin: "run-1", expires: nil, at: Self.t0)
+    #expect(try queue.claim(ids, at: Self.t0 + 10) == ids)
+    try queue.settle(ids[0], DeliveryAttempt(status: .ok, run: "run-2"), at: Self.t0 + 20)
+    try queue.settle(ids[1], DeliveryAttempt(status: .changed, run: "run-2"), at: Self.t0 + 20)
+    let done = try queue.list()
+    #expect(done.map(\.state) == [.done, .done])
+    #expect(done.allSatisfy { $0.attempts == 1 && $0.lastRun == "run-2" && $0.finished == Self.t0 + 20 })
+    #expect(try queue.claim(ids).isEmpty)
+    #expect(try queue.hostsWithPending().isEmpty)
+    // Settling a delivery that is not running changes nothing (a watcher that lost its claim).
+    try queue.settle(ids[0], DeliveryAttempt(status: .failed, reason: "late"))
+    #expect(try queue.list().first?.state == .done)
+  }
+
+  @Test func unreachableOrFailedStaysPendingWithItsReason() throws {
+    let queue = try queue()
+    let ids = try queue.record(Self.runbook(), hosts: Self.hosts("pc02", "pc03"), origin: "run-1", expires: nil)
+    _ = try queue.claim(ids)
+    try queue.settle(ids[0], DeliveryAttempt(status: .unreachable, reason: "no_route", run: "run-2"), at: Self.t0)
+    try queue.settle(ids[1], DeliveryAttempt(status: .failed, reason: "exit status 3", run: "run-2"), at: Self.t0)
+    let listed = try queue.list()
+    #expect(listed.map(\.state) == [.pending, .pending])
+    #expect(listed.map(\.displayState) == ["pending", "failed"])
+    #expect(listed.map(\.lastReason) == ["no_route", "exit status 3"])
+    #expect(listed.map(\.lastStatus) == ["unreachable", "failed"])
+    #expect(listed.allSatisfy { $0.attempts == 1 && $0.lastAttempt == Self.t0 && $0.finished == nil })
+    // …and is tried again.
+    #expect(try queue.claim(ids) == ids)
+    try queue.settle(ids[1], DeliveryAttempt(status: nil), at: Self.t0 + 1)
+    #expect(try queue.list(host: "pc03").first?.lastStatus == "not_run")
+    #expect(try queue.list(host: "pc03").first?.attempts == 2)
+  }
+
+  @Test func aReasonIsKeptWithoutHashes() throws {
+    let queue = try queue()
+    let ids = try queue.record(Self.runbook(), hosts: Self.hosts("pc02"), origin: "run-1", expires: nil)
+    _ = try queue.claim(ids)
+    let hash = "$6$salt$" + String(repeating: "b", count: 86)
+    try queue.settle(ids[0], DeliveryAttempt(status: .failed, reason: "chpasswd said " + hash))
+    #expect(try queue.list().first?.lastReason?.contains("$6$salt") == false)
+  }
+
+  // MARK: Expiry and cancelling
+
+  @Test func aDeliveryPastItsExpiryIsExpiredAndNotClaimable() throws {
+    let queue = try queue()
+    let ids = try queue.record(
+      Self.runbook(), hosts: Self.hosts("pc02", "pc03"), origin: "run-1", expires: Self.t0 + 60, at: Self.t0)
+    try queue.record(Self.runbook(arguments: ["forever"]), hosts: Self.hosts("pc02"), origin: "run-2", expires: nil, at: Self.t0)
+    // Before expire() marks it, a claim past the expiry already refuses it.
+    #expect(try queue.claim([ids[0]], at: Self.t0 + 61).isEmpty)
+    #expect(try queue.hostsWithPending(at: Self.t0 + 61) == Set(Self.hosts("pc02")))
+    #expect(try queue.expire(at: Self.t0 + 30).isEmpty)
+    let expired = try queue.expire(at: Self.t0 + 61)
+    #expect(expired.map(\.id) == ids)
+    #expect(try queue.list(states: [.expired]).map(\.finished) == [Self.t0 + 61, Self.t0 + 61])
+    #expect(try queue.list(states: [.pending]).count == 1)
+  }
+
+  @Test func onlyAPendingDeliveryIsCancelled() throws {
+    let queue = try queue()
+    let ids = try queue.record(Self.runbook(), hosts: Self.hosts("pc02", "pc03", "pc04"), origin: "run-1", expires: nil)
+    #expect(try queue.cancel(ids[0], at: Self.t0)?.state == .cancelled)
+    #expect(try queue.list(states: [.cancelled]).first?.finished == Self.t0)
+    #expect(try queue.cancel(999) == nil)
+    // Cancelled, running, done: each refused with its state named.
+    #expect(Self.refusal { try queue.cancel(ids[0]) }?.contains("is cancelled, not pending") == true)
+    _ = try queue.claim([ids[1], ids[2]])
+    #expect(Self.refusal { try queue.cancel(ids[1]) }?.contains("is running, not pending") == true)
+    try queue.settle(ids[2], DeliveryAttempt(status: .ok))
+    #expect(Self.refusal { try queue.cancel(ids[2]) }?.contains("is done, not pending") == true)
+  }
+
+  @Test func theClaimsOfADeadProcessArePendingAgain() throws {
+    let queue = try queue()
+    let ids = try queue.record(Self.runbook(), hosts: Self.hosts("pc02", "pc03"), origin: "run-1", expires: nil)
+    _ = try queue.claim([ids[0]], pid: 4_000_001)
+    _ = try queue.claim([ids[1]], pid: getpid())
+    // pid 4000001 is above Linux's pid_max: no such process.
+    #expect(try queue.recoverAbandoned() == 1)
+    #expect(try queue.list(states: [.pending]).map(\.id) == [ids[0]])
+    #expect(try queue.list(states: [.running]).map(\.id) == [ids[1]])
+    #expect(try queue.recoverAbandoned(alive: { _ in false }) == 1)
+    #expect(try queue.claim(ids) == ids)
+  }
+
+  // MARK: What is kept
+
+  @Test func theRunbooksTextsAreKeptWholeAndTheRunHistoryRedacted() async throws {
+    let hash = "$6$salt$" + String(repeating: "c", count: 86)
+    let text = "on all < password root '\(hash)' >\n"
+    let fleet = try fleet()
+    let plan = DeliveryPlan(
+      runbook: DeliveryRunbook(name: "<command line>", files: [.init(name: "<command line>", text: text)], arguments: [hash], options: []),
+      expires: nil, always: true)
+    let events = EventLog()
+    let run = try await fleet.run(arguments: [hash], source: text, lock: .noWait, delivery: plan, sink: events) { sink in
+      sink.emit(.runStarted(runbook: "<command line>", check: false, date: Date()))
+      let outcomes = [
+        HostOutcome(host: Host(name: "pc01", group: "lab"), status: .ok),
+        HostOutcome(host: Host(name: "pc02", group: "lab"), status: .unreachable, reason: .noRoute),
+      ]
+      sink.emit(.runFinished(outcomes: outcomes, interrupted: false, error: nil))
+      return ((), RunEnd(outcomes: outcomes, runtimeError: false, interrupted: false)) as ((), RunEnd)
+    }
+    let database = try #require(fleet.state)
+    let queue = Deliveries(database: database)
+    let delivery = try #require(try queue.list().first)
+    #expect(delivery.host.rawValue == "pc02")
+    #expect(delivery.origin == run.id)
+    let kept = try queue.runbook(of: delivery)
+    #expect(kept.files.first?.text == text)
+    #expect(kept.arguments == [hash])
+    let history = try database.read { db in try Row.fetchOne(db, sql: "SELECT source, arguments FROM run WHERE id = ?", arguments: [run.id]) }
+    #expect((history?["source"] as String?)?.contains("$6$salt") == false)
+    #expect((history?["arguments"] as String?)?.contains("$6$salt") == false)
+    #expect(events.events.contains { if case .deliveriesRecorded(let hosts, nil) = $0 { hosts == Self.hosts("pc02") } else { false } })
+  }
+
+  @Test func aRunRecordsOnlyWhenThePlanOrTheRunbookAsks() async throws {
+    let fleet = try fleet()
+    func run(always: Bool, runbookAsks: Bool, stop: StopSignal? = nil, arguments: [String]) async throws {
+      let plan = DeliveryPlan(runbook: Self.runbook(arguments: arguments), expires: nil, always: always)
+      _ = try await fleet.run(lock: .noWait, delivery: plan, sink: EventLog()) { sink in
+        sink.emit(.runStarted(runbook: "site.cfi", check: false, date: Date()))
+        let outcomes = [HostOutcome(host: Host(name: "pc02", group: "lab"), status: .unreachable)]
+        var end = RunEnd(outcomes: outcomes, runtimeError: false, interrupted: stop != nil, stopSignal: stop)
+        end.deliver = runbookAsks
+        return ((), end) as ((), RunEnd)
+      }
+    }
+    try await run(always: false, runbookAsks: false, arguments: ["a"])
+    try await run(always: false, runbookAsks: true, arguments: ["b"])
+    try await run(always: true, runbookAsks: false, arguments: ["c"])
+    try await run(always: true, runbookAsks: true, stop: .interrupt, arguments: ["d"])
+    let queue = Deliveries(database: try #require(fleet.state))
+    let recorded = try queue.list().map { try queue.runbook(of: $0).arguments }
+    #expect(recorded == [["b"], ["c"]])
+  }
+
+  @Test func theRunsThatTriedADeliveryComeFromTheHistory() async throws {
+    let fleet = try fleet()
+    let text = "on all < run \"true\" >"
+    /// One `-c` run of `source` in which pc02 ends `status`; the plan records when it is given.
+    func run(_ source: String, _ status: StepStatus, check: Bool = false, plan: DeliveryPlan? = nil) async throws -> String {
+      try await fleet.run(source: source, lock: .noWait, delivery: plan, sink: EventLog()) { sink in
+        sink.emit(.runStarted(runbook: "<command line>", check: check, date: Date()))
+        let outcomes = [HostOutcome(host: Host(name: "pc02", group: "lab"), status: status)]
+        sink.emit(.runFinished(outcomes: outcomes, interrupted: false, error: nil))
+        return ((), RunEnd(outcomes: outcomes, runtimeError: false, interrupted: false)) as ((), RunEnd)
+      }.id
+    }
+    let book = DeliveryRunbook(name: "<command line>", files: [.init(name: "<command line>", text: text)], arguments: [], options: [])
+    _ = try await run(text, .unreachable, plan: DeliveryPlan(runbook: book, expires: nil, always: true))
+    let tried = try await run(text, .unreachable)
+    _ = try await run(text, .ok, check: true)  // a dry run tries nothing
+    _ = try await run("on all < run \"false\" >", .failed)  // another -c runbook
+    let delivered = try await run(text, .changed)
+    let queue = Deliveries(database: try #require(fleet.state))
+    let delivery = try #require(try queue.list().first)
+    let runs = try queue.runs(of: delivery)
+    #expect(runs.map(\.run) == [tried, delivered])
+    #expect(runs.map(\.status) == ["unreachable", "changed"])
+  }
+
+  // MARK: Schema
+
+  @Test func aDatabaseOfTheHistoryOnlySchemaGetsTheQueue() throws {
+    let old = try StateDatabase(path: path, upTo: "1-history")
+    #expect(try old.appliedMigrations() == ["1-history"])
+    let queue = try queue()
+    #expect(try queue.record(Self.runbook(), hosts: Self.hosts("pc02"), origin: "run-1", expires: nil).count == 1)
+  }
+
+  /// The message of the error `work` throws, nil if it throws none.
+  private static func refusal(_ work: () throws -> Delivery?) -> String? {
+    do {
+      _ = try work()
+      return nil
+    } catch {
+      return "\(error)"
+    }
+  }
+}
