@@ -63,7 +63,7 @@ let package = Package(
     .executableTarget(name: "cfi-bench-parse", dependencies: ["CFIScript", "CFISyntax", "Runtime"], path: "bench/parse"),
     .target(name: "TestSupport", dependencies: ["Runtime", "CFISyntax"], path: "Tests/TestSupport", swiftSettings: strict),
     .testTarget(
-      name: "cfi-shTests", dependencies: ["cfi-sh", "TestSupport"], exclude: ["Golden", "DeliveriesGolden"], swiftSettings: strict),
+      name: "cfi-shTests", dependencies: ["cfi-sh", "TestSupport"], exclude: ["Golden", "DeliveriesGolden", "LogGolden"], swiftSettings: strict),
     // Tests on a real fleet: hosts in network namespaces started by scripts/lab (root only).
     .testTarget(
       name: "FleetTests", dependencies: ["cfi-sh", "Runtime", "TestSupport"], exclude: ["Golden"], swiftSettings: strict),

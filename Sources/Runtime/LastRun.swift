@@ -1,5 +1,6 @@
-// The last run of a runbook, as the audit log recorded it: what `--limit @failed` (and
-// `@unreachable`, `@changed`) reads, until the run history has a database of its own.
+// The last run of a runbook: what `--limit @failed` (and `@unreachable`, `@changed`) reads.
+// The store's run history has it (`HistoryQuery.lastRealRun`); the audit log is read only
+// for a store whose history has no run of the runbook (runs from before it had one).
 
 import Foundation
 
@@ -12,6 +13,20 @@ public struct LastRun: Sendable {
   /// The hosts with `status`.
   public func hosts(_ status: String) -> [HostName] {
     statuses.filter { $0.value == status }.map(\.key).sorted(by: HostFolding.naturalLess)
+  }
+
+  /// The last real run of `runbook` (its path, or `<command line>` with its text `source`) on
+  /// `store`: from the store's run history, else from the audit log at `auditLog` (nil: none);
+  /// `warning` hears why the history could not be read.
+  public static func find(
+    store: Store, auditLog: String?, runbook: String, source: String? = nil, warning: (String) -> Void
+  ) -> LastRun? {
+    do {
+      if let last = try HistoryQuery.open(store: store).lastRealRun(runbook: runbook, source: source) { return last }
+    } catch {
+      if case .noHistory = error {} else { warning("\(error); --limit reads the audit log") }
+    }
+    return auditLog.flatMap { find(inAuditLog: $0, runbook: runbook, source: source, store: store.root) }
   }
 
   /// The last run of `runbook` (its path, or `<command line>` with its text `source`) on

@@ -32,7 +32,7 @@ struct CFISh: AsyncParsableCommand {
         speaks the same language; variables, defs, groups and connections
         live for the session. ':help' lists its commands (:hosts, :groups,
         :discover, :target, :check, :diff, :set, :last, :failed,
-        :unreachable, :rerun, :save, :load, :quit). Ctrl-C stops the
+        :unreachable, :rerun, :log, :save, :load, :quit). Ctrl-C stops the
         running entry, Ctrl-D quits. History: ~/.cfi_history (hashes
         redacted).
 
@@ -42,6 +42,8 @@ struct CFISh: AsyncParsableCommand {
                                     'hosts reject' refuses one
         cfi-sh hosts forget NAME    forget a host's pinned ssh key
         cfi-sh discover             who announces itself now
+        cfi-sh log [RUN]            the run history: recent runs, one run
+                                    ('last'), or one host's (--json)
         cfi-sh run TARGET COMMAND   run one command: cfi-sh run @lab 'uname -r'
         cfi-sh deliver RUNBOOK      run it, and later on the hosts that were
                                     off ('cfi-sh help deliver')
@@ -66,6 +68,9 @@ struct CFISh: AsyncParsableCommand {
                                     only from its announcement waits for
                                     'cfi-sh hosts accept') or auto
         /etc/dsh/group/NAME         dsh group files: more groups of hosts
+        /var/lib/cfi/.cfi/state.sqlite
+                                    the run history ('cfi-sh log', --limit
+                                    @failed)
         /var/log/cfi/audit.log      one JSON line per run and host result
 
       ENVIRONMENT
@@ -251,18 +256,26 @@ struct CFISh: AsyncParsableCommand {
   }
 
   /// The `--limit` of this command line for the runbook `name` (`@failed` and the like read
-  /// its last run on this store from the audit log); nil without one.
+  /// its last real run on this store: `LastRun.find`); nil without one.
   func runLimit(inventory: Inventory, runbook name: String, source: String? = nil) throws -> RunLimit? {
     guard !limit.isEmpty else { return nil }
+    var last: LastRun?? = nil
+    let store = storeRoot
     let log = auditLogPath
     do {
       return try RunLimit.parse(limit, members: { inventory.hosts(inGroup: $0).map(\.name) }) { status throws(HostPatternError) in
-        guard log != "none", let last = LastRun.find(inAuditLog: log, runbook: name, source: source, store: storeRoot) else {
-          throw HostPatternError(
-            message: "--limit @\(status): the audit log \(log == "none" ? "is off" : "'\(log)' has no earlier run of \(name) on \(storeRoot)")",
-            offset: 0)
+        if last == nil {
+          last = .some(
+            LastRun.find(
+              store: Store(root: store), auditLog: log == "none" ? nil : log, runbook: name, source: source,
+              warning: { Stream.standardError.write("cfi-sh: \($0)\n") }))
         }
-        return last.hosts(status)
+        guard let found = last ?? nil else {
+          let audit = log == "none" ? "" : " nor in the audit log '\(log)'"
+          throw HostPatternError(
+            message: "--limit @\(status): no earlier run of \(name) on \(store), neither in its run history\(audit)", offset: 0)
+        }
+        return found.hosts(status)
       }
     } catch {
       throw CommandFailure(message: error.message, status: ExitStatus.usage)

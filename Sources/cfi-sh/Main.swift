@@ -38,7 +38,7 @@ struct Tools: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "cfi-sh",
     subcommands: [
-      HostsCommand.self, DiscoverCommand.self, NodesetCommand.self, ServerCommand.self, ClientCommand.self, DeliveriesCommand.self,
+      HostsCommand.self, DiscoverCommand.self, LogCommand.self, NodesetCommand.self, ServerCommand.self, ClientCommand.self, DeliveriesCommand.self,
       WatchCommand.self,
     ])
 }

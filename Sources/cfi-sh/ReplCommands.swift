@@ -32,6 +32,8 @@ extension Repl {
                           hosts the target
     :unreachable          make the last run's unreachable hosts the target
     :rerun                run the last entry again, on the current target
+    :log [RUN|HOST]       the run history: recent runs, one run ('last' or an id
+                          prefix), or one host's runs
     :save [-f] FILE       write this session's successful entries as a runbook
     :load FILE            run a runbook file in this session
     :quit                 leave (also Ctrl-D)
@@ -58,6 +60,7 @@ extension Repl {
     case ":failed": await targetLast([.failed, .unreachable, .interrupted], "failed")
     case ":unreachable": await targetLast([.unreachable], "unreachable")
     case ":rerun": await rerun()
+    case ":log": log(argument)
     case ":save": save(Array(words.dropFirst()))
     case ":load": await load(argument)
     default:
@@ -128,6 +131,17 @@ extension Repl {
     }
   }
 
+
+  // MARK: - History
+
+  /// `:log [RUN|HOST]` (`LogView.show`).
+  private func log(_ argument: String) {
+    do {
+      Stream.standardOutput.write(try LogView(json: false, style: style).show(argument, in: try HistoryQuery.open(store: fleet.store)))
+    } catch {
+      fail(error.description)
+    }
+  }
 
   // MARK: - Target and modes
 

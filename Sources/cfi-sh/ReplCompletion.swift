@@ -33,7 +33,7 @@ enum ReplCompletion {
   /// The meta-commands, as `:help` lists them.
   static let metaCommands = [
     ":help", ":hosts", ":groups", ":discover", ":target", ":check", ":diff", ":set", ":last", ":failed", ":unreachable",
-    ":rerun", ":save", ":load", ":quit",
+    ":rerun", ":log", ":save", ":load", ":quit",
   ]
   static let settings = ["parallel", "timeout", "connect_timeout", "max_fail", "serial", "discovery", "reboot_timeout"]
   static let builtins = ["lines(", "env(", "len("]
@@ -71,6 +71,7 @@ enum ReplCompletion {
     case (":target", "group"): return matches(word, vocabulary.groups)
     case (":target", _): return matches(word, ["all", "group"] + groupReferences + vocabulary.hosts)
     case (":hosts", _): return matches(word, groupReferences + vocabulary.hosts)
+    case (":log", _): return previous.count == 1 ? matches(word, ["last"] + vocabulary.hosts.filter { !$0.contains("[") }) : []
     case (":check", _), (":diff", _): return matches(word, ["on", "off"])
     case (":set", _): return previous.count == 1 ? matches(word, settings) : []
     case (":save", _), (":load", _): return localPaths(word)

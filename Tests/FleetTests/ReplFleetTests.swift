@@ -1,6 +1,6 @@
 // The interactive shell on a real fleet, driven through a pseudo-terminal like a person at a
 // keyboard: multi-line blocks, errors that leave the session up, completion, the default
-// target, :failed and :rerun, Ctrl-C during a long command, history and :save.
+// target, :failed and :rerun, :log, Ctrl-C during a long command, history and :save.
 
 import Foundation
 import TestSupport
@@ -103,6 +103,14 @@ struct ReplFleetTests {
     #expect(rerun.contains("on host pc02 (1 host: pc02)"))
     try repl.expect("ok: pc02 (1)")
     #expect(try lab.exec("pc02", "test -e /root/done").status == 0)
+    // The session's entries are in the store's run history.
+    repl.sendLine(":log")
+    try repl.expect("RUNBOOK")
+    repl.sendLine(":log pc02")
+    try repl.expect("unreachable  -     refused")
+    repl.sendLine(":log last")
+    try repl.expect("recap ok: pc02 (1)")
+    try repl.expect("cfi pc02> ")
     repl.endOfInput()
     #expect(try repl.waitForExit() == 0)
   }

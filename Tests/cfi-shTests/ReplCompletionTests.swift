@@ -60,6 +60,14 @@ import Testing
     #expect(complete("on all except pc01, de") == ["desk1"])
   }
 
+  /// `:log` takes `last` or one host (not a pattern); one word only.
+  @Test func logTakesLastOrAHost() {
+    #expect(complete(":lo") == [":load", ":log"])
+    #expect(complete(":log ") == ["desk1", "last", "pc01", "pc02"])
+    #expect(complete(":log p") == ["pc01", "pc02"])
+    #expect(complete(":log pc01 ").isEmpty)
+  }
+
   @Test func storePathsAfterCopyFollowTheBlocksGroup() {
     #expect(complete(#"on group lab < copy "etc/"#) == ["etc/apt/", "etc/dpkg/"])
     #expect(complete(#"on group lab < copy "etc/dpkg/"#) == ["etc/dpkg/dpkg.cfg"])

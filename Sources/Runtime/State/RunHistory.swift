@@ -18,6 +18,8 @@ public final class RunHistory: EventSink {
   private struct Pending {
     var steps: [StepRow] = []
     var outcomes: [OutcomeRow] = []
+    var blocks: [Int: BlockInfo] = [:]
+    var blockRows: [BlockRow] = []
     var sequence = 0
     var started = false
     var failed = false
@@ -29,12 +31,14 @@ public final class RunHistory: EventSink {
   private let arguments: [String]
   private let source: String?
   private let warning: @Sendable (String) -> Void
+  /// The time steps and the run end at (a test fixes it).
+  private let now: @Sendable () -> Date
   private let pending = Mutex(Pending())
 
   /// Records the run `runID` into `database`; `warning` hears why history stopped, once.
   public init(
     database: StateDatabase, store: Store, runID: String, arguments: [String], source: String?,
-    warning: @escaping @Sendable (String) -> Void
+    warning: @escaping @Sendable (String) -> Void, now: @escaping @Sendable () -> Date = { Date() }
   ) {
     self.database = database
     self.store = store.root
@@ -42,6 +46,7 @@ public final class RunHistory: EventSink {
     self.arguments = arguments.map(Secret.redactingHashes(in:))
     self.source = source.map(Secret.redactingHashes(in:))
     self.warning = warning
+    self.now = now
   }
 
   public func emit(_ event: Event) {
@@ -52,14 +57,19 @@ public final class RunHistory: EventSink {
         store: store, user: Self.user, sudoUser: ProcessInfo.processInfo.environment["SUDO_USER"],
         checkMode: check, started: date)
       if write({ db in try row.insert(db) }) { pending.withLock { $0.started = true } }
+    case .blockStarted(let info):
+      pending.withLock { $0.blocks[info.id] = info }
     case .stepFinished(let step, let host, let result):
       pending.withLock { state in
         state.sequence += 1
-        state.steps.append(StepRow(run: runID, sequence: state.sequence, step: step, host: host, result: result))
+        state.steps.append(StepRow(run: runID, sequence: state.sequence, step: step, host: host, result: result, finished: now()))
       }
-    case .blockFinished(_, let outcomes, _):
+    case .blockFinished(let id, let outcomes, let stopped):
       pending.withLock { state in
         state.outcomes += outcomes.map { OutcomeRow(run: runID, outcome: $0) }
+        if let info = state.blocks.removeValue(forKey: id) {
+          state.blockRows.append(BlockRow(run: runID, info: info, outcomes: outcomes, stopped: stopped))
+        }
       }
       flush()
     case .runFinished(let outcomes, _, let error, _, _):
@@ -79,11 +89,11 @@ public final class RunHistory: EventSink {
 
   /// Writes the end of the run: what is still buffered, the exit status and the signal.
   public func finish(exitStatus: Int32, signal: StopSignal? = nil) {
-    let id = runID
+    let (id, finished) = (runID, now())
     flush { db in
       try db.execute(
         sql: "UPDATE run SET finished = ?, exit_status = ?, signal = ? WHERE id = ?",
-        arguments: [Date(), exitStatus, signal?.name, id])
+        arguments: [finished, exitStatus, signal?.name, id])
     }
   }
 
@@ -91,15 +101,17 @@ public final class RunHistory: EventSink {
   /// whole run is its worst over the blocks, so an outcome row replaces an earlier one only
   /// when it is worse.
   private func flush(_ more: @escaping (Database) throws -> Void = { _ in }) {
-    let (steps, outcomes, started) = pending.withLock { state in
+    let (steps, outcomes, blocks, started) = pending.withLock { state in
       defer {
         state.steps = []
         state.outcomes = []
+        state.blockRows = []
       }
-      return (state.steps, state.outcomes, state.started)
+      return (state.steps, state.outcomes, state.blockRows, state.started)
     }
     guard started else { return }
     write { db in
+      for block in blocks { try block.insert(db) }
       for step in steps { try step.insert(db) }
       for outcome in outcomes {
         try db.execute(
@@ -138,7 +150,7 @@ public final class RunHistory: EventSink {
     getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) } ?? String(getuid())
   }
 
-  static func json(_ list: [String]) -> String {
+  static func json(_ list: [some Encodable]) -> String {
     (try? String(decoding: JSONEncoder().encode(list), as: UTF8.self)) ?? "[]"
   }
 
@@ -196,8 +208,9 @@ struct StepRow: PersistableRecord, Sendable {
   var output: String
   var stderr: String
   var finished: Date
+  var tolerated: Bool
 
-  init(run: String, sequence: Int, step: StepInfo, host: Host, result: StepResult) {
+  init(run: String, sequence: Int, step: StepInfo, host: Host, result: StepResult, finished: Date) {
     self.run = run
     self.sequence = sequence
     block = step.block
@@ -212,7 +225,8 @@ struct StepRow: PersistableRecord, Sendable {
     duration = Double(result.duration.components.seconds) + Double(result.duration.components.attoseconds) / 1e18
     output = RunHistory.capped(Secret.redactingHashes(in: result.output))
     stderr = RunHistory.capped(Secret.redactingHashes(in: result.errorOutput))
-    finished = Date()
+    self.finished = finished
+    tolerated = step.tolerated
   }
 
   func encode(to container: inout PersistenceContainer) {
@@ -231,6 +245,38 @@ struct StepRow: PersistableRecord, Sendable {
     container["output"] = output
     container["stderr"] = stderr
     container["finished"] = finished
+    container["tolerated"] = tolerated
+  }
+}
+
+struct BlockRow: PersistableRecord, Sendable {
+  static let databaseTableName = "block"
+  var run: String
+  var block: Int
+  var target: String
+  var location: String
+  var hosts: String
+  var outcomes: String
+  var stopped: Bool
+
+  init(run: String, info: BlockInfo, outcomes: [HostOutcome], stopped: Bool) {
+    self.run = run
+    block = info.id
+    target = Secret.redactingHashes(in: info.label)
+    location = info.location
+    hosts = RunHistory.json(info.hosts.map(\.name.rawValue))
+    self.outcomes = RunHistory.json(outcomes.map(RecordedOutcome.init))
+    self.stopped = stopped
+  }
+
+  func encode(to container: inout PersistenceContainer) {
+    container["run_id"] = run
+    container["block"] = block
+    container["target"] = target
+    container["location"] = location
+    container["hosts"] = hosts
+    container["outcomes"] = outcomes
+    container["stopped"] = stopped
   }
 }
 

@@ -78,10 +78,17 @@ public final class StateDatabase: Sendable {
       }
       pool = try DatabasePool(path: path, configuration: configuration)
       let migrator = StateSchema.migrator(importing: legacy)
-      if let lastMigration {
-        try migrator.migrate(pool, upTo: lastMigration)
-      } else {
-        try migrator.migrate(pool)
+      if try lastMigration != nil || !pool.read(migrator.hasCompletedMigrations) {
+        // Two processes opening a new (or older) database at once would both see a migration
+        // missing and both apply it: the second fails ("table run already exists"). The one
+        // that waits for the lock finds the migrations applied.
+        let lock = try LockFile(path: path + ".migrating")
+        if let lastMigration {
+          try migrator.migrate(pool, upTo: lastMigration)
+        } else {
+          try migrator.migrate(pool)
+        }
+        lock.unlock()
       }
     } catch let error as StateDatabaseError {
       legacy.restore()

@@ -20,6 +20,7 @@ enum StateSchema {
       try legacy?.importRecords(into: db)
     }
     migrator.registerMigration("3-deliveries", migrate: deliveries)
+    migrator.registerMigration("4-log", migrate: blocks)
     return migrator
   }
 
@@ -149,5 +150,29 @@ enum StateSchema {
     }
     try db.create(index: "delivery_by_host", on: "delivery", columns: ["host", "state"])
     try db.create(index: "delivery_by_state", on: "delivery", columns: ["state", "id"])
+  }
+
+  /// What `cfi-sh log RUN` needs to show a run as its end-of-run output did: each `on` block's
+  /// target and hosts, how it ended per host, and whether a step's failure was tolerated.
+  private static func blocks(_ db: Database) throws {
+    // One row per `on` block, written when the block ends.
+    try db.create(table: "block") { t in
+      t.column("run_id", .text).notNull().references("run", onDelete: .cascade)
+      t.column("block", .integer).notNull()
+      /// The target as printed, e.g. `on group lab except pc03`.
+      t.column("target", .text).notNull()
+      t.column("location", .text).notNull()
+      /// The hosts the block ran on, a JSON list of names, in order.
+      t.column("hosts", .text).notNull().defaults(to: "[]")
+      /// Each host's end in the block, a JSON list of {host, group, status, reason, message}.
+      t.column("outcomes", .text).notNull().defaults(to: "[]")
+      /// `max_fail` stopped the block.
+      t.column("stopped", .boolean).notNull().defaults(to: false)
+      t.primaryKey(["run_id", "block"])
+    }
+    try db.alter(table: "step_result") { t in
+      /// The step is inside `try`: its failure did not end the host's block.
+      t.add(column: "tolerated", .boolean).notNull().defaults(to: false)
+    }
   }
 }
