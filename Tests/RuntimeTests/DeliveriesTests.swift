@@ -260,6 +260,26 @@ import TestSupport
     #expect(runs.map(\.status) == ["unreachable", "changed"])
   }
 
+  /// A runbook file is told by its path; the history keeps its text as well.
+  @Test func theRunsThatTriedADeliveryOfARunbookFileComeFromTheHistory() async throws {
+    let fleet = try fleet()
+    func run(_ status: StepStatus, text: String, plan: DeliveryPlan? = nil) async throws -> String {
+      try await fleet.run(text: text, lock: .noWait, delivery: plan, sink: EventLog()) { sink in
+        sink.emit(.runStarted(runbook: "site.cfi", check: false, date: Date()))
+        let outcomes = [HostOutcome(host: Host(name: "pc02", group: "lab"), status: status)]
+        sink.emit(.runFinished(outcomes: outcomes, interrupted: false, error: nil))
+        return ((), RunEnd(outcomes: outcomes, runtimeError: false, interrupted: false)) as ((), RunEnd)
+      }.id
+    }
+    let text = "on all < run \"true\" >"
+    let book = DeliveryRunbook(name: "site.cfi", files: [.init(name: "site.cfi", text: text)], arguments: [], options: [])
+    _ = try await run(.unreachable, text: text, plan: DeliveryPlan(runbook: book, expires: nil, always: true))
+    let delivered = try await run(.ok, text: text + "\n# edited since")
+    let queue = Deliveries(database: try #require(fleet.state))
+    let runs = try queue.runs(of: try #require(try queue.list().first))
+    #expect(runs.map(\.run) == [delivered])
+  }
+
   // MARK: Schema
 
   @Test func aDatabaseOfTheHistoryOnlySchemaGetsTheQueue() throws {
