@@ -69,8 +69,9 @@ struct CFISh: AsyncParsableCommand {
                                     'cfi-sh hosts accept') or auto
         /etc/dsh/group/NAME         dsh group files: more groups of hosts
         /var/lib/cfi/.cfi/state.sqlite
-                                    the run history ('cfi-sh log', --limit
-                                    @failed)
+                                    the state database: run history
+                                    ('cfi-sh log', --limit @failed), known
+                                    and pending hosts, deliveries owed
         /var/log/cfi/audit.log      one JSON line per run and host result
 
       ENVIRONMENT
@@ -149,7 +150,7 @@ struct CFISh: AsyncParsableCommand {
 
   @Option(
     help: ArgumentHelp(
-      "Reach only these hosts, in every block: patterns (pc[01-10], @lab), @failed, @unreachable or @changed (of the last run of this runbook), !SET to leave hosts out. Repeatable.",
+      "Reach only these hosts, in every block: patterns (pc[01-10], @lab), @failed, @unreachable or @changed (each host's latest result with this runbook), !SET to leave hosts out. Repeatable.",
       valueName: "set"))
   var limit: [String] = []
 

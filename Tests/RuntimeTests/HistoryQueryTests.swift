@@ -156,6 +156,25 @@ import TestSupport
     #expect(try query.lastRealRun(runbook: "never.cfi") == nil)
   }
 
+  /// Per host, its latest result: a run that left hosts out (a delivery to pc03 alone)
+  /// changes only the results of the hosts it had.
+  @Test func theLastResultIsPerHost() async throws {
+    let fleet = fleet()
+    try await run(fleet)
+    _ = try await fleet.run(lock: .noWait, sink: EventLog()) { sink in
+      sink.emit(.runStarted(runbook: "site.cfi", check: false, date: Date()))
+      let outcomes = [HostOutcome(host: Self.host("pc03"), status: .changed), HostOutcome(host: Self.host("pc02"), status: .skipped)]
+      sink.emit(.blockFinished(id: 1, outcomes: outcomes, stopped: false))
+      sink.emit(.runFinished(outcomes: outcomes, interrupted: false, error: nil))
+      return ((), RunEnd(outcomes: outcomes, runtimeError: false, interrupted: false))
+    }
+    let last = try #require(try query.lastRealRun(runbook: "site.cfi"))
+    #expect(last.hosts("failed") == ["pc02"])
+    #expect(last.hosts("changed") == ["pc03"])
+    #expect(last.hosts("unreachable").isEmpty)
+    #expect(last.hosts("ok") == ["pc01"])
+  }
+
   @Test func aCommandLineRunIsKnownByItsText() async throws {
     let fleet = fleet()
     let hash = "$6$salt$" + String(repeating: "a", count: 86)

@@ -253,26 +253,30 @@ public struct HistoryQuery: Sendable {
     }
   }
 
-  /// The last real (not `--check`) run of `runbook` (its path, or `<command line>` whose text
-  /// is `source`) that finished; nil when the history has none.
+  /// What `--limit @failed` (and `@unreachable`, `@changed`) reads: per host, its result in
+  /// the latest real (not `--check`), finished run of `runbook` (its path, or `<command
+  /// line>` whose text is `source`) that it took part in; nil when the history has no such
+  /// run. Per host, not per run: a later run that left a host out (a `--limit`, a delivery to
+  /// another host that was off) leaves that host's result as it was, so `@failed` after
+  /// `cfi-sh watch` delivered to some hosts still names the hosts that failed the runbook
+  /// wherever it last ran. A host `skipped` in a run (never started) keeps its earlier result.
   public func lastRealRun(runbook: String, source: String? = nil) throws(HistoryError) -> LastRun? {
     try read { db in
-      guard
-        let row = try Row.fetchOne(
-          db,
-          sql: """
-            SELECT id, finished FROM run WHERE runbook = ? AND (?2 IS NULL OR source = ?2) AND NOT check_mode
-              AND finished IS NOT NULL
-            ORDER BY started DESC, rowid DESC LIMIT 1
-            """,
-          // Stored as written: hashes redacted.
-          arguments: [Secret.redactingHashes(in: runbook), source.map(Secret.redactingHashes(in:))])
-      else { return nil }
+      let rows = try Row.fetchAll(
+        db,
+        sql: """
+          SELECT o.host, o.status, r.finished FROM host_outcome o JOIN run r ON r.id = o.run_id
+          WHERE r.runbook = ? AND (?2 IS NULL OR r.source = ?2) AND NOT r.check_mode AND r.finished IS NOT NULL
+            AND o.status != 'skipped'
+          ORDER BY r.started, r.rowid
+          """,
+        // Stored as written: hashes redacted.
+        arguments: [Secret.redactingHashes(in: runbook), source.map(Secret.redactingHashes(in:))])
+      guard let finished = rows.last.map({ $0["finished"] as Date }) else { return nil }
       var statuses: [HostName: String] = [:]
-      for outcome in try Row.fetchAll(db, sql: "SELECT host, status FROM host_outcome WHERE run_id = ?", arguments: [row["id"] as String]) {
-        if let name = HostName(outcome["host"] as String) { statuses[name] = outcome["status"] }
+      for row in rows {
+        if let name = HostName(row["host"] as String) { statuses[name] = row["status"] }
       }
-      let finished: Date = row["finished"]
       return LastRun(statuses: statuses, finished: ISO8601DateFormatter().string(from: finished))
     }
   }
