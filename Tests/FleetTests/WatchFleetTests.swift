@@ -133,6 +133,20 @@ struct WatchFleetTests {
     let rerun = try lab.cfi(["--json", "--limit", "@failed", runbook])
     #expect(rerun.status == 0, "\(rerun.stderr)")
     #expect(outcomes(rerun) == ["pc09": "ok"])
+
+    // `cfi-sh log --host` tells each host's story, newest first: pc08 found off, then
+    // delivered; pc09 found off, its delivery failing twice (watch, then watch --once), the rerun.
+    func story(_ host: String) throws -> [String] {
+      let shown = try Command.run(["log", "--store", lab.store.path, "--host", host, "--json"])
+      #expect(shown.status == 0, "\(shown.stderr)")
+      return try shown.stdout.split(separator: "\n").map {
+        (try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["status"] as? String ?? "?"
+      }
+    }
+    #expect(try story("pc08") == ["ok", "unreachable"])
+    #expect(try story("pc09") == ["ok", "failed", "failed", "unreachable"])
+    let text = try Command.run(["log", "--store", lab.store.path, "--host", "pc08"])
+    #expect(text.stdout.contains("unreachable") && text.stdout.contains("ok"), "\(text.stdout)")
   }
 
   @Test func onceDeliversToAHostThatIsUpButDoesNotAnnounceItself() throws {
