@@ -43,15 +43,15 @@ public struct RunEnd: Sendable {
 public struct DeliveryPlan: Sendable {
   /// The runbook as it runs now.
   public var runbook: DeliveryRunbook
-  /// When a delivery not yet made is given up.
-  public var expires: Date?
+  /// How long after it is recorded (at the run's end) a delivery not yet made is given up.
+  public var expiresAfter: Duration?
   /// Deliver whatever the runbook says (`cfi-sh deliver`, `--deliver`); otherwise only when
   /// the runbook asks (`RunEnd.deliver`).
   public var always: Bool
 
-  public init(runbook: DeliveryRunbook, expires: Date?, always: Bool) {
+  public init(runbook: DeliveryRunbook, expiresAfter: Duration?, always: Bool) {
     self.runbook = runbook
-    self.expires = expires
+    self.expiresAfter = expiresAfter
     self.always = always
   }
 }
@@ -119,10 +119,12 @@ public final class FleetRun: Sendable {
   /// know but that does not stop anything (a source that failed, a log that went missing);
   /// `warning` what they must hear even without asking (the run history not recorded).
   /// `history`: record each run in the store's run history (the state database is still
-  /// used for what else it keeps: deliveries, hosts).
+  /// used for what else it keeps: deliveries, hosts). `state`: the store's state database
+  /// when the caller has it open already (one per process: `cfi-sh watch` and its runs).
   public init(
     store: Store, sources: InventorySources, executor: any StepExecutor, audit: AuditPolicy, history: Bool = true,
-    notice: @escaping @Sendable (String) -> Void = { _ in }, warning: (@Sendable (String) -> Void)? = nil
+    state: StateDatabase? = nil, notice: @escaping @Sendable (String) -> Void = { _ in },
+    warning: (@Sendable (String) -> Void)? = nil
   ) {
     self.store = store
     self.sources = sources
@@ -131,6 +133,7 @@ public final class FleetRun: Sendable {
     self.notice = notice
     self.warning = warning ?? notice
     recordsHistory = history
+    if let state { stateDatabase.withLock { $0 = .open(state) } }
   }
 
   /// The store's state database, opened once; nil when it cannot be opened (then `warning`
@@ -267,8 +270,10 @@ public final class FleetRun: Sendable {
       return
     }
     do {
-      try Deliveries(database: database).record(plan.runbook, hosts: hosts, origin: run, expires: plan.expires)
-      sink.emit(.deliveriesRecorded(hosts: hosts, expires: plan.expires))
+      let now = Date()
+      let expires = plan.expiresAfter.map { now.addingTimeInterval(TimeInterval($0.wholeMilliseconds) / 1000) }
+      try Deliveries(database: database).record(plan.runbook, hosts: hosts, origin: run, expires: expires, at: now)
+      sink.emit(.deliveriesRecorded(hosts: hosts, expires: expires))
     } catch {
       warning("no delivery recorded for \(names): \(error)")
     }

@@ -14,6 +14,9 @@ struct RunbookRunner {
   var delivery: (runbook: DeliveryRunbook, hosts: [HostName])? = nil
   /// Where the run's events go instead of the terminal (`cfi-sh watch` logs its own lines).
   var sink: (any EventSink)? = nil
+  /// The store's state database when the caller has it open (`cfi-sh watch`): the run uses
+  /// it rather than opening another.
+  var state: StateDatabase? = nil
 
   /// How a run ended, for a caller that needs more than the exit status.
   struct Finished {
@@ -48,7 +51,7 @@ struct RunbookRunner {
     // The run history keeps the text of a runbook file too (as it ran; includes not).
     let fileText = text == nil ? runbook.files.first.map { SecretText.redactingHashes(String(decoding: $0.bytes.prefix(64 << 10), as: UTF8.self)) } : nil
     let fleet = options.makeFleetRun(
-      audit: options.auditPolicy(required: true),
+      audit: options.auditPolicy(required: true), state: state,
       notice: { [verbose = options.verbose] message in
         if verbose { Stream.standardError.write("cfi-sh: \(message)\n") }
       })
@@ -162,10 +165,11 @@ struct RunbookRunner {
   private func deliveryPlan(_ runbook: LoadedRunbook, name: String, arguments: [String]) throws -> DeliveryPlan? {
     guard delivery == nil, !options.check else { return nil }
     let files = runbook.files.map { DeliveryRunbook.File(name: $0.path, text: String(decoding: $0.bytes, as: UTF8.self)) }
-    let expires = try options.expire.map { Date() + TimeInterval(try parseDuration($0, option: "--expire").wholeMilliseconds) / 1000 }
+    // Counted from when the deliveries are recorded, at the run's end.
+    let expiresAfter = try options.expire.map { try parseDuration($0, option: "--expire") }
     return DeliveryPlan(
       runbook: DeliveryRunbook(name: name, files: files, arguments: arguments, options: options.runShapingOptions),
-      expires: expires, always: options.deliver)
+      expiresAfter: expiresAfter, always: options.deliver)
   }
 
   /// Loads a recorded delivery's runbook from its stored texts (includes too: they are

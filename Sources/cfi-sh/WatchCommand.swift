@@ -156,7 +156,8 @@ struct WatchCommand: AsyncParsableCommand {
       accept: { sources.acceptedHost(announcedBy: $0, state: database)?.name },
       run: { runbook, hosts in
         defer { signals.idle(stop: stopper.stop) }
-        return await WatchCommand.deliver(runbook, to: hosts, words: words, quietRun: !verbose, signals: signals)
+        return await WatchCommand.deliver(
+          runbook, to: hosts, words: words, quietRun: !verbose, signals: signals, state: database)
       },
       report: { log.write($0) })
     if !once && !quiet {
@@ -179,13 +180,14 @@ struct WatchCommand: AsyncParsableCommand {
   /// Runs one delivery batch as `cfi-sh` runs a runbook: this command line's options, then
   /// the delivery's own.
   static func deliver(
-    _ runbook: DeliveryRunbook, to hosts: [HostName], words: [String], quietRun: Bool, signals: StopSignals
+    _ runbook: DeliveryRunbook, to hosts: [HostName], words: [String], quietRun: Bool, signals: StopSignals,
+    state: StateDatabase
   ) async -> DeliveryRunResult {
     let finished: RunbookRunner.Finished
     do {
       let options = try CFISh.parse(words + runbook.options)
       finished = try await RunbookRunner(
-        options: options, delivery: (runbook, hosts), sink: quietRun ? MultiplexSink([]) : nil
+        options: options, delivery: (runbook, hosts), sink: quietRun ? MultiplexSink([]) : nil, state: state
       ).runReporting()
     } catch {
       return DeliveryRunResult(run: nil, outcomes: [:], failure: CFISh.message(for: error), stopped: signals.received != nil)

@@ -7,7 +7,9 @@ import Runtime
 
 extension CFISh {
   /// The fleet of this command line's store, reached over OpenSSH.
-  func makeFleetRun(audit: FleetRun.AuditPolicy, notice: @escaping @Sendable (String) -> Void) -> FleetRun {
+  func makeFleetRun(
+    audit: FleetRun.AuditPolicy, state: StateDatabase? = nil, notice: @escaping @Sendable (String) -> Void
+  ) -> FleetRun {
     let store = Store(root: storeRoot)
     let configuration = SSHConfiguration(store: store, identityFile: identityFile, configFile: sshConfigFile)
     let executor = ActionExecutor(transport: SSHTransport(configuration: configuration), store: store)
@@ -16,7 +18,7 @@ extension CFISh {
       configurationFile: CFISh.configurationFile)
     // What stops recording (the state database locked or broken) is said whatever the verbosity.
     return FleetRun(
-      store: store, sources: sources, executor: executor, audit: audit, history: !noHistory, notice: notice,
+      store: store, sources: sources, executor: executor, audit: audit, history: !noHistory, state: state, notice: notice,
       warning: { Stream.standardError.write("cfi-sh: \($0)\n") })
   }
 

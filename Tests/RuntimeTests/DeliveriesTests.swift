@@ -189,7 +189,7 @@ import TestSupport
     let fleet = try fleet()
     let plan = DeliveryPlan(
       runbook: DeliveryRunbook(name: "<command line>", files: [.init(name: "<command line>", text: text)], arguments: [hash], options: []),
-      expires: nil, always: true)
+      expiresAfter: nil, always: true)
     let events = EventLog()
     let run = try await fleet.run(arguments: [hash], source: text, lock: .noWait, delivery: plan, sink: events) { sink in
       sink.emit(.runStarted(runbook: "<command line>", check: false, date: Date()))
@@ -217,7 +217,7 @@ import TestSupport
   @Test func aRunRecordsOnlyWhenThePlanOrTheRunbookAsks() async throws {
     let fleet = try fleet()
     func run(always: Bool, runbookAsks: Bool, stop: StopSignal? = nil, arguments: [String]) async throws {
-      let plan = DeliveryPlan(runbook: Self.runbook(arguments: arguments), expires: nil, always: always)
+      let plan = DeliveryPlan(runbook: Self.runbook(arguments: arguments), expiresAfter: nil, always: always)
       _ = try await fleet.run(lock: .noWait, delivery: plan, sink: EventLog()) { sink in
         sink.emit(.runStarted(runbook: "site.cfi", check: false, date: Date()))
         let outcomes = [HostOutcome(host: Host(name: "pc02", group: "lab"), status: .unreachable)]
@@ -248,7 +248,7 @@ import TestSupport
       }.id
     }
     let book = DeliveryRunbook(name: "<command line>", files: [.init(name: "<command line>", text: text)], arguments: [], options: [])
-    _ = try await run(text, .unreachable, plan: DeliveryPlan(runbook: book, expires: nil, always: true))
+    _ = try await run(text, .unreachable, plan: DeliveryPlan(runbook: book, expiresAfter: nil, always: true))
     let tried = try await run(text, .unreachable)
     _ = try await run(text, .ok, check: true)  // a dry run tries nothing
     _ = try await run("on all < run \"false\" >", .failed)  // another -c runbook
@@ -273,7 +273,7 @@ import TestSupport
     }
     let text = "on all < run \"true\" >"
     let book = DeliveryRunbook(name: "site.cfi", files: [.init(name: "site.cfi", text: text)], arguments: [], options: [])
-    _ = try await run(.unreachable, text: text, plan: DeliveryPlan(runbook: book, expires: nil, always: true))
+    _ = try await run(.unreachable, text: text, plan: DeliveryPlan(runbook: book, expiresAfter: nil, always: true))
     let delivered = try await run(.ok, text: text + "\n# edited since")
     let queue = Deliveries(database: try #require(fleet.state))
     let runs = try queue.runs(of: try #require(try queue.list().first))
