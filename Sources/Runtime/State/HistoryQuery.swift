@@ -3,7 +3,8 @@
 // emitted, replayed, so a renderer shows it as it showed it live), one host's history, and the
 // last real run of a runbook.
 //
-// It only reads: a missing database is "no history yet", never created here. What it returns
+// It changes no record: a missing database is "no history yet", never created here (opening
+// an existing one from an older cfi-sh brings its schema up to date first). What it returns
 // was redacted and capped when it was written (`RunHistory`).
 
 import Foundation
