@@ -18,7 +18,8 @@ import TestSupport
   private static let seen = Date(timeIntervalSince1970: 1_700_000_000)
 
   /// The files as an older cfi-sh wrote them, with one entry that does not decode.
-  private func writeLegacyFiles() throws {
+  private func writeLegacyFiles(in stateDirectory: String? = nil) throws {
+    let stateDirectory = stateDirectory ?? self.stateDirectory
     try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
     try """
       [{"name": "-oProxyCommand=x", "group": "lab"},
@@ -71,10 +72,71 @@ import TestSupport
     try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
     let known = stateDirectory + "/known-clients.json"
     try "[{\"name\": \"pc1\",}".write(toFile: known, atomically: true, encoding: .utf8)
-    let database = try StateDatabase(store: store)
-    #expect(database.notes.first?.hasPrefix("\(known): ignored, not a list of known clients: ") == true, "\(database.notes)")
-    #expect(database.notes.last == "imported 0 known clients from \(known) into the state database; the file is kept as \(known).imported")
+    let notes = try StateDatabase(store: store).notes
+    #expect(notes.first?.hasPrefix("\(known): ignored, not a list of known clients: ") == true, "\(notes)")
+    #expect(notes.last == "imported 0 known clients from \(known) into the state database; the file is kept as \(known).imported")
     #expect(try String(contentsOfFile: known + ".imported", encoding: .utf8) == "[{\"name\": \"pc1\",}")
+  }
+
+  /// What an opener does not take is told at the database's first use, once; what it takes
+  /// is not told again.
+  @Test func theNotesNoOpenerTookAreToldAtFirstUse() throws {
+    try writeLegacyFiles()
+    let told = FleetRunNotices()
+    let database = try StateDatabase(store: store, notify: told.add)
+    #expect(told.all.isEmpty)
+    _ = try database.appliedMigrations()
+    _ = try KnownClients(database: database, knownHosts: nil).load()
+    #expect(told.all.count == 3)
+    #expect(told.all.last?.hasPrefix("imported 2 pending hosts from ") == true)
+    #expect(database.notes.isEmpty)
+
+    try FileManager.default.removeItem(atPath: stateDirectory)
+    try writeLegacyFiles()
+    let taken = FleetRunNotices()
+    let opened = try StateDatabase(store: store, notify: taken.add)
+    #expect(opened.notes.count == 3)
+    _ = try opened.appliedMigrations()
+    #expect(taken.all.isEmpty)
+  }
+
+  /// GRDB commits each migration on its own: "2-hosts" rolled back (here by a foreign key
+  /// it finds broken at its end) leaves the files be; a later migration failing after it
+  /// committed leaves the import done: the files renamed, the admin told.
+  @Test func theFilesAreRenamedOnlyOnceTheImportCommitted() throws {
+    let before = scratch.path + "/before"
+    let old = try StateDatabase(path: before + "/state.sqlite", upTo: "1-history")
+    var unchecked = Configuration()
+    unchecked.foreignKeysEnabled = false
+    try DatabaseQueue(path: old.path, configuration: unchecked).write { db in
+      try db.execute(
+        sql: """
+          INSERT INTO step_result (run_id, sequence, block, location, label, host, host_group, status, duration, finished)
+          VALUES ('gone', 1, 1, 'site.cfi:1:1', 'run', 'pc1', 'lab', 'ok', 0, ?)
+          """, arguments: [Self.seen])
+    }
+    try writeLegacyFiles(in: before)
+    let rolledBack = FleetRunNotices()
+    #expect(throws: StateDatabaseError.self) { try StateDatabase(path: old.path, notify: rolledBack.add) }
+    #expect(rolledBack.all.isEmpty)
+    #expect(FileManager.default.fileExists(atPath: before + "/known-clients.json"))
+    #expect(!FileManager.default.fileExists(atPath: before + "/known-clients.json.imported"))
+
+    let after = scratch.path + "/after"
+    let path = after + "/state.sqlite"
+    try writeLegacyFiles(in: after)
+    // A table of that name stops the migration that makes it.
+    try DatabaseQueue(path: path).write { db in try db.execute(sql: "CREATE TABLE delivery_runbook (x)") }
+    let committed = FleetRunNotices()
+    #expect(throws: StateDatabaseError.self) { try StateDatabase(path: path, notify: committed.add) }
+    #expect(committed.all.count == 3)
+    #expect(!FileManager.default.fileExists(atPath: after + "/known-clients.json"))
+    #expect(FileManager.default.fileExists(atPath: after + "/known-clients.json.imported"))
+    try DatabaseQueue(path: path).write { db in try db.execute(sql: "DROP TABLE delivery_runbook") }
+    let database = try StateDatabase(path: path)
+    #expect(try database.appliedMigrations() == StateSchema.migrator.migrations)
+    #expect(try KnownClients(database: database, knownHosts: nil).load().map(\.name) == ["pc1", "pc2"])
+    #expect(try PendingHosts(database: database).load().count == 2)
   }
 
   /// A store whose database an earlier cfi-sh made (history only): its runs stay, its hosts

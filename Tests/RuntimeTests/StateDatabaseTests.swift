@@ -91,27 +91,111 @@ import TestSupport
     #expect(said.first?.contains("state.sqlite") == true)
   }
 
-  @Test func aDatabaseLockedByAnotherProcessCostsTheRunItsHistoryNotItsResult() async throws {
-    let database = try StateDatabase(store: store)
-    // Another writer holds the lock for longer than the busy timeout.
-    let holder = try DatabaseQueue(path: database.path)
-    let locked = DispatchSemaphore(value: 0)
-    let release = DispatchSemaphore(value: 0)
-    DispatchQueue.global().async {
-      try? holder.inDatabase { db in
-        try db.execute(sql: "BEGIN IMMEDIATE")
-        locked.signal()
-        release.wait()
-        try db.execute(sql: "ROLLBACK")
+  /// Another process's write transaction on the database at `path`, held until `release`.
+  private final class WriteLockHolder: Sendable {
+    private let release = DispatchSemaphore(value: 0)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(path: String) throws {
+      let holder = try DatabaseQueue(path: path)
+      let locked = DispatchSemaphore(value: 0)
+      DispatchQueue.global().async { [release, done] in
+        try? holder.inDatabase { db in
+          try db.execute(sql: "BEGIN IMMEDIATE")
+          locked.signal()
+          release.wait()
+          try db.execute(sql: "ROLLBACK")
+        }
+        done.signal()
       }
+      locked.wait()
     }
-    locked.wait()
+
+    func unlock() {
+      release.signal()
+      done.wait()
+    }
+  }
+
+  /// A history on a database whose writes wait `busyTimeout` for another's, and what it warned.
+  private func history(busyTimeout: TimeInterval = 0.05) throws -> (RunHistory, StateDatabase, FleetRunNotices) {
+    let database = try StateDatabase(store: store, busyTimeout: busyTimeout)
     let notices = FleetRunNotices()
-    let fleet = fleet(notices: notices)
-    let id = try await runOnce(fleet)
-    release.signal()
-    #expect(notices.all.filter { $0.contains("run history not recorded") }.count == 1)
-    #expect(!id.isEmpty)
+    let history = RunHistory(database: database, store: store, runID: "r1", arguments: [], source: nil, warning: notices.add)
+    return (history, database, notices)
+  }
+
+  /// Block `block` of run r1: a step on pc01, its outcome.
+  private func emitBlock(_ block: Int, to history: RunHistory) {
+    let step = StepInfo(block: block, location: "site.cfi:\(block):1", label: "run \"true\"")
+    history.emit(.blockStarted(BlockInfo(id: block, label: "on pc01", location: step.location, hosts: [Self.host("pc01")])))
+    history.emit(.stepFinished(step, host: Self.host("pc01"), result: StepResult(status: .ok, exitCode: 0, output: "")))
+    history.emit(.blockFinished(id: block, outcomes: [HostOutcome(host: Self.host("pc01"), status: .ok)], stopped: false))
+  }
+
+  private func recorded(_ database: StateDatabase) throws -> (runs: Int, ended: Int, steps: Int, blocks: Int, outcomes: Int) {
+    try database.read { db in
+      (
+        try Int.fetchOne(db, sql: "SELECT count(*) FROM run") ?? 0,
+        try Int.fetchOne(db, sql: "SELECT count(*) FROM run WHERE finished IS NOT NULL AND exit_status = 0") ?? 0,
+        try Int.fetchOne(db, sql: "SELECT count(*) FROM step_result") ?? 0,
+        try Int.fetchOne(db, sql: "SELECT count(*) FROM block") ?? 0,
+        try Int.fetchOne(db, sql: "SELECT count(*) FROM host_outcome") ?? 0
+      )
+    }
+  }
+
+  @Test func aDatabaseLockedThroughTheRunCostsTwoWaitsAndTheHistoryNotTheRun() throws {
+    let (history, database, notices) = try history()
+    let holder = try WriteLockHolder(path: database.path)
+    history.emit(.runStarted(runbook: "site.cfi", check: false, date: Date()))
+    for block in 1...3 { emitBlock(block, to: history) }
+    history.emit(.runFinished(outcomes: [], interrupted: false, error: nil))
+    history.finish(exitStatus: 0)
+    holder.unlock()
+    // The start failed; the blocks and the end waited for the one more try at `finish`.
+    #expect(history.attempts == 2)
+    #expect(notices.all.count == 2)
+    #expect(notices.all.first?.hasPrefix("run history held back: ") == true)
+    #expect(notices.all.last?.hasPrefix("run history not recorded: ") == true)
+    #expect(try recorded(database) == (0, 0, 0, 0, 0))
+  }
+
+  @Test func aDatabaseLockedForAMomentLosesNothing() throws {
+    let (history, database, notices) = try history()
+    let holder = try WriteLockHolder(path: database.path)
+    history.emit(.runStarted(runbook: "site.cfi", check: false, date: Date()))
+    emitBlock(1, to: history)
+    holder.unlock()
+    emitBlock(2, to: history)
+    history.emit(.runFinished(outcomes: [], interrupted: false, error: "stopped \("$6$salt$" + String(repeating: "a", count: 86))"))
+    history.finish(exitStatus: 0)
+    #expect(history.attempts == 2)
+    #expect(notices.all.count == 1)
+    #expect(notices.all.first?.hasPrefix("run history held back: ") == true)
+    #expect(try recorded(database) == (1, 1, 2, 2, 1))
+    let error = try database.read { db in try String.fetchOne(db, sql: "SELECT error FROM run") }
+    #expect(error?.hasPrefix("stopped ") == true && error?.contains("$6$salt") == false)
+  }
+
+  @Test func aMigrationLockHeldTooLongFailsTheOpen() throws {
+    let path = scratch.path + "/state.sqlite"
+    let stuck = try LockFile(path: path + ".migrating")
+    #expect {
+      try StateDatabase(path: path, busyTimeout: 0.01)
+    } throws: { error in
+      (error as? StateDatabaseError)?.reason.contains("another process has been bringing its schema up to date") == true
+    }
+    stuck.unlock()
+    #expect(try StateDatabase(path: path, busyTimeout: 0.01).appliedMigrations() == StateSchema.migrator.migrations)
+  }
+
+  @Test func outputIsCutAtAScalarBoundary() {
+    #expect(RunHistory.capped("short é") == "short é")
+    // A cut one byte into "€" (three bytes) keeps the bytes before it.
+    let text = String(repeating: "a", count: RunHistory.outputCap - 1) + "€" + "tail"
+    let cut = RunHistory.capped(text)
+    #expect(cut == String(repeating: "a", count: RunHistory.outputCap - 1) + "\n[… 7 more bytes not kept]")
   }
 
   @Test func twoRunsWritingAtOnceLoseNothing() async throws {

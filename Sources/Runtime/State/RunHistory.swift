@@ -2,9 +2,11 @@
 // each `on` block's step results and host outcomes when the block ends, the end (exit status,
 // signal, final outcomes) at `finish`. An EventSink next to the audit log, fed by `FleetRun`.
 //
-// Never in the run's way: the first write that fails (a locked or broken database) is told to
-// `warning` once, and the rest of the run goes on with the audit log alone. What it stores
-// passes the same redaction as the audit log, and output is capped.
+// Never in the run's way: when a write fails (a locked or broken database), `warning` is told
+// once, what it would have written stays buffered, and no more writes are tried until `finish`,
+// which tries once more with everything: a database held for a moment costs a run at most two
+// busy waits and loses nothing, one that stays unusable loses the run's history (the audit log
+// has it). What it stores passes the same redaction as the audit log, and output is capped.
 
 import Foundation
 import GRDB
@@ -15,14 +17,32 @@ public final class RunHistory: EventSink {
   /// the cut said): history is for looking back, `--output-dir` for keeping everything.
   public static let outputCap = 16 << 10
 
-  private struct Pending {
+  /// What is still to write.
+  private struct Rows {
+    var run: RunRow?
+    /// The error that stopped the run.
+    var error: String?
     var steps: [StepRow] = []
     var outcomes: [OutcomeRow] = []
+    var blocks: [BlockRow] = []
+
+    /// These rows, not written, before those buffered since.
+    func followed(by later: Rows) -> Rows {
+      Rows(
+        run: run ?? later.run, error: later.error ?? error, steps: steps + later.steps,
+        outcomes: outcomes + later.outcomes, blocks: blocks + later.blocks)
+    }
+  }
+
+  private struct Pending {
+    var rows = Rows()
     var blocks: [Int: BlockInfo] = [:]
-    var blockRows: [BlockRow] = []
     var sequence = 0
     var started = false
+    /// A write failed: the rest waits for `finish`.
     var failed = false
+    /// Writes tried (for tests).
+    var attempts = 0
   }
 
   private let database: StateDatabase
@@ -56,95 +76,100 @@ public final class RunHistory: EventSink {
         id: runID, runbook: Secret.redactingHashes(in: runbook), source: source, arguments: Self.json(arguments),
         store: store, user: Self.user, sudoUser: ProcessInfo.processInfo.environment["SUDO_USER"],
         checkMode: check, started: date)
-      if write({ db in try row.insert(db) }) { pending.withLock { $0.started = true } }
+      pending.withLock { state in
+        state.rows.run = row
+        state.started = true
+      }
+      flush()
     case .blockStarted(let info):
       pending.withLock { $0.blocks[info.id] = info }
     case .stepFinished(let step, let host, let result):
       pending.withLock { state in
         state.sequence += 1
-        state.steps.append(StepRow(run: runID, sequence: state.sequence, step: step, host: host, result: result, finished: now()))
+        state.rows.steps.append(StepRow(run: runID, sequence: state.sequence, step: step, host: host, result: result, finished: now()))
       }
     case .blockFinished(let id, let outcomes, let stopped):
       pending.withLock { state in
-        state.outcomes += outcomes.map { OutcomeRow(run: runID, outcome: $0) }
+        state.rows.outcomes += outcomes.map { OutcomeRow(run: runID, outcome: $0) }
         if let info = state.blocks.removeValue(forKey: id) {
-          state.blockRows.append(BlockRow(run: runID, info: info, outcomes: outcomes, stopped: stopped))
+          state.rows.blocks.append(BlockRow(run: runID, info: info, outcomes: outcomes, stopped: stopped))
         }
       }
       flush()
     case .runFinished(let outcomes, _, let error, _, _):
       pending.withLock { state in
-        state.outcomes += outcomes.map { OutcomeRow(run: runID, outcome: $0) }
+        state.rows.outcomes += outcomes.map { OutcomeRow(run: runID, outcome: $0) }
+        state.rows.error = error.map(Secret.redactingHashes(in:))
       }
-      let id = runID
-      flush { db in
-        if let error {
-          try db.execute(sql: "UPDATE run SET error = ? WHERE id = ?", arguments: [Secret.redactingHashes(in: error), id])
-        }
-      }
+      flush()
     default:
       break
     }
   }
 
-  /// Writes the end of the run: what is still buffered, the exit status and the signal.
+  /// Writes the end of the run: what is still buffered, the exit status and the signal; after
+  /// a failed write, the one more try.
   public func finish(exitStatus: Int32, signal: StopSignal? = nil) {
     let (id, finished) = (runID, now())
-    flush { db in
+    flush(final: true) { db in
       try db.execute(
         sql: "UPDATE run SET finished = ?, exit_status = ?, signal = ? WHERE id = ?",
         arguments: [finished, exitStatus, signal?.name, id])
     }
   }
 
-  /// Writes the buffered rows (and `more`) in one transaction. A host's outcome over the
-  /// whole run is its worst over the blocks, so an outcome row replaces an earlier one only
-  /// when it is worse.
-  private func flush(_ more: @escaping (Database) throws -> Void = { _ in }) {
-    let (steps, outcomes, blocks, started) = pending.withLock { state in
-      defer {
-        state.steps = []
-        state.outcomes = []
-        state.blockRows = []
-      }
-      return (state.steps, state.outcomes, state.blockRows, state.started)
+  /// Writes the buffered rows (and `more`) in one transaction, unless a write failed earlier
+  /// and this is not the `final` one; rows not written go back to the buffer. A host's outcome
+  /// over the whole run is its worst over the blocks, so an outcome row replaces an earlier
+  /// one only when it is worse.
+  private func flush(final: Bool = false, _ more: @escaping (Database) throws -> Void = { _ in }) {
+    let taken = pending.withLock { state -> Rows? in
+      // Nothing is written for a run whose start was never seen.
+      guard state.started, final || !state.failed else { return nil }
+      state.attempts += 1
+      defer { state.rows = Rows() }
+      return state.rows
     }
-    guard started else { return }
-    write { db in
-      for block in blocks { try block.insert(db) }
-      for step in steps { try step.insert(db) }
-      for outcome in outcomes {
-        try db.execute(
-          sql: """
-            INSERT INTO host_outcome (run_id, host, host_group, status, reason, message) VALUES (?, ?, ?, ?, ?, ?)
-            ON CONFLICT (run_id, host) DO UPDATE SET status = excluded.status, reason = excluded.reason,
-              message = excluded.message, host_group = excluded.host_group
-            WHERE \(StepStatus.severitySQL("excluded.status")) > \(StepStatus.severitySQL("host_outcome.status"))
-            """,
-          arguments: [
-            outcome.run, outcome.host, outcome.group, outcome.status, outcome.reason, outcome.message,
-          ])
-      }
-      try more(db)
-    }
-  }
-
-  /// Runs a write unless an earlier one failed; says why the first failure happened.
-  @discardableResult
-  private func write(_ work: @escaping (Database) throws -> Void) -> Bool {
-    guard !pending.withLock({ $0.failed }) else { return false }
+    guard let taken else { return }
+    let id = runID
     do {
-      try database.write(work)
-      return true
+      try database.write { db in
+        try taken.run?.insert(db)
+        for block in taken.blocks { try block.insert(db) }
+        for step in taken.steps { try step.insert(db) }
+        for outcome in taken.outcomes {
+          try db.execute(
+            sql: """
+              INSERT INTO host_outcome (run_id, host, host_group, status, reason, message) VALUES (?, ?, ?, ?, ?, ?)
+              ON CONFLICT (run_id, host) DO UPDATE SET status = excluded.status, reason = excluded.reason,
+                message = excluded.message, host_group = excluded.host_group
+              WHERE \(StepStatus.severitySQL("excluded.status")) > \(StepStatus.severitySQL("host_outcome.status"))
+              """,
+            arguments: [
+              outcome.run, outcome.host, outcome.group, outcome.status, outcome.reason, outcome.message,
+            ])
+        }
+        if let error = taken.error {
+          try db.execute(sql: "UPDATE run SET error = ? WHERE id = ?", arguments: [error, id])
+        }
+        try more(db)
+      }
     } catch {
       let first = pending.withLock { state in
         defer { state.failed = true }
+        state.rows = taken.followed(by: state.rows)
         return !state.failed
       }
-      if first { warning("run history not recorded: \(error); the audit log has the run") }
-      return false
+      if final {
+        warning("run history not recorded: \(error); the audit log has the run")
+      } else if first {
+        warning("run history held back: \(error); it is written at the end of the run if it can be (the audit log has the run)")
+      }
     }
   }
+
+  /// How many writes were tried.
+  var attempts: Int { pending.withLock { $0.attempts } }
 
   private static var user: String {
     getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) } ?? String(getuid())
@@ -159,7 +184,7 @@ public final class RunHistory: EventSink {
     let utf8 = text.utf8
     guard utf8.count > outputCap else { return text }
     var end = utf8.index(utf8.startIndex, offsetBy: outputCap)
-    while end > utf8.startIndex, !text.unicodeScalars.indices.contains(end) { end = utf8.index(before: end) }
+    while end > utf8.startIndex, end.samePosition(in: text.unicodeScalars) == nil { end = utf8.index(before: end) }
     return String(text[..<end]) + "\n[… \(utf8.count - utf8.distance(from: utf8.startIndex, to: end)) more bytes not kept]"
   }
 }
