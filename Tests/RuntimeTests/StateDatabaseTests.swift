@@ -94,22 +94,12 @@ import TestSupport
   @Test func aDatabaseLockedByAnotherProcessCostsTheRunItsHistoryNotItsResult() async throws {
     let database = try StateDatabase(store: store)
     // Another writer holds the lock for longer than the busy timeout.
-    let holder = try DatabaseQueue(path: database.path)
-    let locked = DispatchSemaphore(value: 0)
-    let release = DispatchSemaphore(value: 0)
-    DispatchQueue.global().async {
-      try? holder.inDatabase { db in
-        try db.execute(sql: "BEGIN IMMEDIATE")
-        locked.signal()
-        release.wait()
-        try db.execute(sql: "ROLLBACK")
-      }
-    }
-    locked.wait()
+    let lock = DatabaseWriteLock(path: database.path)
+    try lock.lock()
     let notices = FleetRunNotices()
     let fleet = fleet(notices: notices)
     let id = try await runOnce(fleet)
-    release.signal()
+    lock.unlock()
     #expect(notices.all.filter { $0.contains("run history not recorded") }.count == 1)
     #expect(!id.isEmpty)
   }
