@@ -314,6 +314,7 @@ struct RunCall: Sendable, Equatable {
     fixture.clock.advance(.seconds(1))
     fixture.announce("pc01")
     #expect(try await fixture.calls.value(at: 3, "the announced try") == RunCall(runbook: "site.cfi", hosts: ["pc01"]))
+    _ = try await fixture.events.value(at: 3, "its report, once it is settled")
     #expect(try fixture.state(owed[0])?.state == .done)
     #expect(try fixture.state(owed[0])?.attempts == 3)
   }
@@ -326,7 +327,7 @@ struct RunCall: Sendable, Equatable {
     let task = watching(fixture)
     defer { task.cancel() }
     fixture.announce("pc01")
-    _ = try await fixture.calls.value(at: 0, "the first attempt")
+    _ = try await fixture.events.value(at: 0, "the first attempt, settled")
     let failed = try #require(try fixture.state(owed[0]))
     #expect(failed.state == .pending && failed.displayState == "failed" && failed.lastReason == "it went failed")
     fixture.announce("pc01")
@@ -457,6 +458,8 @@ struct RunCall: Sendable, Equatable {
     #expect(try fixture.deliveries.claim(owed, by: DeliveryClaimer(pid: 999_999_999, boot: DeliveryClaimer.current.boot)) == owed)
     fixture.announce("pc01")
     #expect(try await fixture.calls.value(at: 1, "the delivery taken back") == RunCall(runbook: "site.cfi", hosts: ["pc01"]))
+    // The barrier's attempt, the claim taken back, the delivery's attempt once settled.
+    _ = try await fixture.events.value(at: 2, "the delivery's report")
     #expect(try fixture.state(owed[0])?.state == .done)
   }
 
