@@ -260,22 +260,29 @@ public struct InventorySources: Sendable {
   /// waits for the admin or was rejected, an announcement that names no valid host, or
   /// sources that cannot be read. For a caller that follows announcements as they come
   /// (`cfi-sh watch`); it records nothing. The bindings and rejected claims are `state`'s (none
-  /// when it is nil or cannot be read: then only the files and the policy admit a host).
+  /// when it is nil: then only the files and the policy admit a host). A `state` that cannot
+  /// be read admits no one: its rejected claims would be forgotten, and admitted by the policy.
   public func acceptedHost(announcedBy service: DiscoveredService, state: StateDatabase?) -> Host? {
     let groups = Set(store.groups().compactMap(GroupName.init))
     guard let host = Inventory.host(announcedBy: service, knownGroups: groups),
       let configuration = try? ServerConfiguration.load(configurationFile),
       let staticHosts = try? staticList(knownGroups: groups)
     else { return nil }
+    let clients: [KnownClient]
+    let claims: [PendingHost]
+    do {
+      clients = try state.map { try KnownClients(database: $0, store: store).load() } ?? []
+      claims = try state.map { try PendingHosts(database: $0).load() } ?? []
+    } catch {
+      return nil
+    }
     var accepted: [HostName: Host] = [:]
-    let clients = state.flatMap { try? KnownClients(database: $0, store: store).load() } ?? []
     for client in clients where client.host.name == host.name {
       accepted[host.name] = client.host
       if !groups.contains(client.host.group) { accepted[host.name]?.group = .unknown }
     }
     let named = HostAcceptance.Named(
       clientList: Set(staticHosts.map(\.name)), dsh: Set(Inventory.dshGroups(in: dshDirectory).flatMap { $0.hosts.map(\.name) }))
-    let claims = state.flatMap { try? PendingHosts(database: $0).load() } ?? []
     let rejected = Set(claims.filter(\.rejected).map(\.claim))
     let admitted = HostAcceptance.admit([host], accepted: accepted, named: named, rejected: rejected, policy: configuration.accept)
     return admitted.admitted.first

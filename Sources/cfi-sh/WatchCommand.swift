@@ -57,7 +57,8 @@ struct WatchCommand: AsyncParsableCommand {
         0    --once: every delivery tried is done, or waits for a host
              still off
         1    --once: a delivery could not run (its runbook, the lock, the
-             state database); or the state database cannot be opened
+             state database), or its result could not be recorded; or the
+             state database cannot be opened
         2    --once: a delivery failed on its host (it stays pending)
         64   command-line usage error
         130, 143
@@ -173,7 +174,7 @@ struct WatchCommand: AsyncParsableCommand {
     signals.idle(stop: stopper.stop)
     let summary = await task.value
     if let signal = signals.received { throw ExitCode(signal.exitStatus) }
-    if summary.notRun > 0 { throw ExitCode(ExitStatus.runbookError) }
+    if summary.notRun > 0 || summary.unsettled > 0 { throw ExitCode(ExitStatus.runbookError) }
     if summary.failed > 0 { throw ExitCode(ExitStatus.hostsFailed) }
   }
 
@@ -245,6 +246,15 @@ private final class WatchLog: Sendable {
       Stream.standardError.write("cfi-sh watch: discovery works again\n")
     case .databaseFailed(let reason):
       Stream.standardError.write("cfi-sh watch: \(reason); trying again\n")
+    case .claimLost(let delivery, let host):
+      Stream.standardError.write(
+        "cfi-sh watch: \(host): delivery \(delivery) was taken back while it ran (its claim deemed abandoned); "
+          + "this attempt is not recorded\n")
+    case .unsettled(let deliveries):
+      let ids = deliveries.map(String.init).joined(separator: ", ")
+      Stream.standardError.write(
+        "cfi-sh watch: the result of deliver\(deliveries.count == 1 ? "y" : "ies") \(ids) could not be recorded; "
+          + "\(deliveries.count == 1 ? "it runs" : "they run") again once the next watcher takes \(deliveries.count == 1 ? "it" : "them") back\n")
     }
   }
 

@@ -22,6 +22,17 @@ import TestSupport
 
   static func hosts(_ names: String...) -> [HostName] { names.map { HostName($0)! } }
 
+  /// Process `pid` of this boot.
+  static func process(_ pid: Int32) -> DeliveryClaimer { DeliveryClaimer(pid: pid, boot: DeliveryClaimer.current.boot) }
+
+  /// The hosts with a delivery pending.
+  static func pendingHosts(_ queue: Deliveries) throws -> Set<HostName> { Set(try queue.list(states: [.pending]).map(\.host)) }
+
+  /// How many runbooks the queue keeps.
+  static func storedRunbooks(_ queue: Deliveries) throws -> Int {
+    try queue.database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM delivery_runbook") ?? 0 }
+  }
+
   func queue() throws -> Deliveries { Deliveries(database: try StateDatabase(path: path)) }
 
   /// A FleetRun on a store of the scratch directory (its own state database), running nothing.
@@ -43,7 +54,7 @@ import TestSupport
     #expect(listed.map(\.host.rawValue) == ["pc02", "pc05"])
     #expect(listed.allSatisfy { $0.state == .pending && $0.attempts == 0 && $0.origin == "run-1" && $0.runbook == "site.cfi" })
     #expect(listed.first?.created == Self.t0)
-    #expect(try queue.hostsWithPending(at: Self.t0) == Set(Self.hosts("pc02", "pc05")))
+    #expect(try Self.pendingHosts(queue) == Set(Self.hosts("pc02", "pc05")))
     #expect(try queue.runbook(of: listed[0]) == Self.runbook())
   }
 
@@ -54,6 +65,9 @@ import TestSupport
     let again = try queue.record(Self.runbook(), hosts: Self.hosts("pc02", "pc03"), origin: "run-2", expires: nil)
     #expect(again.count == 1)
     #expect(try queue.list(host: "pc02").count == 1)
+    // Owed to no one new: the run's runbook is not kept either.
+    #expect(try queue.record(Self.runbook(), hosts: Self.hosts("pc02", "pc03", "pc02"), origin: "run-4", expires: nil).isEmpty)
+    #expect(try Self.storedRunbooks(queue) == 2)
     // Other arguments are another runbook: owed too.
     try queue.record(Self.runbook(arguments: ["x"]), hosts: Self.hosts("pc02"), origin: "run-3", expires: nil)
     #expect(try queue.list(host: "pc02").count == 2)
@@ -75,8 +89,8 @@ import TestSupport
     // Two connections to one file, as two watchers would have, each claiming everything.
     let first = try StateDatabase(path: path)
     let second = try StateDatabase(path: path)
-    async let a = Task { try Deliveries(database: first).claim(ids, pid: 1001) }.value
-    async let b = Task { try Deliveries(database: second).claim(ids, pid: 1002) }.value
+    async let a = Task { try Deliveries(database: first).claim(ids, by: Self.process(1001)) }.value
+    async let b = Task { try Deliveries(database: second).claim(ids, by: Self.process(1002)) }.value
     let (claimedA, claimedB) = try await (a, b)
     #expect(Set(claimedA).isDisjoint(with: claimedB))
     #expect(Set(claimedA).union(claimedB) == Set(ids))
@@ -86,9 +100,9 @@ import TestSupport
   @Test func aClaimedDeliveryIsNotClaimedAgain() throws {
     let queue = try queue()
     let ids = try queue.record(Self.runbook(), hosts: Self.hosts("pc02"), origin: "run-1", expires: nil)
-    #expect(try queue.claim(ids, pid: 1001) == ids)
-    #expect(try queue.claim(ids, pid: 1002).isEmpty)
-    #expect(try queue.hostsWithPending().isEmpty)
+    #expect(try queue.claim(ids, by: Self.process(1001)) == ids)
+    #expect(try queue.claim(ids, by: Self.process(1002)).isEmpty)
+    #expect(try Self.pendingHosts(queue).isEmpty)
   }
 
   // MARK: Settling
@@ -103,9 +117,9 @@ import TestSupport
     #expect(done.map(\.state) == [.done, .done])
     #expect(done.allSatisfy { $0.attempts == 1 && $0.lastRun == "run-2" && $0.finished == Self.t0 + 20 })
     #expect(try queue.claim(ids).isEmpty)
-    #expect(try queue.hostsWithPending().isEmpty)
+    #expect(try Self.pendingHosts(queue).isEmpty)
     // Settling a delivery that is not running changes nothing (a watcher that lost its claim).
-    try queue.settle(ids[0], DeliveryAttempt(status: .failed, reason: "late"))
+    #expect(try !queue.settle(ids[0], DeliveryAttempt(status: .failed, reason: "late")))
     #expect(try queue.list().first?.state == .done)
   }
 
@@ -146,7 +160,6 @@ import TestSupport
     try queue.record(Self.runbook(arguments: ["forever"]), hosts: Self.hosts("pc02"), origin: "run-2", expires: nil, at: Self.t0)
     // Before expire() marks it, a claim past the expiry already refuses it.
     #expect(try queue.claim([ids[0]], at: Self.t0 + 61).isEmpty)
-    #expect(try queue.hostsWithPending(at: Self.t0 + 61) == Set(Self.hosts("pc02")))
     #expect(try queue.expire(at: Self.t0 + 30).isEmpty)
     let expired = try queue.expire(at: Self.t0 + 61)
     #expect(expired.map(\.id) == ids)
@@ -171,14 +184,60 @@ import TestSupport
   @Test func theClaimsOfADeadProcessArePendingAgain() throws {
     let queue = try queue()
     let ids = try queue.record(Self.runbook(), hosts: Self.hosts("pc02", "pc03"), origin: "run-1", expires: nil)
-    _ = try queue.claim([ids[0]], pid: 4_000_001)
-    _ = try queue.claim([ids[1]], pid: getpid())
+    _ = try queue.claim([ids[0]], by: Self.process(4_000_001))
+    _ = try queue.claim([ids[1]], by: Self.process(getpid()))
     // pid 4000001 is above Linux's pid_max: no such process.
     #expect(try queue.recoverAbandoned() == 1)
     #expect(try queue.list(states: [.pending]).map(\.id) == [ids[0]])
     #expect(try queue.list(states: [.running]).map(\.id) == [ids[1]])
     #expect(try queue.recoverAbandoned(alive: { _ in false }) == 1)
     #expect(try queue.claim(ids) == ids)
+  }
+
+  /// A pid is reused (after a reboot, even by the next watcher): a claim is its process's
+  /// only in the boot it was made in, and a watcher starting has no claim of its own yet.
+  @Test func aClaimOfAnotherBootOrOfTheWatcherStartingIsPendingAgain() throws {
+    let queue = try queue()
+    let ids = try queue.record(Self.runbook(), hosts: Self.hosts("pc02", "pc03", "pc04"), origin: "run-1", expires: nil)
+    _ = try queue.claim([ids[0]], by: DeliveryClaimer(pid: 1, boot: "a boot of before"))  // pid 1 lives
+    _ = try queue.claim([ids[1]], by: .current)
+    _ = try queue.claim([ids[2]], by: Self.process(1))
+    #expect(try queue.recoverAbandoned() == 1)
+    #expect(try queue.list(states: [.running]).map(\.id) == [ids[1], ids[2]])
+    #expect(try queue.recoverAbandoned(starting: true) == 1)
+    #expect(try queue.list(states: [.running]).map(\.id) == [ids[2]])
+  }
+
+  /// A watcher whose claim was taken back (deemed dead) and claimed by another process
+  /// does not overwrite that process's result.
+  @Test func onlyTheClaimerSettlesItsClaim() throws {
+    let queue = try queue()
+    let ids = try queue.record(Self.runbook(), hosts: Self.hosts("pc02"), origin: "run-1", expires: nil)
+    let (first, second) = (Self.process(1001), Self.process(1002))
+    #expect(try queue.claim(ids, by: first) == ids)
+    #expect(try queue.recoverAbandoned(alive: { _ in false }) == 1)
+    #expect(try queue.claim(ids, by: second) == ids)
+    #expect(try !queue.settle(ids[0], DeliveryAttempt(status: .ok, run: "run-2"), by: first))
+    #expect(try queue.list().first?.state == .running)
+    #expect(try queue.settle(ids[0], DeliveryAttempt(status: .unreachable, run: "run-3"), by: second))
+    #expect(try queue.list().first?.lastRun == "run-3")
+    #expect(try !queue.settle(ids[0], DeliveryAttempt(status: .ok, run: "run-2"), by: first))
+    #expect(try queue.list().first?.state == .pending)
+  }
+
+  /// A claim made before claims named their boot (an older cfi-sh) is judged by its pid.
+  @Test func aClaimOfTheSchemaBeforeIsJudgedByItsPid() throws {
+    let old = Deliveries(database: try StateDatabase(path: path, upTo: "4-log"))
+    let ids = try old.record(Self.runbook(), hosts: Self.hosts("pc02", "pc03"), origin: "run-1", expires: nil)
+    try old.database.write { db in
+      try db.execute(sql: "UPDATE delivery SET state = 'running', claimed_by = 1 WHERE id = ?", arguments: [ids[0]])
+      try db.execute(sql: "UPDATE delivery SET state = 'running', claimed_by = 4000001 WHERE id = ?", arguments: [ids[1]])
+    }
+    let queue = try queue()
+    #expect(try queue.database.appliedMigrations().last == "5-claims")
+    #expect(try queue.recoverAbandoned() == 1)
+    #expect(try queue.list(states: [.running]).map(\.id) == [ids[0]])
+    #expect(try queue.settle(ids[0], DeliveryAttempt(status: .ok), by: DeliveryClaimer(pid: 1, boot: nil)))
   }
 
   // MARK: What is kept
@@ -212,6 +271,41 @@ import TestSupport
     #expect((history?["source"] as String?)?.contains("$6$salt") == false)
     #expect((history?["arguments"] as String?)?.contains("$6$salt") == false)
     #expect(events.events.contains { if case .deliveriesRecorded(let hosts, nil) = $0 { hosts == Self.hosts("pc02") } else { false } })
+  }
+
+  /// The texts keep their hashes while a delivery may still run them: once every delivery
+  /// of the run is done, expired or cancelled, they are redacted.
+  @Test func theRunbooksTextsLoseTheirHashesOnceNoDeliveryOfThemIsOpen() throws {
+    let hash = "$6$salt$" + String(repeating: "d", count: 86)
+    let queue = try queue()
+    func owed(_ origin: String, _ hosts: [HostName], expires: Date? = nil) throws -> [Int64] {
+      try queue.record(
+        Self.runbook("on all < password root '\(hash)' >\n", arguments: [origin, hash]), hosts: hosts, origin: origin,
+        expires: expires, at: Self.t0)
+    }
+    func hashKept(_ id: Int64) throws -> Bool {
+      let runbook = try queue.runbook(of: try #require(try queue.list().first { $0.id == id }))
+      let kept = runbook.files.contains { $0.text.contains(hash) } || runbook.arguments.contains(hash)
+      #expect(kept == runbook.files.contains { $0.text.contains("$6$salt") }, "all of it or none")
+      return kept
+    }
+    let done = try owed("done", Self.hosts("pc02", "pc03"))
+    let expired = try owed("expired", Self.hosts("pc02"), expires: Self.t0 + 60)
+    let cancelled = try owed("cancelled", Self.hosts("pc02"))
+    _ = try queue.claim(done)
+    try queue.settle(done[0], DeliveryAttempt(status: .ok))
+    try queue.settle(done[1], DeliveryAttempt(status: .failed, reason: "exit status 1"))
+    #expect(try hashKept(done[0]), "pc03's is pending")
+    _ = try queue.claim([done[1]])
+    try queue.settle(done[1], DeliveryAttempt(status: .changed))
+    #expect(try !hashKept(done[0]))
+    #expect(try queue.runbook(of: try #require(try queue.list().first)).arguments == ["done", Secret.redacted])
+    #expect(try hashKept(expired[0]))
+    try queue.expire(at: Self.t0 + 61)
+    #expect(try !hashKept(expired[0]))
+    #expect(try hashKept(cancelled[0]))
+    _ = try queue.cancel(cancelled[0])
+    #expect(try !hashKept(cancelled[0]))
   }
 
   @Test func aRunRecordsOnlyWhenThePlanOrTheRunbookAsks() async throws {
@@ -252,12 +346,34 @@ import TestSupport
     let tried = try await run(text, .unreachable)
     _ = try await run(text, .ok, check: true)  // a dry run tries nothing
     _ = try await run("on all < run \"false\" >", .failed)  // another -c runbook
+    _ = try await run("on all < run", .failed)  // …even one whose text begins it
+    _ = try await run("", .failed)
     let delivered = try await run(text, .changed)
     let queue = Deliveries(database: try #require(fleet.state))
     let delivery = try #require(try queue.list().first)
     let runs = try queue.runs(of: delivery)
     #expect(runs.map(\.run) == [tried, delivered])
     #expect(runs.map(\.status) == ["unreachable", "changed"])
+  }
+
+  /// A -c runbook longer than the history keeps: its record's text is cut, and begins it.
+  @Test func theRunsThatTriedADeliveryOfALongCommandLineComeFromTheHistory() async throws {
+    let fleet = try fleet()
+    let text = "on all < run \"true\" >\n" + String(repeating: "# long\n", count: 10_000)
+    func run(_ source: String, plan: DeliveryPlan? = nil) async throws -> String {
+      try await fleet.run(source: source, lock: .noWait, delivery: plan, sink: EventLog()) { sink in
+        sink.emit(.runStarted(runbook: "<command line>", check: false, date: Date()))
+        let outcomes = [HostOutcome(host: Host(name: "pc02", group: "lab"), status: plan == nil ? .ok : .unreachable)]
+        sink.emit(.runFinished(outcomes: outcomes, interrupted: false, error: nil))
+        return ((), RunEnd(outcomes: outcomes, runtimeError: false, interrupted: false)) as ((), RunEnd)
+      }.id
+    }
+    let book = DeliveryRunbook(name: "<command line>", files: [.init(name: "<command line>", text: text)], arguments: [], options: [])
+    _ = try await run(String(text.prefix(64 << 10)), plan: DeliveryPlan(runbook: book, expiresAfter: nil, always: true))
+    let delivered = try await run(String(text.prefix(64 << 10)))
+    _ = try await run(String(text.prefix(1000)))
+    let queue = Deliveries(database: try #require(fleet.state))
+    #expect(try queue.runs(of: try #require(try queue.list().first)).map(\.run) == [delivered])
   }
 
   /// A runbook file is told by its path; the history keeps its text as well.

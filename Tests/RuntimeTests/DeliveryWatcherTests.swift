@@ -4,10 +4,12 @@
 // shows that nothing else ran before it: runs are sequential, announcements handled in order.
 
 import Foundation
+import GRDB
 import Synchronization
 import Testing
 
 @testable import Runtime
+import TestSupport
 
 /// A clock that moves only when the test says.
 final class ManualClock: WatchClock {
@@ -156,6 +158,10 @@ struct RunCall: Sendable, Equatable {
     let answers = Mutex<[String: StepStatus]>([:])
     /// The runner says a signal stopped its run.
     let stopRun = Mutex(false)
+    /// Why a host's run did not go well (default "it went STATUS").
+    let reason = Mutex<String?>(nil)
+    /// What happens meanwhile, while a run runs.
+    let meanwhile = Mutex<(@Sendable () throws -> Void)?>(nil)
     let refused: Set<String>
     /// The browses the watcher opened; the first `failedBrowses` fail at once.
     let browses = Mutex(0)
@@ -189,11 +195,14 @@ struct RunCall: Sendable, Equatable {
         },
         run: { [self] runbook, hosts in
           calls.append(RunCall(runbook: runbook.name, hosts: hosts.map(\.rawValue)))
+          #expect(throws: Never.self) { try meanwhile.withLock { $0 }?() }
           let answers = answers.withLock { $0 }
+          let reason = reason.withLock { $0 }
           var outcomes: [HostName: DeliveryAttempt] = [:]
           for host in hosts {
             let status = answers[host.rawValue] ?? .ok
-            outcomes[host] = DeliveryAttempt(status: status, reason: status == .ok ? nil : "it went \(status)", run: "run-\(calls.all.count)")
+            outcomes[host] = DeliveryAttempt(
+              status: status, reason: status == .ok ? nil : reason ?? "it went \(status)", run: "run-\(calls.all.count)")
           }
           return DeliveryRunResult(run: "run-\(calls.all.count)", outcomes: outcomes, stopped: stopRun.withLock { $0 })
         },
@@ -259,8 +268,8 @@ struct RunCall: Sendable, Equatable {
     first.cancel()
     await first.value
     #expect(try fixture.state(done[0])?.state == .done)
-    #expect(try fixture.deliveries.claim(held, pid: 1) == held, "pid 1 lives")
-    #expect(try fixture.deliveries.claim(abandoned, pid: 999_999_999) == abandoned, "no such process")
+    #expect(try fixture.deliveries.claim(held, by: DeliveryClaimer(pid: 1, boot: DeliveryClaimer.current.boot)) == held, "pid 1 lives")
+    #expect(try fixture.deliveries.claim(abandoned, by: DeliveryClaimer(pid: 999_999_999, boot: DeliveryClaimer.current.boot)) == abandoned, "no such process")
 
     let restarted = try Fixture(database: StateDatabase(path: scratch.path + "/state.sqlite"), clock: fixture.clock)
     let second = watching(restarted)
@@ -305,6 +314,7 @@ struct RunCall: Sendable, Equatable {
     fixture.clock.advance(.seconds(1))
     fixture.announce("pc01")
     #expect(try await fixture.calls.value(at: 3, "the announced try") == RunCall(runbook: "site.cfi", hosts: ["pc01"]))
+    _ = try await fixture.events.value(at: 3, "its report, once it is settled")
     #expect(try fixture.state(owed[0])?.state == .done)
     #expect(try fixture.state(owed[0])?.attempts == 3)
   }
@@ -317,7 +327,7 @@ struct RunCall: Sendable, Equatable {
     let task = watching(fixture)
     defer { task.cancel() }
     fixture.announce("pc01")
-    _ = try await fixture.calls.value(at: 0, "the first attempt")
+    _ = try await fixture.events.value(at: 0, "the first attempt, settled")
     let failed = try #require(try fixture.state(owed[0]))
     #expect(failed.state == .pending && failed.displayState == "failed" && failed.lastReason == "it went failed")
     fixture.announce("pc01")
@@ -430,8 +440,105 @@ struct RunCall: Sendable, Equatable {
     try fixture.record("gone.cfi", ["pc04"], origin: "B", at: start, expires: start)
     let summary = await fixture.watcher(retry: retry).once()
     var expected = DeliveryPassSummary()
-    (expected.done, expected.waiting, expected.failed, expected.expired) = (1, 1, 1, 1)
+    (expected.done, expected.waiting, expected.failed) = (1, 1, 1)
     #expect(summary == expected)
     #expect(fixture.calls.all == [RunCall(runbook: "site.cfi", hosts: ["pc01", "pc02", "pc03"])])
+  }
+
+  /// A `--once` from cron killed mid-delivery leaves its claim: a watcher running meanwhile
+  /// takes it back at its next pass, not only when it starts.
+  @Test func aClaimLeftByAProcessKilledMeanwhileIsTakenBackAtTheNextPass() async throws {
+    let fixture = try fixture()
+    let owed = try fixture.record("site.cfi", ["pc01"], origin: "A", at: start)
+    try fixture.record("barrier.cfi", ["pc09"], origin: "B", at: start)
+    let task = watching(fixture)
+    defer { task.cancel() }
+    fixture.announce("pc09")
+    _ = try await fixture.calls.value(at: 0, "the barrier")
+    #expect(try fixture.deliveries.claim(owed, by: DeliveryClaimer(pid: 999_999_999, boot: DeliveryClaimer.current.boot)) == owed)
+    fixture.announce("pc01")
+    #expect(try await fixture.calls.value(at: 1, "the delivery taken back") == RunCall(runbook: "site.cfi", hosts: ["pc01"]))
+    // The barrier's attempt, the claim taken back, the delivery's attempt once settled.
+    _ = try await fixture.events.value(at: 2, "the delivery's report")
+    #expect(try fixture.state(owed[0])?.state == .done)
+  }
+
+  /// After a reboot the new watcher may have the pid of the one that died holding a claim.
+  @Test func aWatcherStartingTakesBackAClaimInItsOwnName() async throws {
+    let fixture = try fixture()
+    let owed = try fixture.record("site.cfi", ["pc01"], origin: "A", at: start)
+    #expect(try fixture.deliveries.claim(owed, by: .current) == owed)
+    _ = await fixture.watcher(retry: retry).once()
+    #expect(fixture.calls.all == [RunCall(runbook: "site.cfi", hosts: ["pc01"])])
+    #expect(try fixture.state(owed[0])?.state == .done)
+  }
+
+  /// The claim was taken back while the run ran (deemed dead) and claimed by another
+  /// process: this watcher's result does not overwrite that process's, and it says so.
+  @Test func aClaimTakenBackWhileItsRunRanIsNotSettled() async throws {
+    let fixture = try fixture()
+    let owed = try fixture.record("site.cfi", ["pc01"], origin: "A", at: start)
+    fixture.meanwhile.withLock {
+      $0 = { [deliveries = fixture.deliveries] in
+        try deliveries.recoverAbandoned(alive: { _ in false })
+        _ = try deliveries.claim(owed, by: DeliveryClaimer(pid: 1, boot: "another"))
+      }
+    }
+    _ = await fixture.watcher(retry: retry).once()
+    #expect(try fixture.state(owed[0])?.state == .running)
+    #expect(try fixture.state(owed[0])?.attempts == 0)
+    #expect(fixture.events.all.contains { if case .claimLost(owed[0], "pc01") = $0 { true } else { false } })
+  }
+
+  /// A result the database would not take (busy past its timeout) is tried again before
+  /// `once` returns: else the next watcher would take the claim back and deliver it again.
+  @Test func aResultNotRecordedIsTriedAgainBeforeTheWatcherReturns() async throws {
+    let fixture = try fixture()
+    let owed = try fixture.record("site.cfi", ["pc01"], origin: "A", at: start)
+    // Another writer holds the database, from within the run until the first settle failed.
+    let lock = DatabaseWriteLock(path: fixture.deliveries.database.path)
+    fixture.meanwhile.withLock { $0 = lock.lock }
+    let once = Task { [watcher = fixture.watcher(retry: retry)] in await watcher.once() }
+    guard case .databaseFailed = try await fixture.events.value(at: 0, within: 30, "the settle refused") else {
+      Issue.record("not a database failure: \(fixture.events.all)")
+      lock.unlock()
+      return
+    }
+    lock.unlock()
+    let summary = await once.value
+    #expect(try fixture.state(owed[0])?.state == .done)
+    #expect(summary.done == 1 && summary.unsettled == 0)
+  }
+
+  /// A reason is told as it is kept: without hashes.
+  @Test func anAttemptsReasonIsToldWithoutHashes() async throws {
+    let fixture = try fixture()
+    fixture.answers.withLock { $0 = ["pc01": .failed] }
+    fixture.reason.withLock { $0 = "chpasswd said $6$salt$" + String(repeating: "e", count: 86) }
+    try fixture.record("site.cfi", ["pc01"], origin: "A", at: start)
+    _ = await fixture.watcher(retry: retry).once()
+    let reasons = fixture.events.all.compactMap { if case .attempt(let attempt) = $0 { attempt.reason } else { nil } }
+    #expect(reasons == ["chpasswd said \(Secret.redacted)"])
+  }
+
+  /// The inventory decides with the store's rejected claims: when the state database cannot
+  /// be read, it admits no announced host (a rejected one would be admitted by `accept = auto`).
+  @Test func noAnnouncedHostIsAcceptedWhenTheStateDatabaseCannotBeRead() throws {
+    let store = Store(root: scratch.path + "/store")
+    try FileManager.default.createDirectory(atPath: store.root + "/lab", withIntermediateDirectories: true)
+    let configuration = scratch.path + "/server.conf"
+    try "accept = auto\n".write(toFile: configuration, atomically: true, encoding: .utf8)
+    let sources = InventorySources(
+      store: store, dshDirectory: scratch.path + "/no-dsh", discovery: false, configurationFile: configuration)
+    let service = DiscoveredService(name: "pc07", hostName: "pc07.local", address: "10.0.0.7", port: 22, txt: ["group": "lab"], interface: 1)
+    let database = try StateDatabase(store: store)
+    #expect(sources.acceptedHost(announcedBy: service, state: database)?.name == "pc07")
+    let claim = HostClaim(name: "pc07", group: "lab", address: "10.0.0.7", port: nil)
+    _ = try PendingHosts(database: database).record([claim], at: start, settled: { _ in false })
+    try PendingHosts(database: database).reject([claim])
+    #expect(sources.acceptedHost(announcedBy: service, state: database) == nil)
+    try database.write { db in try db.execute(sql: "DROP TABLE pending_host") }
+    #expect(sources.acceptedHost(announcedBy: service, state: database) == nil)
+    #expect(sources.acceptedHost(announcedBy: service, state: nil)?.name == "pc07", "no database: the policy decides")
   }
 }

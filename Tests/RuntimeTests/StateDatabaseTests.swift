@@ -91,32 +91,6 @@ import TestSupport
     #expect(said.first?.contains("state.sqlite") == true)
   }
 
-  /// Another process's write transaction on the database at `path`, held until `release`.
-  private final class WriteLockHolder: Sendable {
-    private let release = DispatchSemaphore(value: 0)
-    private let done = DispatchSemaphore(value: 0)
-
-    init(path: String) throws {
-      let holder = try DatabaseQueue(path: path)
-      let locked = DispatchSemaphore(value: 0)
-      DispatchQueue.global().async { [release, done] in
-        try? holder.inDatabase { db in
-          try db.execute(sql: "BEGIN IMMEDIATE")
-          locked.signal()
-          release.wait()
-          try db.execute(sql: "ROLLBACK")
-        }
-        done.signal()
-      }
-      locked.wait()
-    }
-
-    func unlock() {
-      release.signal()
-      done.wait()
-    }
-  }
-
   /// A history on a database whose writes wait `busyTimeout` for another's, and what it warned.
   private func history(busyTimeout: TimeInterval = 0.05) throws -> (RunHistory, StateDatabase, FleetRunNotices) {
     let database = try StateDatabase(store: store, busyTimeout: busyTimeout)
@@ -147,7 +121,8 @@ import TestSupport
 
   @Test func aDatabaseLockedThroughTheRunCostsTwoWaitsAndTheHistoryNotTheRun() throws {
     let (history, database, notices) = try history()
-    let holder = try WriteLockHolder(path: database.path)
+    let holder = DatabaseWriteLock(path: database.path)
+    try holder.lock()
     history.emit(.runStarted(runbook: "site.cfi", check: false, date: Date()))
     for block in 1...3 { emitBlock(block, to: history) }
     history.emit(.runFinished(outcomes: [], interrupted: false, error: nil))
@@ -163,7 +138,8 @@ import TestSupport
 
   @Test func aDatabaseLockedForAMomentLosesNothing() throws {
     let (history, database, notices) = try history()
-    let holder = try WriteLockHolder(path: database.path)
+    let holder = DatabaseWriteLock(path: database.path)
+    try holder.lock()
     history.emit(.runStarted(runbook: "site.cfi", check: false, date: Date()))
     emitBlock(1, to: history)
     holder.unlock()

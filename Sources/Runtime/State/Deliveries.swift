@@ -11,11 +11,15 @@
 //      └──────────────────┘ settle: pending again, reason kept   interrupted: tried again)
 //   pending ──▶ expired (past its expiry)    pending ──▶ cancelled (`deliveries cancel`)
 // A claim is one UPDATE that succeeds for one process only, so two watchers (or a watcher
-// restarted while a delivery ran) never run a delivery twice; a claim whose process died
-// is released by the next `recoverAbandoned`. A delivery that is done stays done.
+// restarted while a delivery ran) never run a delivery twice. A claim names its process by
+// pid and boot id (a pid is reused, after a reboot even by the next watcher): one whose
+// process died, or was of another boot, is released by the next `recoverAbandoned`, and a
+// process settles only its own claims. A delivery that is done stays done.
 //
 // The runbook's texts are kept as they are, hashes included (a delivery must be able to set
 // that password), in the database only, which is owner-only; run history never holds them.
+// Once no delivery of a recording run is open (all done, expired or cancelled), its texts
+// are redacted too, in the transaction that closed the last one.
 
 import Foundation
 import GRDB
@@ -97,6 +101,36 @@ public struct DeliveryAttempt: Sendable {
   }
 }
 
+/// Who holds a claim: a process, by its pid and the boot it runs in.
+public struct DeliveryClaimer: Hashable, Sendable {
+  public var pid: Int32
+  /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`); nil in a claim made before
+  /// claims named it (that claim is judged by its pid alone).
+  public var boot: String?
+
+  public init(pid: Int32, boot: String?) {
+    self.pid = pid
+    self.boot = boot
+  }
+
+  /// This process.
+  public static let current = DeliveryClaimer(pid: getpid(), boot: currentBoot)
+
+  /// This boot's id; empty when it cannot be read (every claim then is of this boot).
+  static let currentBoot: String = {
+    let text = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)) ?? ""
+    return text.trimmingCharacters(in: .whitespacesAndNewlines)
+  }()
+
+  /// Whether the claim of `holder` still has a live process behind it, as this claimer sees
+  /// it; `starting`: this claimer has made no claim yet (one in its name is a dead one's).
+  func deemsLive(_ holder: DeliveryClaimer, starting: Bool, alive: (Int32) -> Bool) -> Bool {
+    if let boot = holder.boot, boot != self.boot { return false }
+    if starting && holder.pid == pid { return false }
+    return alive(holder.pid)
+  }
+}
+
 /// The deliveries of one store.
 public struct Deliveries: Sendable {
   public let database: StateDatabase
@@ -115,20 +149,26 @@ public struct Deliveries: Sendable {
     _ runbook: DeliveryRunbook, hosts: [HostName], origin: String, expires: Date?, at date: Date = Date()
   ) throws(StateDatabaseError) -> [Int64] {
     guard !hosts.isEmpty else { return [] }
-    let encoded = try Self.encode(runbook, path: database.path)
+    let encoded: String
+    do { encoded = try Self.encode(runbook) } catch { throw StateDatabaseError(path: database.path, error) }
     return try database.write { db in
-      try db.execute(
-        sql: "INSERT OR IGNORE INTO delivery_runbook (origin_run, runbook, content) VALUES (?, ?, ?)",
-        arguments: [origin, runbook.name, encoded])
-      var ids: [Int64] = []
-      for host in hosts {
+      var owed: [HostName] = []
+      for host in hosts where !owed.contains(host) {
         let duplicate = try Int64.fetchOne(
           db,
           sql: """
             SELECT d.id FROM delivery d JOIN delivery_runbook r ON r.origin_run = d.origin_run
             WHERE d.host = ? AND d.state IN ('pending', 'running') AND r.content = ?
             """, arguments: [host.rawValue, encoded])
-        if duplicate != nil { continue }
+        if duplicate == nil { owed.append(host) }
+      }
+      // No row for a runbook owed to no one: it would keep its texts for nothing.
+      guard !owed.isEmpty else { return [] }
+      try db.execute(
+        sql: "INSERT OR IGNORE INTO delivery_runbook (origin_run, runbook, content) VALUES (?, ?, ?)",
+        arguments: [origin, runbook.name, encoded])
+      var ids: [Int64] = []
+      for host in owed {
         try db.execute(
           sql: "INSERT INTO delivery (origin_run, host, created, expires, state) VALUES (?, ?, ?, ?, 'pending')",
           arguments: [origin, host.rawValue, date, expires])
@@ -158,16 +198,6 @@ public struct Deliveries: Sendable {
     }
   }
 
-  /// The hosts with a delivery pending now (not past its expiry).
-  public func hostsWithPending(at date: Date = Date()) throws(StateDatabaseError) -> Set<HostName> {
-    try database.read { db in
-      let names = try String.fetchAll(
-        db, sql: "SELECT DISTINCT host FROM delivery WHERE state = 'pending' AND (expires IS NULL OR expires > ?)",
-        arguments: [date])
-      return Set(names.compactMap(HostName.init))
-    }
-  }
-
   /// The runbook a delivery runs.
   public func runbook(of delivery: Delivery) throws(StateDatabaseError) -> DeliveryRunbook {
     let content = try database.read { db in
@@ -194,57 +224,76 @@ public struct Deliveries: Sendable {
           sql: "UPDATE delivery SET state = 'expired', finished = ? WHERE id = ? AND state = 'pending'",
           arguments: [date, delivery.id])
       }
+      for origin in Set(due.map(\.origin)) { try Self.redactIfClosed(origin, db) }
       return due.map { var expired = $0; expired.state = .expired; expired.finished = date; return expired }
     }
   }
 
-  /// Takes the pending deliveries `ids` for this process (`pid`): the ones it got, which no
-  /// other process can take until they are settled or the process has died.
-  public func claim(_ ids: [Int64], pid: Int32 = getpid(), at date: Date = Date()) throws(StateDatabaseError) -> [Int64] {
+  /// Takes the pending deliveries `ids` for `claimer` (this process): the ones it got, which
+  /// no other process can take until they are settled or the claimer is gone.
+  public func claim(_ ids: [Int64], by claimer: DeliveryClaimer = .current, at date: Date = Date()) throws(StateDatabaseError)
+    -> [Int64]
+  {
     try database.write { db in
       var claimed: [Int64] = []
       for id in ids {
         try db.execute(
           sql: """
-            UPDATE delivery SET state = 'running', claimed_by = ?, claimed_at = ?
+            UPDATE delivery SET state = 'running', claimed_by = ?, claimed_boot = ?, claimed_at = ?
             WHERE id = ? AND state = 'pending' AND (expires IS NULL OR expires > ?)
-            """, arguments: [pid, date, id, date])
+            """, arguments: [claimer.pid, claimer.boot, date, id, date])
         if db.changesCount == 1 { claimed.append(id) }
       }
       return claimed
     }
   }
 
-  /// Records how an attempt at the claimed delivery `id` ended: `done` when the host was ok
-  /// or changed, else pending again with the status and reason kept.
-  public func settle(_ id: Int64, _ attempt: DeliveryAttempt, at date: Date = Date()) throws(StateDatabaseError) {
+  /// Records how an attempt at the delivery `id`, claimed by `claimer`, ended: `done` when
+  /// the host was ok or changed, else pending again with the status and reason kept. Returns
+  /// false, changing nothing, when the claim is no longer the claimer's (taken back as
+  /// abandoned, perhaps claimed by another process since: its result is not overwritten).
+  @discardableResult
+  public func settle(_ id: Int64, _ attempt: DeliveryAttempt, by claimer: DeliveryClaimer = .current, at date: Date = Date())
+    throws(StateDatabaseError) -> Bool
+  {
     let done = attempt.status == .ok || attempt.status == .changed
     let reason = attempt.reason.map(Secret.redactingHashes(in:))
-    try database.write { db in
+    return try database.write { db in
       try db.execute(
         sql: """
           UPDATE delivery SET state = ?, attempts = attempts + 1, last_attempt = ?, last_status = ?,
-            last_reason = ?, last_run = ?, finished = ?, claimed_by = NULL, claimed_at = NULL
-          WHERE id = ? AND state = 'running'
+            last_reason = ?, last_run = ?, finished = ?, claimed_by = NULL, claimed_boot = NULL, claimed_at = NULL
+          WHERE id = ? AND state = 'running' AND claimed_by = ? AND claimed_boot IS ?
           """,
         arguments: [
           done ? "done" : "pending", date, attempt.status?.rawValue ?? "not_run", reason, attempt.run, done ? date : nil, id,
+          claimer.pid, claimer.boot,
         ])
+      guard db.changesCount == 1 else { return false }
+      if done, let origin = try String.fetchOne(db, sql: "SELECT origin_run FROM delivery WHERE id = ?", arguments: [id]) {
+        try Self.redactIfClosed(origin, db)
+      }
+      return true
     }
   }
 
-  /// Gives back the claims of processes that are gone (killed while delivering): their
+  /// Gives back the claims whose process is gone (killed while delivering), as `claimer`
+  /// sees them: its pid not running, or the claim made in another boot (the pid may be
+  /// another process's now). `starting`: the claimer is a watcher that has made no claim
+  /// yet, so one in its own name (its pid and boot) is a dead process's too. Their
   /// deliveries are pending again. Returns how many.
   @discardableResult
-  public func recoverAbandoned(alive: (Int32) -> Bool = Deliveries.processAlive) throws(StateDatabaseError) -> Int {
+  public func recoverAbandoned(
+    by claimer: DeliveryClaimer = .current, starting: Bool = false, alive: (Int32) -> Bool = Deliveries.processAlive
+  ) throws(StateDatabaseError) -> Int {
     try database.write { db in
-      let claims = try Row.fetchAll(db, sql: "SELECT id, claimed_by FROM delivery WHERE state = 'running'")
+      let claims = try Row.fetchAll(db, sql: "SELECT id, claimed_by, claimed_boot FROM delivery WHERE state = 'running'")
       var count = 0
       for claim in claims {
-        let pid: Int32? = claim["claimed_by"]
-        if let pid, alive(pid) { continue }
+        let holder = (claim["claimed_by"] as Int32?).map { DeliveryClaimer(pid: $0, boot: claim["claimed_boot"]) }
+        if let holder, claimer.deemsLive(holder, starting: starting, alive: alive) { continue }
         try db.execute(
-          sql: "UPDATE delivery SET state = 'pending', claimed_by = NULL, claimed_at = NULL WHERE id = ?",
+          sql: "UPDATE delivery SET state = 'pending', claimed_by = NULL, claimed_boot = NULL, claimed_at = NULL WHERE id = ?",
           arguments: [claim["id"] as Int64])
         count += 1
       }
@@ -262,6 +311,7 @@ public struct Deliveries: Sendable {
         throw StateDatabaseError(path: database.path, reason: "delivery \(id) is \(delivery.state.rawValue), not pending")
       }
       try db.execute(sql: "UPDATE delivery SET state = 'cancelled', finished = ? WHERE id = ?", arguments: [date, id])
+      try Self.redactIfClosed(delivery.origin, db)
       var cancelled = delivery
       cancelled.state = .cancelled
       cancelled.finished = date
@@ -272,6 +322,23 @@ public struct Deliveries: Sendable {
   /// Whether process `pid` runs (a claim of a live process is never taken away).
   public static func processAlive(_ pid: Int32) -> Bool {
     kill(pid, 0) == 0 || errno == EPERM
+  }
+
+  /// Once no delivery of the recording run `origin` is open, its runbook's texts and
+  /// arguments lose their hashes: nothing will run them any more.
+  private static func redactIfClosed(_ origin: String, _ db: Database) throws {
+    let open = try Bool.fetchOne(
+      db, sql: "SELECT EXISTS (SELECT 1 FROM delivery WHERE origin_run = ? AND state IN ('pending', 'running'))",
+      arguments: [origin])
+    guard open == false,
+      let content = try String.fetchOne(db, sql: "SELECT content FROM delivery_runbook WHERE origin_run = ?", arguments: [origin]),
+      var runbook = try? JSONDecoder().decode(DeliveryRunbook.self, from: Data(content.utf8))
+    else { return }
+    runbook.files = runbook.files.map { .init(name: $0.name, text: Secret.redactingHashes(in: $0.text)) }
+    runbook.arguments = runbook.arguments.map(Secret.redactingHashes(in:))
+    let redacted = try encode(runbook)
+    guard redacted != content else { return }
+    try db.execute(sql: "UPDATE delivery_runbook SET content = ? WHERE origin_run = ?", arguments: [redacted, origin])
   }
 
   // MARK: Rows
@@ -290,11 +357,9 @@ public struct Deliveries: Sendable {
       lastStatus: row["last_status"], lastReason: row["last_reason"], lastRun: row["last_run"], finished: row["finished"])
   }
 
-  private static func encode(_ runbook: DeliveryRunbook, path: String) throws(StateDatabaseError) -> String {
+  private static func encode(_ runbook: DeliveryRunbook) throws -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
-    do { return String(decoding: try encoder.encode(runbook), as: UTF8.self) } catch {
-      throw StateDatabaseError(path: path, error)
-    }
+    return String(decoding: try encoder.encode(runbook), as: UTF8.self)
   }
 }

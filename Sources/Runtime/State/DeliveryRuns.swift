@@ -29,8 +29,9 @@ extension Deliveries {
   /// with the host's outcome in each, oldest first.
   public func runs(of delivery: Delivery) throws(StateDatabaseError) -> [DeliveryRun] {
     // `<command line>` names every -c runbook: its text (the run's record holds it redacted,
-    // perhaps cut) tells them apart. A runbook file is its path (the record keeps its text
-    // too, as it was then; a delivery of an edited file is still a run of that runbook).
+    // cut at 64 KiB) tells them apart: the same text, or a text cut there that begins it. A
+    // runbook file is its path (the record keeps its text too, as it was then; a delivery of
+    // an edited file is still a run of that runbook).
     let runbook = try runbook(of: delivery)
     let text = runbook.name.hasPrefix("<") ? runbook.files.first.map { Secret.redactingHashes(in: $0.text) } : nil
     return try database.read { db in
@@ -40,9 +41,9 @@ extension Deliveries {
           SELECT r.id, r.started, o.status, coalesce(o.reason, o.message) AS why
           FROM run r JOIN host_outcome o ON o.run_id = r.id
           WHERE r.runbook = ? AND o.host = ? AND r.started >= ? AND r.id != ? AND NOT r.check_mode
-            AND (? IS NULL OR instr(?, r.source) = 1)
+            AND (? IS NULL OR r.source = ? OR (length(r.source) >= 65536 AND instr(?, r.source) = 1))
           ORDER BY r.started, r.id
-          """, arguments: [delivery.runbook, delivery.host.rawValue, delivery.created, delivery.origin, text, text]
+          """, arguments: [delivery.runbook, delivery.host.rawValue, delivery.created, delivery.origin, text, text, text]
       ).map { row in DeliveryRun(run: row["id"], started: row["started"], status: row["status"], reason: row["why"]) }
     }
   }

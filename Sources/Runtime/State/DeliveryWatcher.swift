@@ -19,8 +19,10 @@
 // ones wait: they may rely on it). The deliveries of one recording run that are next for
 // several due hosts go as one run limited to those hosts. Every delivery is claimed before
 // its run (`Deliveries.claim`: another watcher's, or a claim of a live process, is left
-// alone) and settled after it. State lives in the database, so a watcher restarted carries
-// on where the last one was, and never runs a delivery that is done.
+// alone) and settled after it; every pass first takes back the claims of processes that
+// died (a `--once` killed mid-delivery). A result the database would not take is tried
+// again at the next pass, and before the watcher returns. State lives in the database, so a
+// watcher restarted carries on where the last one was, and never runs a delivery that is done.
 
 import Foundation
 import Synchronization
@@ -82,6 +84,7 @@ public struct DeliveryAttemptReport: Sendable {
   public var status: String
   /// Whether the delivery is done (else it stays pending).
   public var done: Bool
+  /// Why (hashes redacted).
   public var reason: String?
   public var run: String?
 }
@@ -100,6 +103,12 @@ public enum DeliveryWatchEvent: Sendable {
   case discoveryResumed
   /// The database could not be read or written (the watcher tries again at its next pass).
   case databaseFailed(String)
+  /// The claim of this delivery was taken back while its attempt ran (its process was
+  /// deemed dead): the attempt's result is not recorded, the claim's new holder records its own.
+  case claimLost(delivery: Int64, host: HostName)
+  /// The results of these deliveries could not be recorded before the watcher returned:
+  /// they stay `running` until the next watcher takes the claims back and runs them again.
+  case unsettled([Int64])
 }
 
 /// How one pass went (for `--once`'s exit status).
@@ -111,7 +120,8 @@ public struct DeliveryPassSummary: Sendable, Equatable {
   public var waiting = 0
   /// Could not run (the runbook, the lock, the database).
   public var notRun = 0
-  public var expired = 0
+  /// Ran, but their results could not be recorded (the database busy).
+  public var unsettled = 0
   /// A signal stopped the pass.
   public var stopped = false
 
@@ -160,22 +170,27 @@ public struct DeliveryWatcher: Sendable {
   }
 
   /// What a watcher keeps between passes: when each host last announced itself (written by
-  /// the browse as announcements come), and the attempts whose settling failed (tried again
-  /// first).
+  /// the browse as announcements come), the attempts whose settling failed (tried again
+  /// first), and whether it has made a pass yet (before its first, no claim is its own).
   struct Memory: Sendable {
     let announced = Announced()
-    var unsettled: [(id: Int64, attempt: DeliveryAttempt)] = []
+    var unsettled: [(id: Int64, host: HostName, attempt: DeliveryAttempt)] = []
+    var started = false
   }
+
+  /// How many times the results not yet recorded are tried before a watcher returns (each
+  /// try waits up to the database's busy timeout).
+  static let finalSettleTries = 3
 
   /// Watches until the task is cancelled or a signal stops a delivery's run.
   public func watch() async {
-    recover()
     let (wakes, continuation) = AsyncStream.makeStream(of: Wake.self, bufferingPolicy: .bufferingNewest(1024))
     var memory = Memory()
     let discovery = Task { [announced = memory.announced] in await browse(into: continuation, announced: announced) }
     defer {
       discovery.cancel()
       continuation.finish()
+      settleLeft(&memory)
     }
     var passAt = clock.now()
     var iterator = wakes.makeAsyncIterator()
@@ -202,18 +217,31 @@ public struct DeliveryWatcher: Sendable {
 
   /// One pass for cron (`--once`): every host with pending deliveries is tried once.
   public func once() async -> DeliveryPassSummary {
-    recover()
     var memory = Memory()
-    return await pass(&memory, everyHost: true).summary
+    var summary = await pass(&memory, everyHost: true).summary
+    summary.unsettled = settleLeft(&memory)
+    return summary
   }
 
-  private func recover() {
+  /// Takes back the claims of processes that died; `starting`: this watcher has made none yet.
+  private func recover(starting: Bool) {
     do {
-      let count = try deliveries.recoverAbandoned()
+      let count = try deliveries.recoverAbandoned(starting: starting)
       if count > 0 { report(.recovered(count)) }
     } catch {
       report(.databaseFailed("\(error)"))
     }
+  }
+
+  /// Before returning: tries a few times more to record the results not recorded yet, and
+  /// tells those left; returns how many are left.
+  @discardableResult
+  private func settleLeft(_ memory: inout Memory) -> Int {
+    for _ in 0..<Self.finalSettleTries where !memory.unsettled.isEmpty {
+      memory.unsettled = memory.unsettled.filter { !settle($0.id, $0.host, $0.attempt) }
+    }
+    if !memory.unsettled.isEmpty { report(.unsettled(memory.unsettled.map(\.id))) }
+    return memory.unsettled.count
   }
 
   /// Browses until cancelled; a failure is told and the browse tried again, backing off.
@@ -257,11 +285,12 @@ public struct DeliveryWatcher: Sendable {
   func pass(_ memory: inout Memory, everyHost: Bool) async -> (summary: DeliveryPassSummary, next: Date) {
     var summary = DeliveryPassSummary()
     let start = clock.now()
-    memory.unsettled = memory.unsettled.filter { !settle($0.id, $0.attempt) }
+    memory.unsettled = memory.unsettled.filter { !settle($0.id, $0.host, $0.attempt) }
+    recover(starting: !memory.started)
+    memory.started = true
     let announced = memory.announced.dates.withLock { $0 }
     do {
       let expired = try deliveries.expire(at: start)
-      summary.expired = expired.count
       if !expired.isEmpty { report(.expired(expired)) }
       var queues = Self.queues(try deliveries.list(states: [.pending, .running]), now: start)
       var triggers: [HostName: DeliveryTrigger] = [:]
@@ -289,7 +318,7 @@ public struct DeliveryWatcher: Sendable {
           let attempt =
             result.outcomes[delivery.host]
             ?? DeliveryAttempt(status: nil, reason: result.failure ?? "the run gave no result for it", run: result.run)
-          if !settle(delivery.id, attempt) { memory.unsettled.append((delivery.id, attempt)) }
+          if !settle(delivery.id, delivery.host, attempt) { memory.unsettled.append((delivery.id, delivery.host, attempt)) }
           let done = attempt.status == .ok || attempt.status == .changed
           count(attempt.status, done: done, in: &summary)
           if !done { queues[delivery.host] = nil }
@@ -298,7 +327,7 @@ public struct DeliveryWatcher: Sendable {
               DeliveryAttemptReport(
                 delivery: delivery.id, host: delivery.host, runbook: delivery.runbook,
                 trigger: triggers[delivery.host] ?? .retry, status: attempt.status?.rawValue ?? "not_run", done: done,
-                reason: attempt.reason, run: attempt.run)))
+                reason: attempt.reason.map(Secret.redactingHashes(in:)), run: attempt.run)))
         }
         if result.stopped || Task.isCancelled {
           summary.stopped = true
@@ -322,10 +351,11 @@ public struct DeliveryWatcher: Sendable {
     }
   }
 
-  /// Settles an attempt; false when the database would not have it (tried again next pass).
-  private func settle(_ id: Int64, _ attempt: DeliveryAttempt) -> Bool {
+  /// Settles an attempt (or tells that its claim is no longer this process's); false when
+  /// the database would not have it (tried again next pass).
+  private func settle(_ id: Int64, _ host: HostName, _ attempt: DeliveryAttempt) -> Bool {
     do {
-      try deliveries.settle(id, attempt, at: clock.now())
+      if try !deliveries.settle(id, attempt, at: clock.now()) { report(.claimLost(delivery: id, host: host)) }
       return true
     } catch {
       report(.databaseFailed("\(error)"))

@@ -21,6 +21,7 @@ enum StateSchema {
     }
     migrator.registerMigration("3-deliveries", migrate: deliveries)
     migrator.registerMigration("4-log", migrate: blocks)
+    migrator.registerMigration("5-claims", migrate: claims)
     return migrator
   }
 
@@ -128,7 +129,8 @@ enum StateSchema {
     try db.create(table: "delivery_runbook") { t in
       t.primaryKey("origin_run", .text)
       t.column("runbook", .text).notNull()
-      /// `DeliveryRunbook` as JSON: files, arguments, options (not redacted: it must run).
+      /// `DeliveryRunbook` as JSON: files, arguments, options (not redacted while a delivery
+      /// of it is open: it must run; redacted once none is).
       t.column("content", .text).notNull()
     }
     try db.create(table: "delivery") { t in
@@ -173,6 +175,15 @@ enum StateSchema {
     try db.alter(table: "step_result") { t in
       /// The step is inside `try`: its failure did not end the host's block.
       t.add(column: "tolerated", .boolean).notNull().defaults(to: false)
+    }
+  }
+
+  /// A claim names its process's boot as well as its pid: a pid is reused, after a reboot
+  /// even by the next watcher (`DeliveryClaimer`).
+  private static func claims(_ db: Database) throws {
+    try db.alter(table: "delivery") { t in
+      /// The boot id of the process running it (state `running`); nil in a claim made before.
+      t.add(column: "claimed_boot", .text)
     }
   }
 }
