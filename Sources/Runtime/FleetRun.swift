@@ -99,6 +99,8 @@ public final class FleetRun: Sendable {
   private let warning: @Sendable (String) -> Void
   /// Whether each run is recorded in the run history.
   private let recordsHistory: Bool
+  /// Whether the history was pruned (`keep_history`) by this FleetRun.
+  private let pruned = Mutex(false)
   /// The store's state database, opened when first needed; an open that failed is not
   /// retried for this FleetRun.
   private let stateDatabase = Mutex(StateSlot.unopened)
@@ -254,10 +256,23 @@ public final class FleetRun: Sendable {
     stamp.finish(exitStatus: status)
     remember(end.reached)
     history?.finish(exitStatus: status, signal: end.stopSignal)
+    if history != nil { pruneHistory() }
     log?.finish(exitStatus: status, signal: end.stopSignal)
     // Released last: the next run must not start while this one still closes or records.
     withExtendedLifetime(held) {}
     return (result, status, id)
+  }
+
+  /// Removes the runs older than server.conf's `keep_history` (90 days by default), once per
+  /// FleetRun (a session prunes at its first entry, not at each); a failure is a warning.
+  private func pruneHistory() {
+    guard pruned.withLock({ pruned in defer { pruned = true }; return !pruned }), let database = state else { return }
+    guard let kept = (try? ServerConfiguration.load(sources.configurationFile))?.keepHistory else { return }
+    do {
+      try RunHistory.prune(database, startedBefore: Date().addingTimeInterval(-TimeInterval(kept.wholeMilliseconds) / 1000))
+    } catch {
+      warning("cannot remove the runs older than \(kept.cfiText) from the history: \(error)")
+    }
   }
 
   /// Records a pending delivery for each host of `outcomes` that was unreachable.

@@ -1,6 +1,6 @@
 // The server's configuration file (`/etc/cfi/server.conf`): settings that are the site's
-// policy rather than a run's, so no runbook and no option of one run changes them. Today it
-// holds how announced hosts are accepted.
+// policy rather than a run's, so no runbook and no option of one run changes them: how
+// announced hosts are accepted, and how long the run history is kept.
 
 import Foundation
 
@@ -21,12 +21,20 @@ public struct ServerConfiguration: Hashable, Sendable {
   /// `accept = pending | auto`.
   public var accept: AcceptancePolicy = .pending
 
-  public init(accept: AcceptancePolicy = .pending) {
+  /// `keep_history = 90d | forever`: how long a run stays in the run history; nil: forever.
+  /// A store's cron job every five minutes on a few hundred hosts writes some 10 MB a day,
+  /// so the default is bounded.
+  public var keepHistory: Duration? = ServerConfiguration.defaultKeepHistory
+
+  public static let defaultKeepHistory: Duration = .seconds(90 * 86_400)
+
+  public init(accept: AcceptancePolicy = .pending, keepHistory: Duration? = ServerConfiguration.defaultKeepHistory) {
     self.accept = accept
+    self.keepHistory = keepHistory
   }
 
   /// The keys the file may set, for messages.
-  static let keys = ["accept"]
+  static let keys = ["accept", "keep_history"]
 
   /// Parses the file's text; `file` names it in errors (`file:line: error: …`).
   public init(parsing text: String, file: String) throws(InventoryError) {
@@ -46,11 +54,23 @@ public struct ServerConfiguration: Hashable, Sendable {
       }
       if let earlier = seen[key] { throw fail("'\(key)' is already set on line \(earlier)") }
       seen[key] = number
-      guard let policy = AcceptancePolicy(rawValue: value) else {
-        let choices = AcceptancePolicy.allCases.map(\.rawValue).joined(separator: " or ")
-        throw fail("'accept' is \(choices), not '\(value)'")
+      switch key {
+      case "keep_history":
+        if value == "forever" {
+          keepHistory = nil
+        } else {
+          guard let kept = try? Duration(cfiText: value), kept > .zero else {
+            throw fail("'keep_history' is a duration such as 90d, or forever, not '\(value)'")
+          }
+          keepHistory = kept
+        }
+      default:
+        guard let policy = AcceptancePolicy(rawValue: value) else {
+          let choices = AcceptancePolicy.allCases.map(\.rawValue).joined(separator: " or ")
+          throw fail("'accept' is \(choices), not '\(value)'")
+        }
+        accept = policy
       }
-      accept = policy
     }
   }
 

@@ -66,7 +66,9 @@ struct CFISh: AsyncParsableCommand {
         /etc/cfi/id_ed25519         the server's ssh key
         /etc/cfi/server.conf        accept = pending (default: a host known
                                     only from its announcement waits for
-                                    'cfi-sh hosts accept') or auto
+                                    'cfi-sh hosts accept') or auto;
+                                    keep_history = 90d (runs older than
+                                    that leave the history) or forever
         /etc/dsh/group/NAME         dsh group files: more groups of hosts
         /var/lib/cfi/.cfi/state.sqlite
                                     the state database: run history

@@ -105,6 +105,12 @@ struct ServerConfigurationTests {
     #expect(try ServerConfiguration.load("/nonexistent/server.conf").accept == .pending)
   }
 
+  @Test func historyIsKeptNinetyDaysUnlessSaidOtherwise() throws {
+    #expect(try ServerConfiguration(parsing: "", file: "f").keepHistory == .seconds(90 * 86_400))
+    #expect(try ServerConfiguration(parsing: "keep_history = 30d", file: "f").keepHistory == .seconds(30 * 86_400))
+    #expect(try ServerConfiguration(parsing: "keep_history = forever", file: "f").keepHistory == nil)
+  }
+
   @Test func acceptAuto() throws {
     #expect(try ServerConfiguration(parsing: "accept = auto   # a closed lab\n", file: "f").accept == .auto)
     #expect(try ServerConfiguration(parsing: "accept=pending", file: "f").accept == .pending)
@@ -112,7 +118,9 @@ struct ServerConfigurationTests {
 
   @Test(arguments: [
     ("accept = yes\n", "server.conf:1: error: 'accept' is pending or auto, not 'yes'"),
-    ("\naccpet = auto\n", "server.conf:2: error: unknown setting 'accpet' (known: accept)"),
+    ("\naccpet = auto\n", "server.conf:2: error: unknown setting 'accpet' (known: accept, keep_history)"),
+    ("keep_history = always\n", "server.conf:1: error: 'keep_history' is a duration such as 90d, or forever, not 'always'"),
+    ("keep_history = 0s\n", "server.conf:1: error: 'keep_history' is a duration such as 90d, or forever, not '0s'"),
     ("accept auto\n", "server.conf:1: error: expected 'key = value', found 'accept auto'"),
     ("accept = auto\naccept = pending\n", "server.conf:2: error: 'accept' is already set on line 1"),
   ])

@@ -12,9 +12,13 @@ import TestSupport
   let scratch = FleetRunScratch()
   var store: Store { Store(root: scratch.path + "/store") }
 
-  private func fleet(notices: FleetRunNotices = FleetRunNotices()) -> FleetRun {
+  /// A fleet on the scratch store; `configuration`: the text of its server.conf.
+  private func fleet(notices: FleetRunNotices = FleetRunNotices(), configuration: String = "") -> FleetRun {
     try? FileManager.default.createDirectory(atPath: store.root + "/lab", withIntermediateDirectories: true)
-    let sources = InventorySources(store: store, dshDirectory: scratch.path + "/no-dsh", discovery: false)
+    let file = scratch.path + "/server-\(UUID().uuidString).conf"
+    _ = FileManager.default.createFile(atPath: file, contents: Data(configuration.utf8))
+    let sources = InventorySources(
+      store: store, dshDirectory: scratch.path + "/no-dsh", discovery: false, configurationFile: file)
     return FleetRun(store: store, sources: sources, executor: RecordingExecutor(), audit: .none, notice: notices.add)
   }
 
@@ -172,6 +176,34 @@ import TestSupport
     let text = String(repeating: "a", count: RunHistory.outputCap - 1) + "€" + "tail"
     let cut = RunHistory.capped(text)
     #expect(cut == String(repeating: "a", count: RunHistory.outputCap - 1) + "\n[… 7 more bytes not kept]")
+  }
+
+  /// server.conf's `keep_history`: a run older than it goes, with its steps and outcomes,
+  /// at the end of the next run; `forever` keeps it.
+  @Test func runsOlderThanKeepHistoryAreRemovedAfterTheNextRun() async throws {
+    func run(_ fleet: FleetRun, startedDaysAgo days: Double) async throws {
+      _ = try await fleet.run(lock: .noWait, sink: EventLog()) { sink in
+        sink.emit(.runStarted(runbook: "site.cfi", check: false, date: Date().addingTimeInterval(-days * 86_400)))
+        let step = StepInfo(block: 1, location: "site.cfi:1:1", label: "run \"true\"")
+        sink.emit(.blockStarted(BlockInfo(id: 1, label: "on pc01", location: step.location, hosts: [Self.host("pc01")])))
+        sink.emit(.stepFinished(step, host: Self.host("pc01"), result: StepResult(status: .ok, exitCode: 0, output: "")))
+        let outcomes = [HostOutcome(host: Self.host("pc01"), status: .ok)]
+        sink.emit(.blockFinished(id: 1, outcomes: outcomes, stopped: false))
+        return ((), RunEnd(outcomes: outcomes, runtimeError: false, interrupted: false))
+      }
+    }
+    try await run(fleet(configuration: "keep_history = forever\n"), startedDaysAgo: 40)
+    try await run(fleet(configuration: "keep_history = forever\n"), startedDaysAgo: 10)
+    let database = try StateDatabase(store: store)
+    func count(_ table: String) throws -> Int {
+      try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table)") ?? 0 }
+    }
+    #expect(try count("run") == 2 && count("block") == 2)
+    try await run(fleet(configuration: "keep_history = 30d\n"), startedDaysAgo: 0)
+    #expect(try count("run") == 2)
+    #expect(try count("step_result") == 2 && count("host_outcome") == 2 && count("block") == 2)
+    let kept = try database.read { db in try Date.fetchAll(db, sql: "SELECT started FROM run") }
+    #expect(kept.allSatisfy { $0 > Date().addingTimeInterval(-30 * 86_400) })
   }
 
   @Test func twoRunsWritingAtOnceLoseNothing() async throws {

@@ -332,3 +332,15 @@ extension StepStatus {
       + " ELSE -1 END"
   }
 }
+
+extension RunHistory {
+  /// Removes the runs that started before `date`, with their steps, blocks and outcomes
+  /// (server.conf's `keep_history`); returns how many went.
+  @discardableResult
+  public static func prune(_ database: StateDatabase, startedBefore date: Date) throws(StateDatabaseError) -> Int {
+    try database.write { db in
+      try db.execute(sql: "DELETE FROM run WHERE started < ?", arguments: [date])
+      return db.changesCount
+    }
+  }
+}
