@@ -13,8 +13,9 @@ enum DeliverRun {
 
     Runs the runbook now, as 'cfi-sh --deliver' does, and owes it to every
     targeted host found unreachable: each gets a pending delivery, which
-    'cfi-sh watch' runs for that host alone when it comes back, until an
-    attempt leaves it ok or changed, the delivery expires or is cancelled.
+    'cfi-sh watch' runs, limited to that host (and others back at the same
+    time), when it comes back, until an attempt leaves it ok or changed,
+    the delivery expires or is cancelled.
     A runbook that says 'set deliver = until_done' does the same when run
     as 'cfi-sh RUNBOOK'.
 
