@@ -121,10 +121,10 @@ struct ReplFleetTests {
     defer { repl.terminate() }
     try repl.expect("cfi> ")
     repl.sendLine(#"on all < run "sleep 30" >"#)
-    // Wait until the remote sleeps run, so the interrupt has something to stop.
-    for _ in 0..<200 {
-      if try lab.hosts.allSatisfy({ try lab.exec($0, "pgrep -f '^sleep 30$'").status == 0 }) { break }
-      Thread.sleep(forTimeInterval: 0.05)
+    // Wait until the remote sleeps run, so the interrupt has something to stop (a watchdog far
+    // under the sleep's 30 s: an interrupt after they ended would stop nothing).
+    try waitUntil("the remote sleeps run", within: .seconds(20)) {
+      try lab.hosts.allSatisfy { try lab.exec($0, "pgrep -f '^sleep 30$'").status == 0 }
     }
     let started = ContinuousClock.now
     repl.interrupt()
