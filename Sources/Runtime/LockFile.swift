@@ -54,6 +54,9 @@ final class LockFile: Sendable {
   }
 
   deinit {
+    // Unlocked before closing: a process spawned meanwhile shares the open file description
+    // until it execs, and the lock belongs to the description, not to our descriptor.
+    flock(descriptor, LOCK_UN)
     close(descriptor)
   }
 }

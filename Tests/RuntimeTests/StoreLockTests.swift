@@ -57,6 +57,24 @@ struct StoreLockTests {
     #expect(try String(contentsOfFile: second.path, encoding: .utf8).hasPrefix(StoreLockTests.ourPid + "\n"))
   }
 
+  /// A process spawned while a run holds the lock shares its open file description until it
+  /// execs (O_CLOEXEC closes it only then): closing our descriptor alone would leave the lock
+  /// held by that copy, and the next run refused by our own pid (seen in CI, where tests
+  /// spawn processes in parallel). A `dup` of the descriptor stands in for the child's copy.
+  @Test func theLockIsFreeOnceReleasedEvenWhileACopyOfItsDescriptorLives() throws {
+    let temporary = try TemporaryStore()
+    var first: StoreLock? = try StoreLock(store: temporary.store, wait: false)
+    let held = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").filter {
+      (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)")) == temporary.lockPath
+    }
+    #expect(held.count == 1)
+    let copy = dup(try #require(held.first.flatMap { Int32($0) }))
+    defer { close(copy) }
+    _ = first
+    first = nil
+    #expect(throws: Never.self) { _ = try StoreLock(store: temporary.store, wait: false) }
+  }
+
   /// A holder that wrote nothing, only its pid (an older cfi-sh), or its pid and start time:
   /// the refusal says what the file holds.
   @Test(arguments: [
