@@ -58,14 +58,16 @@ fuzz-corpus:
 # writes .build/deb/cfi-sh_VERSION_ARCH.deb (see packaging/README.md). CONFIGURATION=debug
 # builds the same from a debug build: faster, for the tests. The static build has a build
 # directory of its own: its modules are compiled against the static Swift libraries, and
-# SwiftPM would not rebuild the other build's objects when only that flag changes.
+# SwiftPM would not rebuild the other build's objects when only that flag changes. `-z now`:
+# full RELRO, as Debian's hardening flags link (lintian's hardening-no-bindnow).
 CONFIGURATION ?= release
 PREFIX ?= /usr/local
 DESTDIR ?=
 STATIC_CFI_SH = .build/static/$(CONFIGURATION)/cfi-sh
 
 static:
-	$(SWIFT) build -c $(CONFIGURATION) --static-swift-stdlib --product cfi-sh --scratch-path .build/static
+	$(SWIFT) build -c $(CONFIGURATION) --static-swift-stdlib --product cfi-sh --scratch-path .build/static \
+		-Xlinker -z -Xlinker now
 
 install: static
 	$(MAKE) man completions CFI_SH_BIN=$(STATIC_CFI_SH)
