@@ -94,8 +94,7 @@ extension HostsCommand {
         }
         let previous = snapshot.inventory.host(named: name)
         do {
-          try KnownClients(database: state, store: store).accept(claim.host)
-          try PendingHosts(database: state).remove { $0 == claim }
+          try KnownClients(database: state, store: store).accept(claim)
         } catch {
           failures.append("\(name): cannot record the acceptance: \(error)")
           continue
