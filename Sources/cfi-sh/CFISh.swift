@@ -127,7 +127,7 @@ struct CFISh: AsyncParsableCommand {
   @Flag(help: "Write events as JSON Lines on standard output (see docs/json-events.md).")
   var json = false
 
-  @Option(name: .shortAndLong, help: ArgumentHelp("The static client list.", valueName: "file"))
+  @Option(name: .shortAndLong, help: ArgumentHelp("The static client list.", valueName: "file"), completion: .file())
   var inventory: String?
 
   @Option(help: ArgumentHelp("The store: one directory of files per group (default /var/lib/cfi).", valueName: "dir"), completion: .directory)
@@ -145,10 +145,10 @@ struct CFISh: AsyncParsableCommand {
   @Option(help: ArgumentHelp("Limit for a host to come back from 'reboot' (default 10m); overrides 'set reboot_timeout'.", valueName: "duration"))
   var rebootTimeout: String?
 
-  @Option(help: ArgumentHelp("The server's ssh key (default /etc/cfi/id_ed25519, made by 'cfi-sh server init').", valueName: "file"))
+  @Option(help: ArgumentHelp("The server's ssh key (default /etc/cfi/id_ed25519, made by 'cfi-sh server init').", valueName: "file"), completion: .file())
   var identity: String?
 
-  @Option(help: ArgumentHelp("An ssh_config file for ssh and rsync.", valueName: "file"))
+  @Option(help: ArgumentHelp("An ssh_config file for ssh and rsync.", valueName: "file"), completion: .file())
   var sshConfig: String?
 
   @Option(
@@ -176,7 +176,7 @@ struct CFISh: AsyncParsableCommand {
   @Option(help: ArgumentHelp("How long to wait for another run's lock on the store before giving up with status 75 (default 10m; 'none' to wait as long as it takes).", valueName: "duration"))
   var lockWait: String?
 
-  @Option(help: ArgumentHelp("The audit log: one JSON line per run and per host result (default /var/log/cfi/audit.log; 'none' to disable).", valueName: "file"))
+  @Option(help: ArgumentHelp("The audit log: one JSON line per run and per host result (default /var/log/cfi/audit.log; 'none' to disable).", valueName: "file"), completion: .file())
   var auditLog: String?
 
   @Flag(help: "Do not record this run in the store's run history ('cfi-sh log'; --limit @failed then cannot find it). The audit log still records it.")

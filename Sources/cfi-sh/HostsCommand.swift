@@ -25,7 +25,7 @@ struct HostsCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The store (default /var/lib/cfi, or CFI_STORE).", valueName: "dir"), completion: .directory)
     var store: String?
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("The static client list (default /etc/cfi/clients, or CFI_CLIENTS).", valueName: "file"))
+    @Option(name: .shortAndLong, help: ArgumentHelp("The static client list (default /etc/cfi/clients, or CFI_CLIENTS).", valueName: "file"), completion: .file())
     var inventory: String?
 
     var storeRoot: String { CFISh.setting(store, "CFI_STORE") ?? Store.defaultRoot }
