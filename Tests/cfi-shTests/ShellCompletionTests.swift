@@ -67,31 +67,76 @@ import Testing
     return String(printed)
   }
 
-  @Test func bashCompletesSubcommandsRunbooksHostsAndGroupsAtATerminal() throws {
-    let scripts = try Self.scripts()
-    let directory = try TemporaryDirectory()
+  /// What each test types, and the words the line must become: subcommands, options, option
+  /// values and arguments from `hosts --names` (with '@'), runbooks.
+  static let lines: [(typed: String, words: String)] = [
+    ("cfi-sh hos", "[cfi-sh][hosts]"),
+    ("cfi-sh hosts acc", "[cfi-sh][hosts][accept]"),
+    ("cfi-sh run @l", "[cfi-sh][run][@lab]"),
+    ("cfi-sh run de", "[cfi-sh][run][desk1]"),
+    ("cfi-sh --limit @o", "[cfi-sh][--limit][@office]"),
+    ("cfi-sh si", "[cfi-sh][site.cfi]"),
+    ("cfi-sh --check si", "[cfi-sh][--check][site.cfi]"),
+    ("cfi-sh hosts forget de", "[cfi-sh][hosts][forget][desk1]"),
+    ("cfi-sh --no-dis", "[cfi-sh][--no-discovery]"),
+  ]
+
+  /// The environment of a shell completing in `directory` (an inventory, a runbook and a file
+  /// that is not one), with the cfi-sh under test first in PATH (the scripts run it).
+  static func shellEnvironment(_ directory: TemporaryDirectory) throws -> [String: String] {
     var environment = try Self.inventory(in: directory)
     try directory.write("site.cfi", "print 1\n")
     try directory.write("sitemap.txt", "")
     environment["PS1"] = "READY> "
     environment["HISTFILE"] = "/dev/null"
-    // The binary under test is the cfi-sh the scripts run (hosts --names).
+    environment["ZDOTDIR"] = directory.path
     environment["PATH"] = Command.binary.deletingLastPathComponent().path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
-    let terminal = try PseudoTerminal(
-      URL(fileURLWithPath: "/bin/bash"), arguments: ["--norc", "--noprofile", "-i"], environment: environment)
-    try terminal.expect("READY> ")
-    terminal.sendLine("cd \(directory.path) && source \(scripts.bash)")
-    try terminal.expect("\nREADY> ")
+    return environment
+  }
 
-    #expect(try Self.complete("cfi-sh hos", in: terminal) == "[cfi-sh][hosts]")
-    #expect(try Self.complete("cfi-sh hosts acc", in: terminal) == "[cfi-sh][hosts][accept]")
-    #expect(try Self.complete("cfi-sh run @l", in: terminal) == "[cfi-sh][run][@lab]")
-    #expect(try Self.complete("cfi-sh run de", in: terminal) == "[cfi-sh][run][desk1]")
-    #expect(try Self.complete("cfi-sh --limit @o", in: terminal) == "[cfi-sh][--limit][@office]")
-    #expect(try Self.complete("cfi-sh --check si", in: terminal) == "[cfi-sh][--check][site.cfi]")
-    #expect(try Self.complete("cfi-sh hosts forget pc0", in: terminal) == "[cfi-sh][hosts][forget][pc0]")
-    #expect(try Self.complete("cfi-sh --no-dis", in: terminal) == "[cfi-sh][--no-discovery]")
+  /// An interactive shell at a terminal, in `directory`, with `setup` run.
+  static func shell(_ arguments: [String], in directory: TemporaryDirectory, setup: String) throws -> PseudoTerminal {
+    let terminal = try PseudoTerminal(
+      URL(fileURLWithPath: "/usr/bin/env"), arguments: arguments, environment: try shellEnvironment(directory))
+    try terminal.expect("READY> ")
+    terminal.sendLine("cd \(directory.path) && \(setup)")
+    try terminal.expect("\nREADY> ")
+    return terminal
+  }
+
+  @Test func bashCompletesAtATerminal() throws {
+    let scripts = try Self.scripts()
+    let directory = try TemporaryDirectory()
+    let terminal = try Self.shell(["bash", "--norc", "--noprofile", "-i"], in: directory, setup: "source \(scripts.bash)")
+    for (typed, words) in Self.lines { #expect(try Self.complete(typed, in: terminal) == words, "\(typed)") }
     terminal.endOfInput()
     _ = try terminal.waitForExit()
+  }
+
+  @Test func zshCompletesAtATerminal() throws {
+    let scripts = try Self.scripts()
+    let directory = try TemporaryDirectory()
+    let terminal = try Self.shell(
+      ["zsh", "-f", "-i"], in: directory,
+      // No PROMPT_SP: it puts a mark and blanks, not a newline, before each prompt.
+      setup: "unsetopt prompt_sp prompt_cr; fpath=(\(scripts.directory.path) $fpath); autoload -Uz compinit; compinit -u -d \(directory.path)/zcompdump")
+    for (typed, words) in Self.lines { #expect(try Self.complete(typed, in: terminal) == words, "\(typed)") }
+    terminal.sendLine("exit")
+    _ = try terminal.waitForExit()
+  }
+
+  /// fish tells what it would complete (`complete -C LINE`): the first candidate's word.
+  @Test func fishCompletes() throws {
+    let scripts = try Self.scripts()
+    let directory = try TemporaryDirectory()
+    let environment = try Self.shellEnvironment(directory)
+    for (typed, words) in Self.lines {
+      let result = try Command.run(
+        ["-c", "cd \(directory.path); source \(scripts.fish); complete -C '\(typed)'"], executable: URL(fileURLWithPath: "/usr/bin/fish"),
+        environment: environment)
+      let candidates = result.stdout.split(separator: "\n").map { $0.split(separator: "\t").first.map(String.init) ?? "" }
+      let last = String(words.split(separator: "]").last?.dropFirst() ?? "")
+      #expect(candidates.first == last, "\(typed): \(result.stdout) \(result.stderr)")
+    }
   }
 }
