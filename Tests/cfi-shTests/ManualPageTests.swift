@@ -62,6 +62,17 @@ import Testing
     }
   }
 
+  /// whatis and apropos (and lintian) read each page's NAME with lexgrog: one name, a dash, what it is.
+  @Test func everyPageHasANameWhatisCanRead() throws {
+    let directory = try Self.pages.get().path
+    for page in Self.files(directory + "/man1") {
+      let name = String(page.dropLast(2))
+      let read = try Command.run([directory + "/man1/" + page], executable: URL(fileURLWithPath: "/usr/bin/lexgrog"))
+      #expect(read.status == 0, "\(page): \(read.stdout)\(read.stderr)")
+      #expect(read.stdout.hasPrefix(directory + "/man1/" + page + ": \"" + name + " - "), "\(read.stdout)")
+    }
+  }
+
   @Test func pagesCarryTheCommandsTextsAndNameEachOther() throws {
     let directory = try Self.pages.get().path
     let main = try Self.render(directory + "/man1/cfi-sh.1").stdout
