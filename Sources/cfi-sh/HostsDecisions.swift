@@ -21,7 +21,7 @@ extension HostsCommand {
     @Flag(help: "Do not browse first (decide on the claims already recorded).")
     var noDiscovery = false
 
-    @Argument(help: ArgumentHelp("Pending hosts, e.g. 'pc07', 'pc[01-05]' or '@lab' (the claims of group lab).", valueName: "pattern"))
+    @Argument(help: ArgumentHelp("Pending hosts, e.g. 'pc07', 'pc[01-05]' or '@lab' (the claims of group lab).", valueName: "pattern"), completion: CompletionKind.pendingHosts)
     var patterns: [String] = []
 
     func validate() throws {
