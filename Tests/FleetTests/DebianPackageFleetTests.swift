@@ -36,6 +36,7 @@ struct DebianPackageFleetTests {
     try #require(installed.status == 0, "\(installed.stdout)\(installed.stderr)")
     #expect(try missing(lab, files) == [])
     #expect(try lab.read("pc01", "cfi-sh --version") == version)
+    #expect(try lab.read("pc01", "man -w 5 cfi-sh-language") == "/usr/share/man/man5/cfi-sh-language.5.gz")
     let libraries = try lab.exec("pc01", "ldd /usr/bin/cfi-sh")
     #expect(libraries.status == 0)
     #expect(!libraries.stdout.lowercased().contains("swift") && !libraries.stdout.contains("not found"), "\(libraries.stdout)")
