@@ -57,6 +57,20 @@ import Testing
     #expect(!masters.prepare())
   }
 
+  /// The sweep of killed runs' directories (named by their pid) leaves them alone.
+  @Test func theSweepOfKilledRunsLeavesThemAlone() throws {
+    let temporary = try TemporaryDirectory()
+    let masters = PersistentMasters(directory: temporary.path + "/persist")
+    #expect(masters.prepare())
+    masters.write(
+      PersistentMaster.Record(host: "pc01", user: "root", port: nil, address: "192.0.2.11", window: 300, opened: Date(), pin: ""),
+      of: masters.socket(for: Self.key))
+    try FileManager.default.createDirectory(atPath: temporary.path + "/ssh-1-abcdef", withIntermediateDirectories: false)
+    let removed = ControlDirectory(base: temporary.path, prefix: "ssh-").removeStale(uid: getuid(), except: getpid(), alive: { _ in false })
+    #expect(removed == [temporary.path + "/ssh-1-abcdef"])
+    #expect(FileManager.default.fileExists(atPath: PersistentMasters.recordPath(masters.socket(for: Self.key))))
+  }
+
   @Test func aListingShowsLiveMastersAndRemovesWhatDeadOnesLeft() throws {
     let temporary = try TemporaryDirectory()
     let masters = PersistentMasters(directory: temporary.path + "/persist")

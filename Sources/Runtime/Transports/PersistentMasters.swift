@@ -116,11 +116,14 @@ public struct PersistentMasters: Sendable {
   /// (under a name 17 characters longer).
   var fits: Bool { (directory + "/").utf8.count + MasterKey.socketNameLength + 17 < 108 }
 
+  /// The runtime directory it is in (the runs' own control directories are there too).
+  var runtimeDirectory: String { (directory as NSString).deletingLastPathComponent }
+
   /// Makes the directory (and the runtime directory above it) owner-only, if need be; false
   /// when it cannot be used: not creatable, not a directory, another user's, or reachable by
   /// anyone else.
   func prepare(uid: uid_t = getuid()) -> Bool {
-    let base = (directory as NSString).deletingLastPathComponent
+    let base = runtimeDirectory
     for path in [base, directory] {
       if mkdir(path, 0o700) != 0 && errno != EEXIST { return false }
     }

@@ -158,6 +158,9 @@ public final class SSHTransport: Transport {
     persistent.withLock { found in
       if let found { return found }
       let masters = PersistentMasters.forUser().flatMap { $0.prepare() ? $0 : nil }
+      // A run whose masters all persist makes no directory of its own, where the directories
+      // of killed runs are otherwise swept (`ControlDirectory.make`): swept here too.
+      if let masters { ControlDirectory(base: masters.runtimeDirectory, prefix: "ssh-").removeStale() }
       found = .some(masters)
       return masters
     }
