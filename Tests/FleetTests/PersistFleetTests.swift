@@ -135,6 +135,26 @@ struct PersistFleetTests {
     #expect(try fixture.connections().stdout == "no connections kept open\n")
   }
 
+  /// The shell's connections live for the session, and after it for their window: a run
+  /// after the shell opens no new session.
+  @Test func theShellsConnectionsOutliveIt() throws {
+    let fixture = try Fixture("persistrepl", hosts: 2)
+    defer { fixture.closeAll() }
+    let repl = try fixture.lab.repl(
+      history: fixture.runtime.path + "/history", arguments: ["--no-discovery", "--persist", "5m"], environment: fixture.environment)
+    defer { repl.terminate() }
+    try repl.expect("cfi> ")
+    for _ in 1...2 {
+      repl.sendLine(#"on all < run "true" >"#)
+      try repl.expect("recap")
+      try repl.expect("cfi> ")
+    }
+    repl.sendLine(":quit")
+    #expect(try repl.waitForExit() == 0)
+    try fixture.run()
+    try fixture.expectSessions(1, "two entries of the shell, then a run")
+  }
+
   @Test func persistZeroLeavesNoMaster() throws {
     let fixture = try Fixture("persistzero", hosts: 2)
     try fixture.run(["--persist", "0"])

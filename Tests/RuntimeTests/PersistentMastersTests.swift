@@ -99,6 +99,38 @@ import Testing
     #expect(left == [Self.key.socketName, Self.key.socketName + ".json"].sorted())
   }
 
+  /// A master is opened under a name of its own, then linked into its place, which it never
+  /// takes from another live master: two runs opening one at once leave one, not a stray
+  /// connection nothing ends.
+  @Test func aMasterTakesItsPlaceOnlyIfNoLiveOneHasIt() throws {
+    let temporary = try TemporaryDirectory()
+    let masters = PersistentMasters(directory: temporary.path + "/persist")
+    #expect(masters.prepare())
+    let socket = masters.socket(for: Self.key)
+    func opened() -> String {
+      let opening = masters.opening(for: socket)
+      #expect(opening.hasPrefix(socket + ".") && opening.utf8.count == socket.utf8.count + 7)
+      #expect(FileManager.default.createFile(atPath: opening, contents: nil))
+      return opening
+    }
+    // Free: ours.
+    let first = opened()
+    #expect(masters.install(first, as: socket) == (socket, true))
+    #expect(!FileManager.default.fileExists(atPath: first))
+    // Held by a live master: theirs, and ours is gone.
+    unlink(socket)
+    let server = try FakeMaster(path: socket, behaviour: .answersAlive(pid: 4242))
+    let second = opened()
+    #expect(masters.install(second, as: socket) == (socket, false))
+    server.wait()
+    #expect(!FileManager.default.fileExists(atPath: second))
+    // Held by a dead one (nobody answers): replaced.
+    unlink(socket)
+    #expect(FileManager.default.createFile(atPath: socket, contents: nil))
+    #expect(masters.install(opened(), as: socket) == (socket, true))
+    #expect(try FileManager.default.contentsOfDirectory(atPath: masters.directory) == [Self.key.socketName])
+  }
+
   @Test func aMasterThatPersistsEndsWhenIdleForItsWindow() throws {
     let transport = SSHTransport(configuration: SSHConfiguration(store: Store(root: "/var/lib/cfi")))
     let target = SSHTarget(name: HostName("pc01"), address: HostAddress("192.0.2.11"))

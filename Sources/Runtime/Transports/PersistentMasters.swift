@@ -113,8 +113,8 @@ public struct PersistentMasters: Sendable {
   }
 
   /// Whether a socket here fits in sun_path (108 bytes with its NUL) while ssh creates it
-  /// (under a name 17 characters longer).
-  var fits: Bool { (directory + "/").utf8.count + MasterKey.socketNameLength + 17 < 108 }
+  /// under its opening name (`opening(for:)`, 7 characters longer), to which ssh adds 17.
+  var fits: Bool { (directory + "/").utf8.count + MasterKey.socketNameLength + 7 + 17 < 108 }
 
   /// The runtime directory it is in (the runs' own control directories are there too).
   var runtimeDirectory: String { (directory as NSString).deletingLastPathComponent }
@@ -135,6 +135,36 @@ public struct PersistentMasters: Sendable {
   }
 
   func socket(for key: MasterKey) -> String { directory + "/" + key.socketName }
+
+  /// A name of its own for a master being opened for `socket`. Not `socket` itself: two runs
+  /// opening it at once would both have ssh bind it, and the one that loses goes on as a
+  /// plain connection (ssh "disables multiplexing"), which with `-N -f` nothing ever ends.
+  func opening(for socket: String) -> String {
+    socket + "." + String(UInt32.random(in: 0...0xFF_FFFF), radix: 16).leftPadded(to: 6)
+  }
+
+  /// Puts the master just opened on `opening` in `socket`'s place (a hard link: atomic, and it
+  /// never replaces another's). When another run's master for the same parameters got there
+  /// first and is alive, ours is told to exit and theirs serves; a dead one's socket is
+  /// replaced. Returns the socket to use and whether it is ours.
+  func install(_ opening: String, as socket: String) -> (socket: String, ours: Bool) {
+    for _ in 0..<2 {
+      if link(opening, socket) == 0 {
+        unlink(opening)
+        return (socket, true)
+      }
+      guard errno == EEXIST else { break }
+      if MuxControl.check(path: socket) != nil {
+        _ = MuxControl.terminate(path: opening)
+        unlink(opening)
+        return (socket, false)
+      }
+      unlink(socket)
+      unlink(Self.recordPath(socket))
+    }
+    // Not linked (it cannot be, in one directory): ours serves this run under its own name.
+    return (opening, false)
+  }
 
   static func recordPath(_ socket: String) -> String { socket + ".json" }
 
@@ -205,7 +235,9 @@ public struct PersistentMasters: Sendable {
   public func close(where matches: ((PersistentMaster) -> Bool)? = nil) -> [PersistentMaster] {
     let listed = list()
     guard let matches else {
-      for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where Self.isSocketName(name) {
+      // Masters still under their opening names too (a run killed as it opened one).
+      for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+      where Self.isSocketName(String(name.prefix(MasterKey.socketNameLength))) && !name.hasSuffix(".json") {
         close(directory + "/" + name)
       }
       return listed
@@ -224,4 +256,9 @@ public struct PersistentMasters: Sendable {
     guard let lines, !lines.isEmpty else { return "" }
     return SHA256.hash(data: Array(lines.utf8)).map { String(format: "%02x", $0) }.joined()
   }
+}
+
+extension String {
+  /// The string with zeros in front, to `width` characters.
+  fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

@@ -264,7 +264,8 @@ public final class SSHTransport: Transport {
       socket = "\(controlDirectory)/\(target.name)"
     }
     prepareKnownHosts()
-    let argv = masterArgv(target, socket: socket, connectTimeout: connectTimeout, persist: masters == nil ? nil : window)
+    let opening = masters?.opening(for: socket) ?? socket
+    let argv = masterArgv(target, socket: opening, connectTimeout: connectTimeout, persist: masters == nil ? nil : window)
     let failure: CommandResult?
     do {
       let output = try await LocalProcess.run(argv[0], Array(argv.dropFirst()))
@@ -274,7 +275,9 @@ public final class SSHTransport: Transport {
     } catch {
       failure = CommandResult(.notRun("cannot start ssh: \(error)"))
     }
-    if failure == nil, let masters {
+    guard failure == nil, let masters else { return recordConnect(target, socket: socket, failure: failure) }
+    let (installed, ours) = masters.install(opening, as: socket)
+    if ours {
       // The pin it was opened under: the one ssh checked the host's key against, or none
       // yet at a first contact (then ssh pins the key, and the run's end records it).
       let pin = pin(target.name)
@@ -282,9 +285,9 @@ public final class SSHTransport: Transport {
         PersistentMaster.Record(
           host: target.name.rawValue, user: target.user, port: target.port, address: target.address.rawValue,
           window: Int(window.components.seconds), opened: Date(), pin: pin.isEmpty ? nil : pin),
-        of: socket)
+        of: installed)
     }
-    return recordConnect(target, socket: socket, failure: failure)
+    return recordConnect(target, socket: installed, failure: nil)
   }
 
   // MARK: - Transport
