@@ -2,7 +2,8 @@
 // per host across runs, counted in each host's sshd log — unless the identity or the host
 // key pin changed; `cfi-sh connections close` ends them; ssh ends them once idle for their
 // window; `--persist 0` leaves none. Each test's runs share a runtime directory of the
-// test's own (CFI_RUNTIME_DIR), so its masters are found there and nowhere else.
+// test's own (CFI_RUNTIME_DIR), so its masters are found there and nowhere else, and one
+// ssh_config.
 
 import Foundation
 import TestSupport
@@ -18,9 +19,12 @@ struct PersistFleetTests {
     init(_ name: String, hosts: Int) throws {
       lab = try Lab(name, hosts: hosts, groups: ["lab"])
       runtime = try TemporaryDirectory()
+      try runtime.write("ssh_config", "")
     }
 
-    var environment: [String: String] { ["CFI_RUNTIME_DIR": runtime.path] }
+    /// One ssh_config for all the runs (each command's isolated machine has one of its own,
+    /// and another ssh_config is another connection).
+    var environment: [String: String] { ["CFI_RUNTIME_DIR": runtime.path, "CFI_SSH_CONFIG": runtime.path + "/ssh_config"] }
 
     /// Runs `on all < run "true" >` with `options`; every host must be ok.
     func run(_ options: [String] = ["--persist", "5m"], sourceLocation: SourceLocation = #_sourceLocation) throws {
@@ -161,7 +165,7 @@ struct PersistFleetTests {
     let left0 = try fixture.masters()
     #expect(left0.isEmpty, "masters left with --persist 0: \(left0)")
     let left = (try? FileManager.default.contentsOfDirectory(atPath: fixture.runtime.path)) ?? []
-    #expect(left.allSatisfy { $0 == "persist" }, "\(left)")
+    #expect(Set(left).isSubset(of: ["persist", "ssh_config"]), "control directories left: \(left)")
     #expect(((try? FileManager.default.contentsOfDirectory(atPath: fixture.runtime.path + "/persist")) ?? []).isEmpty)
     // A runbook's `set persist = 0` does the same.
     let result = try fixture.lab.cfi(["-c", "set persist = 0\non all < run \"true\" >"], environment: fixture.environment.merging(["CFI_PERSIST": ""]) { $1 })
