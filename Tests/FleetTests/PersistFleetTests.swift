@@ -159,6 +159,35 @@ struct PersistFleetTests {
     try fixture.expectSessions(1, "two entries of the shell, then a run")
   }
 
+  /// SIGTERM stops a run as ever — its remote commands killed on their hosts — and its
+  /// connections stay for their window, as any run's: the next run uses them.
+  @Test func aStoppedRunKillsItsCommandsAndKeepsItsConnections() throws {
+    let fixture = try Fixture("persiststop", hosts: 2)
+    defer { fixture.closeAll() }
+    let lab = fixture.lab
+    let run = try lab.start(#"on all < run "sleep 60" >"#, ["--persist", "5m"], environment: fixture.environment)
+    try waitUntil("every host runs the sleep", within: .seconds(30)) {
+      try lab.hosts.allSatisfy { try lab.exec($0, "pgrep -f '^sleep 60$'").status == 0 }
+    }
+    kill(run.processIdentifier, SIGTERM)
+    // A watchdog at three times the bound of stopping (the remote kill's 5 s connect
+    // timeout, then the record): it fails by name rather than hanging the suite.
+    let deadline = ContinuousClock.now + .seconds(30)
+    while run.isRunning, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
+    if run.isRunning {
+      Issue.record("cfi-sh still runs 30 s after SIGTERM")
+      kill(run.processIdentifier, SIGKILL)
+    }
+    #expect(run.finish().status == 143)
+    for host in lab.hosts {
+      #expect(try lab.exec(host, "pgrep -f '^sleep 60$'").status != 0, "the remote sleep still runs on \(host)")
+    }
+    let masters = try fixture.masters()
+    #expect(masters.split(separator: "\n").count == lab.hosts.count, "\(masters)")
+    try fixture.run()
+    try fixture.expectSessions(1, "a stopped run, then another")
+  }
+
   @Test func persistZeroLeavesNoMaster() throws {
     let fixture = try Fixture("persistzero", hosts: 2)
     try fixture.run(["--persist", "0"])
