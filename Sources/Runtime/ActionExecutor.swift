@@ -12,8 +12,16 @@ public protocol StepExecutor: Sendable {
   /// Starts a new run on the same connections (a session's next entry): per-run state (hosts
   /// found unreachable, package lists refreshed) starts afresh.
   func startNewRun() async
+  /// Keeps the connections opened from now on open for `window` after the run (`set
+  /// persist`); zero: closed at its end.
+  func keepConnections(for window: Duration) async
   /// Releases everything held for the run. Called once at the end.
   func shutdown() async
+}
+
+extension StepExecutor {
+  /// An executor without connections of its own keeps none.
+  public func keepConnections(for window: Duration) async {}
 }
 
 /// Performs actions with the operations of Operations/ over a transport, reading the store
@@ -149,6 +157,8 @@ public final class ActionExecutor: StepExecutor {
     aptListsRefreshed.withLock { $0 = [] }
     await transport.startNewRun()
   }
+
+  public func keepConnections(for window: Duration) async { await transport.keepConnections(for: window) }
 
   public func shutdown() async { await transport.shutdown() }
 }

@@ -25,6 +25,7 @@ public final class RecordingExecutor: StepExecutor {
     var running = 0
     var peakRunning = 0
     var shutdowns = 0
+    var windows: [Duration] = []
   }
 
   /// Creates an executor answering with `responder` (default: `ok`, with `run` echoing nothing).
@@ -45,6 +46,8 @@ public final class RecordingExecutor: StepExecutor {
 
   public func shutdown() async { state.withLock { $0.shutdowns += 1 } }
 
+  public func keepConnections(for window: Duration) async { state.withLock { $0.windows.append(window) } }
+
   /// Nothing is kept from run to run here.
   public func startNewRun() async {}
 
@@ -54,6 +57,8 @@ public final class RecordingExecutor: StepExecutor {
   public func calls(on host: String) -> [Action] { calls.filter { $0.host == host }.map(\.action) }
   /// The most calls that were in flight at once.
   public var peakConcurrency: Int { state.withLock { $0.peakRunning } }
+  /// The windows `keepConnections(for:)` was given, in order.
+  public var keptWindows: [Duration] { state.withLock { $0.windows } }
   /// How many times `shutdown()` was called.
   public var shutdownCount: Int { state.withLock { $0.shutdowns } }
 }

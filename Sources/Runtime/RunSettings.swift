@@ -42,6 +42,12 @@ public struct RunSettings: Hashable, Sendable {
   /// Hosts in rolling batches of this size: a batch starts when the previous one is done.
   /// `nil`: one batch.
   public var serial: HostLimit? = nil
+  /// How long ssh connections stay open after the run, for the next run to reuse (OpenSSH's
+  /// ControlPersist); zero: closed at the run's end. Five minutes by default: a day of short
+  /// runs in a row (and cron every few minutes) pays one handshake per host, and an idle
+  /// connection is gone soon after.
+  public var persist: Duration = RunSettings.defaultPersist
+  public static let defaultPersist: Duration = .seconds(300)
   /// Use avahi discovery when resolving targets.
   public var discovery = true
 

@@ -1,6 +1,7 @@
 // The server's configuration file (`/etc/cfi/server.conf`): settings that are the site's
 // policy rather than a run's, so no runbook and no option of one run changes them: how
-// announced hosts are accepted, and how long the run history is kept.
+// announced hosts are accepted, and how long the run history is kept. One is the site's
+// default of a run's setting instead: `persist`, which `set persist` and `--persist` override.
 
 import Foundation
 
@@ -28,13 +29,20 @@ public struct ServerConfiguration: Hashable, Sendable {
 
   public static let defaultKeepHistory: Duration = .seconds(90 * 86_400)
 
-  public init(accept: AcceptancePolicy = .pending, keepHistory: Duration? = ServerConfiguration.defaultKeepHistory) {
+  /// `persist = 5m | 0`: how long ssh connections stay open after a run, for the next one
+  /// to reuse; nil: not set (`RunSettings.defaultPersist`).
+  public var persist: Duration?
+
+  public init(
+    accept: AcceptancePolicy = .pending, keepHistory: Duration? = ServerConfiguration.defaultKeepHistory, persist: Duration? = nil
+  ) {
     self.accept = accept
     self.keepHistory = keepHistory
+    self.persist = persist
   }
 
   /// The keys the file may set, for messages.
-  static let keys = ["accept", "keep_history"]
+  static let keys = ["accept", "keep_history", "persist"]
 
   /// Parses the file's text; `file` names it in errors (`file:line: error: …`).
   public init(parsing text: String, file: String) throws(InventoryError) {
@@ -64,6 +72,11 @@ public struct ServerConfiguration: Hashable, Sendable {
           }
           keepHistory = kept
         }
+      case "persist":
+        guard let window = try? Duration(cfiText: value == "0" ? "0s" : value), window == .zero || window >= .seconds(1) else {
+          throw fail("'persist' is a duration such as 5m, or 0, not '\(value)'")
+        }
+        persist = window
       default:
         guard let policy = AcceptancePolicy(rawValue: value) else {
           let choices = AcceptancePolicy.allCases.map(\.rawValue).joined(separator: " or ")

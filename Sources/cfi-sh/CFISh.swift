@@ -51,6 +51,8 @@ struct CFISh: AsyncParsableCommand {
         cfi-sh deliveries           what is owed to hosts that were off;
                                     'deliveries cancel ID', 'deliveries show ID'
         cfi-sh nodeset SET          expand, fold or count host sets
+        cfi-sh connections          ssh connections kept open after runs;
+                                    'connections close [PATTERN]' ends them
         cfi-sh watch                run the deliveries owed to hosts that
                                     were off (--deliver) when they come
                                     back: a service, or one pass for cron
@@ -69,7 +71,11 @@ struct CFISh: AsyncParsableCommand {
                                     only from its announcement waits for
                                     'cfi-sh hosts accept') or auto;
                                     keep_history = 90d (runs older than
-                                    that leave the history) or forever
+                                    that leave the history) or forever;
+                                    persist = 5m (how long connections
+                                    stay open after a run) or 0
+        /run/cfi/persist/           connections kept open after a run
+                                    (root only: 'cfi-sh connections')
         /etc/dsh/group/NAME         dsh group files: more groups of hosts
         /var/lib/cfi/.cfi/state.sqlite
                                     the state database: run history
@@ -89,6 +95,7 @@ struct CFISh: AsyncParsableCommand {
                                     empty: no history file)
         CFI_RUNTIME_DIR             where ssh control sockets go (/run/cfi
                                     for root, else $XDG_RUNTIME_DIR/cfi)
+        CFI_PERSIST                 default for --persist
 
       EXIT STATUS
         0    every host ok or changed
@@ -167,6 +174,12 @@ struct CFISh: AsyncParsableCommand {
       valueName: "duration"))
   var expire: String?
 
+  @Option(
+    help: ArgumentHelp(
+      "Keep ssh connections open this long after the run, for the next run to reuse (default 5m, or server.conf's persist; 0: close them at the run's end); overrides 'set persist'. 'cfi-sh connections' lists them.",
+      valueName: "duration"))
+  var persist: String?
+
   @Flag(help: "Use only the client list, dsh groups and known clients: do not browse for announced hosts.")
   var noDiscovery = false
 
@@ -206,6 +219,7 @@ struct CFISh: AsyncParsableCommand {
     if let connectTimeout { _ = try parseDuration(connectTimeout, option: "--connect-timeout") }
     if let rebootTimeout { _ = try parseDuration(rebootTimeout, option: "--reboot-timeout") }
     if let expire { _ = try parseDuration(expire, option: "--expire") }
+    if let persist { _ = try parsePersist(persist, option: "--persist") }
     if deliver && check { throw ValidationError("--deliver and --check exclude each other: a dry run delivers nothing") }
   }
 
@@ -232,6 +246,7 @@ struct CFISh: AsyncParsableCommand {
   var sshConfigFile: String? { CFISh.setting(sshConfig, "CFI_SSH_CONFIG") }
   var dshGroupDirectory: String { CFISh.setting(nil, "CFI_DSH_GROUPS") ?? Inventory.dshGroupDirectory }
   var auditLogPath: String { CFISh.setting(auditLog, "CFI_AUDIT_LOG") ?? AuditLog.defaultPath }
+  var persistWindow: String? { CFISh.setting(persist, "CFI_PERSIST") }
   /// The server's configuration: `CFI_SERVER_CONF` or /etc/cfi/server.conf.
   static var configurationFile: String { setting(nil, "CFI_SERVER_CONF") ?? ServerConfiguration.defaultPath }
 
@@ -256,7 +271,26 @@ struct CFISh: AsyncParsableCommand {
       settings.rebootTimeout = try parseDuration(rebootTimeout, option: "--reboot-timeout")
       locked.insert("reboot_timeout")
     }
+    try CFISh.applyPersist(persistWindow, configuration: { try ServerConfiguration.load(CFISh.configurationFile) }, to: &settings, locked: &locked)
     return (settings, locked)
+  }
+
+  /// The window of `--persist` (or `CFI_PERSIST`, given as `window`), which `set persist` does
+  /// not override; else server.conf's `persist`, a default that `set persist` does; else
+  /// `RunSettings.defaultPersist`.
+  static func applyPersist(
+    _ window: String?, configuration: () throws -> ServerConfiguration, to settings: inout RunSettings, locked: inout Set<String>
+  ) throws {
+    if let window {
+      settings.persist = try parsePersist(window, option: "--persist")
+      locked.insert("persist")
+      return
+    }
+    do {
+      if let site = try configuration().persist { settings.persist = site }
+    } catch let error as InventorySourceError {
+      throw CommandFailure(error)
+    }
   }
 
   /// The `--limit` of this command line for the runbook `name` (`@failed` and the like read
@@ -327,6 +361,14 @@ func parseDuration(_ text: String, option: String) throws -> Duration {
   }
 }
 
+/// Parses `--persist`: a duration as `parseDuration` reads it, 0, or at least a second (ssh
+/// counts whole seconds).
+func parsePersist(_ text: String, option: String) throws -> Duration {
+  let window = try parseDuration(text, option: option)
+  guard window == .zero || window >= .seconds(1) else { throw ValidationError("\(option): 0, or at least 1s") }
+  return window
+}
+
 /// Parses a limit of the command line: a duration as `parseDuration` reads it, or `none` (nil:
 /// no limit).
 func parseLimit(_ text: String, option: String) throws -> Duration? {
@@ -342,7 +384,7 @@ extension CFISh {
   /// Every spelling of cfi-sh's own options (a test holds it to what `--help` shows).
   static let optionNames: Set<String> = [
     "-c", "-n", "--syntax-check", "--check", "--diff", "--json", "-i", "--inventory", "--store", "-p", "--parallel", "--timeout",
-    "--connect-timeout", "--reboot-timeout", "--identity", "--ssh-config", "--limit", "--deliver", "--expire", "--no-discovery",
+    "--connect-timeout", "--reboot-timeout", "--identity", "--ssh-config", "--limit", "--deliver", "--expire", "--persist", "--no-discovery",
     "--no-wait", "--lock-wait",
     "--audit-log", "--no-history", "--output-dir", "-q", "--quiet", "-v", "--verbose", "-h", "--help", "--version",
   ]

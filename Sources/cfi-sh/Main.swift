@@ -42,6 +42,6 @@ struct Tools: AsyncParsableCommand {
     commandName: "cfi-sh",
     subcommands: [
       HostsCommand.self, DiscoverCommand.self, LogCommand.self, NodesetCommand.self, ServerCommand.self, ClientCommand.self, DeliveriesCommand.self,
-      WatchCommand.self,
+      WatchCommand.self, ConnectionsCommand.self,
     ])
 }

@@ -239,6 +239,37 @@ struct InterpreterFanOutTests {
     #expect(Set(outcome.executor.calls.map(\.options)) == [StepOptions(timeout: .seconds(7), connectTimeout: .seconds(3))])
   }
 
+  /// `set persist` tells the executor how long its connections stay open after the run,
+  /// from where it stands on; the command line's `--persist` (a locked setting) wins.
+  @Test func persistReachesTheExecutorUnlessTheCommandLineSetIt() async throws {
+    let runbook = """
+      on host pc01 < run "x" >
+      set persist = 10m
+      on host pc01 < run "y" >
+      set persist = 0
+      """
+    var site = RunSettings()
+    site.persist = .seconds(60)
+    let free = try await run(runbook, settings: site)
+    #expect(free.executor.keptWindows == [.seconds(60), .seconds(600), .zero])
+    var given = RunSettings()
+    given.persist = .seconds(30)
+    let locked = try await run(runbook, settings: given, lockedSettings: ["persist"])
+    #expect(locked.executor.keptWindows == [.seconds(30), .seconds(30), .seconds(30)])
+    #expect(RunSettings().persist == .seconds(300))
+  }
+
+  @Test func persistIsCheckedBeforeTheRun() {
+    func errors(_ text: String) -> [String] {
+      let runbook = Loader.load(text: Array(text.utf8), name: "t.cfi")
+      return (runbook.diagnostics + Resolver.check(runbook, context: ResolverContext())).filter { $0.severity == .error }.map(\.message)
+    }
+    #expect(errors("set persist = 5m\nset persist = 0\nset persist = 0s\n") == [])
+    #expect(errors("set persist = 500ms\n") == ["'persist' must be 0 or at least 1s (ssh counts whole seconds)"])
+    #expect(errors("set persist = \"5m\"\n") == ["'persist' must be a duration such as 5m, or 0, not a string"])
+    #expect(errors("set persist = none\n") == ["'persist' must be a duration such as 5m, or 0, not none"])
+  }
+
   @Test func runbookSettingsApplyWhenNotLocked() async throws {
     var settings = RunSettings()
     settings.parallel = 2

@@ -111,6 +111,12 @@ struct ServerConfigurationTests {
     #expect(try ServerConfiguration(parsing: "keep_history = forever", file: "f").keepHistory == nil)
   }
 
+  @Test func persistIsUnsetUnlessSaid() throws {
+    #expect(try ServerConfiguration(parsing: "", file: "f").persist == nil)
+    #expect(try ServerConfiguration(parsing: "persist = 10m", file: "f").persist == .seconds(600))
+    #expect(try ServerConfiguration(parsing: "persist = 0", file: "f").persist == .zero)
+  }
+
   @Test func acceptAuto() throws {
     #expect(try ServerConfiguration(parsing: "accept = auto   # a closed lab\n", file: "f").accept == .auto)
     #expect(try ServerConfiguration(parsing: "accept=pending", file: "f").accept == .pending)
@@ -118,7 +124,9 @@ struct ServerConfigurationTests {
 
   @Test(arguments: [
     ("accept = yes\n", "server.conf:1: error: 'accept' is pending or auto, not 'yes'"),
-    ("\naccpet = auto\n", "server.conf:2: error: unknown setting 'accpet' (known: accept, keep_history)"),
+    ("\naccpet = auto\n", "server.conf:2: error: unknown setting 'accpet' (known: accept, keep_history, persist)"),
+    ("persist = 500ms\n", "server.conf:1: error: 'persist' is a duration such as 5m, or 0, not '500ms'"),
+    ("persist = soon\n", "server.conf:1: error: 'persist' is a duration such as 5m, or 0, not 'soon'"),
     ("keep_history = always\n", "server.conf:1: error: 'keep_history' is a duration such as 90d, or forever, not 'always'"),
     ("keep_history = 0s\n", "server.conf:1: error: 'keep_history' is a duration such as 90d, or forever, not '0s'"),
     ("accept auto\n", "server.conf:1: error: expected 'key = value', found 'accept auto'"),

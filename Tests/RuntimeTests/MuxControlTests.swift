@@ -1,5 +1,5 @@
 // MuxControl against a fake ControlMaster: a unix socket server speaking the two requests
-// of OpenSSH's mux protocol that cfi-sh uses (hello, terminate), answering as told.
+// of OpenSSH's mux protocol that cfi-sh uses (hello, terminate, alive check), answering as told.
 
 import Foundation
 import Testing
@@ -10,6 +10,7 @@ import Testing
   /// How the fake master behaves after the client's hello.
   enum Behaviour: Sendable {
     case answersOK, exitsBeforeAnswering, answersFailure, wrongHello, silent
+    case answersAlive(pid: UInt32)
   }
 
   @Test(arguments: [
@@ -28,6 +29,17 @@ import Testing
 
   @Test func noMasterListening() {
     #expect(!MuxControl.terminate(path: "/tmp/cfi-mux-nothing-\(UUID().uuidString.prefix(8))", timeout: 1))
+    #expect(MuxControl.check(path: "/tmp/cfi-mux-nothing-\(UUID().uuidString.prefix(8))", timeout: 1) == nil)
+  }
+
+  @Test(arguments: [(Behaviour.answersAlive(pid: 4242), pid_t?.some(4242)), (.answersOK, nil), (.silent, nil), (.wrongHello, nil)])
+  func check(_ behaviour: Behaviour, _ expected: pid_t?) throws {
+    let path = "/tmp/cfi-mux-\(UUID().uuidString.prefix(8))"
+    defer { unlink(path) }
+    let server = try FakeMaster(path: path, behaviour: behaviour)
+    #expect(MuxControl.check(path: path, timeout: 1) == expected)
+    server.wait()
+    if expected != nil { #expect(server.received == [[0x1, 4], [0x1000_0004, 0]]) }
   }
 }
 
@@ -67,6 +79,7 @@ final class FakeMaster: @unchecked Sendable {
       switch behaviour {
       case .answersOK: writePacket(fd, [0x8000_0001, request.count > 1 ? request[1] : 0])
       case .answersFailure: writePacket(fd, [0x8000_0003, request.count > 1 ? request[1] : 0])
+      case .answersAlive(let pid): writePacket(fd, [0x8000_0005, request.count > 1 ? request[1] : 0, pid])
       case .silent: Thread.sleep(forTimeInterval: 2)
       case .exitsBeforeAnswering, .wrongHello: break
       }

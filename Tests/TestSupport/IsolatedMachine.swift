@@ -33,6 +33,8 @@ public final class IsolatedMachine: Sendable {
       "CFI_SSH_CONFIG": root + "/ssh_config",  // not ~/.ssh/config and /etc/ssh/ssh_config
       "CFI_SERVER_CONF": root + "/server.conf",  // not /etc/cfi/server.conf (absent: the defaults)
       "CFI_RUNTIME_DIR": root + "/run",  // not /run/cfi or $XDG_RUNTIME_DIR/cfi (ssh control sockets)
+      // No master outlives its run (it would outlive the test's directory), unless a test asks.
+      "CFI_PERSIST": "0",
       // Discovery browses no avahi-daemon but the lab's (a test that wants it sets its bus).
       "DBUS_SYSTEM_BUS_ADDRESS": "unix:path=" + root + "/no-system-bus",
     ]

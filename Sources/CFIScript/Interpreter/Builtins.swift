@@ -29,7 +29,7 @@ enum Builtin: String, CaseIterable {
 /// The settings `set` accepts.
 enum Setting: String, CaseIterable {
   case parallel, timeout, connect_timeout, max_fail, serial, discovery
-  case reboot_timeout, deliver
+  case reboot_timeout, deliver, persist
 
   var expectation: String {
     switch self {
@@ -41,6 +41,7 @@ enum Setting: String, CaseIterable {
     case .discovery: "on or off"
     case .reboot_timeout: "a duration such as 10m"
     case .deliver: "until_done or off"
+    case .persist: "a duration such as 5m, or 0"
     }
   }
 
@@ -89,6 +90,11 @@ extension RunSettings {
       serial = .percent(percent)
     case (.discovery, .boolean(let on)):
       discovery = on
+    case (.persist, .duration(let duration)):
+      guard duration == .zero || duration >= .seconds(1) else { return "'persist' must be 0 or at least 1s (ssh counts whole seconds)" }
+      persist = duration
+    case (.persist, .integer(0)):
+      persist = .zero
     case (.reboot_timeout, .duration(let duration)):
       guard duration >= .seconds(1) else { return "'reboot_timeout' must be at least 1s" }
       rebootTimeout = duration
@@ -106,7 +112,7 @@ extension RunSettings {
     case .timeout: timeout = nil
     case .max_fail: maxFail = nil
     case .serial: serial = nil
-    case .parallel, .connect_timeout, .discovery, .reboot_timeout, .deliver: return "'\(setting.rawValue)' must be \(setting.expectation), not none"
+    case .parallel, .connect_timeout, .discovery, .reboot_timeout, .deliver, .persist: return "'\(setting.rawValue)' must be \(setting.expectation), not none"
     }
     return nil
   }

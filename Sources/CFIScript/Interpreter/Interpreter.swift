@@ -158,6 +158,7 @@ public struct Interpreter: Sendable {
     frame.top!.stoppedByMaxFail = false
     frame.top!.unmatchedTargets = 0
     declareFunctions(program.statements, in: &frame)
+    await executor.keepConnections(for: frame.settings.persist)
     var error: Diagnostic?
     var interrupted = false
     do {
@@ -269,6 +270,7 @@ public struct Interpreter: Sendable {
     case .set(let name, let value):
       guard frame.top != nil else { throw RuntimeError("'set' cannot run inside an 'on' block", at: statement.range) }
       try set(name, value, in: &frame)
+      if name.name == Setting.persist.rawValue { await executor.keepConnections(for: frame.settings.persist) }
     case .print(let values):
       let text = try values.map { try evaluate($0, in: frame).text }.joined(separator: " ")
       sink.emit(.message(text, host: frame.host))

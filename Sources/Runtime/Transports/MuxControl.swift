@@ -1,7 +1,8 @@
-// Talking to an OpenSSH ControlMaster over its control socket, in-process: the two requests
-// of OpenSSH's mux protocol (PROTOCOL.mux, version 4) that cfi-sh needs at the end of a run
-// — hello, then "terminate" — without starting an `ssh -O exit` per host. Why: at the end of
-// a run on 200 hosts, 200 ssh processes cost about a second of the two cores.
+// Talking to an OpenSSH ControlMaster over its control socket, in-process: the requests of
+// OpenSSH's mux protocol (PROTOCOL.mux, version 4) that cfi-sh needs — hello, then
+// "terminate" at the end of a run, or "alive check" before a run reuses a master that
+// outlived an earlier one — without starting an `ssh -O exit` or `ssh -O check` per host.
+// Why: at the end of a run on 200 hosts, 200 ssh processes cost about a second of the two cores.
 
 import Foundation
 
@@ -9,39 +10,60 @@ import Foundation
 enum MuxControl {
   private static let hello: UInt32 = 0x0000_0001
   private static let terminate: UInt32 = 0x1000_0005
+  private static let aliveCheck: UInt32 = 0x1000_0004
   private static let ok: UInt32 = 0x8000_0001
+  private static let alive: UInt32 = 0x8000_0005
   private static let version: UInt32 = 4
 
   /// Asks the master listening on `path` to exit, as `ssh -O exit` does; true if it said
   /// yes. Never blocks longer than `timeout` seconds.
   static func terminate(path: String, timeout: Int = 2) -> Bool {
+    session(path: path, timeout: timeout) { fd in
+      guard send(fd, packet([terminate, 0])) else { return false }
+      // The master answers OK, or (OpenSSH 9.x) exits before its answer leaves: end of file.
+      var first: UInt8 = 0
+      if recv(fd, &first, 1, Int32(MSG_PEEK)) == 0 { return true }
+      return receive(fd)?.first == ok
+    } ?? false
+  }
+
+  /// The pid of the master listening on `path`, as `ssh -O check` tells it; nil when none
+  /// answers there (no socket, a stale one, a master gone). Never blocks longer than `timeout` seconds.
+  static func check(path: String, timeout: Int = 2) -> pid_t? {
+    session(path: path, timeout: timeout) { fd in
+      // The answer: type, request id, pid.
+      guard send(fd, packet([aliveCheck, 0])), let answer = receive(fd), answer.count >= 3, answer[0] == alive,
+        answer[2] > 0, answer[2] <= UInt32(Int32.max)
+      else { return nil }
+      return pid_t(answer[2])
+    } ?? nil
+  }
+
+  /// Connects to the socket at `path`, says hello both ways, then hands the connection to
+  /// `request`; nil when any of that fails.
+  private static func session<T>(path: String, timeout: Int, _ request: (Int32) -> T) -> T? {
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { return false }
+    guard fd >= 0 else { return nil }
     defer { close(fd) }
     // A timeval as (seconds, microseconds): Swift attributes timeval's members to whichever C
     // module included <sys/time.h> first (here CAvahi), so its fields are not used by name.
     var limit: (Int, Int) = (timeout, 0)
-    guard MemoryLayout<timeval>.size == MemoryLayout.size(ofValue: limit) else { return false }
+    guard MemoryLayout<timeval>.size == MemoryLayout.size(ofValue: limit) else { return nil }
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout.size(ofValue: limit)))
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout.size(ofValue: limit)))
     var address = sockaddr_un()
     address.sun_family = sa_family_t(AF_UNIX)
     let bytes = Array(path.utf8)
-    guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+    guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
     withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
     let connected = withUnsafePointer(to: &address) {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
     }
-    guard connected == 0 else { return false }
     // Both sides say hello (type, version); then the request (type, request id) and its answer.
-    guard send(fd, packet([hello, version])),
-      let theirs = receive(fd), theirs.first == hello,
-      send(fd, packet([terminate, 0]))
-    else { return false }
-    // The master answers OK, or (OpenSSH 9.x) exits before its answer leaves: end of file.
-    var first: UInt8 = 0
-    if recv(fd, &first, 1, Int32(MSG_PEEK)) == 0 { return true }
-    return receive(fd)?.first == ok
+    guard connected == 0, send(fd, packet([hello, version])), let theirs = receive(fd), theirs.first == hello else {
+      return nil
+    }
+    return request(fd)
   }
 
   /// A mux packet: its length, then the words, all big-endian.

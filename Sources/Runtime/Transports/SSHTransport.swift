@@ -3,7 +3,9 @@
 // commands multiplexed over it, rsync riding the same master. A host's master is opened on its
 // own (`ssh -f -N`) before anything runs there, so that connecting and running fail apart:
 // `UnreachableReason` says which. At the end the masters are told to exit over their sockets
-// (MuxControl), not by an ssh each.
+// (MuxControl), not by an ssh each — except those that persist (`keepConnections(for:)`): they
+// live in the user's `PersistentMasters` directory, stay open for their window after the run,
+// and the next run reuses them after checking them (`MasterKey`, the host key pin, alive).
 // Host keys are pinned in the server's own known_hosts on first contact; a changed key fails
 // the host. Never a prompt (BatchMode), never StrictHostKeyChecking=no. Every host-derived
 // value in an argv is a validated value (`SSHTarget`), and the destination follows `--`.
@@ -17,10 +19,18 @@ public final class SSHTransport: Transport {
   /// The control directory this transport made, once it has.
   private let madeDirectory = Mutex<String?>(nil)
   private let connections = Mutex<[HostName: Connection]>([:])
+  /// How long masters stay open after the run (ControlPersist); zero: closed at its end.
+  private let window = Mutex<Duration>(.zero)
+  /// The directory of masters that persist, once looked for (nil inside: none usable).
+  private let persistent = Mutex<PersistentMasters??>(nil)
+  /// Per run: the known_hosts text as the run found it, and what identifies the identity and
+  /// ssh_config files (`MasterKey`), read once.
+  private let runFacts = Mutex<(knownHosts: String?, identity: String?, config: String?)?>(nil)
 
   /// The state of a host's master connection.
   enum Connection {
-    case open
+    /// Its master listens on this socket.
+    case open(String)
     /// Connecting failed: every later command on the host ends the same way, without retrying.
     case failed(CommandResult)
   }
@@ -52,7 +62,7 @@ public final class SSHTransport: Transport {
 
   /// Options common to ssh and rsync's ssh, for `target`. User options (`-F`) come first so
   /// that ours cannot be overridden by accident where it matters.
-  func sshOptions(for target: SSHTarget, connectTimeout: Duration) -> [String] {
+  func sshOptions(for target: SSHTarget, connectTimeout: Duration, socket: String? = nil) -> [String] {
     var options: [String] = []
     if let configFile = configuration.configFile { options += ["-F", configFile] }
     options += [
@@ -64,7 +74,7 @@ public final class SSHTransport: Transport {
       "-o", "UserKnownHostsFile=" + Self.configValue(configuration.knownHostsFile),
       "-o", "GlobalKnownHostsFile=/dev/null",
       "-o", "HostKeyAlias=\(target.name)",
-      "-o", "ControlPath=" + Self.configValue(controlPath(target)),
+      "-o", "ControlPath=" + Self.configValue(socket ?? controlPath(target)),
       "-o", "ForwardAgent=no",
       "-o", "ForwardX11=no",
       "-o", "LogLevel=ERROR",
@@ -90,10 +100,14 @@ public final class SSHTransport: Transport {
     sshArgv(target, connectTimeout: command.connectTimeout, ["-o", "ControlMaster=no"], command: command.wrapped(tag: tag))
   }
 
-  /// The ssh argv that opens the master of `target` and returns once it is up (forking it into
-  /// the background), or fails as ssh could not connect.
-  func masterArgv(_ target: SSHTarget, connectTimeout: Duration) -> [String] {
-    sshArgv(target, connectTimeout: connectTimeout, ["-o", "ControlMaster=auto", "-o", "ControlPersist=120", "-N", "-f"], command: nil)
+  /// The ssh argv that opens the master of `target` on `socket` and returns once it is up
+  /// (forking it into the background), or fails as ssh could not connect. A master that
+  /// persists ends once idle for `persist`; one of a run alone is closed at the run's end, and
+  /// ends after two idle minutes if its run was killed.
+  func masterArgv(_ target: SSHTarget, socket: String? = nil, connectTimeout: Duration, persist: Duration? = nil) -> [String] {
+    let idle = persist.map { max(1, $0.components.seconds) } ?? 120
+    return ["ssh"] + sshOptions(for: target, connectTimeout: connectTimeout, socket: socket)
+      + ["-o", "ControlMaster=auto", "-o", "ControlPersist=\(idle)", "-N", "-f", "--", target.address.rawValue]
   }
 
   /// The rsync argv of `push` to `target`, over the target's master.
@@ -123,7 +137,73 @@ public final class SSHTransport: Transport {
     return "\"" + expanded.replacingScalars(["\\": "\\\\", "\"": "\\\""]) + "\""
   }
 
-  private func controlPath(_ target: SSHTarget) -> String { "\(controlDirectory)/\(target.name)" }
+  /// The control socket of `target`: the one its master was opened or found on, else where
+  /// one would be opened now.
+  private func controlPath(_ target: SSHTarget) -> String {
+    if case .open(let socket) = connections.withLock({ $0[target.name] }) { return socket }
+    if window.withLock({ $0 }) > .zero, let masters = persistentMasters { return masters.socket(for: masterKey(target)) }
+    return "\(controlDirectory)/\(target.name)"
+  }
+
+  // MARK: - Masters that persist
+
+  /// Keeps the masters opened from now on open for `window` after the run (ControlPersist),
+  /// for the next run to reuse; zero: they close at the run's end (the default).
+  public func keepConnections(for window: Duration) async {
+    self.window.withLock { $0 = window }
+  }
+
+  /// The directory of persistent masters, made on first use; nil when none can be used.
+  private var persistentMasters: PersistentMasters? {
+    persistent.withLock { found in
+      if let found { return found }
+      let masters = PersistentMasters.forUser().flatMap { $0.prepare() ? $0 : nil }
+      // A run whose masters all persist makes no directory of its own, where the directories
+      // of killed runs are otherwise swept (`ControlDirectory.make`): swept here too.
+      if let masters { ControlDirectory(base: masters.runtimeDirectory, prefix: "ssh-").removeStale() }
+      found = .some(masters)
+      return masters
+    }
+  }
+
+  private var facts: (knownHosts: String?, identity: String?, config: String?) {
+    runFacts.withLock { facts in
+      if let facts { return facts }
+      let read = (
+        knownHosts: try? String(contentsOfFile: configuration.knownHostsFile, encoding: .utf8),
+        identity: configuration.identityFile.map(MasterKey.fileIdentity), config: configuration.configFile.map(MasterKey.fileIdentity)
+      )
+      facts = read
+      return read
+    }
+  }
+
+  /// Everything `target`'s master is opened with.
+  func masterKey(_ target: SSHTarget) -> MasterKey {
+    let facts = facts
+    return MasterKey(
+      name: target.name.rawValue, address: target.address.rawValue, port: target.port, user: target.user, identity: facts.identity,
+      knownHosts: configuration.knownHostsFile, config: facts.config,
+      serverAlive: "\(configuration.serverAliveInterval)x\(configuration.serverAliveCountMax)")
+  }
+
+  /// The digest of the lines that pin `name`'s key, as the run found the known_hosts file.
+  private func pin(_ name: HostName) -> String {
+    PersistentMasters.pinDigest(facts.knownHosts.flatMap { KnownHostsFile.pins(in: $0, for: [name])[name] })
+  }
+
+  /// Whether the master on `socket` may carry this run's commands to `target`: opened with
+  /// the same parameters (its name says so), under the host key pin there is now, and alive.
+  /// One that may not is closed and its socket removed.
+  private func reusable(_ socket: String, _ target: SSHTarget, in masters: PersistentMasters) -> Bool {
+    guard FileManager.default.fileExists(atPath: socket) else { return false }
+    if let record = masters.record(of: socket), record.pin == pin(target.name), MuxControl.check(path: socket) != nil {
+      masters.touch(socket)
+      return true
+    }
+    masters.close(socket)
+    return false
+  }
 
   // MARK: - Connections
 
@@ -140,7 +220,7 @@ public final class SSHTransport: Transport {
 
   private func readiness(_ target: SSHTarget) -> Readiness {
     switch connections.withLock({ $0[target.name] }) {
-    case .open: FileManager.default.fileExists(atPath: controlPath(target)) ? .open : .needsMaster
+    case .open(let socket): FileManager.default.fileExists(atPath: socket) ? .open : .needsMaster
     case .failed(let result): .failed(result)
     case nil: .needsMaster
     }
@@ -156,9 +236,9 @@ public final class SSHTransport: Transport {
   /// Records how opening the host's master went; a failure is kept for the rest of the run,
   /// unless the command was interrupted (Ctrl-C is not a fact about the host: the REPL's next
   /// entry connects afresh). Returns what to report.
-  private func recordConnect(_ target: SSHTarget, failure: CommandResult?) -> CommandResult? {
+  private func recordConnect(_ target: SSHTarget, socket: String, failure: CommandResult?) -> CommandResult? {
     guard let failure else {
-      connections.withLock { $0[target.name] = .open }
+      connections.withLock { $0[target.name] = .open(socket) }
       return nil
     }
     if Task.isCancelled { return CommandResult(.interrupted("interrupted while connecting")) }
@@ -174,8 +254,18 @@ public final class SSHTransport: Transport {
     case .failed(let result): return result
     case .needsMaster: break
     }
+    let window = window.withLock { $0 }
+    let masters = window > .zero ? persistentMasters : nil
+    let socket: String
+    if let masters {
+      socket = masters.socket(for: masterKey(target))
+      if reusable(socket, target, in: masters) { return recordConnect(target, socket: socket, failure: nil) }
+    } else {
+      socket = "\(controlDirectory)/\(target.name)"
+    }
     prepareKnownHosts()
-    let argv = masterArgv(target, connectTimeout: connectTimeout)
+    let opening = masters?.opening(for: socket) ?? socket
+    let argv = masterArgv(target, socket: opening, connectTimeout: connectTimeout, persist: masters == nil ? nil : window)
     let failure: CommandResult?
     do {
       let output = try await LocalProcess.run(argv[0], Array(argv.dropFirst()))
@@ -185,7 +275,19 @@ public final class SSHTransport: Transport {
     } catch {
       failure = CommandResult(.notRun("cannot start ssh: \(error)"))
     }
-    return recordConnect(target, failure: failure)
+    guard failure == nil, let masters else { return recordConnect(target, socket: socket, failure: failure) }
+    let (installed, ours) = masters.install(opening, as: socket)
+    if ours {
+      // The pin it was opened under: the one ssh checked the host's key against, or none
+      // yet at a first contact (then ssh pins the key, and the run's end records it).
+      let pin = pin(target.name)
+      masters.write(
+        PersistentMaster.Record(
+          host: target.name.rawValue, user: target.user, port: target.port, address: target.address.rawValue,
+          window: Int(window.components.seconds), opened: Date(), pin: pin.isEmpty ? nil : pin),
+        of: installed)
+    }
+    return recordConnect(target, socket: installed, failure: nil)
   }
 
   // MARK: - Transport
@@ -270,38 +372,87 @@ public final class SSHTransport: Transport {
     connections.withLock { connections in
       connections = connections.filter { if case .failed = $0.value { false } else { true } }
     }
+    runFacts.withLock { $0 = nil }
   }
 
   public func shutdown() async {
-    // Nothing to close where no directory was made (the run never connected).
-    if configuration.controlDirectory == nil, madeDirectory.withLock({ $0 }) == nil { return }
+    let persisting = window.withLock { $0 } > .zero
+    // The masters of persistent sockets this run used: kept for their window (their last
+    // use said, a first contact's pin recorded), or closed when the window is zero now.
+    if let masters = persistent.withLock({ $0 ?? nil }) {
+      let used = connections.withLock { connections in
+        connections.values.compactMap { connection -> String? in
+          if case .open(let socket) = connection, socket.hasPrefix(masters.directory + "/") { return socket }
+          return nil
+        }
+      }
+      if persisting {
+        recordPins(of: used, in: masters)
+      } else {
+        await withTaskGroup(of: Void.self) { group in
+          for socket in used { group.addTask { masters.close(socket) } }
+        }
+      }
+    }
+    // Nothing else to close where no directory was made (the run never connected there).
+    guard let directory = controlDirectoryIfMade else { return }
     // Every socket in the directory, not only the masters recorded open: a first command
     // interrupted just as its master came up leaves one that was never recorded.
-    let sockets = (try? FileManager.default.contentsOfDirectory(atPath: controlDirectory)) ?? []
+    let sockets = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
     await withTaskGroup(of: Void.self) { group in
-      for name in sockets { group.addTask { await self.closeMaster(socket: name) } }
+      for name in sockets { group.addTask { await self.closeMaster(socket: directory + "/" + name) } }
     }
-    ControlDirectory.remove(controlDirectory)
+    ControlDirectory.remove(directory)
+  }
+
+  /// The run's own control directory, if it has one yet.
+  private var controlDirectoryIfMade: String? { configuration.controlDirectory ?? madeDirectory.withLock { $0 } }
+
+  /// At the end of a run whose masters persist: each record says it was used now, and those
+  /// of first contacts get the pin ssh wrote meanwhile (one read of known_hosts for all).
+  private func recordPins(of sockets: [String], in masters: PersistentMasters) {
+    var unpinned: [(String, PersistentMaster.Record, HostName)] = []
+    for socket in sockets {
+      guard let record = masters.record(of: socket) else { continue }
+      if record.pin == nil, let name = HostName(record.host) {
+        unpinned.append((socket, record, name))
+      } else {
+        masters.touch(socket)
+      }
+    }
+    guard !unpinned.isEmpty else { return }
+    let pins = KnownHostsFile(path: configuration.knownHostsFile).pins(for: unpinned.map(\.2))
+    for (socket, var record, name) in unpinned {
+      record.pin = PersistentMasters.pinDigest(pins[name])
+      masters.write(record, of: socket)
+    }
   }
 
   public func forget(_ host: Host) async {
-    connections.withLock { $0[host.name] = nil }
+    let socket = connections.withLock { connections -> String? in
+      defer { connections[host.name] = nil }
+      if case .open(let socket) = connections[host.name] { return socket }
+      return nil
+    }
+    if let socket, let masters = persistent.withLock({ $0 ?? nil }), socket.hasPrefix(masters.directory + "/") {
+      masters.close(socket)
+      return
+    }
     // No directory made: nothing was ever opened (and none is made for this).
-    if configuration.controlDirectory == nil, madeDirectory.withLock({ $0 }) == nil { return }
-    await closeMaster(socket: host.name.rawValue)
+    guard let directory = controlDirectoryIfMade else { return }
+    await closeMaster(socket: socket ?? directory + "/" + host.name.rawValue)
   }
 
   public var runsOnThisMachine: Bool { false }
 
-  /// Tells the master behind the control socket `name` to exit, over its socket, in-process;
-  /// `ssh -O exit` only where that fails (an OpenSSH speaking another mux version). Nothing
-  /// where there is no socket.
-  private func closeMaster(socket name: String) async {
-    let path = "\(controlDirectory)/\(name)"
+  /// Tells the master behind the control socket `path` (of the run's directory, named after
+  /// its host) to exit, over its socket, in-process; `ssh -O exit` only where that fails (an
+  /// OpenSSH speaking another mux version). Nothing where there is no socket.
+  private func closeMaster(socket path: String) async {
     guard FileManager.default.fileExists(atPath: path), !MuxControl.terminate(path: path),
-      let target = SSHTarget(controlSocket: name)
+      let target = SSHTarget(controlSocket: (path as NSString).lastPathComponent)
     else { return }
-    let argv = sshArgv(target, connectTimeout: .seconds(5), ["-O", "exit"], command: nil)
+    let argv = ["ssh"] + sshOptions(for: target, connectTimeout: .seconds(5), socket: path) + ["-O", "exit", "--", target.address.rawValue]
     _ = try? await LocalProcess.run(argv[0], Array(argv.dropFirst()))
   }
 }

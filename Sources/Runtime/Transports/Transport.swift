@@ -20,7 +20,11 @@ public protocol Transport: Sendable {
   /// not be reached are tried again; open connections stay. A runbook is one run and never
   /// calls it.
   func startNewRun() async
-  /// Releases everything held for the run (connections, control sockets). Called once at the end.
+  /// Keeps the connections opened from now on open for `window` after the run, for a later
+  /// run to reuse; zero (the default): `shutdown` closes them.
+  func keepConnections(for window: Duration) async
+  /// Releases everything held for the run (connections, control sockets), but connections
+  /// kept for a window. Called once at the end.
   func shutdown() async
   /// Closes `host`'s connection, if one is open, and forgets how connecting to it went: its
   /// next command connects afresh (a host that rebooted).
@@ -28,4 +32,9 @@ public protocol Transport: Sendable {
   /// Whether the commands run on this machine, whatever host they are for: such a
   /// transport must never be sent a reboot.
   var runsOnThisMachine: Bool { get }
+}
+
+extension Transport {
+  /// Connections that outlive a run are SSHTransport's; other transports hold none.
+  public func keepConnections(for window: Duration) async {}
 }
