@@ -102,6 +102,12 @@ import Testing
     #expect(try Self.values("CapabilityBoundingSet", in: "cfi-sh-enroll.service").first?.contains("CAP_KILL") == true)
   }
 
+  /// `systemctl stop` sends SIGTERM, after which watch exits 143: a stop, not a failure.
+  @Test func stoppingTheWatcherIsNoFailure() throws {
+    #expect(try Self.values("SuccessExitStatus", in: "cfi-sh-watch.service") == ["143"])
+    #expect(try Self.values("RestartPreventExitStatus", in: "cfi-sh-watch.service") == ["64"])
+  }
+
   /// Enrollment retries while no server answers (status 3), not when it refused (1) or the
   /// options are wrong (64); and boot never waits for it.
   @Test func enrollmentRetriesUntilAServerAnswers() throws {
