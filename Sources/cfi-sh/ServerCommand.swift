@@ -70,8 +70,8 @@ struct ServerCommand: AsyncParsableCommand {
         installs it (dpkg -i, then apt-get -f install for missing dependencies)
         and enrolls the machine with --group and --server-fingerprint: at once
         when avahi-daemon runs (a live machine), else at each boot through
-        \(ClientBootstrap.enrollUnit), which it enables, with the options in
-        \(ClientBootstrap.defaultsFile) (ENROLL_OPTIONS); the unit tries again
+        \(ClientBootstrap.enrollUnit), which it enables (its options go in
+        \(ClientBootstrap.defaultsFile) as ENROLL_OPTIONS); the unit tries again
         until a server answers.
 
         Without --deb-url, no cfi-sh is installed: the script writes what
