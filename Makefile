@@ -31,6 +31,19 @@ unit-test: build
 demo: deps build
 	scripts/demo
 
+# Man pages (.build/man/man1/cfi-sh*.1, .build/man/man5/cfi-sh-language.5) and shell
+# completion scripts (.build/completions/: cfi-sh.bash, _cfi-sh, cfi-sh.fish), generated from
+# the command line of CFI_SH_BIN (default: the debug build) and docs/language.md.
+CFI_SH_BIN ?= $(CFI_SH)
+CFI_SH_BIN_NEEDS = $(if $(filter $(CFI_SH),$(CFI_SH_BIN)),build)
+.PHONY: man completions
+
+man: $(CFI_SH_BIN_NEEDS)
+	SWIFT=$(SWIFT) scripts/generate/man-pages $(CFI_SH_BIN) .build/man
+
+completions: $(CFI_SH_BIN_NEEDS)
+	scripts/generate/completions $(CFI_SH_BIN) .build/completions
+
 # Benchmarks (not tests): see bench/README.md.
 bench:
 	$(SWIFT) build -c release --product cfi-bench-parse

@@ -85,10 +85,21 @@ public struct KnownClients: Sendable {
   /// Accepts `host`: binds its name to its group, address and port, keeping when it was last
   /// reached and the user it is reached as; records the key its name is pinned to, if any.
   public func accept(_ host: Host, at date: Date = Date()) throws(StateDatabaseError) {
+    try accept(host, at: date) { _ in }
+  }
+
+  /// Accepts the host a pending `claim` names and drops that claim, in one transaction: a
+  /// failure leaves both as they were, never a host accepted and still pending.
+  public func accept(_ claim: HostClaim, at date: Date = Date()) throws(StateDatabaseError) {
+    try accept(claim.host, at: date) { db in try PendingHosts.delete(db, claim) }
+  }
+
+  private func accept(_ host: Host, at date: Date, also: (Database) throws -> Void) throws(StateDatabaseError) {
     let key = knownHosts?.pins(for: [host.name])[host.name]
     try database.write { db in
       try KnownClient(host, lastSeen: nil, accepted: date, hostKey: key).upsert(
         db, also: "user = ifnull(excluded.user, known_client.user), accepted = excluded.accepted")
+      try also(db)
     }
   }
 

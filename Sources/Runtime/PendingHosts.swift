@@ -98,6 +98,13 @@ public struct PendingHosts: Sendable {
   private static func delete(_ db: Database, _ id: Int64) throws {
     try db.execute(sql: "DELETE FROM pending_host WHERE id = ?", arguments: [id])
   }
+
+  /// Drops `claim`'s row, inside a transaction of the caller's (`KnownClients.accept`).
+  static func delete(_ db: Database, _ claim: HostClaim) throws {
+    try db.execute(
+      sql: "DELETE FROM pending_host WHERE name = ? AND host_group = ? AND address = ? AND ifnull(port, -1) = ifnull(?, -1)",
+      arguments: [claim.name.rawValue, claim.group.rawValue, claim.address.rawValue, claim.port])
+  }
 }
 
 extension PendingHost {

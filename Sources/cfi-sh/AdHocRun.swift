@@ -7,7 +7,8 @@ import ArgumentParser
 import CFISyntax
 
 enum AdHocRun {
-  static let usage = "usage: cfi-sh run [OPTIONS] TARGET COMMAND...   (TARGET: all, @lab, pc[01-10], …)"
+  static let usage = "usage: " + synopsis + "   (TARGET: all, @lab, pc[01-10], …)"
+  static let synopsis = "cfi-sh run [OPTIONS] TARGET COMMAND..."
 
   static func main(_ arguments: [String]) async {
     do {

@@ -21,11 +21,12 @@ struct CFISh: AsyncParsableCommand {
     discussion: """
       A runbook says what to do on which hosts, for example
           on group lab < install lines("packages.list"); upgrade >
+
       Options go before RUNBOOK; what follows it is the runbook's own
       (the list `args`), but an option of cfi-sh's there is refused
-      (exit 64); after '--' all is the runbook's: cfi-sh RUNBOOK -- --check
-      Runbooks can be scripts: #!/usr/bin/env cfi-sh
-      The language: docs/language.md.
+      (exit 64); after '--' all is the runbook's: cfi-sh RUNBOOK -- --check.
+      Runbooks can be scripts (#!/usr/bin/env cfi-sh). The language:
+      cfi-sh-language(5), or docs/language.md.
 
       INTERACTIVE SHELL
         With no runbook on a terminal, cfi-sh is a shell (readline) that
@@ -129,10 +130,10 @@ struct CFISh: AsyncParsableCommand {
   @Flag(help: "Write events as JSON Lines on standard output (see docs/json-events.md).")
   var json = false
 
-  @Option(name: .shortAndLong, help: ArgumentHelp("The static client list.", valueName: "file"))
+  @Option(name: .shortAndLong, help: ArgumentHelp("The static client list.", valueName: "file"), completion: .file())
   var inventory: String?
 
-  @Option(help: ArgumentHelp("The store: one directory of files per group (default /var/lib/cfi).", valueName: "dir"))
+  @Option(help: ArgumentHelp("The store: one directory of files per group (default /var/lib/cfi).", valueName: "dir"), completion: .directory)
   var store: String?
 
   @Option(name: [.customShort("p"), .long], help: ArgumentHelp("Hosts worked on at once (default 64); overrides 'set parallel'.", valueName: "n"))
@@ -147,16 +148,16 @@ struct CFISh: AsyncParsableCommand {
   @Option(help: ArgumentHelp("Limit for a host to come back from 'reboot' (default 10m); overrides 'set reboot_timeout'.", valueName: "duration"))
   var rebootTimeout: String?
 
-  @Option(help: ArgumentHelp("The server's ssh key (default /etc/cfi/id_ed25519, made by 'cfi-sh server init').", valueName: "file"))
+  @Option(help: ArgumentHelp("The server's ssh key (default /etc/cfi/id_ed25519, made by 'cfi-sh server init').", valueName: "file"), completion: .file())
   var identity: String?
 
-  @Option(help: ArgumentHelp("An ssh_config file for ssh and rsync.", valueName: "file"))
+  @Option(help: ArgumentHelp("An ssh_config file for ssh and rsync.", valueName: "file"), completion: .file())
   var sshConfig: String?
 
   @Option(
     help: ArgumentHelp(
       "Reach only these hosts, in every block: patterns (pc[01-10], @lab), @failed, @unreachable or @changed (each host's latest result with this runbook), !SET to leave hosts out. Repeatable.",
-      valueName: "set"))
+      valueName: "set"), completion: CompletionKind.hosts)
   var limit: [String] = []
 
   @Flag(
@@ -178,13 +179,13 @@ struct CFISh: AsyncParsableCommand {
   @Option(help: ArgumentHelp("How long to wait for another run's lock on the store before giving up with status 75 (default 10m; 'none' to wait as long as it takes).", valueName: "duration"))
   var lockWait: String?
 
-  @Option(help: ArgumentHelp("The audit log: one JSON line per run and per host result (default /var/log/cfi/audit.log; 'none' to disable).", valueName: "file"))
+  @Option(help: ArgumentHelp("The audit log: one JSON line per run and per host result (default /var/log/cfi/audit.log; 'none' to disable).", valueName: "file"), completion: .file())
   var auditLog: String?
 
   @Flag(help: "Do not record this run in the store's run history ('cfi-sh log'; --limit @failed then cannot find it). The audit log still records it.")
   var noHistory = false
 
-  @Option(help: ArgumentHelp("Also write each host's output of each step into files under DIR (DIR/HOST/NN.stdout, .stderr, and DIR/HOST/steps).", valueName: "dir"))
+  @Option(help: ArgumentHelp("Also write each host's output of each step into files under DIR (DIR/HOST/NN.stdout, .stderr, and DIR/HOST/steps).", valueName: "dir"), completion: .directory)
   var outputDir: String?
 
   @Flag(name: .shortAndLong, help: "Show only failures and the recap.")
@@ -193,7 +194,7 @@ struct CFISh: AsyncParsableCommand {
   @Flag(name: .shortAndLong, help: "Show every host's result as it arrives, with all output.")
   var verbose = false
 
-  @Argument(help: ArgumentHelp("The runbook file; '-' reads standard input.", valueName: "runbook"))
+  @Argument(help: ArgumentHelp("The runbook file; '-' reads standard input.", valueName: "runbook"), completion: .file(extensions: ["cfi"]))
   var runbook: String?
 
   @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("Arguments for the runbook (its `args`).", valueName: "args"))

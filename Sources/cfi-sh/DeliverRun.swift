@@ -6,11 +6,16 @@ import ArgumentParser
 import Foundation
 
 enum DeliverRun {
-  static let usage = """
-    usage: cfi-sh deliver [OPTIONS] RUNBOOK [ARGS...]
+  static let usage = "usage: " + synopsis + "\n\n" + discussion
+
+  static let synopsis = """
+    cfi-sh deliver [OPTIONS] RUNBOOK [ARGS...]
            cfi-sh deliver [OPTIONS] -c TEXT [ARGS...]
            cfi-sh deliver [OPTIONS] - [ARGS...]     (runbook on standard input)
+    """
 
+  /// What `deliver --help` says below the synopsis, and its man page.
+  static let discussion = """
     Runs the runbook now, as 'cfi-sh --deliver' does, and owes it to every
     targeted host found unreachable: each gets a pending delivery, which
     'cfi-sh watch' runs, limited to that host (and others back at the same

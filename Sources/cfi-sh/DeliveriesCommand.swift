@@ -82,7 +82,7 @@ struct DeliveriesCommand: AsyncParsableCommand {
         "Only deliveries in this state: pending, running, failed, done, expired or cancelled. Repeatable.", valueName: "state"))
     var state: [DeliveryFilter] = []
 
-    @Option(help: ArgumentHelp("Only the deliveries of these hosts, e.g. 'pc[01-05]' or '@lab'. Repeatable.", valueName: "pattern"))
+    @Option(help: ArgumentHelp("Only the deliveries of these hosts, e.g. 'pc[01-05]' or '@lab'. Repeatable.", valueName: "pattern"), completion: CompletionKind.hosts)
     var host: [String] = []
 
     @Flag(help: "One line per runbook recorded: counts per state, hosts folded.")
@@ -166,7 +166,7 @@ struct DeliveriesCommand: AsyncParsableCommand {
 
     @OptionGroup var place: HostsCommand.Where
 
-    @Option(help: ArgumentHelp("Cancel the pending deliveries of these hosts, e.g. 'pc07' or '@lab'. Repeatable.", valueName: "pattern"))
+    @Option(help: ArgumentHelp("Cancel the pending deliveries of these hosts, e.g. 'pc07' or '@lab'. Repeatable.", valueName: "pattern"), completion: CompletionKind.hosts)
     var host: [String] = []
 
     @Argument(help: ArgumentHelp("The deliveries' IDs (see 'cfi-sh deliveries').", valueName: "id"))

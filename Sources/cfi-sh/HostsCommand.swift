@@ -22,10 +22,10 @@ struct HostsCommand: AsyncParsableCommand {
 
   /// Options shared by the hosts tools.
   struct Where: ParsableArguments {
-    @Option(help: ArgumentHelp("The store (default /var/lib/cfi, or CFI_STORE).", valueName: "dir"))
+    @Option(help: ArgumentHelp("The store (default /var/lib/cfi, or CFI_STORE).", valueName: "dir"), completion: .directory)
     var store: String?
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("The static client list (default /etc/cfi/clients, or CFI_CLIENTS).", valueName: "file"))
+    @Option(name: .shortAndLong, help: ArgumentHelp("The static client list (default /etc/cfi/clients, or CFI_CLIENTS).", valueName: "file"), completion: .file())
     var inventory: String?
 
     var storeRoot: String { CFISh.setting(store, "CFI_STORE") ?? Store.defaultRoot }
@@ -102,14 +102,22 @@ struct HostsCommand: AsyncParsableCommand {
     @Flag(help: "List the claims refused with 'cfi-sh hosts reject'.")
     var rejected = false
 
-    @Argument(help: ArgumentHelp("Hosts to list, e.g. 'pc[01-05]' or '@lab'.", valueName: "pattern"))
+    @Argument(help: ArgumentHelp("Hosts to list, e.g. 'pc[01-05]' or '@lab'.", valueName: "pattern"), completion: CompletionKind.hosts)
     var patterns: [String] = []
 
     @Flag(help: "Do not browse for announced hosts (the ONLINE column is then unknown).")
     var noDiscovery = false
 
+    @Flag(
+      help: "Only names, one a line: the hosts, then their groups as @GROUP (with --pending: the pending hosts). Never browses: for shell completion and scripts.")
+    var names = false
+
     func run() async throws {
       let state = place.state()
+      if names {
+        print(try await HostsCommand.names(place, state: state, pending: pending), terminator: "")
+        return
+      }
       let snapshot = try await place.load(discovery: !noDiscovery, state: state)
       if pending || rejected {
         var claims = pending ? snapshot.pending : []
@@ -201,6 +209,22 @@ struct HostsCommand: AsyncParsableCommand {
       })
   }
 
+  /// The `--names` listing: host names in natural order, then `@GROUP` for each of their
+  /// groups, one a line; or the pending hosts' names. From the files and the state
+  /// database only, so it answers at once (a completion waits on it).
+  static func names(_ place: Where, state: StateDatabase?, pending: Bool) async throws -> String {
+    let names: [String]
+    if pending {
+      let claims = (try? state.map { try PendingHosts(database: $0).load() }) ?? []
+      names = Set(claims.filter { !$0.rejected }.map(\.name.rawValue)).sorted(by: HostFolding.naturalLess)
+    } else {
+      let hosts = try await place.load(discovery: false, state: state).entries.map(\.host)
+      names = Set(hosts.map(\.name.rawValue)).sorted(by: HostFolding.naturalLess)
+        + Set(hosts.map { "@" + $0.group.rawValue }).sorted()
+    }
+    return names.map { $0 + "\n" }.joined()
+  }
+
   static func timestamp(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
 
   static func jsonLine(_ object: [String: Any]) -> String {
@@ -231,7 +255,7 @@ struct HostsCommand: AsyncParsableCommand {
 
     @OptionGroup var place: Where
 
-    @Argument(help: ArgumentHelp("Host names.", valueName: "name"))
+    @Argument(help: ArgumentHelp("Host names.", valueName: "name"), completion: CompletionKind.hosts)
     var names: [HostName]
 
     func validate() throws {

@@ -21,7 +21,7 @@ extension HostsCommand {
     @Flag(help: "Do not browse first (decide on the claims already recorded).")
     var noDiscovery = false
 
-    @Argument(help: ArgumentHelp("Pending hosts, e.g. 'pc07', 'pc[01-05]' or '@lab' (the claims of group lab).", valueName: "pattern"))
+    @Argument(help: ArgumentHelp("Pending hosts, e.g. 'pc07', 'pc[01-05]' or '@lab' (the claims of group lab).", valueName: "pattern"), completion: CompletionKind.pendingHosts)
     var patterns: [String] = []
 
     func validate() throws {
@@ -94,8 +94,7 @@ extension HostsCommand {
         }
         let previous = snapshot.inventory.host(named: name)
         do {
-          try KnownClients(database: state, store: store).accept(claim.host)
-          try PendingHosts(database: state).remove { $0 == claim }
+          try KnownClients(database: state, store: store).accept(claim)
         } catch {
           failures.append("\(name): cannot record the acceptance: \(error)")
           continue

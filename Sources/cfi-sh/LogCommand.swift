@@ -34,7 +34,7 @@ struct LogCommand: AsyncParsableCommand {
   @Option(name: [.customShort("n"), .customLong("max-count")], help: ArgumentHelp("Show at most N runs.", valueName: "n"))
   var count = 20
 
-  @Option(help: ArgumentHelp("Show this host's history.", valueName: "name"))
+  @Option(help: ArgumentHelp("Show this host's history.", valueName: "name"), completion: CompletionKind.hosts)
   var host: HostName?
 
   @Flag(help: "Write JSON (the shapes: docs/json-events.md, 'cfi-sh log').")

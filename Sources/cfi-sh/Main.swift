@@ -21,6 +21,9 @@ enum Main {
       } else {
         await CFISh.main(["--help"])
       }
+    } else if CommandTree.isAsked(by: arguments) {
+      // What the man pages and the shell completion scripts are generated from.
+      await CommandTree.main(arguments)
     } else if arguments.first == "run" {
       await AdHocRun.main(Array(arguments.dropFirst()))
     } else if arguments.first == "deliver" {

@@ -30,7 +30,7 @@ struct NodesetCommand: AsyncParsableCommand {
   @Flag(name: [.customShort("c"), .customLong("count")], help: "Print how many names.")
   var count = false
 
-  @Option(name: [.customShort("x"), .customLong("exclude")], help: ArgumentHelp("Leave these hosts out.", valueName: "set"))
+  @Option(name: [.customShort("x"), .customLong("exclude")], help: ArgumentHelp("Leave these hosts out.", valueName: "set"), completion: CompletionKind.hosts)
   var exclude: [String] = []
 
   @Option(
@@ -43,7 +43,7 @@ struct NodesetCommand: AsyncParsableCommand {
   @Flag(help: "Resolve @group from the files and the store only, without browsing for announced hosts.")
   var noDiscovery = false
 
-  @Argument(help: ArgumentHelp("Host sets.", valueName: "set"))
+  @Argument(help: ArgumentHelp("Host sets.", valueName: "set"), completion: CompletionKind.hosts)
   var sets: [String] = []
 
   func validate() throws {

@@ -257,4 +257,25 @@ import TestSupport
     #expect(try clients.forget("pc1"))
     #expect(try clients.load().map(\.name) == ["pc2"])
   }
+
+  /// Accepting a claim records the host and drops the claim in one transaction: when the
+  /// second half fails, neither happened.
+  @Test func acceptingAClaimIsOneTransaction() throws {
+    let database = try StateDatabase(store: store)
+    let pending = PendingHosts(database: database)
+    let claim = HostClaim(name: "pc1", group: "office", address: "10.0.0.1", port: nil)
+    let other = HostClaim(name: "pc2", group: "lab", address: "10.0.0.2", port: 2222)
+    _ = try pending.record([claim, other], at: Date(), settled: { _ in false })
+    let clients = KnownClients(database: database, knownHosts: nil)
+    try database.write { db in
+      try db.execute(sql: "CREATE TEMP TRIGGER refuse BEFORE DELETE ON pending_host BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    }
+    #expect(throws: StateDatabaseError.self) { try clients.accept(claim) }
+    #expect(try clients.load().isEmpty)
+    #expect(try pending.load().map(\.claim) == [claim, other])
+    try database.write { db in try db.execute(sql: "DROP TRIGGER refuse") }
+    try clients.accept(claim)
+    #expect(try clients.load().map(\.name) == ["pc1"])
+    #expect(try pending.load().map(\.claim) == [other])
+  }
 }

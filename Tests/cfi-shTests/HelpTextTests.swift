@@ -18,8 +18,8 @@ import Testing
         walk(sub, path + " " + (sub.configuration.commandName ?? "?"))
       }
     }
-    walk(CFISh.self, "cfi-sh")
-    for tool in Tools.configuration.subcommands { walk(tool, "cfi-sh " + (tool.configuration.commandName ?? "?")) }
+    // The tree the man pages are made from: cfi-sh's texts, the tools, run and deliver.
+    walk(CommandTree.self, "cfi-sh")
     return found
   }
 
