@@ -1,6 +1,6 @@
 // The systemd units of packaging/systemd: systemd's own checker accepts each (no warning
-// either), the hardening the watcher is meant to run under is there, and the command line
-// each one starts is one cfi-sh accepts.
+// either, and the man pages they name exist), the hardening the watcher is meant to run under
+// is there, and the command line each one starts is one cfi-sh accepts.
 
 import ArgumentParser
 import Foundation
@@ -55,10 +55,12 @@ import Testing
   func systemdAcceptsEachUnitWithoutAWord() throws {
     let analyze = try #require(Self.analyze, "systemd-analyze is missing: run scripts/lab deps")
     let copies = try installedCopies()
+    // The man pages Documentation= names, as `make man` writes them (the package installs them).
+    let pages = try ManualPageTests.pages.get().path
     for unit in Self.units {
-      // --man=no: the man pages named by Documentation= are installed with the package.
       let result = try Command.run(
-        ["verify", "--man=no", copies.path + "/" + unit], executable: URL(fileURLWithPath: analyze), isolated: false)
+        ["verify", "--man=yes", copies.path + "/" + unit], executable: URL(fileURLWithPath: analyze),
+        environment: ["MANPATH": pages], isolated: false)
       #expect(result.status == 0 && result.stderr.isEmpty && result.stdout.isEmpty, "\(unit): \(result.stderr)\(result.stdout)")
     }
   }
