@@ -5,7 +5,7 @@ SWIFT ?= swift
 BUILD_FLAGS ?=
 CFI_SH = .build/debug/cfi-sh
 
-.PHONY: all deps build test unit-test demo bench bench-fleet fuzz fuzz-corpus clean
+.PHONY: all deps build test unit-test demo bench bench-fleet fuzz fuzz-corpus clean static install uninstall deb
 
 all: build
 
@@ -19,7 +19,9 @@ build:
 # Unit, golden, interpreter and command-line tests, then the fleet tests, which start their
 # own test hosts (scripts/lab) and tear them down. Two runs: the fleet tests block threads
 # while they wait for hosts, which would starve the unit tests' async work on 2 cores.
+# The fleet tests install the Debian package on a host: a debug build of it (see `deb`).
 test: deps build
+	$(MAKE) deb CONFIGURATION=debug
 	$(SWIFT) test $(BUILD_FLAGS) --skip FleetTests
 	$(SWIFT) test $(BUILD_FLAGS) --filter FleetTests
 
@@ -62,6 +64,35 @@ fuzz:
 # The corpus grown by make fuzz, minimized into Tests/CFIScriptTests/FuzzInputs/corpus (which swift test replays).
 fuzz-corpus:
 	SWIFT=$(SWIFT) Fuzz/run merge
+
+# Installing: cfi-sh linked with the Swift runtime inside (--static-swift-stdlib: it runs
+# where no Swift is installed), its man pages, shell completions, systemd units (disabled) and
+# docs. `make install PREFIX=/usr/local DESTDIR=` for machines without dpkg; `make deb`
+# writes .build/deb/cfi-sh_VERSION_ARCH.deb (see packaging/README.md). CONFIGURATION=debug
+# builds the same from a debug build: faster, for the tests. The static build has a build
+# directory of its own: its modules are compiled against the static Swift libraries, and
+# SwiftPM would not rebuild the other build's objects when only that flag changes. `-z now`:
+# full RELRO, as Debian's hardening flags link (lintian's hardening-no-bindnow).
+CONFIGURATION ?= release
+PREFIX ?= /usr/local
+DESTDIR ?=
+STATIC_CFI_SH = .build/static/$(CONFIGURATION)/cfi-sh
+
+static:
+	$(SWIFT) build -c $(CONFIGURATION) --static-swift-stdlib --product cfi-sh --scratch-path .build/static \
+		-Xlinker -z -Xlinker now
+
+install: static
+	$(MAKE) man completions CFI_SH_BIN=$(STATIC_CFI_SH)
+	BINARY=$(STATIC_CFI_SH) PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) scripts/package/tree install
+
+uninstall:
+	PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) scripts/package/tree uninstall
+
+deb: static
+	scripts/package/build-deb deps
+	$(MAKE) man completions CFI_SH_BIN=$(STATIC_CFI_SH)
+	scripts/package/build-deb $(STATIC_CFI_SH)
 
 clean:
 	rm -rf .build

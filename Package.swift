@@ -26,8 +26,10 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
   ],
   targets: [
-    // libavahi-client (mDNS discovery); SwiftPM drops avahi-client.pc's -D_REENTRANT with a warning, harmlessly.
-    .systemLibrary(name: "CAvahi", pkgConfig: "avahi-client", providers: [.apt(["libavahi-client-dev"])]),
+    // libavahi-client (mDNS discovery). No pkgConfig: avahi-client.pc adds only -D_REENTRANT (obsolete
+    // with glibc; SwiftPM dropped it with a warning) and its headers and libraries are in the system
+    // paths; the module map links avahi-client and avahi-common.
+    .systemLibrary(name: "CAvahi", providers: [.apt(["libavahi-client-dev"])]),
     // GNU readline (the REPL's line editor, Sources/cfi-sh/LineEditor.swift).
     // No pkgConfig: readline.pc pulls in tinfo's -D flags, which SwiftPM drops with a warning.
     .systemLibrary(name: "CReadline", providers: [.apt(["libreadline-dev"])]),
