@@ -56,7 +56,7 @@ let package = Package(
       exclude: ["README.md"],
       swiftSettings: strict),
     .testTarget(
-      name: "RuntimeTests", dependencies: ["Runtime", "TestSupport"], exclude: ["Golden", "EnrollmentGolden"],
+      name: "RuntimeTests", dependencies: ["Runtime", "TestSupport"], exclude: ["Golden", "EnrollmentGolden", "BootstrapGolden"],
       swiftSettings: strict),
     .testTarget(
       name: "CFIScriptTests", dependencies: ["CFIScript", "CFISyntax", "Runtime", "TestSupport"],

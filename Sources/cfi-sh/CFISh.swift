@@ -57,6 +57,9 @@ struct CFISh: AsyncParsableCommand {
                                     were off (--deliver) when they come
                                     back: a service, or one pass for cron
         cfi-sh server init          create the server's ssh key
+        cfi-sh server bootstrap-script
+                                    a script that makes freshly installed
+                                    machines clients (preseed, cloud-init)
         cfi-sh client enroll        (on a client) announce it, trust the
                                     server's key
 

@@ -30,6 +30,22 @@ struct ClientCommand: AsyncParsableCommand {
     }
   }
 
+  /// What a client announces: its group and its sshd port (`client enroll`, and the machine
+  /// a `server bootstrap-script` makes a client).
+  struct Announcement: ParsableArguments {
+    @Option(
+      help: ArgumentHelp("The client's group, announced as TXT group=NAME (\(GroupName.rule)).", valueName: "name"),
+      transform: { text throws(GroupNameError) in try GroupName(parsing: text) })
+    var group: GroupName?
+
+    @Option(help: ArgumentHelp("The port announced: the client's sshd port.", valueName: "port"))
+    var port: Int = 22
+
+    func validate() throws {
+      if !(1...65535).contains(port) { throw ValidationError("--port takes a port number, 1 to 65535") }
+    }
+  }
+
   // MARK: enroll
 
   struct Enroll: AsyncParsableCommand {
@@ -48,10 +64,7 @@ struct ClientCommand: AsyncParsableCommand {
         Exit status: 0 enrolled; 1 refused (nothing changed) or failed; 3 no server found within --wait (the client is announced all the same); 64 usage.
         """)
 
-    @Option(
-      help: ArgumentHelp("The client's group, announced as TXT group=NAME (\(GroupName.rule)).", valueName: "name"),
-      transform: { text throws(GroupNameError) in try GroupName(parsing: text) })
-    var group: GroupName?
+    @OptionGroup var announcement: Announcement
 
     @Option(help: ArgumentHelp("Accept only the server key with this fingerprint (SHA256:…).", valueName: "fingerprint"))
     var serverFingerprint: String?
@@ -62,9 +75,6 @@ struct ClientCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("How long to look for the server, e.g. 10s or 1m.", valueName: "duration"))
     var wait: String = "10s"
 
-    @Option(help: ArgumentHelp("The port announced: this machine's sshd port.", valueName: "port"))
-    var port: Int = 22
-
     @OptionGroup var files: Files
 
     func validate() throws {
@@ -72,12 +82,11 @@ struct ClientCommand: AsyncParsableCommand {
         throw ValidationError("--server-fingerprint takes \(KeyFingerprint.expectedForm), not '\(displayable(serverFingerprint))'")
       }
       _ = try parseDuration(wait, option: "--wait")
-      if !(1...65535).contains(port) { throw ValidationError("--port takes a port number, 1 to 65535") }
     }
 
     func run() async throws {
       let request = ClientEnrollment.Request(
-        group: group, port: port, expected: serverFingerprint.flatMap(KeyFingerprint.init), reset: reset,
+        group: announcement.group, port: announcement.port, expected: serverFingerprint.flatMap(KeyFingerprint.init), reset: reset,
         wait: try parseDuration(wait, option: "--wait"))
       let report = await ClientEnrollment(files: files.clientFiles).enroll(request) { publication in
         let what = "\(ServiceType.client) port \(publication.port), " + (publication.group.map { "group \($0)" } ?? "no group")

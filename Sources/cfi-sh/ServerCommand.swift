@@ -1,6 +1,7 @@
 // `cfi-sh server`: the server's own set-up. What `init` does is Runtime's (`ServerSetup`, in
 // Sources/Runtime/Enrollment/, sharing the atomic file writes and service files with the
-// client side); this renders its report.
+// client side); this renders its report. `bootstrap-script` prints Runtime's
+// `ClientBootstrap` for the server's key.
 
 import ArgumentParser
 import Foundation
@@ -10,7 +11,7 @@ struct ServerCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "server",
     abstract: "Set up the cfi server.",
-    subcommands: [Initialize.self])
+    subcommands: [Initialize.self, BootstrapScript.self])
 
   struct Initialize: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -51,6 +52,78 @@ struct ServerCommand: AsyncParsableCommand {
         FileHandle.standardError.write(Data("cfi-sh server init: the key is ready, but not announced: \(failure)\n".utf8))
         throw ExitCode(1)
       }
+    }
+  }
+
+  struct BootstrapScript: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "bootstrap-script",
+      abstract: "Print a shell script that makes a freshly installed machine a cfi client.",
+      discussion: """
+        The script (POSIX sh, run as root, idempotent) is for mass installation:
+        a preseed late_command, a cloud-init runcmd, or by hand. It carries this
+        server's public key (/etc/cfi/id_ed25519.pub, made by 'cfi-sh server
+        init'; --identity names another key) and its fingerprint, so the client
+        trusts this server only, whatever announces itself on the network.
+
+        With --deb-url, it downloads cfi-sh's .deb from that URL (curl or wget),
+        installs it (dpkg -i, then apt-get -f install for missing dependencies)
+        and enrolls the machine with --group and --server-fingerprint: at once
+        when avahi-daemon runs (a live machine), else at each boot through
+        \(ClientBootstrap.enrollUnit), which it enables (its options go in
+        \(ClientBootstrap.defaultsFile) as ENROLL_OPTIONS); the unit tries again
+        until a server answers.
+
+        Without --deb-url, no cfi-sh is installed: the script writes what
+        'cfi-sh client enroll' would, \(AvahiServiceFile.defaultDirectory)/\(AvahiServiceFile.clientFileName) (\(ServiceType.client)
+        with TXT group=NAME), the server's key in root's authorized_keys (one
+        line with the comment cfi-sh-server:FINGERPRINT) and the pin
+        \(ServerPin.defaultPath), so the machine announces itself with its group
+        when avahi-daemon starts. It needs avahi-daemon, openssh-server and rsync.
+
+        EXAMPLES
+          cfi-sh server bootstrap-script --group lab > /var/www/html/late.sh
+          preseed (the target needs avahi-daemon, openssh-server and rsync):
+            d-i preseed/late_command string \\
+              wget -qO /target/root/late.sh http://SERVER/late.sh; \\
+              in-target sh /root/late.sh
+          cloud-init:
+            runcmd:
+              - sh -c 'curl -fsS http://SERVER/late.sh | sh'
+
+        EXIT STATUS
+          0    the script was printed
+          1    no usable server key (run 'cfi-sh server init' first)
+          64   command-line usage error
+        """)
+
+    @OptionGroup var announcement: ClientCommand.Announcement
+
+    @Option(help: ArgumentHelp("Where the machine downloads cfi-sh's .deb (http or https).", valueName: "url"))
+    var debURL: String?
+
+    @Option(help: ArgumentHelp("The server's ssh key, whose .pub goes in the script (default \(SSHConfiguration.defaultIdentityFile), or CFI_IDENTITY).", valueName: "file"))
+    var identity: String?
+
+    func validate() throws {
+      if let debURL {
+        do { _ = try ClientBootstrap.checkPackageURL(debURL) } catch { throw ValidationError("--deb-url: \(error)") }
+      }
+    }
+
+    func run() async throws {
+      let keyFile = CFISh.setting(identity, "CFI_IDENTITY") ?? SSHConfiguration.defaultIdentityFile
+      let publicKey: (line: String, key: ServerKey, fingerprint: KeyFingerprint)
+      do {
+        publicKey = try await ServerSetup.publicKey(keyFile + ".pub", missing: ": run 'cfi-sh server init' first")
+      } catch {
+        FileHandle.standardError.write(Data("cfi-sh server bootstrap-script: \(error)\n".utf8))
+        throw ExitCode(1)
+      }
+      let bootstrap = ClientBootstrap(
+        key: publicKey.key, fingerprint: publicKey.fingerprint, group: announcement.group, port: announcement.port, packageURL: debURL,
+        generator: "cfi-sh \(CFISh.version)")
+      print(bootstrap.script, terminator: "")
     }
   }
 }

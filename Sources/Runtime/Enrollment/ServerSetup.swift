@@ -46,15 +46,7 @@ public struct ServerSetup: Sendable {
       try AtomicFile.createDirectory((keyFile as NSString).deletingLastPathComponent, mode: 0o755)
       try await runKeygen(["-q", "-t", "ed25519", "-N", "", "-C", "cfi-server@\(ServerIdentity.hostName ?? "localhost")", "-f", keyFile])
     }
-    guard let data = FileManager.default.contents(atPath: publicKeyFile) else {
-      throw EnrollmentError("cannot read the public key \(publicKeyFile)")
-    }
-    let publicKey = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    let key: ServerKey
-    do { key = try ServerKey.parse(publicKey) } catch {
-      throw EnrollmentError("the public key \(publicKeyFile) \(error.description); clients accept only an ed25519 key (it fits an mDNS TXT record)")
-    }
-    let fingerprint = try await key.fingerprint(sshKeygen: sshKeygen)
+    let (publicKey, _, fingerprint) = try await Self.publicKey(publicKeyFile, sshKeygen: sshKeygen)
     var report = Report(
       keyFile: keyFile, publicKeyFile: publicKeyFile, created: created, fingerprint: fingerprint, announcement: nil,
       announcementFailure: nil)
@@ -69,6 +61,26 @@ public struct ServerSetup: Sendable {
       }
     }
     return report
+  }
+
+  /// The server's public key file read and checked: its line (with the comment), the key and
+  /// its fingerprint. Throws when it is missing (`missing` ends the message), unreadable, or
+  /// not a key clients accept.
+  public static func publicKey(
+    _ publicKeyFile: String, missing: String = "", sshKeygen: LocalProgram = .sshKeygen
+  ) async throws(EnrollmentError) -> (line: String, key: ServerKey, fingerprint: KeyFingerprint) {
+    guard FileManager.default.fileExists(atPath: publicKeyFile) else {
+      throw EnrollmentError("there is no public key \(publicKeyFile)\(missing)")
+    }
+    guard let data = FileManager.default.contents(atPath: publicKeyFile) else {
+      throw EnrollmentError("cannot read the public key \(publicKeyFile)")
+    }
+    let line = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    let key: ServerKey
+    do { key = try ServerKey.parse(line) } catch {
+      throw EnrollmentError("the public key \(publicKeyFile) \(error.description); clients accept only an ed25519 key (it fits an mDNS TXT record)")
+    }
+    return (line, key, try await key.fingerprint(sshKeygen: sshKeygen))
   }
 
   private func runKeygen(_ arguments: [String]) async throws(EnrollmentError) {

@@ -155,15 +155,19 @@ public enum ServerPin {
     return fingerprint
   }
 
+  /// The pin file's text for `fingerprint` (what `save` writes; the bootstrap script too).
+  public static func text(_ fingerprint: KeyFingerprint) -> String {
+    """
+    # The cfi server key this client trusts ('cfi-sh client enroll' pinned it).
+    # A different key is refused until 'cfi-sh client enroll --reset'.
+    \(fingerprint)
+
+    """
+  }
+
   /// Writes the pin (atomically; its directory is created, mode 0755, when missing).
   public static func save(_ fingerprint: KeyFingerprint, to path: String) throws(EnrollmentError) {
-    let text = """
-      # The cfi server key this client trusts ('cfi-sh client enroll' pinned it).
-      # A different key is refused until 'cfi-sh client enroll --reset'.
-      \(fingerprint)
-
-      """
-    _ = try AtomicFile.update(Array(text.utf8), at: path, directoryMode: 0o755, newFileMode: 0o644)
+    _ = try AtomicFile.update(Array(text(fingerprint).utf8), at: path, directoryMode: 0o755, newFileMode: 0o644)
   }
 
   /// Removes the pin; whether there was one.
