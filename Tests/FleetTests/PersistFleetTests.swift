@@ -192,7 +192,7 @@ struct PersistFleetTests {
   /// the next entry opens one new connection per host (not a direct ssh per command, each
   /// warning of a dead socket).
   @Test func theShellReopensConnectionsThatEndedWhileIdle() throws {
-    let fixture = try Fixture("persiststale", hosts: 2)
+    let fixture = try Fixture("reopen", hosts: 2)
     defer { fixture.closeAll() }
     let repl = try fixture.lab.repl(
       history: fixture.runtime.path + "/history", arguments: ["--no-discovery", "--persist", "2s"], environment: fixture.environment)
