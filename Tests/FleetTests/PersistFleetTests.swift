@@ -188,18 +188,42 @@ struct PersistFleetTests {
     try fixture.expectSessions(1, "a stopped run, then another")
   }
 
+  /// The shell idle past its connections' window: ssh ended them, leaving their sockets;
+  /// the next entry opens one new connection per host (not a direct ssh per command, each
+  /// warning of a dead socket).
+  @Test func theShellReopensConnectionsThatEndedWhileIdle() throws {
+    let fixture = try Fixture("reopen", hosts: 2)
+    defer { fixture.closeAll() }
+    let repl = try fixture.lab.repl(
+      history: fixture.runtime.path + "/history", arguments: ["--no-discovery", "--persist", "2s"], environment: fixture.environment)
+    defer { repl.terminate() }
+    try repl.expect("cfi> ")
+    repl.sendLine(#"on all < run "true" >"#)
+    try repl.expect("recap")
+    try repl.expect("cfi> ")
+    // ssh ends them once idle for their window: a watchdog at three times it.
+    #expect(try fixture.mastersGone(within: .seconds(6)), "masters alive past their window")
+    // Two commands: over a dead socket, each would be an ssh session of its own.
+    repl.sendLine(#"on all < run "true"; run "true" >"#)
+    let shown = try repl.expect("recap") + (try repl.expect("cfi> "))
+    #expect(!shown.contains("Control socket connect"), "\(shown)")
+    try fixture.expectSessions(2, "the first entry's connection, then one new one per host")
+    repl.sendLine(":quit")
+    #expect(try repl.waitForExit() == 0)
+  }
+
   @Test func persistZeroLeavesNoMaster() throws {
     let fixture = try Fixture("persistzero", hosts: 2)
+    defer { fixture.closeAll() }
     try fixture.run(["--persist", "0"])
-    let left0 = try fixture.masters()
-    #expect(left0.isEmpty, "masters left with --persist 0: \(left0)")
+    // A master told to exit answers before its process is gone: waited for, with a watchdog.
+    #expect(try fixture.mastersGone(within: .seconds(15)), "masters left with --persist 0: \((try? fixture.masters()) ?? "")")
     let left = (try? FileManager.default.contentsOfDirectory(atPath: fixture.runtime.path)) ?? []
     #expect(Set(left).isSubset(of: ["persist", "ssh_config"]), "control directories left: \(left)")
     #expect(((try? FileManager.default.contentsOfDirectory(atPath: fixture.runtime.path + "/persist")) ?? []).isEmpty)
     // A runbook's `set persist = 0` does the same.
     let result = try fixture.lab.cfi(["-c", "set persist = 0\non all < run \"true\" >"], environment: fixture.environment.merging(["CFI_PERSIST": ""]) { $1 })
     #expect(result.status == 0, "\(result.stderr)")
-    let leftSet = try fixture.masters()
-    #expect(leftSet.isEmpty, "masters left with set persist = 0: \(leftSet)")
+    #expect(try fixture.mastersGone(within: .seconds(15)), "masters left with set persist = 0: \((try? fixture.masters()) ?? "")")
   }
 }

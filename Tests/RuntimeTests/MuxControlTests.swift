@@ -30,6 +30,22 @@ import Testing
   @Test func noMasterListening() {
     #expect(!MuxControl.terminate(path: "/tmp/cfi-mux-nothing-\(UUID().uuidString.prefix(8))", timeout: 1))
     #expect(MuxControl.check(path: "/tmp/cfi-mux-nothing-\(UUID().uuidString.prefix(8))", timeout: 1) == nil)
+    #expect(MuxControl.probe(path: "/tmp/cfi-mux-nothing-\(UUID().uuidString.prefix(8))", timeout: 1) == .gone)
+    // What a master that exited leaves: a socket file nobody listens on.
+    let stale = "/tmp/cfi-mux-stale-\(UUID().uuidString.prefix(8))"
+    defer { unlink(stale) }
+    #expect(FileManager.default.createFile(atPath: stale, contents: nil))
+    #expect(MuxControl.probe(path: stale, timeout: 1) == .gone)
+  }
+
+  /// Only a socket nobody listens on is gone: one that answers late or oddly is not.
+  @Test(arguments: [(Behaviour.answersAlive(pid: 4242), MuxControl.Probe.alive(4242)), (.silent, .silent), (.wrongHello, .silent)])
+  func probe(_ behaviour: Behaviour, _ expected: MuxControl.Probe) throws {
+    let path = "/tmp/cfi-mux-\(UUID().uuidString.prefix(8))"
+    defer { unlink(path) }
+    let server = try FakeMaster(path: path, behaviour: behaviour)
+    #expect(MuxControl.probe(path: path, timeout: 1) == expected)
+    server.wait()
   }
 
   @Test(arguments: [(Behaviour.answersAlive(pid: 4242), pid_t?.some(4242)), (.answersOK, nil), (.silent, nil), (.wrongHello, nil)])

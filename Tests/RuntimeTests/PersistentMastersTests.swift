@@ -131,6 +131,52 @@ import Testing
     #expect(try FileManager.default.contentsOfDirectory(atPath: masters.directory) == [Self.key.socketName])
   }
 
+  /// A master is reused only while alive, pinned as now and younger than the maximum age;
+  /// one whose record is incomplete, or that does not answer in time, is left alone.
+  @Test func whenAMasterIsReused() {
+    let opened = Date(timeIntervalSince1970: 1_700_000_000)
+    let record = PersistentMaster.Record(host: "pc01", user: "root", port: nil, address: "192.0.2.11", window: 300, opened: opened, pin: "p")
+    var firstContact = record
+    firstContact.pin = nil
+    let soon = opened.addingTimeInterval(600)
+    let alive = MuxControl.Probe.alive(4242)
+    func reuse(_ probe: MuxControl.Probe, _ record: PersistentMaster.Record?, pin: String = "p", at now: Date = soon) -> PersistentMaster.Reuse {
+      PersistentMaster.reuse(probe, record: record, pin: pin, now: now)
+    }
+    #expect(reuse(alive, record) == .reuse)
+    #expect(reuse(alive, record, at: opened.addingTimeInterval(PersistentMaster.maximumAge - 1)) == .reuse)
+    // Too old, however recently used; opened in the future (a clock set back): too.
+    #expect(reuse(alive, record, at: opened.addingTimeInterval(PersistentMaster.maximumAge)) == .retire)
+    #expect(reuse(alive, record, at: opened.addingTimeInterval(-60)) == .retire)
+    #expect(PersistentMaster.maximumAge == 3600)
+    // Another pin (the host forgotten, its key changed).
+    #expect(reuse(alive, record, pin: "q") == .retire)
+    #expect(reuse(alive, record, pin: "") == .retire)
+    // Alive but not this run's to judge: a first contact not yet recorded, a record not yet written.
+    #expect(reuse(alive, firstContact) == .ownConnection)
+    #expect(reuse(alive, nil) == .ownConnection)
+    // Busy (no answer in time): left alone too.
+    #expect(reuse(.silent, record) == .ownConnection)
+    // Nobody there: a new one in its place.
+    #expect(reuse(.gone, record) == .open)
+    #expect(reuse(.gone, nil) == .open)
+  }
+
+  /// `connections list` removes only a socket nobody listens on, never a busy master's.
+  @Test func aListingLeavesABusyMasterAlone() throws {
+    let temporary = try TemporaryDirectory()
+    let masters = PersistentMasters(directory: temporary.path + "/persist")
+    #expect(masters.prepare())
+    let socket = masters.socket(for: Self.key)
+    masters.write(
+      PersistentMaster.Record(host: "pc01", user: "root", port: nil, address: "192.0.2.11", window: 300, opened: Date(), pin: ""),
+      of: socket)
+    let server = try FakeMaster(path: socket, behaviour: .silent)
+    #expect(masters.list().isEmpty)
+    server.wait()
+    #expect(FileManager.default.fileExists(atPath: socket) && FileManager.default.fileExists(atPath: PersistentMasters.recordPath(socket)))
+  }
+
   @Test func aMasterThatPersistsEndsWhenIdleForItsWindow() throws {
     let transport = SSHTransport(configuration: SSHConfiguration(store: Store(root: "/var/lib/cfi")))
     let target = SSHTarget(name: HostName("pc01"), address: HostAddress("192.0.2.11"))

@@ -18,7 +18,8 @@ enum MuxControl {
   /// Asks the master listening on `path` to exit, as `ssh -O exit` does; true if it said
   /// yes. Never blocks longer than `timeout` seconds.
   static func terminate(path: String, timeout: Int = 2) -> Bool {
-    session(path: path, timeout: timeout) { fd in
+    var refused = false
+    return session(path: path, timeout: timeout, refused: &refused) { fd in
       guard send(fd, packet([terminate, 0])) else { return false }
       // The master answers OK, or (OpenSSH 9.x) exits before its answer leaves: end of file.
       var first: UInt8 = 0
@@ -27,21 +28,43 @@ enum MuxControl {
     } ?? false
   }
 
+  /// What answers on a control socket.
+  enum Probe: Equatable {
+    /// A master, with its pid.
+    case alive(pid_t)
+    /// Nobody: no socket there, or nothing listens on it (connecting is refused): what a
+    /// master that exited leaves. Only such a socket may be removed.
+    case gone
+    /// Something listens but gave no answer (in time, or in this protocol): a busy master,
+    /// perhaps; never taken for a dead one.
+    case silent
+  }
+
   /// The pid of the master listening on `path`, as `ssh -O check` tells it; nil when none
   /// answers there (no socket, a stale one, a master gone). Never blocks longer than `timeout` seconds.
   static func check(path: String, timeout: Int = 2) -> pid_t? {
-    session(path: path, timeout: timeout) { fd in
+    if case .alive(let pid) = probe(path: path, timeout: timeout) { return pid }
+    return nil
+  }
+
+  /// Who answers on `path` (`Probe`). Never blocks longer than `timeout` seconds.
+  static func probe(path: String, timeout: Int = 2) -> Probe {
+    var refused = false
+    let pid = session(path: path, timeout: timeout, refused: &refused) { fd -> pid_t? in
       // The answer: type, request id, pid.
       guard send(fd, packet([aliveCheck, 0])), let answer = receive(fd), answer.count >= 3, answer[0] == alive,
         answer[2] > 0, answer[2] <= UInt32(Int32.max)
       else { return nil }
       return pid_t(answer[2])
-    } ?? nil
+    }
+    if let pid = pid ?? nil { return .alive(pid) }
+    return refused ? .gone : .silent
   }
 
   /// Connects to the socket at `path`, says hello both ways, then hands the connection to
-  /// `request`; nil when any of that fails.
-  private static func session<T>(path: String, timeout: Int, _ request: (Int32) -> T) -> T? {
+  /// `request`; nil when any of that fails, with `refused` set when connecting found no
+  /// socket or no listener on it.
+  private static func session<T>(path: String, timeout: Int, refused: inout Bool, _ request: (Int32) -> T) -> T? {
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
@@ -59,8 +82,12 @@ enum MuxControl {
     let connected = withUnsafePointer(to: &address) {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
     }
+    if connected != 0 {
+      refused = [ENOENT, ECONNREFUSED].contains(errno)
+      return nil
+    }
     // Both sides say hello (type, version); then the request (type, request id) and its answer.
-    guard connected == 0, send(fd, packet([hello, version])), let theirs = receive(fd), theirs.first == hello else {
+    guard send(fd, packet([hello, version])), let theirs = receive(fd), theirs.first == hello else {
       return nil
     }
     return request(fd)

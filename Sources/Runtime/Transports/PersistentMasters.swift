@@ -14,6 +14,8 @@
 // each socket, `NAME.json` (`PersistentMaster.Record`) says for whom it was opened and the
 // host key pin it was opened under: a pin changed since (`cfi-sh hosts forget`, a
 // reinstalled host) refuses the master. Its modification time is the master's last use.
+// A master is never reused once older than `PersistentMaster.maximumAge`, however recently
+// used: a session authenticated before a key was revoked does not go on serving runs.
 
 import Crypto
 import Foundation
@@ -92,6 +94,40 @@ public struct PersistentMaster: Sendable, Equatable {
 
   /// When it ends if it is not used again: its last use plus its window.
   public var closes: Date { lastUsed.addingTimeInterval(TimeInterval(record.window)) }
+
+  /// How long after it opened a master may still be reused (one hour): past that a run
+  /// closes it and opens a new one, so that a session authenticated before a key was
+  /// revoked (the host left, a key removed after a compromise) ends within the hour even
+  /// when runs every few minutes keep it from ever idling for its window.
+  public static let maximumAge: TimeInterval = 3600
+
+  /// What a run does with the master found on its socket (`Reuse`).
+  enum Reuse: Equatable {
+    /// Carry this run's commands over it.
+    case reuse
+    /// Open a new master in its place: none answers there (no socket, or a dead one's).
+    case open
+    /// Close it, then open a new one: opened under another host key pin, or too old.
+    case retire
+    /// Leave it alone and connect with a master of this run's own, which does not persist:
+    /// it is alive but its record is not complete (a first contact whose run has not ended,
+    /// or one being installed just now), or it does not answer in time (busy). It is not
+    /// this run's to close: another run may be using it.
+    case ownConnection
+  }
+
+  /// The decision for a master that `probe` found on its socket, with `record` beside it,
+  /// for a run whose host key pin is `pin` (`PersistentMasters.pinDigest`), at `now`.
+  static func reuse(_ probe: MuxControl.Probe, record: Record?, pin: String, now: Date) -> Reuse {
+    switch probe {
+    case .gone: return .open
+    case .silent: return .ownConnection
+    case .alive: break
+    }
+    guard let record, let recorded = record.pin else { return .ownConnection }
+    if recorded != pin || now.timeIntervalSince(record.opened) >= maximumAge || now < record.opened { return .retire }
+    return .reuse
+  }
 }
 
 /// The directory of the persistent masters of this user.
@@ -143,27 +179,27 @@ public struct PersistentMasters: Sendable {
     socket + "." + String(UInt32.random(in: 0...0xFF_FFFF), radix: 16).leftPadded(to: 6)
   }
 
-  /// Puts the master just opened on `opening` in `socket`'s place (a hard link: atomic, and it
-  /// never replaces another's). When another run's master for the same parameters got there
-  /// first and is alive, ours is told to exit and theirs serves; a dead one's socket is
-  /// replaced. Returns the socket to use and whether it is ours.
+  /// Puts the master just opened on `opening` in `socket`'s place. A hard link first: atomic,
+  /// and it never replaces another's. When another run's master for the same parameters got
+  /// there first and is alive (or answers nothing in time), ours is told to exit and theirs
+  /// serves; a dead one's socket is replaced by a rename, atomic too: a run that raced us
+  /// there is never undone by an unlink of ours. Returns the socket to use and whether it is ours.
   func install(_ opening: String, as socket: String) -> (socket: String, ours: Bool) {
-    for _ in 0..<2 {
-      if link(opening, socket) == 0 {
-        unlink(opening)
-        return (socket, true)
-      }
-      guard errno == EEXIST else { break }
-      if MuxControl.check(path: socket) != nil {
-        _ = MuxControl.terminate(path: opening)
-        unlink(opening)
-        return (socket, false)
-      }
-      unlink(socket)
-      unlink(Self.recordPath(socket))
+    if link(opening, socket) == 0 {
+      unlink(opening)
+      return (socket, true)
     }
-    // Not linked (it cannot be, in one directory): ours serves this run under its own name.
-    return (opening, false)
+    guard errno == EEXIST else { return (opening, false) }
+    switch MuxControl.probe(path: socket) {
+    case .alive, .silent:
+      _ = MuxControl.terminate(path: opening)
+      unlink(opening)
+      return (socket, false)
+    case .gone:
+      // Not renamed (it cannot be, in one directory): ours serves this run under its own name.
+      guard rename(opening, socket) == 0 else { return (opening, false) }
+      return (socket, true)
+    }
   }
 
   static func recordPath(_ socket: String) -> String { socket + ".json" }
@@ -201,22 +237,38 @@ public struct PersistentMasters: Sendable {
   /// and its record; true if a master said yes.
   @discardableResult
   func close(_ socket: String) -> Bool {
+    let found = Self.inode(socket)
     let closed = MuxControl.terminate(path: socket)
-    unlink(socket)
-    unlink(Self.recordPath(socket))
+    if let found { remove(socket, inode: found) }
     return closed
   }
 
-  /// The masters alive here, by host; what is left of dead ones (a socket nobody answers on,
+  /// Removes `socket` and its record if the socket is still the file `inode` names: another
+  /// run may have put a master of its own there meanwhile (`install`), which stays.
+  private func remove(_ socket: String, inode: ino_t) {
+    guard Self.inode(socket) == inode else { return }
+    unlink(socket)
+    unlink(Self.recordPath(socket))
+  }
+
+  private static func inode(_ path: String) -> ino_t? {
+    var status = stat()
+    return lstat(path, &status) == 0 ? status.st_ino : nil
+  }
+
+  /// The masters alive here, by host; what is left of dead ones (a socket nobody listens on,
   /// a record without a socket) is removed. A live master with no readable record (being
-  /// opened just now) is not listed.
+  /// opened just now) is not listed, nor one that does not answer in time (busy): neither
+  /// is removed.
   public func list() -> [PersistentMaster] {
     let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
     var masters: [PersistentMaster] = []
     for name in names where Self.isSocketName(name) {
       let socket = directory + "/" + name
-      guard let pid = MuxControl.check(path: socket) else {
-        close(socket)
+      let found = Self.inode(socket)
+      let probe = MuxControl.probe(path: socket)
+      guard case .alive(let pid) = probe else {
+        if probe == .gone, let found { remove(socket, inode: found) }
         continue
       }
       guard let record = record(of: socket) else { continue }

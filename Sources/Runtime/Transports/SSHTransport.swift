@@ -192,17 +192,17 @@ public final class SSHTransport: Transport {
     PersistentMasters.pinDigest(facts.knownHosts.flatMap { KnownHostsFile.pins(in: $0, for: [name])[name] })
   }
 
-  /// Whether the master on `socket` may carry this run's commands to `target`: opened with
-  /// the same parameters (its name says so), under the host key pin there is now, and alive.
-  /// One that may not is closed and its socket removed.
-  private func reusable(_ socket: String, _ target: SSHTarget, in masters: PersistentMasters) -> Bool {
-    guard FileManager.default.fileExists(atPath: socket) else { return false }
-    if let record = masters.record(of: socket), record.pin == pin(target.name), MuxControl.check(path: socket) != nil {
-      masters.touch(socket)
-      return true
-    }
-    masters.close(socket)
-    return false
+  /// What to do with the master on `socket` for `name` (`PersistentMaster.Reuse`): reused
+  /// only if opened with the same parameters (its name says so), under the host key pin
+  /// there is now, not too old, and alive.
+  private func reuse(_ socket: String, for name: HostName, in masters: PersistentMasters) -> PersistentMaster.Reuse {
+    PersistentMaster.reuse(MuxControl.probe(path: socket), record: masters.record(of: socket), pin: pin(name), now: Date())
+  }
+
+  /// Whether `socket` is one of the persistent masters' (not of this run's own directory).
+  private func isPersistent(_ socket: String) -> Bool {
+    guard let masters = persistent.withLock({ $0 ?? nil }) else { return false }
+    return socket.hasPrefix(masters.directory + "/")
   }
 
   // MARK: - Connections
@@ -220,6 +220,9 @@ public final class SSHTransport: Transport {
 
   private func readiness(_ target: SSHTarget) -> Readiness {
     switch connections.withLock({ $0[target.name] }) {
+    // A persistent master's socket outlives it (it is a link to the name the master opened
+    // with, `PersistentMasters.install`): whether one listens is asked, not whether it exists.
+    case .open(let socket) where isPersistent(socket): MuxControl.probe(path: socket) == .gone ? .needsMaster : .open
     case .open(let socket): FileManager.default.fileExists(atPath: socket) ? .open : .needsMaster
     case .failed(let result): .failed(result)
     case nil: .needsMaster
@@ -255,13 +258,20 @@ public final class SSHTransport: Transport {
     case .needsMaster: break
     }
     let window = window.withLock { $0 }
-    let masters = window > .zero ? persistentMasters : nil
-    let socket: String
-    if let masters {
-      socket = masters.socket(for: masterKey(target))
-      if reusable(socket, target, in: masters) { return recordConnect(target, socket: socket, failure: nil) }
-    } else {
-      socket = "\(controlDirectory)/\(target.name)"
+    var masters = window > .zero ? persistentMasters : nil
+    var socket = "\(controlDirectory)/\(target.name)"
+    if let found = masters {
+      socket = found.socket(for: masterKey(target))
+      switch reuse(socket, for: target.name, in: found) {
+      case .reuse:
+        found.touch(socket)
+        return recordConnect(target, socket: socket, failure: nil)
+      case .open: break
+      case .retire: found.close(socket)
+      case .ownConnection:
+        masters = nil
+        socket = "\(controlDirectory)/\(target.name)"
+      }
     }
     prepareKnownHosts()
     let opening = masters?.opening(for: socket) ?? socket
@@ -368,11 +378,26 @@ public final class SSHTransport: Transport {
     return (try? await LocalProcess.run(argv[0], Array(argv.dropFirst())))?.status == 0
   }
 
+  /// A new run (the shell's next entry): failures are forgotten, and the persistent masters
+  /// kept from the last one are checked again as a new run's would be (their pins recorded
+  /// first, as at a run's end): one that died meanwhile, was unpinned or grew too old is
+  /// dropped (closed if need be), and the host's next command opens or finds another.
   public func startNewRun() async {
     connections.withLock { connections in
       connections = connections.filter { if case .failed = $0.value { false } else { true } }
     }
     runFacts.withLock { $0 = nil }
+    guard window.withLock({ $0 }) > .zero, let masters = persistent.withLock({ $0 ?? nil }) else { return }
+    let kept = persistentConnections(in: masters)
+    recordPins(of: kept.map(\.socket), in: masters)
+    for (name, socket) in kept {
+      switch reuse(socket, for: name, in: masters) {
+      case .reuse: continue
+      case .retire: masters.close(socket)
+      case .open, .ownConnection: break
+      }
+      connections.withLock { $0[name] = nil }
+    }
   }
 
   public func shutdown() async {
@@ -380,12 +405,7 @@ public final class SSHTransport: Transport {
     // The masters of persistent sockets this run used: kept for their window (their last
     // use said, a first contact's pin recorded), or closed when the window is zero now.
     if let masters = persistent.withLock({ $0 ?? nil }) {
-      let used = connections.withLock { connections in
-        connections.values.compactMap { connection -> String? in
-          if case .open(let socket) = connection, socket.hasPrefix(masters.directory + "/") { return socket }
-          return nil
-        }
-      }
+      let used = persistentConnections(in: masters).map(\.socket)
       if persisting {
         recordPins(of: used, in: masters)
       } else {
@@ -403,6 +423,16 @@ public final class SSHTransport: Transport {
       for name in sockets { group.addTask { await self.closeMaster(socket: directory + "/" + name) } }
     }
     ControlDirectory.remove(directory)
+  }
+
+  /// The hosts whose master is open on a socket of `masters`, with the socket.
+  private func persistentConnections(in masters: PersistentMasters) -> [(name: HostName, socket: String)] {
+    connections.withLock { connections in
+      connections.compactMap { name, connection in
+        if case .open(let socket) = connection, socket.hasPrefix(masters.directory + "/") { return (name, socket) }
+        return nil
+      }
+    }
   }
 
   /// The run's own control directory, if it has one yet.
