@@ -67,12 +67,12 @@ struct ServerCommand: AsyncParsableCommand {
         trusts this server only, whatever announces itself on the network.
 
         With --deb-url, it downloads cfi-sh's .deb from that URL (curl or wget),
-        installs it (dpkg -i, then apt-get -f install for missing dependencies)
-        and enrolls the machine with --group and --server-fingerprint: at once
-        when avahi-daemon runs (a live machine), else at each boot through
-        \(ClientBootstrap.enrollUnit), which it enables (its options go in
-        \(ClientBootstrap.defaultsFile) as ENROLL_OPTIONS); the unit tries again
-        until a server answers.
+        installs it with what it depends on (apt-get install, which waits up to
+        10 minutes for the dpkg lock) and enrolls the machine with --group and
+        --server-fingerprint: at once when avahi-daemon runs (a live machine),
+        else at each boot through \(ClientBootstrap.enrollUnit), which it
+        enables (its options go in \(ClientBootstrap.defaultsFile) as
+        ENROLL_OPTIONS); the unit tries again until a server answers.
 
         Without --deb-url, no cfi-sh is installed: the script writes what
         'cfi-sh client enroll' would, \(AvahiServiceFile.defaultDirectory)/\(AvahiServiceFile.clientFileName) (\(ServiceType.client)

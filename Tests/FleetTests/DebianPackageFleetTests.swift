@@ -2,7 +2,7 @@
 // that looks like a machine without Swift (`lab hide-toolchain`): installed with dpkg -i, it
 // runs, enrolls the host against a server made with `cfi-sh server init`, lets that server in,
 // and goes again with dpkg -r (keeping what cfi-sh wrote) and dpkg -P (removing it, but not
-// what the admin wrote).
+// what the admin wrote nor the server's key).
 
 import Foundation
 import TestSupport
@@ -68,10 +68,23 @@ struct DebianPackageFleetTests {
     #expect(try missing(lab, kept) == [], "removed by dpkg -r")
     #expect(try runAsServer(lab, identity, command: "true").status == 0, "enrollment outlives dpkg -r")
 
-    // dpkg -P: what cfi-sh wrote goes (pin, audit log, announcement, the server's key line);
-    // what the admin wrote stays, and is named.
+    // dpkg -P: what cfi-sh wrote goes (pin, audit log, announcement, the server's key line,
+    // a timer's enablement link); what the admin wrote, and the server's key that clients
+    // pin (pc01 is a server too), stay, and are named. A symlinked authorized_keys stays one.
+    let prepared = try lab.exec("pc01", """
+      set -e
+      touch /etc/cfi/id_ed25519 /etc/cfi/id_ed25519.pub
+      mkdir -p /etc/systemd/system/timers.target.wants
+      ln -s /lib/systemd/system/cfi-sh-runbook@.timer /etc/systemd/system/timers.target.wants/cfi-sh-runbook@nightly.timer
+      mv /root/.ssh/authorized_keys /root/.ssh/authorized_keys.real && ln -s authorized_keys.real /root/.ssh/authorized_keys
+      """)
+    #expect(prepared.status == 0, "\(prepared.stderr)")
     let purged = try lab.exec("pc01", "dpkg -P cfi-sh")
     #expect(purged.status == 0, "\(purged.stdout)\(purged.stderr)")
+    #expect(purged.stderr.contains("cfi-sh: kept /etc/cfi/id_ed25519 (the server's key"), "\(purged.stderr)")
+    #expect(try missing(lab, ["/etc/cfi/id_ed25519", "/etc/cfi/id_ed25519.pub"]) == [], "removed by dpkg -P")
+    #expect(try lab.exec("pc01", "test -L /etc/systemd/system/timers.target.wants/cfi-sh-runbook@nightly.timer").status != 0)
+    #expect(try lab.exec("pc01", "test -L /root/.ssh/authorized_keys").status == 0, "the link was replaced")
     #expect(purged.stderr.contains("cfi-sh: kept /etc/cfi (files the admin wrote)"), "\(purged.stderr)")
     #expect(purged.stderr.contains("cfi-sh: kept /var/lib/cfi (the store"), "\(purged.stderr)")
     #expect(try existing(lab, ["/etc/cfi/server.pin", "/var/log/cfi", "/etc/avahi/services/cfi.service"]) == [], "left by dpkg -P")

@@ -124,6 +124,23 @@ import TestSupport
     #expect(!second.stderr.contains("wrote"), "\(second.stderr)")
   }
 
+  /// An edit of authorized_keys that fails midway (awk writes part of it, then exits 2)
+  /// fails the script and leaves the file as it was: the admin's other keys stay.
+  @Test(.enabled(if: geteuid() == 0, "the script runs as root"))
+  func aFailedEditOfAuthorizedKeysInstallsNothing() throws {
+    let root = try TemporaryDirectory()
+    let existing = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOther admin@laptop\nssh-rsa AAAAB3 two\n"
+    let keys = try root.write("root/.ssh/authorized_keys", existing, mode: 0o600)
+    let script = Self.bootstrap().script.replacingOccurrences(of: "/etc/", with: root.path + "/etc/")
+      .replacingOccurrences(of: "/root/", with: root.path + "/root/").replacingOccurrences(of: "avahi-daemon --check", with: "false")
+      .replacingOccurrences(of: "set -eu\n", with: "set -eu\nawk() { echo half; return 2; }\n")
+    let result = try run("/bin/sh", ["-s"], stdin: script)
+    #expect(result.status == 1)
+    #expect(result.stderr.contains("cfi bootstrap: error: cannot edit \(keys)"), "\(result.stderr)")
+    #expect(try String(contentsOfFile: keys, encoding: .utf8) == existing)
+    #expect(try FileManager.default.contentsOfDirectory(atPath: root.path + "/root/.ssh") == ["authorized_keys"])
+  }
+
   private func run(_ program: String, _ arguments: [String], stdin: String) throws -> Command {
     try Command.run(arguments, stdin: stdin, executable: URL(fileURLWithPath: program), isolated: false)
   }

@@ -110,6 +110,15 @@ import Testing
     #expect(try Self.values("RestartPreventExitStatus", in: "cfi-sh-watch.service") == ["64"])
   }
 
+  /// A stop signals cfi-sh alone (KillMode=mixed): it needs ssh's masters to kill the remote
+  /// commands, which systemd's default (the whole control group at once) would end with it.
+  @Test func stoppingSignalsCfiShBeforeItsSshMasters() throws {
+    for unit in ["cfi-sh-watch.service", "cfi-sh-runbook@.service"] {
+      #expect(try Self.values("KillMode", in: unit) == ["mixed"], "\(unit)")
+      #expect(try Self.values("TimeoutStopSec", in: unit) == ["90s"], "\(unit)")
+    }
+  }
+
   /// Enrollment retries while no server answers (status 3), not when it refused (1) or the
   /// options are wrong (64); and boot never waits for it.
   @Test func enrollmentRetriesUntilAServerAnswers() throws {

@@ -110,14 +110,19 @@ public struct ClientBootstrap: Hashable, Sendable {
       fi
       export DEBIAN_FRONTEND=noninteractive
       version=$(dpkg-deb -f "$work/cfi-sh.deb" Version) || die "$url is not a .deb"
-      # Standard input is the script itself when it is piped into sh: nothing may read it.
+      # apt-get installs the .deb and what it depends on in one step, waiting up to 10 minutes
+      # for the dpkg lock (cloud-init or unattended-upgrades hold it at first boot); apt's own
+      # user reads the .deb. Standard input is the script itself when it is piped into sh:
+      # nothing may read it.
+      chmod 0755 "$work"
       if [ "$(dpkg-query -W -f '${Status} ${Version}' cfi-sh 2>/dev/null)" = "install ok installed $version" ]; then
         say "cfi-sh $version is installed already"
-      elif ! dpkg -i "$work/cfi-sh.deb" </dev/null; then
-        say "installing what cfi-sh depends on (apt-get -f install)"
-        apt-get -f install -y -q </dev/null || die "cannot install what cfi-sh depends on (apt-get -f install failed)"
+      else
+        apt-get install -y -q -o DPkg::Lock::Timeout=600 "$work/cfi-sh.deb" </dev/null \\
+          || die "cannot install cfi-sh $version (apt-get install failed)"
       fi
       dpkg-query -W -f '${Status}' cfi-sh 2>/dev/null | grep -q 'install ok installed' || die "cfi-sh is not installed"
+      \(Self.warnMissing(["avahi-daemon", "sshd"], "the server needs avahi-daemon and openssh-server here (cfi-sh recommends them)"))
 
       # 2. Enrollment with the server's key pinned: its options for \(Self.enrollUnit).
       defaults=\(Self.defaultsFile)
@@ -148,6 +153,16 @@ public struct ClientBootstrap: Hashable, Sendable {
       """
   }
 
+  /// A loop that warns of each of `programs` that is not installed (in PATH or /usr/sbin).
+  private static func warnMissing(_ programs: [String], _ why: String) -> String {
+    """
+    for program in \(programs.joined(separator: " ")); do
+      command -v "$program" >/dev/null 2>&1 || [ -x "/usr/sbin/$program" ] \\
+        || say "warning: $program is not installed: \(why)"
+    done
+    """
+  }
+
   // MARK: without
 
   private var writingFiles: String {
@@ -173,6 +188,8 @@ public struct ClientBootstrap: Hashable, Sendable {
       keys=\(AuthorizedKeys.defaultPath)
       line=\(ShellQuote.quote(AuthorizedKeys.line(for: key, fingerprint: fingerprint)))
       [ -d "${keys%/*}" ] || { mkdir -p "${keys%/*}"; chmod 0700 "${keys%/*}"; }
+      # Edited into a file first: sh has no pipefail, and a failed edit must install nothing.
+      edited=$keys.cfi-edit
       if [ -f "$keys" ]; then
         awk -v line="$line" '
           NF >= 3 && $1 !~ /^#/ && $NF ~ /^\(AuthorizedKeys.marker)/ {
@@ -181,10 +198,12 @@ public struct ClientBootstrap: Hashable, Sendable {
             next
           }
           { print }
-          END { if (!done) print line }' "$keys"
+          END { if (!done) print line }' "$keys" >"$edited" || { rm -f "$edited"; die "cannot edit $keys"; }
       else
-        printf '%s\\n' "$line"
-      fi | write "$keys" 0600
+        printf '%s\\n' "$line" >"$edited"
+      fi
+      write "$keys" 0600 <"$edited"
+      rm -f "$edited"
 
       # 3. The pin: cfi-sh, once installed, trusts this server key only.
       pin=\(ServerPin.defaultPath)
@@ -196,10 +215,7 @@ public struct ClientBootstrap: Hashable, Sendable {
       if avahi-daemon --check 2>/dev/null; then
         avahi-daemon -r || say "cannot reload avahi-daemon: it reads the file when it starts"
       fi
-      for program in avahi-daemon sshd rsync; do
-        command -v "$program" >/dev/null 2>&1 || [ -x "/usr/sbin/$program" ] \\
-          || say "warning: $program is not installed: the server needs avahi-daemon, openssh-server and rsync here"
-      done
+      \(Self.warnMissing(["avahi-daemon", "sshd", "rsync"], "the server needs avahi-daemon, openssh-server and rsync here"))
       say "done: this machine announces itself\(group.map { " in the group \($0)" } ?? "") and lets the cfi server in"
 
       """

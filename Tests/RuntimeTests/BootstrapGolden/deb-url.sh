@@ -25,14 +25,22 @@ else
 fi
 export DEBIAN_FRONTEND=noninteractive
 version=$(dpkg-deb -f "$work/cfi-sh.deb" Version) || die "$url is not a .deb"
-# Standard input is the script itself when it is piped into sh: nothing may read it.
+# apt-get installs the .deb and what it depends on in one step, waiting up to 10 minutes
+# for the dpkg lock (cloud-init or unattended-upgrades hold it at first boot); apt's own
+# user reads the .deb. Standard input is the script itself when it is piped into sh:
+# nothing may read it.
+chmod 0755 "$work"
 if [ "$(dpkg-query -W -f '${Status} ${Version}' cfi-sh 2>/dev/null)" = "install ok installed $version" ]; then
   say "cfi-sh $version is installed already"
-elif ! dpkg -i "$work/cfi-sh.deb" </dev/null; then
-  say "installing what cfi-sh depends on (apt-get -f install)"
-  apt-get -f install -y -q </dev/null || die "cannot install what cfi-sh depends on (apt-get -f install failed)"
+else
+  apt-get install -y -q -o DPkg::Lock::Timeout=600 "$work/cfi-sh.deb" </dev/null \
+    || die "cannot install cfi-sh $version (apt-get install failed)"
 fi
 dpkg-query -W -f '${Status}' cfi-sh 2>/dev/null | grep -q 'install ok installed' || die "cfi-sh is not installed"
+for program in avahi-daemon sshd; do
+  command -v "$program" >/dev/null 2>&1 || [ -x "/usr/sbin/$program" ] \
+    || say "warning: $program is not installed: the server needs avahi-daemon and openssh-server here (cfi-sh recommends them)"
+done
 
 # 2. Enrollment with the server's key pinned: its options for cfi-sh-enroll.service.
 defaults=/etc/default/cfi-sh

@@ -41,6 +41,8 @@ EOF
 keys=/root/.ssh/authorized_keys
 line='ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHU3V9lSQ8gDEyrA5eOyMu4j8cvJAuFXYpJ60O8MBG/A cfi-sh-server:SHA256:0tKRGV3agls0CHAC0cGlyvM15p3+GEr3iZThbkM6OmY'
 [ -d "${keys%/*}" ] || { mkdir -p "${keys%/*}"; chmod 0700 "${keys%/*}"; }
+# Edited into a file first: sh has no pipefail, and a failed edit must install nothing.
+edited=$keys.cfi-edit
 if [ -f "$keys" ]; then
   awk -v line="$line" '
     NF >= 3 && $1 !~ /^#/ && $NF ~ /^cfi-sh-server:/ {
@@ -49,10 +51,12 @@ if [ -f "$keys" ]; then
       next
     }
     { print }
-    END { if (!done) print line }' "$keys"
+    END { if (!done) print line }' "$keys" >"$edited" || { rm -f "$edited"; die "cannot edit $keys"; }
 else
-  printf '%s\n' "$line"
-fi | write "$keys" 0600
+  printf '%s\n' "$line" >"$edited"
+fi
+write "$keys" 0600 <"$edited"
+rm -f "$edited"
 
 # 3. The pin: cfi-sh, once installed, trusts this server key only.
 pin=/etc/cfi/server.pin
