@@ -67,8 +67,10 @@ struct ServerCommand: AsyncParsableCommand {
         trusts this server only, whatever announces itself on the network.
 
         With --deb-url, it downloads cfi-sh's .deb from that URL (curl or wget),
-        installs it with what it depends on (apt-get install, which waits up to
-        10 minutes for the dpkg lock) and enrolls the machine with --group and
+        checks it against --deb-sha256 when given (without it, over plain http,
+        a warning: anyone on the path could replace the package), installs it
+        with what it depends on (apt-get install, which waits up to 10 minutes
+        for the dpkg lock) and enrolls the machine with --group and
         --server-fingerprint: at once when avahi-daemon runs (a live machine),
         else at each boot through \(ClientBootstrap.enrollUnit), which it
         enables (its options go in \(ClientBootstrap.defaultsFile) as
@@ -83,6 +85,9 @@ struct ServerCommand: AsyncParsableCommand {
 
         EXAMPLES
           cfi-sh server bootstrap-script --group lab > /var/www/html/late.sh
+          cfi-sh server bootstrap-script --group lab \\
+            --deb-url http://SERVER/cfi-sh_0.1.0_amd64.deb \\
+            --deb-sha256 "$(sha256sum < cfi-sh_0.1.0_amd64.deb | cut -d' ' -f1)"
           preseed (the target needs avahi-daemon, openssh-server and rsync):
             d-i preseed/late_command string \\
               wget -qO /target/root/late.sh http://SERVER/late.sh; \\
@@ -102,12 +107,19 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Where the machine downloads cfi-sh's .deb (http or https).", valueName: "url"))
     var debURL: String?
 
+    @Option(help: ArgumentHelp("The .deb's SHA-256 (sha256sum's 64 hex digits): the script installs no other file.", valueName: "sum"))
+    var debSha256: String?
+
     @Option(help: ArgumentHelp("The server's ssh key, whose .pub goes in the script (default \(SSHConfiguration.defaultIdentityFile), or CFI_IDENTITY).", valueName: "file"))
     var identity: String?
 
     func validate() throws {
       if let debURL {
         do { _ = try ClientBootstrap.checkPackageURL(debURL) } catch { throw ValidationError("--deb-url: \(error)") }
+      }
+      if let debSha256 {
+        guard debURL != nil else { throw ValidationError("--deb-sha256 checks the .deb of --deb-url, which is missing") }
+        do { _ = try ClientBootstrap.checkPackageSHA256(debSha256) } catch { throw ValidationError("--deb-sha256: \(error)") }
       }
     }
 
@@ -122,7 +134,11 @@ struct ServerCommand: AsyncParsableCommand {
       }
       let bootstrap = ClientBootstrap(
         key: publicKey.key, fingerprint: publicKey.fingerprint, group: announcement.group, port: announcement.port, packageURL: debURL,
-        generator: "cfi-sh \(CFISh.version)")
+        packageSHA256: try debSha256.map(ClientBootstrap.checkPackageSHA256), generator: "cfi-sh \(CFISh.version)")
+      if let debURL, debSha256 == nil, debURL.lowercased().hasPrefix("http://") {
+        FileHandle.standardError.write(
+          Data("cfi-sh server bootstrap-script: warning: the .deb comes over plain http and is not checked: give --deb-sha256\n".utf8))
+      }
       print(bootstrap.script, terminator: "")
     }
   }

@@ -68,9 +68,20 @@ struct BootstrapFleetTests {
     let web = try WebServer(serving: package, on: lab.serverAddress)
     defer { web.stop() }
 
-    let script = try Command.run(
-      ["server", "bootstrap-script", "--group", "lab", "--identity", server.key, "--deb-url", web.url])
+    func bootstrapScript(sha256: String) throws -> Command {
+      try Command.run(
+        ["server", "bootstrap-script", "--group", "lab", "--identity", server.key, "--deb-url", web.url, "--deb-sha256", sha256])
+    }
+    let sum = try Command.run([package], executable: URL(fileURLWithPath: "/usr/bin/sha256sum")).stdout.prefix(64)
+    let script = try bootstrapScript(sha256: String(sum))
     #expect(script.status == 0, "\(script.stderr)")
+    #expect(!script.stderr.contains("warning"), "\(script.stderr)")
+
+    // A .deb that is not the one the script names is not installed.
+    let altered = try runScript(try bootstrapScript(sha256: String(repeating: "0", count: 64)).stdout, in: lab, "pc02")
+    #expect(altered.status != 0)
+    #expect(altered.stderr.contains("is not the one expected"), "\(altered.stderr)")
+    #expect(try lab.exec("pc02", "dpkg-query -W cfi-sh").status != 0, "nothing installed")
 
     // The hosts have no systemd: the lab's stand-in systemctl knows a unit by its directory
     // (scripts/README.md, "How the lab fakes systemd"), as systemd knows the installed one.

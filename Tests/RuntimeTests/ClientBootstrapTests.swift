@@ -14,16 +14,21 @@ import TestSupport
   static let key = try! ServerKey.parse(Keys.a + " cfi-server@srv")
   static let fingerprint = KeyFingerprint(Keys.aFingerprint)!
 
-  static func bootstrap(group: String? = "lab", port: Int = 22, url: String? = nil) -> ClientBootstrap {
+  static func bootstrap(group: String? = "lab", port: Int = 22, url: String? = nil, sha256: String? = nil) -> ClientBootstrap {
     ClientBootstrap(
       key: key, fingerprint: fingerprint, group: group.map { GroupName($0)! }, port: port, packageURL: url,
-      generator: "cfi-sh TEST")
+      packageSHA256: sha256, generator: "cfi-sh TEST")
   }
 
   static let cases: [(String, ClientBootstrap)] = [
     ("files", bootstrap()),
     ("files-no-group-port", bootstrap(group: nil, port: 2222)),
-    ("deb-url", bootstrap(url: "http://10.0.0.1:8000/cfi-sh_0.1.0_amd64.deb")),
+    (
+      "deb-url",
+      bootstrap(
+        url: "http://10.0.0.1:8000/cfi-sh_0.1.0_amd64.deb",
+        sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
+    ),
     ("deb-url-no-group-port", bootstrap(group: nil, port: 2222, url: "https://srv.example/pool/cfi-sh.deb?a=1&b='x'")),
   ]
 
@@ -53,6 +58,13 @@ import TestSupport
       #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
     } else {
       #expect(ProcessInfo.processInfo.environment["CI"] != "true", "shellcheck is missing: run scripts/lab deps")
+    }
+  }
+
+  @Test func aSHA256IsSixtyFourHexDigits() throws {
+    #expect(try ClientBootstrap.checkPackageSHA256(String(repeating: "aB", count: 32)) == String(repeating: "ab", count: 32))
+    for bad in ["", String(repeating: "a", count: 63), String(repeating: "g", count: 64), String(repeating: "a", count: 63) + "'"] {
+      #expect(throws: EnrollmentError.self) { try ClientBootstrap.checkPackageSHA256(bad) }
     }
   }
 

@@ -22,6 +22,8 @@ public struct ClientBootstrap: Hashable, Sendable {
   public var port: Int
   /// Where cfi-sh's .deb is downloaded from (`http://` or `https://`); nil: no cfi-sh installed.
   public var packageURL: String?
+  /// The SHA-256 the .deb must have (64 lowercase hex digits); nil: not checked.
+  public var packageSHA256: String?
   /// Who made the script, for its first comment (e.g. `cfi-sh 0.9`).
   public var generator: String
 
@@ -34,13 +36,14 @@ public struct ClientBootstrap: Hashable, Sendable {
 
   public init(
     key: ServerKey, fingerprint: KeyFingerprint, group: GroupName?, port: Int = 22, packageURL: String? = nil,
-    generator: String
+    packageSHA256: String? = nil, generator: String
   ) {
     self.key = key
     self.fingerprint = fingerprint
     self.group = group
     self.port = port
     self.packageURL = packageURL
+    self.packageSHA256 = packageSHA256
     self.generator = generator
   }
 
@@ -56,6 +59,15 @@ public struct ClientBootstrap: Hashable, Sendable {
       throw EnrollmentError("the .deb URL '\(displayable(text))' is not an http:// or https:// URL with a host")
     }
     return text
+  }
+
+  /// Checks a `--deb-sha256`: 64 hex digits (as sha256sum prints them); returns them in lowercase.
+  public static func checkPackageSHA256(_ text: String) throws(EnrollmentError) -> String {
+    let sum = text.lowercased()
+    guard sum.utf8.count == 64, sum.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+      throw EnrollmentError("'\(displayable(text))' is not a SHA-256 (64 hex digits, as sha256sum prints it)")
+    }
+    return sum
   }
 
   /// The options of `cfi-sh client enroll` for this machine (without --wait).
@@ -108,6 +120,7 @@ public struct ClientBootstrap: Hashable, Sendable {
       else
         die "neither curl nor wget is installed, so $url cannot be downloaded (install one, or use a script made without --deb-url)"
       fi
+      \(packageSHA256.map(Self.verifying) ?? "# (no --deb-sha256: the download is not checked)")
       export DEBIAN_FRONTEND=noninteractive
       version=$(dpkg-deb -f "$work/cfi-sh.deb" Version) || die "$url is not a .deb"
       # apt-get installs the .deb and what it depends on in one step, waiting up to 10 minutes
@@ -151,6 +164,15 @@ public struct ClientBootstrap: Hashable, Sendable {
       say "\(Self.enrollUnit) enabled: it enrolls this machine at boot"
 
       """
+  }
+
+  /// The check of the downloaded .deb against `sum`.
+  private static func verifying(_ sum: String) -> String {
+    """
+    sum=\(sum)
+    printf '%s  %s\\n' "$sum" "$work/cfi-sh.deb" | sha256sum -c --status - \\
+      || die "the .deb from $url is not the one expected (its SHA-256 is not $sum): not installed"
+    """
   }
 
   /// A loop that warns of each of `programs` that is not installed (in PATH or /usr/sbin).

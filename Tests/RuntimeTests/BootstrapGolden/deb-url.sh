@@ -23,6 +23,9 @@ elif command -v wget >/dev/null 2>&1; then
 else
   die "neither curl nor wget is installed, so $url cannot be downloaded (install one, or use a script made without --deb-url)"
 fi
+sum=9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+printf '%s  %s\n' "$sum" "$work/cfi-sh.deb" | sha256sum -c --status - \
+  || die "the .deb from $url is not the one expected (its SHA-256 is not $sum): not installed"
 export DEBIAN_FRONTEND=noninteractive
 version=$(dpkg-deb -f "$work/cfi-sh.deb" Version) || die "$url is not a .deb"
 # apt-get installs the .deb and what it depends on in one step, waiting up to 10 minutes
