@@ -25,8 +25,8 @@ struct BootstrapFleetTests {
     #expect(first.stderr.contains("cfi bootstrap: done: this machine announces itself in the group office"), "\(first.stderr)")
 
     // Announced with its group (pc02, which did not run it, is not), reached as root.
-    try waitUntilAnnounced(lab) { $0["pc01"] == "group=office" }
-    #expect(try announced(lab)["pc02"] == nil)
+    try lab.waitUntilAnnounced { $0["pc01"] == "group=office" }
+    #expect(try lab.announced()["pc02"] == nil)
     let reached = try server.reach(lab, "pc01")
     #expect(reached.status == 0, "\(reached.stdout)\(reached.stderr)")
     #expect(try server.reach(lab, "pc02").status == 4)
@@ -96,7 +96,7 @@ struct BootstrapFleetTests {
     #expect(try lab.read("pc01", "grep -v '^#' /etc/cfi/server.pin") == server.fingerprint)
     #expect(try lab.read("pc01", "grep '^ENROLL_OPTIONS=' /etc/default/cfi-sh") == "ENROLL_OPTIONS=\"--group lab --server-fingerprint \(server.fingerprint)\"")
     #expect(try lab.exec("pc01", "test -e \(Self.enrollUnitState)/enabled").status != 0, "enrolled: no unit needed")
-    try waitUntilAnnounced(lab) { $0["pc01"] == "group=lab" }
+    try lab.waitUntilAnnounced { $0["pc01"] == "group=lab" }
     let reached = try server.reach(lab, "pc01")
     #expect(reached.status == 0, "\(reached.stdout)\(reached.stderr)")
 
@@ -122,27 +122,6 @@ struct BootstrapFleetTests {
     try shell(
       ["/bin/bash", Command.packageRoot.appendingPathComponent("scripts/lab").path, "--prefix", lab.prefix, "exec", host, "sh", "-s"],
       stdin: script)
-  }
-
-  /// Host name → TXT of each `_cfi._tcp` the server side resolves.
-  private func announced(_ lab: Lab) throws -> [String: String] {
-    let browse = try shell(["/usr/bin/avahi-browse", "-rptk", "_cfi._tcp"], environment: ["DBUS_SYSTEM_BUS_ADDRESS": lab.dbus])
-    var found: [String: String] = [:]
-    for line in browse.stdout.split(separator: "\n") where line.hasPrefix("=") {
-      let fields = line.split(separator: ";", omittingEmptySubsequences: false)
-      if fields.count >= 10 { found[String(fields[3])] = fields[9...].joined(separator: ";").trimmingCharacters(in: ["\""]) }
-    }
-    return found
-  }
-
-  /// Waits (each browse ends after about a second; at most 30) until `check` holds.
-  private func waitUntilAnnounced(_ lab: Lab, _ check: ([String: String]) -> Bool) throws {
-    var seen: [String: String] = [:]
-    for _ in 0..<30 {
-      seen = try announced(lab)
-      if check(seen) { return }
-    }
-    Issue.record("the server side sees \(seen)")
   }
 }
 

@@ -54,7 +54,7 @@ struct DebianPackageFleetTests {
     #expect(try runAsServer(lab, identity).status == 4, "the server's key opens the host before enrollment")
     let enrolled = try lab.exec("pc01", "cfi-sh client enroll --group lab --server-fingerprint \(fingerprint) --wait 20s")
     #expect(enrolled.status == 0, "\(enrolled.stdout)\(enrolled.stderr)")
-    #expect(try waitUntilAnnounced(lab, "pc01") == "group=lab")
+    try lab.waitUntilAnnounced { $0["pc01"] == "group=lab" }
     let reached = try runAsServer(lab, identity)
     #expect(reached.status == 0, "\(reached.stdout)\(reached.stderr)")
     #expect(reached.stdout.contains(version), "the run's output: the host's cfi-sh --version")
@@ -139,20 +139,4 @@ private func runAsServer(_ lab: Lab, _ identity: String, command: String = "cfi-
   return try Command.run(
     ["--identity", identity, "-i", lab.inventory, "--store", store.path, "--audit-log", "none", "--connect-timeout", "5s",
      "-c", "on host pc01 < run \"\(command)\" >"])
-}
-
-/// Browses `_cfi._tcp` on the server side until `host` is announced (about 9 s at most);
-/// returns its TXT, or nil.
-private func waitUntilAnnounced(_ lab: Lab, _ host: String) throws -> String? {
-  for _ in 0..<30 {
-    let browse = try shell(["/usr/bin/avahi-browse", "-rptk", "_cfi._tcp"], environment: ["DBUS_SYSTEM_BUS_ADDRESS": lab.dbus])
-    for line in browse.stdout.split(separator: "\n") where line.hasPrefix("=") {
-      let fields = line.split(separator: ";", omittingEmptySubsequences: false)
-      if fields.count >= 10, fields[3] == host {
-        return fields[9...].joined(separator: ";").trimmingCharacters(in: CharacterSet(charactersIn: "\""))
-      }
-    }
-    Thread.sleep(forTimeInterval: 0.3)
-  }
-  return nil
 }

@@ -105,6 +105,34 @@ final class Lab {
     try exec(host, command).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
   }
 
+  /// Host name → TXT of each `_cfi._tcp` service the server side resolves now (one browse).
+  func announced() throws -> [String: String] {
+    let browse = try shell(["/usr/bin/avahi-browse", "-rptk", "_cfi._tcp"], environment: ["DBUS_SYSTEM_BUS_ADDRESS": dbus])
+    var found: [String: String] = [:]
+    for line in browse.stdout.split(separator: "\n") where line.hasPrefix("=") {
+      let fields = line.split(separator: ";", omittingEmptySubsequences: false)
+      if fields.count >= 10 { found[String(fields[3])] = fields[9...].joined(separator: ";").trimmingCharacters(in: ["\""]) }
+    }
+    return found
+  }
+
+  /// Browses the server side until what it resolves (`announced()`) satisfies `check`, for at
+  /// most 15 s; records an issue with what it saw last when it never does.
+  func waitUntilAnnounced(
+    _ check: ([String: String]) -> Bool, sourceLocation: SourceLocation = #_sourceLocation
+  ) throws {
+    let deadline = ContinuousClock.now + .seconds(15)
+    var seen = try announced()
+    while !check(seen) {
+      guard ContinuousClock.now < deadline else {
+        Issue.record("the server side sees \(seen)", sourceLocation: sourceLocation)
+        return
+      }
+      Thread.sleep(forTimeInterval: 0.3)
+      seen = try announced()
+    }
+  }
+
   /// Runs a lab command (`stop-avahi HOST`, …).
   @discardableResult
   func lab(_ arguments: String...) throws -> Command {
