@@ -122,30 +122,14 @@ public final class LiveInventory: Sendable {
     base: InventoryBase, sources: InventorySources, warning: @escaping @Sendable (String) -> Void,
     finished: @escaping @Sendable (InventorySnapshot) -> Void
   ) async {
-    var services: [String: DiscoveredService] = [:]
-    var cacheRead = false
-    func merged(failure: String? = nil) -> (snapshot: InventorySnapshot, claims: [HostClaim], names: Set<HostName>) {
-      var hosts: [Host] = []
-      for service in services.values.sorted(by: { $0.name < $1.name }) {
-        if let host = Inventory.host(announcedBy: service, knownGroups: base.groups) { hosts.append(host) }
-      }
-      let (snapshot, claims) = base.merged(announced: failure == nil ? hosts : nil, discoveryFailure: failure)
-      return (snapshot, claims, Set(hosts.map(\.name)))
-    }
-    func publish(stage: Stage) {
-      let (snapshot, _, names) = merged()
-      update { view in
-        view.snapshot = snapshot
-        view.settled.formUnion(names)
-        view.stage = max(view.stage, stage)
-      }
-    }
-    // The discovery bound: past it the browse is cancelled and what it found is all there is
-    // (`stop` cancels it too, and then nothing more is said).
-    let timedOut = Mutex(false)
+    let browse = Browse(base: base, inventory: self, warning: warning, finished: finished)
+    // The discovery bound: past it the inventory is complete with what the browse found, even
+    // when avahi does not answer at all (a daemon that hangs holds libavahi-client's calls for
+    // D-Bus's 25 s).
     let timer = Task { [weak self] in
       guard (try? await Task.sleep(for: sources.discoveryWait)) != nil else { return }
-      timedOut.withLock { $0 = true }
+      warning("discovery: avahi-daemon had not answered in full after \(sources.discoveryWait.cfiText); going on without the rest")
+      browse.conclude()
       self?.stop()
     }
     defer { timer.cancel() }
@@ -153,41 +137,112 @@ public final class LiveInventory: Sendable {
       browsing: for try await event in Discovery.browse(ServiceType.client) {
         switch event {
         case .appeared(let service), .changed(let service):
-          services[service.name] = service
-          // Before the cache is read the answers come in a burst: merged once, at its end.
-          if cacheRead { publish(stage: .cacheRead) }
+          browse.found(service)
         case .gone(let name):
-          services[name] = nil
+          browse.lost(name)
         case .cacheRead:
-          cacheRead = true
-          publish(stage: services.isEmpty ? .browsing : .cacheRead)
+          browse.cacheRead()
         case .allForNow:
           break browsing
         }
       }
-      let ended = !timedOut.withLock { $0 }
-      if Task.isCancelled && ended { return }
-      if !ended { warning("discovery: avahi-daemon had not answered in full after \(sources.discoveryWait.cfiText); going on with what it said") }
-      for service in services.values where Inventory.host(announcedBy: service, knownGroups: base.groups) == nil {
+      // Cancelled by `stop` (the run is over: nothing more to say) or the bound (said).
+      if !Task.isCancelled { browse.conclude() }
+    } catch {
+      if !Task.isCancelled { browse.conclude(failure: "\(error)") }
+    }
+  }
+}
+
+/// One browse's findings, merged into its `LiveInventory` as they come, and concluded once:
+/// at avahi's "all for now", a failure, or the discovery bound, whichever is first.
+private final class Browse: Sendable {
+  private struct State {
+    var services: [String: DiscoveredService] = [:]
+    var cacheRead = false
+    var concluded = false
+  }
+
+  private let base: InventoryBase
+  private let inventory: LiveInventory
+  private let warning: @Sendable (String) -> Void
+  private let finished: @Sendable (InventorySnapshot) -> Void
+  private let state = Mutex(State())
+
+  init(
+    base: InventoryBase, inventory: LiveInventory, warning: @escaping @Sendable (String) -> Void,
+    finished: @escaping @Sendable (InventorySnapshot) -> Void
+  ) {
+    self.base = base
+    self.inventory = inventory
+    self.warning = warning
+    self.finished = finished
+  }
+
+  func found(_ service: DiscoveredService) {
+    // Before the cache is read the answers come in a burst: merged once, at its end.
+    let publish = state.withLock { state in
+      state.services[service.name] = service
+      return state.cacheRead && !state.concluded
+    }
+    if publish { self.publish(.cacheRead) }
+  }
+
+  func lost(_ name: String) {
+    state.withLock { _ = $0.services.removeValue(forKey: name) }
+  }
+
+  func cacheRead() {
+    let empty = state.withLock { state in
+      state.cacheRead = true
+      return state.services.isEmpty
+    }
+    publish(empty ? .browsing : .cacheRead)
+  }
+
+  /// Completes the inventory (once): with what was found, its claims recorded; with a
+  /// failure, from the other sources alone.
+  func conclude(failure: String? = nil) {
+    guard let services = state.withLock({ state -> [DiscoveredService]? in
+      defer { state.concluded = true }
+      return state.concluded ? nil : Array(state.services.values)
+    }) else { return }
+    let snapshot: InventorySnapshot
+    var names: Set<HostName> = []
+    if let failure {
+      warning("no discovery: \(failure)")
+      snapshot = base.merged(announced: nil, discoveryFailure: failure).snapshot
+    } else {
+      for service in services where Inventory.host(announcedBy: service, knownGroups: base.groups) == nil {
         warning("ignoring an announcement that names no valid host: '\(service.name)' (\(service.hostName))")
       }
-      let (snapshot, claims, names) = merged()
-      let recorded = base.recording((snapshot, claims), warning: warning)
-      update { view in
-        view.snapshot = recorded
-        view.settled.formUnion(names)
-        view.stage = .complete
-      }
-      finished(recorded)
-    } catch {
-      if Task.isCancelled && !timedOut.withLock({ $0 }) { return }
-      warning("no discovery: \(error)")
-      let snapshot = merged(failure: "\(error)").snapshot
-      update { view in
-        view.snapshot = snapshot
-        view.stage = .complete
-      }
-      finished(snapshot)
+      let hosts = self.hosts(services)
+      names = Set(hosts.map(\.name))
+      snapshot = base.recording(base.merged(announced: hosts), warning: warning)
     }
+    inventory.update { view in
+      view.snapshot = snapshot
+      view.settled.formUnion(names)
+      view.stage = .complete
+    }
+    finished(snapshot)
+  }
+
+  /// Merges what was found so far into the inventory, at `stage` (or later).
+  private func publish(_ stage: LiveInventory.Stage) {
+    let services = state.withLock { Array($0.services.values) }
+    let hosts = hosts(services)
+    let snapshot = base.merged(announced: hosts).snapshot
+    inventory.update { view in
+      guard view.stage != .complete else { return }
+      view.snapshot = snapshot
+      view.settled.formUnion(hosts.map(\.name))
+      view.stage = max(view.stage, stage)
+    }
+  }
+
+  /// The hosts `services` announce, in name order (announcements that name none left out).
+  private func hosts(_ services: [DiscoveredService]) -> [Host] {
+    services.sorted { $0.name < $1.name }.compactMap { Inventory.host(announcedBy: $0, knownGroups: base.groups) }
   }
 }
