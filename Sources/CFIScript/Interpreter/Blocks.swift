@@ -296,7 +296,9 @@ extension Interpreter {
     let canStart = { maxFail.map { block.failures.value <= $0 } ?? true }
     let run = hostRunner(block, body, frame: frame)
     var outcomes: [HostOutcome] = []
+    // The block's hosts in the order they came; those from `next` on have not started.
     var queue: [Host] = []
+    var next = 0
     var queued: Set<HostName> = []
     var mustWait = true
     // Queues the hosts of the target that are settled in `view` and not yet in the block,
@@ -320,12 +322,13 @@ extension Interpreter {
         group.addTask { .changed(await discovery.view(after: version)) }
       }
       func launch() {
-        while running < block.settings.parallel, !queue.isEmpty, !stopped {
+        while running < block.settings.parallel, next < queue.count, !stopped {
           guard canStart(), !Task.isCancelled else {
             stopped = true
             return
           }
-          let host = queue.removeFirst()
+          let host = queue[next]
+          next += 1
           running += 1
           group.addTask { .finished(await run(host)) }
         }
@@ -347,7 +350,7 @@ extension Interpreter {
         launch()
         // Nothing runs and nothing is to come that the block must wait for: the browse is
         // not waited for any longer (what it finds now joins the next blocks).
-        let idle = running == 0 && (queue.isEmpty || stopped)
+        let idle = running == 0 && (next == queue.count || stopped)
         if watching, !closing, idle, !mustWait || stopped || Task.isCancelled {
           closing = true
           group.cancelAll()
@@ -356,7 +359,7 @@ extension Interpreter {
     }
     if !block.hasStarted { block.started([], leftOut: targets.leftOut, sink: sink) }
     let order = { (a: HostOutcome, b: HostOutcome) in HostFolding.naturalLess(a.host.name, b.host.name) }
-    return (outcomes + queue.map { block.notStarted($0, sink: sink) }).sorted(by: order)
+    return (outcomes + queue[next...].map { block.notStarted($0, sink: sink) }).sorted(by: order)
   }
 
   /// Runs the body on one host for `block`, counting its failure and telling its end.
