@@ -73,6 +73,8 @@ final class AvahiBrowseSession: @unchecked Sendable {
   private var sequence: UInt64 = 0
   private var browserSaidAllForNow = false
   private var sentAllForNow = false
+  private var browserReadCache = false
+  private var sentCacheRead = false
   /// (`resolutions`) Whether every instance had answered after the previous callback, and
   /// whether a resolution was reported since `settled` was last sent.
   private var wasSettled = false
@@ -171,7 +173,7 @@ final class AvahiBrowseSession: @unchecked Sendable {
     case AVAHI_BROWSER_FAILURE:
       fail(avahi_client_errno(avahi_service_browser_get_client(browser)))
     default:  // AVAHI_BROWSER_CACHE_EXHAUSTED
-      break
+      browserReadCache = true
     }
     sendAllForNowIfDone()
   }
@@ -258,11 +260,18 @@ final class AvahiBrowseSession: @unchecked Sendable {
     reported[service.name] = service
   }
 
-  /// Once the browser has said "all for now" and every instance has answered: `allForNow`,
-  /// once (`names`); `settled`, again whenever more came since (`resolutions`).
+  /// Once the browser has said "cache exhausted" (or "all for now") and every instance has
+  /// answered: `cacheRead`, once (`names`). Once it has said "all for now" and every instance
+  /// has answered: `allForNow`, once (`names`); `settled`, again whenever more came since
+  /// (`resolutions`).
   private func sendAllForNowIfDone() {
-    guard browserSaidAllForNow else { return }
+    guard browserReadCache || browserSaidAllForNow else { return }
     let settled = !instances.values.contains { $0.values.contains(where: \.awaitingFirstAnswer) }
+    if settled, !sentCacheRead, case .names(let continuation) = output {
+      sentCacheRead = true
+      continuation.yield(.cacheRead)
+    }
+    guard browserSaidAllForNow else { return }
     defer { wasSettled = settled }
     guard settled else { return }
     switch output {

@@ -61,6 +61,11 @@ public enum DiscoveryEvent: Hashable, Sendable {
   /// A service stopped being announced on every interface, for longer than
   /// `Discovery.goneGrace` (so a daemon reload that withdraws and re-adds it is a `changed`).
   case gone(name: String)
+  /// Sent once, before `allForNow`: avahi-daemon has reported every service its cache holds
+  /// (every host heard announcing itself within the records' lifetime) and each of those has
+  /// been resolved or failed to resolve. Usually a few milliseconds into a browse; what the
+  /// network's answers add comes after it.
+  case cacheRead
   /// Sent once: avahi thinks the first answers are all in (its ~1 s heuristic) and every
   /// service seen until then has been resolved or failed to resolve. More may come later.
   case allForNow
@@ -160,6 +165,7 @@ public enum Discovery {
       case .appeared(let service), .changed(let service): present.services[service.name] = service
       case .gone(let name): present.services[name] = nil
       case .allForNow: present.allForNow = true
+      case .cacheRead: break
       }
       switch end {
       case .afterDuration: return false

@@ -79,6 +79,9 @@ public enum Event: Sendable {
   /// An `on` block's target matched no host (it comes right after the block's
   /// `blockStarted`): nothing ran there, which the run's exit status tells (bit 8).
   case noHosts(block: Int, target: String, location: String)
+  /// Hosts the browse found while the block ran (it started before avahi had answered in
+  /// full) join it: they run its body like the others, and count in its outcome.
+  case hostsJoined(block: Int, hosts: [Host])
   /// A host begins a step.
   case stepStarted(StepInfo, host: Host)
   /// A host finished a step.

@@ -183,6 +183,23 @@ public final class FleetRun: Sendable {
     return snapshot
   }
 
+  /// The inventory of a run that starts before the browse ends: the hosts every other source
+  /// names at once, and what avahi says merged in as it comes (`LiveInventory`); complete from
+  /// the start when there is no browse (`discovery: false`, or sources without one).
+  /// `finished` hears the whole inventory once the browse is over.
+  public func liveInventory(discovery: Bool = true, finished: @escaping @Sendable (InventorySnapshot) -> Void = { _ in })
+    async throws(InventorySourceError) -> LiveInventory
+  {
+    guard sources.discovery && discovery else {
+      return LiveInventory(complete: try await loadInventory(discovery: false))
+    }
+    let base = try sources.base(state: inventoryState, warning: notice)
+    return LiveInventory(base: base, sources: sources, warning: notice) { [self] snapshot in
+      tellPending(snapshot)
+      finished(snapshot)
+    }
+  }
+
   /// Says which announced hosts wait for acceptance: in every run, and in a session each
   /// time the set changes (not after every entry).
   private func tellPending(_ snapshot: InventorySnapshot) {

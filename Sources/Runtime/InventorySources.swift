@@ -88,6 +88,13 @@ public struct InventorySnapshot: Sendable {
   /// none of them is in `inventory` as claimed.
   public var pending: [PendingHost] = []
 
+  public init(inventory: Inventory, entries: [InventoryEntry], discoveryFailure: String? = nil, pending: [PendingHost] = []) {
+    self.inventory = inventory
+    self.entries = entries
+    self.discoveryFailure = discoveryFailure
+    self.pending = pending
+  }
+
   /// What every run says while claims wait: which hosts, and where to look.
   public var pendingNotice: String? {
     guard !pending.isEmpty else { return nil }
@@ -134,101 +141,44 @@ public struct InventorySources: Sendable {
   public func load(state: StateDatabase?, warning: (String) -> Void = { _ in }) async throws(InventorySourceError)
     -> InventorySnapshot
   {
+    let base = try self.base(state: state, warning: warning)
+    guard discovery else { return base.merged(announced: nil).snapshot }
+    do {
+      let announced = try await discoveredClients(knownGroups: base.groups, warning: warning)
+      return base.recording(base.merged(announced: announced), warning: warning)
+    } catch {
+      warning("no discovery: \(error)")
+      return base.merged(announced: nil, discoveryFailure: "\(error)").snapshot
+    }
+  }
+
+  /// What every source but the browse says, read once (`InventoryBase`): a run merges the
+  /// browse's findings with it as they come.
+  public func base(state: StateDatabase?, warning: (String) -> Void = { _ in }) throws(InventorySourceError)
+    -> InventoryBase
+  {
     let configuration = try ServerConfiguration.load(configurationFile)
     let groups = Set(store.groups().compactMap(GroupName.init))
-    var entries: [InventoryEntry] = []
-    var index: [HostName: Int] = [:]
-    func merge(_ host: Host, _ source: String, lastSeen: Date? = nil, online: Bool = false, wins: Bool) {
-      if let position = index[host.name] {
-        if wins {
-          var merged = host
-          merged.address = host.address ?? entries[position].host.address
-          merged.port = host.port ?? entries[position].host.port
-          merged.user = host.user ?? entries[position].host.user
-          entries[position].host = merged
-        }
-        entries[position].sources.append(source)
-        entries[position].lastSeen = lastSeen ?? entries[position].lastSeen
-        entries[position].online = entries[position].online || online
-      } else {
-        index[host.name] = entries.count
-        entries.append(InventoryEntry(host: host, sources: [source], lastSeen: lastSeen, online: online))
-      }
-    }
-    var accepted: [HostName: Host] = [:]
+    var known: [(host: Host, client: KnownClient)] = []
     for client in knownClients(state, warning: warning) {
       var host = client.host
       if !groups.contains(host.group) { host.group = .unknown }
-      accepted[host.name] = host
-      merge(host, "known", lastSeen: client.lastSeen, wins: true)
-      if let position = index[host.name] { entries[position].hostKey = client.hostKey }
+      known.append((host, client))
     }
-    let staticHosts = try staticList(knownGroups: groups)
-    var dshSets: [(GroupName, [HostName])] = []
-    var discoveryFailure: String?
+    var dshSets: [(group: GroupName, hosts: [Host])] = []
     for (group, hosts) in Inventory.dshGroups(in: dshDirectory) {
-      for var host in hosts {
-        host.group = groups.contains(group) ? group : .unknown
-        merge(host, "dsh", wins: false)
-      }
-      dshSets.append((group, hosts.map(\.name)))
+      let inGroup = groups.contains(group) ? group : .unknown
+      dshSets.append((group, hosts.map { host in var host = host; host.group = inGroup; return host }))
     }
-    var pending: [PendingHost] = []
-    var announcedNow: [HostClaim] = []
-    if discovery {
-      do {
-        let named = HostAcceptance.Named(
-          clientList: Set(staticHosts.map(\.name)), dsh: Set(dshSets.flatMap(\.1)))
-        let announced = try await discoveredClients(knownGroups: groups, warning: warning)
-        (pending, announcedNow) = admit(
-          announced, accepted: accepted, named: named, policy: configuration.accept, state: state, warning: warning
-        ) { merge($0, "discovered", lastSeen: Date(), online: true, wins: true) }
-      } catch {
-        discoveryFailure = "\(error)"
-        warning("no discovery: \(error)")
-      }
-    }
-    for host in staticHosts { merge(host, "static", wins: true) }
-    var inventory = Inventory(hosts: entries.map(\.host))
-    for (group, names) in dshSets { inventory.addToGroup(group, names: names) }
-    // A new name announced one way: reached if a runbook names it (`Inventory.named`).
-    for (name, claims) in Dictionary(grouping: announcedNow, by: \.name) where claims.count == 1 && index[name] == nil {
-      inventory.pending[name] = claims[0].host
-    }
-    return InventorySnapshot(inventory: inventory, entries: entries, discoveryFailure: discoveryFailure, pending: pending)
-  }
-
-  /// Merges the announced hosts `HostAcceptance` admits and records the claims it does not;
-  /// returns the pending claims (the store's, not only today's; rejected ones left out) and
-  /// those made now.
-  private func admit(
-    _ announced: [Host], accepted: [HostName: Host], named: HostAcceptance.Named, policy: AcceptancePolicy,
-    state: StateDatabase?, warning: (String) -> Void, merge: (Host) -> Void
-  ) -> (kept: [PendingHost], now: [HostClaim]) {
-    let pendingHosts = state.map { PendingHosts(database: $0) }
     var kept: [PendingHost] = []
-    do { kept = try pendingHosts?.load(skipped: warning) ?? [] } catch {
-      warning("cannot read the pending hosts: \(error)")
-    }
-    let rejected = Set(kept.filter(\.rejected).map(\.claim))
-    let (admitted, claims) = HostAcceptance.admit(
-      announced, accepted: accepted, named: named, rejected: rejected, policy: policy)
-    admitted.forEach(merge)
-    // A kept claim is settled once its host is named in a file or accepted as it claims.
-    func settled(_ claim: HostClaim) -> Bool {
-      if named.clientList.contains(claim.name) { return true }
-      if let binding = accepted[claim.name] { return claim.agrees(with: binding) }
-      return named.dsh.contains(claim.name)
-    }
-    do {
-      if let pendingHosts {
-        return (try pendingHosts.record(claims, at: Date(), settled: settled).filter { !$0.rejected }, claims)
+    if state != nil {
+      do { kept = try state.map { try PendingHosts(database: $0).load(skipped: warning) } ?? [] } catch {
+        warning("cannot read the pending hosts: \(error)")
       }
-    } catch {
-      warning("cannot record the pending hosts: \(error)")
     }
-    let seen = Date()
-    return (claims.map { PendingHost($0, firstSeen: seen, lastSeen: seen) }, claims)
+    return InventoryBase(
+      groups: groups, known: known, dshSets: dshSets, staticHosts: try staticList(knownGroups: groups),
+      policy: configuration.accept, kept: kept, state: state)
   }
 
   /// The known clients of `state` (none without it, or when it cannot be read: `warning` hears why).

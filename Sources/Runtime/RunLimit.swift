@@ -57,6 +57,16 @@ public struct RunLimit: Hashable, Sendable {
     return RunLimit(included: included, excluded: excluded, text: words.joined(separator: ","))
   }
 
+  /// Whether `--limit` words name a group's hosts (`@lab`, `!@lab`; not `@failed` and the
+  /// other results): its members are known only once the whole inventory is.
+  public static func namesAGroup(_ words: [String]) -> Bool {
+    words.flatMap(items).contains { item in
+      let text = item.hasPrefix("!") ? item.dropFirst() : Substring(item)
+      guard text.hasPrefix("@") else { return false }
+      return !resultReferences.contains(String(text.dropFirst()))
+    }
+  }
+
   /// The items of a comma list, split at the commas outside brackets (`pc[01,03],!web1`).
   static func items(_ word: String) -> [String] {
     var items: [String] = []

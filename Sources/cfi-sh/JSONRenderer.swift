@@ -116,6 +116,11 @@ final class JSONRenderer: EventSink {
       record.hosts = info.hosts.map(\.name.rawValue)
       if !info.leftOut.isEmpty { record.leftOut = info.leftOut.map(\.name.rawValue) }
       return record
+    case .hostsJoined(let block, let hosts):
+      var record = Record("hosts_joined")
+      record.block = block
+      record.hosts = hosts.map(\.name.rawValue)
+      return record
     case .noHosts(let block, let target, let location):
       var record = Record("no_hosts")
       record.block = block

@@ -55,22 +55,25 @@ struct RunbookRunner {
       notice: { [verbose = options.verbose] message in
         if verbose { Stream.standardError.write("cfi-sh: \(message)\n") }
       })
-    let snapshot: InventorySnapshot
+    // A run starts on the hosts it knows while avahi is still browsed, and the hosts the browse
+    // finds join it (`LiveInventory`); `-n` and a `--limit` that names a group need the whole
+    // inventory first (a group's members must all be known before the limit can exclude them).
+    let live: LiveInventory
+    let verbose = options.verbose
     do {
-      snapshot = try await fleet.loadInventory(discovery: !runbook.program.turnsDiscoveryOff)
+      if options.syntaxCheck || RunLimit.namesAGroup(options.limit) {
+        live = LiveInventory(complete: try await fleet.loadInventory(discovery: !runbook.program.turnsDiscoveryOff))
+        if !verbose { Self.tellDiscovery(live.view.snapshot) }
+      } else {
+        live = try await fleet.liveInventory(discovery: !runbook.program.turnsDiscoveryOff) { snapshot in
+          if !verbose { Self.tellDiscovery(snapshot) }
+        }
+      }
     } catch {
       throw CommandFailure(error)
     }
-    let inventory = snapshot.inventory
-    // A run that relies on discovery and has none (avahi-daemon not running) says so without
-    // -v (which said it already): otherwise a cron run finds fewer hosts, silently.
-    if let failure = snapshot.discoveryFailure, !options.verbose {
-      Stream.standardError.write("cfi-sh: no discovery: \(failure)\n")
-    }
-    // Likewise hosts that announce themselves and are not reached, until the admin decides.
-    if let pending = snapshot.pendingNotice, !options.verbose {
-      Stream.standardError.write("cfi-sh: \(pending)\n")
-    }
+    defer { live.stop() }
+    let inventory = live.view.inventory
     // With -n, the inventory is checked against too: warnings about literal host names no
     // source knows, and store files only some of a block's groups have.
     let context = ResolverContext(
@@ -97,7 +100,8 @@ struct RunbookRunner {
       store: fleet.store, inventory: inventory, settings: settings, lockedSettings: locked, check: options.check, diff: options.diff,
       arguments: arguments,
       limit: try delivery.map { RunLimit(included: Set($0.hosts), text: HostFolding.foldedString($0.hosts)) }
-        ?? options.runLimit(inventory: inventory, runbook: name, source: source))
+        ?? options.runLimit(inventory: inventory, runbook: name, source: source),
+      discovery: live)
     let terminal: any EventSink =
       options.json
       ? JSONRenderer()
@@ -157,6 +161,18 @@ struct RunbookRunner {
     }
     // A signal after the run's end (while its record was written) still says how cfi-sh ended.
     return Finished(exitStatus: signals.received?.exitStatus ?? run.exitStatus, run: run.id, outcomes: run.result.outcomes)
+  }
+
+  /// Says (without -v, which said it already) that a run relying on discovery has none
+  /// (avahi-daemon not running: otherwise a cron run finds fewer hosts, silently), and which
+  /// announced hosts are not reached until the admin decides.
+  private static func tellDiscovery(_ snapshot: InventorySnapshot) {
+    if let failure = snapshot.discoveryFailure {
+      Stream.standardError.write("cfi-sh: no discovery: \(failure)\n")
+    }
+    if let pending = snapshot.pendingNotice {
+      Stream.standardError.write("cfi-sh: \(pending)\n")
+    }
   }
 
   /// What a run that delivers records for the hosts it finds unreachable: the runbook as

@@ -76,6 +76,12 @@ final class TextRenderer: EventSink {
         }
         // Even with --quiet: a host the target named is not worked on.
         if let note = info.leftOutNote { write(style.cyan("note: ") + note + "\n", &state) }
+      case .hostsJoined(let block, let hosts):
+        state.blocks[block]?.info.hosts += hosts
+        if verbosity != .quiet, let label = state.blocks[block]?.info.label {
+          let count = "\(hosts.count) host\(hosts.count == 1 ? "" : "s")"
+          write(style.bold(label) + style.dim(" (+\(count) found by discovery: \(HostFolding.foldedString(hosts.map(\.name))))") + "\n", &state)
+        }
       case .noHosts(_, let target, let location):
         // Every verbosity: a block that did nothing is as much news as a failure.
         write(style.yellow("warning: \(target) matched no host") + style.dim("  \(location)") + "\n", &state)

@@ -195,6 +195,10 @@ struct InterpreterEventTests {
         block = info
         open = [:]
         finished = [:]
+      case .hostsJoined(let id, let hosts):
+        #expect(id == block?.id, sourceLocation: sourceLocation)
+        #expect(Set(hosts).isDisjoint(with: block?.hosts ?? []), "hosts joined twice", sourceLocation: sourceLocation)
+        block?.hosts += hosts
       case .stepStarted(let step, let host):
         #expect(step.block == block?.id, sourceLocation: sourceLocation)
         #expect(block?.hosts.contains(host) == true, sourceLocation: sourceLocation)
@@ -209,7 +213,8 @@ struct InterpreterEventTests {
         #expect(finished.updateValue(outcome, forKey: outcome.host.name) == nil, "\(outcome.host) finished twice", sourceLocation: sourceLocation)
       case .blockFinished(let id, let outcomes, _):
         #expect(id == block?.id, sourceLocation: sourceLocation)
-        #expect(outcomes.map(\.host) == block?.hosts, sourceLocation: sourceLocation)
+        // In natural order (hosts that joined, too).
+        #expect(outcomes.map(\.host) == block?.hosts.sorted { HostFolding.naturalLess($0.name, $1.name) }, sourceLocation: sourceLocation)
         #expect(outcomes == outcomes.compactMap { finished[$0.host.name] }, sourceLocation: sourceLocation)
         #expect(finished.count == block?.hosts.count, sourceLocation: sourceLocation)
         block = nil

@@ -90,6 +90,8 @@ func run(
   environment: [String: String] = [:],
   server: ServerIdentity = testServer,
   limit: RunLimit? = nil,
+  discovery: LiveInventory? = nil,
+  observe: @escaping @Sendable (Event) -> Void = { _ in },
   responder: @escaping RecordingExecutor.Responder = { _, _ in StepResult(status: .ok) },
   sourceLocation: SourceLocation = #_sourceLocation
 ) async throws -> Outcome {
@@ -112,9 +114,16 @@ func run(
   let log = EventLog()
   let options = RunOptions(
     store: store, inventory: inventory, settings: settings, lockedSettings: lockedSettings, check: check,
-    arguments: arguments, environment: environment, server: server, limit: limit)
-  let result = await Interpreter.run(runbook, name: "main.cfi", executor: executor, sink: log, options: options)
+    arguments: arguments, environment: environment, server: server, limit: limit, discovery: discovery)
+  let result = await Interpreter.run(
+    runbook, name: "main.cfi", executor: executor, sink: MultiplexSink([log, Observer(observe: observe)]), options: options)
   return Outcome(result: result, executor: executor, log: log, diagnostics: diagnostics)
+}
+
+/// Hands each event to a closure, as it is emitted.
+struct Observer: EventSink {
+  let observe: @Sendable (Event) -> Void
+  func emit(_ event: Event) { observe(event) }
 }
 
 /// Records the start and end of calls, to check batching and overlap.

@@ -12,6 +12,46 @@ private final class FailureCounter: Sendable {
   var value: Int { count.withLock { $0 } }
 }
 
+/// One `on` block as it runs: what it says when it starts, when hosts join, and for a host
+/// that never started.
+private final class BlockRun: Sendable {
+  let id: Int
+  let label: String
+  let location: String
+  let settings: RunSettings
+  let failures = FailureCounter()
+  private let begun = Mutex(false)
+
+  init(id: Int, label: String, location: String, settings: RunSettings) {
+    self.id = id
+    self.label = label
+    self.location = location
+    self.settings = settings
+  }
+
+  var hasStarted: Bool { begun.withLock { $0 } }
+
+  /// Says the block began with `hosts` (none: `Interpreter.finish` says it matched no host).
+  func started(_ hosts: [Host], leftOut: [Host], sink: any EventSink) {
+    begun.withLock { $0 = true }
+    sink.emit(.blockStarted(BlockInfo(id: id, label: label, location: location, hosts: hosts, leftOut: leftOut)))
+  }
+
+  func joined(_ hosts: [Host], sink: any EventSink) {
+    sink.emit(.hostsJoined(block: id, hosts: hosts))
+  }
+
+  /// The outcome of a host of the block that never started, told to `sink`.
+  func notStarted(_ host: Host, sink: any EventSink) -> HostOutcome {
+    let interrupted = Task.isCancelled
+    let outcome = HostOutcome(
+      host: host, status: interrupted ? .interrupted : .skipped,
+      message: interrupted ? "interrupted before it started" : "not started: more than max_fail hosts failed")
+    sink.emit(.hostFinished(block: id, outcome))
+    return outcome
+  }
+}
+
 /// Finds hosts by name: the inventory's (a pending one too: naming it accepts it), else a new
 /// host in the group `group` statements give it.
 private struct HostLookup {
@@ -168,61 +208,190 @@ extension Interpreter {
   /// Runs an `on` block: each host runs the body as its own thread, at most `parallel` at a
   /// time, in batches of `serial`; once more than `max_fail` hosts have failed, no new host
   /// starts and the run stops after this block.
+  ///
+  /// While avahi is still browsed (`RunOptions.discovery`), the hosts of the target that the
+  /// browse can no longer change start at once, and the others as soon as it has spoken for
+  /// them; hosts it finds while the block runs join it. The block waits for the browse only
+  /// while it can still gain hosts that way: until avahi's cache is read, and for a host the
+  /// cache did not settle, until the browse ends (within the discovery bound). A block with
+  /// `serial`, or `max_fail` as a share, needs its whole host list first: it waits as long,
+  /// then runs on the hosts known then.
   func runBlock(_ target: Target, _ body: Block, statement: Statement, in frame: inout Frame) async throws {
     guard frame.top != nil else {
       throw RuntimeError("'on' blocks cannot be nested", at: statement.range)
     }
-    let (hosts, leftOut) = try targetHosts(target, in: frame)
+    var view = options.discovery?.view
+    if let view { adopt(view, in: &frame) }
+    var targets = try targetHosts(target, in: frame)
     frame.top!.blockCount += 1
-    let blockID = frame.top!.blockCount
     let settings = frame.settings
-    let label = "on " + ScriptPrinter.target(target)
-    let info = BlockInfo(id: blockID, label: label, location: location(statement.range), hosts: hosts, leftOut: leftOut)
-    sink.emit(.blockStarted(info))
-    // Nothing runs here: said, and counted for the exit status (a cron run with no hosts
-    // must not look like a success).
-    if hosts.isEmpty {
-      frame.top!.unmatchedTargets += 1
-      let target = options.limit.map { label + " with --limit " + $0.text } ?? label
-      sink.emit(.noHosts(block: blockID, target: target, location: info.location))
+    let block = BlockRun(
+      id: frame.top!.blockCount, label: "on " + ScriptPrinter.target(target), location: location(statement.range),
+      settings: settings)
+    var wholeList = settings.serial != nil
+    if case .percent = settings.maxFail { wholeList = true }
+    if wholeList, let discovery = options.discovery {
+      while let current = view, Self.mustWait(current, for: targets.hosts) {
+        view = await discovery.view(after: current.version)
+        adopt(view!, in: &frame)
+        targets = try targetHosts(target, in: frame)
+      }
     }
+    let outcomes: [HostOutcome]
+    if let view, view.stage != .complete, !wholeList, let discovery = options.discovery {
+      outcomes = await runJoining(block, target: target, targets, view: view, discovery: discovery, body, in: &frame)
+    } else {
+      outcomes = await runListed(block, targets, body, in: frame)
+    }
+    try finish(block, outcomes, in: &frame)
+  }
 
-    let maxFail = settings.maxFail?.resolved(total: hosts.count)
-    let batchSize = max(1, settings.serial?.resolved(total: hosts.count) ?? hosts.count)
-    let failures = FailureCounter()
-    // Inside a def, the block sees the def's parameters and locals as well as the globals.
-    let globals = frame.globals.merging(frame.locals ?? [:]) { $1 }
-    let functions = frame.functions
+  /// Whether a block must go on waiting for the browse, with `hosts` in its target: avahi's
+  /// cache is not read yet (or named no host), or some of them the browse may still change.
+  private static func mustWait(_ view: LiveInventory.View, for hosts: [Host]) -> Bool {
+    view.stage != .complete && (view.stage < .cacheRead || !hosts.allSatisfy { view.isSettled($0.name) })
+  }
+
+  /// Brings the frame's inventory up to `view`, with the runbook's own `group`s added again.
+  private func adopt(_ view: LiveInventory.View, in frame: inout Frame) {
+    guard frame.top!.inventoryVersion != view.version else { return }
+    var inventory = view.inventory
+    for (group, names) in frame.top!.declaredGroups { inventory.addToGroup(group, names: names) }
+    frame.top!.inventory = inventory
+    frame.top!.inventoryVersion = view.version
+  }
+
+  /// A block on a fixed list of hosts: all of them at once, in batches of `serial`.
+  private func runListed(_ block: BlockRun, _ targets: (hosts: [Host], leftOut: [Host]), _ body: Block, in frame: Frame)
+    async -> [HostOutcome]
+  {
+    let hosts = targets.hosts
+    block.started(hosts, leftOut: targets.leftOut, sink: sink)
+    let maxFail = block.settings.maxFail?.resolved(total: hosts.count)
+    let batchSize = max(1, block.settings.serial?.resolved(total: hosts.count) ?? hosts.count)
+    let run = hostRunner(block, body, frame: frame)
     var outcomes: [HostOutcome?] = []
     for batchStart in stride(from: 0, to: hosts.count, by: batchSize) {
       let batch = Array(hosts[batchStart..<min(hosts.count, batchStart + batchSize)])
-      let canStart = { maxFail.map { failures.value <= $0 } ?? true }
+      let canStart = { maxFail.map { block.failures.value <= $0 } ?? true }
       guard canStart(), !Task.isCancelled else {
         outcomes += batch.map { _ in nil }
         continue
       }
-      outcomes += await fanOut(batch, limit: settings.parallel, shouldStart: canStart) { host in
-        var hostFrame = Frame(
-          globals: globals, locals: [:], functions: functions, host: host, top: nil, settings: settings, block: blockID)
-        let outcome = await self.runHost(body, in: &hostFrame)
-        if outcome.status == .failed || outcome.status == .unreachable { failures.increment() }
-        self.sink.emit(.hostFinished(block: blockID, outcome))
-        return outcome
+      outcomes += await fanOut(batch, limit: block.settings.parallel, shouldStart: canStart, body: run)
+    }
+    return zip(hosts, outcomes).map { host, outcome in outcome ?? block.notStarted(host, sink: sink) }
+  }
+
+  /// A block whose target may still gain hosts from the browse (see `runBlock`).
+  private func runJoining(
+    _ block: BlockRun, target: Target, _ targets: (hosts: [Host], leftOut: [Host]), view first: LiveInventory.View,
+    discovery: LiveInventory, _ body: Block, in frame: inout Frame
+  ) async -> [HostOutcome] {
+    enum Happening: Sendable {
+      case finished(HostOutcome)
+      case changed(LiveInventory.View)
+    }
+    let maxFail = block.settings.maxFail?.resolved(total: 0)
+    let canStart = { maxFail.map { block.failures.value <= $0 } ?? true }
+    let run = hostRunner(block, body, frame: frame)
+    var outcomes: [HostOutcome] = []
+    // The block's hosts in the order they came; those from `next` on have not started.
+    var queue: [Host] = []
+    var next = 0
+    var queued: Set<HostName> = []
+    var mustWait = true
+    // Queues the hosts of the target that are settled in `view` and not yet in the block,
+    // and says so: the block's start, or hosts joining it.
+    func take(_ targets: (hosts: [Host], leftOut: [Host]), _ view: LiveInventory.View) {
+      let new = targets.hosts.filter { view.isSettled($0.name) && !queued.contains($0.name) }
+      mustWait = Self.mustWait(view, for: targets.hosts)
+      guard !new.isEmpty else { return }
+      queued.formUnion(new.map(\.name))
+      queue += new
+      if block.hasStarted { block.joined(new, sink: sink) } else { block.started(new, leftOut: targets.leftOut, sink: sink) }
+    }
+    take(targets, first)
+    await withTaskGroup(of: Happening.self) { group in
+      var running = 0
+      var watching = false
+      var closing = false
+      var stopped = false
+      func watch(after version: Int) {
+        watching = true
+        group.addTask { .changed(await discovery.view(after: version)) }
+      }
+      func launch() {
+        while running < block.settings.parallel, next < queue.count, !stopped {
+          guard canStart(), !Task.isCancelled else {
+            stopped = true
+            return
+          }
+          let host = queue[next]
+          next += 1
+          running += 1
+          group.addTask { .finished(await run(host)) }
+        }
+      }
+      launch()
+      watch(after: first.version)
+      while let happening = await group.next() {
+        switch happening {
+        case .finished(let outcome):
+          running -= 1
+          outcomes.append(outcome)
+        case .changed(let view):
+          watching = false
+          guard !closing, !Task.isCancelled else { break }
+          adopt(view, in: &frame)
+          if let targets = try? targetHosts(target, in: frame) { take(targets, view) }
+          if view.stage != .complete { watch(after: view.version) }
+        }
+        launch()
+        // Nothing runs and nothing is to come that the block must wait for: the browse is
+        // not waited for any longer (what it finds now joins the next blocks).
+        let idle = running == 0 && (next == queue.count || stopped)
+        if watching, !closing, idle, !mustWait || stopped || Task.isCancelled {
+          closing = true
+          group.cancelAll()
+        }
       }
     }
+    if !block.hasStarted { block.started([], leftOut: targets.leftOut, sink: sink) }
+    let order = { (a: HostOutcome, b: HostOutcome) in HostFolding.naturalLess(a.host.name, b.host.name) }
+    return (outcomes + queue[next...].map { block.notStarted($0, sink: sink) }).sorted(by: order)
+  }
 
-    let stopped = maxFail.map { failures.value > $0 } ?? false
-    let interrupted = Task.isCancelled
-    let final = zip(hosts, outcomes).map { host, outcome in
-      if let outcome { return outcome }
-      let skipped = HostOutcome(
-        host: host, status: interrupted ? .interrupted : .skipped,
-        message: interrupted ? "interrupted before it started" : "not started: more than max_fail hosts failed")
-      sink.emit(.hostFinished(block: blockID, skipped))
-      return skipped
+  /// Runs the body on one host for `block`, counting its failure and telling its end.
+  private func hostRunner(_ block: BlockRun, _ body: Block, frame: Frame) -> @Sendable (Host) async -> HostOutcome {
+    // Inside a def, the block sees the def's parameters and locals as well as the globals.
+    let globals = frame.globals.merging(frame.locals ?? [:]) { $1 }
+    let functions = frame.functions
+    let settings = block.settings
+    return { host in
+      var hostFrame = Frame(
+        globals: globals, locals: [:], functions: functions, host: host, top: nil, settings: settings, block: block.id)
+      let outcome = await self.runHost(body, in: &hostFrame)
+      if outcome.status == .failed || outcome.status == .unreachable { block.failures.increment() }
+      self.sink.emit(.hostFinished(block: block.id, outcome))
+      return outcome
     }
-    sink.emit(.blockFinished(id: blockID, outcomes: final, stopped: stopped))
-    for outcome in final {
+  }
+
+  /// Ends a block: says it ended, and folds its outcomes into the run's.
+  private func finish(_ block: BlockRun, _ outcomes: [HostOutcome], in frame: inout Frame) throws {
+    let maxFail = block.settings.maxFail?.resolved(total: outcomes.count)
+    let stopped = maxFail.map { block.failures.value > $0 } ?? false
+    let interrupted = Task.isCancelled
+    // Nothing ran here: said, and counted for the exit status (a cron run with no hosts must
+    // not look like a success).
+    if outcomes.isEmpty {
+      frame.top!.unmatchedTargets += 1
+      let target = options.limit.map { block.label + " with --limit " + $0.text } ?? block.label
+      sink.emit(.noHosts(block: block.id, target: target, location: block.location))
+    }
+    sink.emit(.blockFinished(id: block.id, outcomes: outcomes, stopped: stopped))
+    for outcome in outcomes {
       let name = outcome.host.name
       if let known = frame.top!.outcomes[name] {
         if outcome.status > known.status { frame.top!.outcomes[name] = outcome }

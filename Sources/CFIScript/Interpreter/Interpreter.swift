@@ -32,13 +32,17 @@ public struct RunOptions: Sendable {
   public var server: ServerIdentity
   /// `--limit`: every block reaches only the hosts it allows.
   public var limit: RunLimit?
+  /// The browse going on while the run starts, whose findings join the blocks (`inventory`
+  /// is then its first view); nil: `inventory` is all there is.
+  public var discovery: LiveInventory?
 
   public init(
     store: Store = Store(), inventory: Inventory = Inventory(), settings: RunSettings = RunSettings(),
     lockedSettings: Set<String> = [], check: Bool = false, diff: Bool = false, arguments: [String] = [],
     environment: [String: String] = ProcessInfo.processInfo.environment, server: ServerIdentity = .current(),
-    limit: RunLimit? = nil
+    limit: RunLimit? = nil, discovery: LiveInventory? = nil
   ) {
+    self.discovery = discovery
     self.server = server
     self.limit = limit
     self.store = store
@@ -85,6 +89,10 @@ struct Function: Sendable {
 struct TopLevelState {
   var settings: RunSettings
   var inventory: Inventory
+  /// The `LiveInventory` view `inventory` comes from (`RunOptions.discovery`).
+  var inventoryVersion = 0
+  /// The runbook's `group` statements so far, added again to each newer view.
+  var declaredGroups: [(group: GroupName, names: [HostName])] = []
   var blockCount = 0
   var outcomes: [HostName: HostOutcome] = [:]
   var hostOrder: [HostName] = []
@@ -233,6 +241,7 @@ public struct Interpreter: Sendable {
       }
       let names = try hostNames(items, in: frame)
       frame.top?.inventory.addToGroup(group, names: names)
+      frame.top?.declaredGroups.append((group, names))
     case .on(let target, let body):
       try await runBlock(target, body, statement: statement, in: &frame)
     case .action(let action):

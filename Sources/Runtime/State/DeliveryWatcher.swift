@@ -263,7 +263,7 @@ public struct DeliveryWatcher: Sendable {
               announced.dates.withLock { $0[host] = now }
               wakes.yield(.announced(now))
             }
-          case .gone, .allForNow:
+          case .gone, .cacheRead, .allForNow:
             break
           }
         }

@@ -83,6 +83,8 @@ public final class RunHistory: EventSink {
       flush()
     case .blockStarted(let info):
       pending.withLock { $0.blocks[info.id] = info }
+    case .hostsJoined(let block, let hosts):
+      pending.withLock { $0.blocks[block]?.hosts += hosts }
     case .stepFinished(let step, let host, let result):
       pending.withLock { state in
         state.sequence += 1
