@@ -2,8 +2,9 @@
 """Turns bench/fleet/run's measurements into the markdown table and the DESIGN §5 verdicts.
 
 Usage: report.py SAMPLES.tsv HEADER.txt TIMELINE-DIR N FANOUT
-SAMPLES.tsv: case, tool, round, wall s, client CPU s, others' CPU % before the round, exit code
-(tab-separated, one line per run).
+SAMPLES.tsv: case, tool, round, wall s, client CPU s, others' CPU % before the round, exit code,
+and for the memory samples the peak RSS of cfi-sh (MiB), the peak of the sum of its ssh
+processes' RSS (MiB) and the most ssh processes at once (tab-separated, one line per run).
 TIMELINE-DIR: NAME.K files from events.py (run K of a cfi-sh --json runbook NAME).
 """
 
@@ -17,9 +18,9 @@ hosts, fanout = int(sys.argv[4]), int(sys.argv[5])
 # With more hosts than the fan-out, hosts of a block take turns for the slots (a host keeps its
 # slot for the whole block), so "each step's last host" no longer measures a step.
 steps_comparable = hosts <= fanout
-walls, cpus, busies, codes = {}, {}, {}, {}
+walls, cpus, busies, codes, mems = {}, {}, {}, {}, {}
 for line in open(samples_file):
-    case, tool, rnd, wall, cpu, busy, code = (line.rstrip("\n").split("\t") + [""] * 7)[:7]
+    case, tool, rnd, wall, cpu, busy, code, own, ssh, most = (line.rstrip("\n").split("\t") + [""] * 10)[:10]
     key = (case, tool)
     try:
         walls.setdefault(key, []).append(float(wall))
@@ -30,10 +31,13 @@ for line in open(samples_file):
     if busy not in ("", "-"):
         busies.setdefault(key, []).append(int(busy))
     codes.setdefault(key, []).append(code)
+    if own not in ("", "-"):
+        mems.setdefault(key, []).append((float(own), float(ssh), int(most)))
 med = {key: statistics.median(v) for key, v in walls.items()}
 ORDER = ["pdsh", "clush", "pssh", "ansible", "sshloop", "cfish", "cfish-nohist", "cfish-path1", "cfish-as-bash", "cmloop",
-         "cfish-ten", "cfish-tenblocks", "cfish-first-push", "cfish-copy", "rsync-masters", "rsync-cold"]
-CASE_ORDER = ["a", "b", "c", "d", "e-all", "e-deadonly"]
+         "cfish-ten", "cfish-tenblocks", "cfish-first-push", "cfish-copy", "rsync-masters", "rsync-cold",
+         "cfish-first", "cfish-second", "cfish-nodisc", "cfish-disc", "cfish-repl1", "cfish-repl2"]
+CASE_ORDER = ["a", "m", "b", "f", "h", "g", "c", "d", "e-all", "e-deadonly"]
 rows = []
 for key in sorted(walls, key=lambda k: (CASE_ORDER.index(k[0]) if k[0] in CASE_ORDER else 99,
                                         ORDER.index(k[1]) if k[1] in ORDER else 99)):
@@ -43,6 +47,16 @@ for key in sorted(walls, key=lambda k: (CASE_ORDER.index(k[0]) if k[0] in CASE_O
     rows.append((key[0], key[1], "%.3f" % med[key], "%.3f" % min(v), "%.3f" % max(v), len(v),
                  str(max(busies[key])) if key in busies else "", note,
                  "%.2f" % statistics.median(cpus[key]) if key in cpus else ""))
+
+
+def memory(key):
+    """(cfi-sh's peak RSS, the ssh processes' summed RSS at their peak, most ssh at once):
+    medians over the runs, and the largest of each; None without memory samples."""
+    m = mems.get(key)
+    if not m:
+        return None
+    cols = list(zip(*m))
+    return [statistics.median(c) for c in cols], [max(c) for c in cols]
 
 # Timelines: name -> list of runs, each {"key": value, "blocks": {n: (start, end)}}.
 timelines = {}
@@ -90,7 +104,14 @@ NAMES = {
     "cfish-copy": "**cfi-sh** `copy`, no change: a whole run (connect + copy)",
     "rsync-masters": "`rsync` over open masters, all hosts at once",
     "rsync-cold": "`rsync`, a new ssh connection per host",
+    "cfish-first": "cfi-sh `--persist 5m`, the first run (cold; keeps its masters)",
+    "cfish-second": "**cfi-sh** `--persist 5m`, the second run (reuses the first's masters)",
+    "cfish-nodisc": "cfi-sh `--no-discovery`",
+    "cfish-disc": "**cfi-sh**, discovery on (browses the lab's avahi)",
+    "cfish-repl1": "cfi-sh's shell, first entry `on all < run \"true\" >` (cold)",
+    "cfish-repl2": "**cfi-sh's shell, second entry** (on the session's masters)",
 }
+MEMORY_NAMES = {"cfish": "**cfi-sh** under `procmem.py` (wall time includes the sampling)"}
 PEERS = ["pdsh", "clush", "pssh", "ansible"]
 CASES = {
     "a": "a. one command, cold",
@@ -99,6 +120,10 @@ CASES = {
     "d": "d. no-change push, 10 MiB",
     "e-all": "e. all hosts, 5 unplugged, 2 s timeout",
     "e-deadonly": "e. only the 5 unplugged, 2 s timeout",
+    "f": "f. second run within the persist window",
+    "g": "g. one command, discovery on / off",
+    "h": "h. the shell's second entry",
+    "m": "m. memory, one command cold",
 }
 
 
@@ -120,8 +145,8 @@ header = open(header_file).read().strip().splitlines()
 out.append(header[0] + "  ")
 out += [h + "  " for h in header[1:]]
 out.append("")
-out.append("| case | tool | median s | min–max s | ratio | client CPU s | others' CPU % (max) |")
-out.append("|---|---|---|---|---|---|---|")
+out.append("| case | tool | median s | min–max s | ratio | client CPU s | others' CPU % (max) | cfi-sh peak RSS MiB | its ssh processes' RSS MiB |")
+out.append("|---|---|---|---|---|---|---|---|---|")
 fa, ft = fastest("a")
 cm = g("b", "cmloop")
 rm = g("d", "rsync-masters")
@@ -140,26 +165,40 @@ for case, tool, median, lo, hi, runs, load, note, cpu in rows:
         ratio = "%.1f× faster than %s run 10× (10 × %.2f = %.1f s)" % (10 * fa / float(median), ft, fa, 10 * fa)
     elif case == "d" and tool in ("cfish-copy", "rsync-cold") and rm:
         ratio = "%.1f× rsync over masters" % (float(median) / rm)
+    elif tool in ("cfish-second", "cfish-repl2") and cm:
+        ratio = "%.2f× the open-master loop%s" % (float(median) / cm,
+                                                  "; %.1f× faster than %s cold" % (fa / float(median), ft) if fa else "")
+    elif tool in ("cfish-first", "cfish-repl1") and fa:
+        ratio = "%.2f× fastest peer cold (%s)" % (float(median) / fa, ft)
+    elif tool == "cfish-disc" and g("g", "cfish-nodisc"):
+        ratio = "%.3f× without discovery" % (float(median) / g("g", "cfish-nodisc"))
+    mem = memory((case, tool))
+    own = ssh = ""
+    if mem:
+        (m_own, m_ssh, m_most), (x_own, x_ssh, x_most) = mem
+        own = "%.1f (max %.1f)" % (m_own, x_own)
+        ssh = "%.0f (max %.0f; up to %d ssh at once)" % (m_ssh, x_ssh, x_most)
     spread = "" if not lo else "%s–%s" % (fmt(float(lo)), fmt(float(hi)))
-    out.append("| %s | %s | %s | %s | %s | %s | %s |" % (CASES.get(case, case), NAMES.get(tool, tool),
-                                                         fmt(float(median)) if median else "–", spread, ratio,
-                                                         fmt(float(cpu)) if cpu else "", load))
+    name = MEMORY_NAMES.get(tool, tool) if case == "m" else NAMES.get(tool, tool)
+    out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (CASES.get(case, case), name,
+                                                                   fmt(float(median)) if median else "–", spread, ratio,
+                                                                   fmt(float(cpu)) if cpu else "", load, own, ssh))
     if case == "b" and tool == "cmloop":
         later = tl_median("ten-blocks", later_blocks)
         if later and cm:
             out.append("| b. one command over open masters | **cfi-sh**, a later block `on all < run \"true\" >` "
-                       "(blocks 2–10 of a ten-block run, from its events) | %.3f | %.3f–%.3f | %.2f× the open-master loop | | |"
+                       "(blocks 2–10 of a ten-block run, from its events) | %.3f | %.3f–%.3f | %.2f× the open-master loop | | | | |"
                        % (later[0], later[1], later[2], later[0] / cm))
         inc = tl_median("ten-steps", lambda r: r.get("step_increment_median"))
         if inc and cm and steps_comparable:
             out.append("| b. one command over open masters | **cfi-sh**, a later step in one block "
-                       "(each step's last host, steps 2–10, from its events) | %.3f | %.3f–%.3f | %.2f× the open-master loop | | |"
+                       "(each step's last host, steps 2–10, from its events) | %.3f | %.3f–%.3f | %.2f× the open-master loop | | | | |"
                        % (inc[0], inc[1], inc[2], inc[0] / cm))
     if case == "d" and tool == "cfish-copy":
         copy = tl_median("run-then-copy", lambda r: span(r, 2))
         if copy and rm:
             out.append("| d. no-change push, 10 MiB | **cfi-sh** `copy` on open connections "
-                       "(block 2 of `on all < run \"true\" >; on all < copy … >`, from its events) | %.2f | %.2f–%.2f | %.2f× rsync over masters | | |"
+                       "(block 2 of `on all < run \"true\" >; on all < copy … >`, from its events) | %.2f | %.2f–%.2f | %.2f× rsync over masters | | | | |"
                        % (copy[0], copy[1], copy[2], copy[0] / rm) if rm else "")
 out.append("")
 
@@ -221,4 +260,24 @@ if ea and eo and one:
                "(the same command with none unplugged: %.2f s); only the 5 unplugged hosts: %.2f s for a 2 s timeout%s."
                % ("met" if eo <= 3.0 and ea <= one + 2.5 else "not met", ea, one, eo,
                   "; fastest peer with dead hosts: %s %.2f s" % (fte, fe) if fe else ""))
+second = g("f", "cfish-second")
+if second and cm and fa:
+    out.append("- a second run within the persist window ≤ 1.5× the open-master loop and ≥ 8× faster than the fastest "
+               "tool cold: **%s** — %.3f s (%.2f× the loop's %.3f s; %.1f× faster than %s's %.2f s)."
+               % ("met" if second <= 1.5 * cm and fa / second >= 8 else "not met", second, second / cm, cm, fa / second, ft, fa))
+entry = g("h", "cfish-repl2")
+if entry and cm:
+    out.append("- the shell's second entry ≤ 1.5× the open-master loop: **%s** — %.3f s (%.2f×), loop %.3f s."
+               % ("met" if entry <= 1.5 * cm else "not met", entry, entry / cm, cm))
+on, off = g("g", "cfish-disc"), g("g", "cfish-nodisc")
+if on and off:
+    out.append("- one command with discovery on (every host announced and known) ≤ 1.15× the same with "
+               "`--no-discovery`: **%s** — %.2f s vs %.2f s (%.3f×)." % ("met" if on <= 1.15 * off else "not met", on, off, on / off))
+mem = memory(("m", "cfish"))
+if mem:
+    (m_own, m_ssh, m_most), (x_own, x_ssh, x_most) = mem
+    verdict = ("met" if x_own <= 64 else "not met") if hosts == 200 else "measured at %d hosts, the target is at 200" % hosts
+    out.append("- peak RSS of cfi-sh at 200 hosts ≤ 64 MiB: **%s** — %.1f MiB (median; at most %.1f) at %d hosts; its ssh "
+               "processes together %.0f MiB at their peak (at most %.0f, up to %d at once), apart."
+               % (verdict, m_own, x_own, hosts, m_ssh, x_ssh, x_most))
 print("\n".join(out))

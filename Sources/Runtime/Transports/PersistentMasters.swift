@@ -56,7 +56,10 @@ struct MasterKey: Hashable, Sendable {
   static func fileIdentity(_ path: String) -> String {
     var status = stat()
     guard stat(path, &status) == 0 else { return path + " -" }
-    return path + " \(status.st_dev):\(status.st_ino):\(status.st_size):\(status.st_mtim.tv_sec).\(status.st_mtim.tv_nsec)"
+    // The modification time (seconds and nanoseconds) as timespec's bytes: a release build
+    // does not see its members through Foundation (MemberImportVisibility).
+    let modified = withUnsafeBytes(of: status.st_mtim) { $0.map { String(format: "%02x", $0) }.joined() }
+    return path + " \(status.st_dev):\(status.st_ino):\(status.st_size):\(modified)"
   }
 }
 
