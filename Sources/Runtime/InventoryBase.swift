@@ -9,22 +9,45 @@ public struct InventoryBase: Sendable {
   /// The store's groups (an announced group that is not one is `unknown`).
   public var groups: Set<GroupName>
   /// The known clients (their group already `unknown` when the store has no such tree).
-  var known: [(host: Host, client: KnownClient)]
+  let known: [(host: Host, client: KnownClient)]
   /// Each dsh group file and its hosts.
-  var dshSets: [(group: GroupName, hosts: [Host])]
-  var staticHosts: [Host]
-  var policy: AcceptancePolicy
+  let dshSets: [(group: GroupName, hosts: [Host])]
+  let staticHosts: [Host]
+  let policy: AcceptancePolicy
   /// The claims the store keeps (pending and rejected).
-  var kept: [PendingHost]
+  let kept: [PendingHost]
   /// Where claims are recorded (`recording`); nil: nowhere.
-  var state: StateDatabase?
+  let state: StateDatabase?
+  /// The known clients' bindings, and the hosts the files name (`HostAcceptance`'s inputs).
+  private let accepted: [HostName: Host]
+  private let named: HostAcceptance.Named
 
-  /// The hosts whose place in the inventory no announcement can change: a known client keeps
-  /// its binding (a claim that differs waits for the admin) and a line of the client list
-  /// wins over what a host announces. Any other host may still be given a group or an
-  /// address by the browse.
+  init(
+    groups: Set<GroupName>, known: [(host: Host, client: KnownClient)], dshSets: [(group: GroupName, hosts: [Host])],
+    staticHosts: [Host], policy: AcceptancePolicy, kept: [PendingHost], state: StateDatabase?
+  ) {
+    self.groups = groups
+    self.known = known
+    self.dshSets = dshSets
+    self.staticHosts = staticHosts
+    self.policy = policy
+    self.kept = kept
+    self.state = state
+    accepted = Dictionary(known.map { ($0.host.name, $0.host) }, uniquingKeysWith: { first, _ in first })
+    named = HostAcceptance.Named(
+      clientList: Set(staticHosts.map(\.name)), dsh: Set(dshSets.flatMap { $0.hosts.map(\.name) }))
+  }
+
+  /// The hosts whose entry no announcement can change: a line of the client list that gives
+  /// the address and the port (it wins over what the host announces, which only fills in
+  /// what the line leaves out), and a known client bound to an address (a claim that
+  /// differs waits for the admin; one bound by name alone takes the announced address).
+  /// Any other host may still be given a group, an address or a port by the browse.
   public var bound: Set<HostName> {
-    Set(known.map(\.host.name)).union(staticHosts.map(\.name))
+    let listed = Dictionary(staticHosts.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+    var bound = Set(listed.values.filter { $0.address != nil && $0.port != nil }.map(\.name))
+    for (host, _) in known where listed[host.name] == nil && host.address != nil { bound.insert(host.name) }
+    return bound
   }
 
   /// The inventory these sources and `announced` (nil: no browse) make, with the claims of
@@ -32,17 +55,13 @@ public struct InventoryBase: Sendable {
   /// yet: see `recording`), and the claims made now.
   public func merged(announced: [Host]?, discoveryFailure: String? = nil) -> (snapshot: InventorySnapshot, claims: [HostClaim]) {
     var merger = EntryMerger()
-    var accepted: [HostName: Host] = [:]
     for (host, client) in known {
-      accepted[host.name] = host
       merger.merge(host, "known", lastSeen: client.lastSeen, wins: true)
       merger.setHostKey(client.hostKey, of: host.name)
     }
     for (_, hosts) in dshSets {
       for host in hosts { merger.merge(host, "dsh", wins: false) }
     }
-    let named = HostAcceptance.Named(
-      clientList: Set(staticHosts.map(\.name)), dsh: Set(dshSets.flatMap { $0.hosts.map(\.name) }))
     var claims: [HostClaim] = []
     var pending: [PendingHost] = []
     if let announced {
@@ -53,7 +72,7 @@ public struct InventoryBase: Sendable {
       let now = Date()
       for host in admitted { merger.merge(host, "discovered", lastSeen: now, online: true, wins: true) }
       // What `PendingHosts.record` would keep: the open kept claims not settled since, and today's.
-      let open = kept.filter { !$0.rejected && !Self.settled($0.claim, accepted: accepted, named: named) }
+      let open = kept.filter { !$0.rejected && !settled($0.claim) }
       let new = claims.filter { claim in !open.contains { $0.claim == claim } }
       pending = open + new.map { PendingHost($0, firstSeen: now, lastSeen: now) }
     }
@@ -79,13 +98,9 @@ public struct InventoryBase: Sendable {
   {
     var snapshot = merged.snapshot
     guard let state else { return snapshot }
-    let accepted = Dictionary(known.map { ($0.host.name, $0.host) }, uniquingKeysWith: { first, _ in first })
-    let named = HostAcceptance.Named(
-      clientList: Set(staticHosts.map(\.name)), dsh: Set(dshSets.flatMap { $0.hosts.map(\.name) }))
     do {
-      snapshot.pending = try PendingHosts(database: state).record(merged.claims, at: Date()) {
-        Self.settled($0, accepted: accepted, named: named)
-      }.filter { !$0.rejected }
+      snapshot.pending = try PendingHosts(database: state).record(merged.claims, at: Date(), settled: settled)
+        .filter { !$0.rejected }
     } catch {
       warning("cannot record the pending hosts: \(error)")
     }
@@ -93,7 +108,7 @@ public struct InventoryBase: Sendable {
   }
 
   /// A kept claim is settled once its host is named in a file or accepted as it claims.
-  private static func settled(_ claim: HostClaim, accepted: [HostName: Host], named: HostAcceptance.Named) -> Bool {
+  private func settled(_ claim: HostClaim) -> Bool {
     if named.clientList.contains(claim.name) { return true }
     if let binding = accepted[claim.name] { return claim.agrees(with: binding) }
     return named.dsh.contains(claim.name)

@@ -46,6 +46,7 @@ public final class LiveInventory: Sendable {
     var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
     var nextWaiter: UInt64 = 0
     var browse: Task<Void, Never>?
+    var findings: Browse?
   }
 
   private let state: Mutex<State>
@@ -69,6 +70,11 @@ public final class LiveInventory: Sendable {
     state.withLock { $0.browse = browse }
   }
 
+  /// The findings of a browse (`Browse`) merge into it; for tests of that merge.
+  func attach(_ findings: Browse) {
+    state.withLock { $0.findings = findings }
+  }
+
   /// An inventory its caller drives with `update` (the browse above; a caller that learns of
   /// hosts its own way; tests), starting at `initial` with the `settled` hosts.
   public init(initial: InventorySnapshot, settled: Set<HostName>) {
@@ -78,11 +84,12 @@ public final class LiveInventory: Sendable {
   /// What is known now.
   public var view: View { state.withLock { $0.view } }
 
-  /// The view once it differs from version `version`: at once if it does already; the
-  /// current one if the calling task is cancelled meanwhile.
+  /// The view once it differs from version `version`: at once if it does already, or if it
+  /// is complete (it changes no more); the current one if the calling task is cancelled
+  /// meanwhile.
   public func view(after version: Int) async -> View {
     let id = state.withLock { state -> UInt64? in
-      guard state.view.version == version else { return nil }
+      guard state.view.version == version, state.view.stage != .complete else { return nil }
       defer { state.nextWaiter += 1 }
       return state.nextWaiter
     }
@@ -102,9 +109,12 @@ public final class LiveInventory: Sendable {
     return view
   }
 
-  /// Stops the browse (at the end of a run): what it has not found by now is not waited for.
+  /// Stops the browse (at the end of a run): what it found by now completes the inventory
+  /// (its claims recorded, the pending hosts said), what it has not is not waited for.
   public func stop() {
-    state.withLock { $0.browse }?.cancel()
+    let (task, findings) = state.withLock { ($0.browse, $0.findings) }
+    findings?.conclude()
+    task?.cancel()
   }
 
   /// Changes the view (its version grows) and wakes every waiter.
@@ -123,13 +133,13 @@ public final class LiveInventory: Sendable {
     finished: @escaping @Sendable (InventorySnapshot) -> Void
   ) async {
     let browse = Browse(base: base, inventory: self, warning: warning, finished: finished)
+    attach(browse)
     // The discovery bound: past it the inventory is complete with what the browse found, even
     // when avahi does not answer at all (a daemon that hangs holds libavahi-client's calls for
     // D-Bus's 25 s).
     let timer = Task { [weak self] in
       guard (try? await Task.sleep(for: sources.discoveryWait)) != nil else { return }
       warning("discovery: avahi-daemon had not answered in full after \(sources.discoveryWait.cfiText); going on without the rest")
-      browse.conclude()
       self?.stop()
     }
     defer { timer.cancel() }
@@ -156,10 +166,13 @@ public final class LiveInventory: Sendable {
 
 /// One browse's findings, merged into its `LiveInventory` as they come, and concluded once:
 /// at avahi's "all for now", a failure, or the discovery bound, whichever is first.
-private final class Browse: Sendable {
+final class Browse: Sendable {
   private struct State {
     var services: [String: DiscoveredService] = [:]
-    var cacheRead = false
+    /// avahi's cache has been read and named at least one host: the network's answers are
+    /// merged as they come. (A cache that named none is a daemon just started, or records
+    /// gone stale: every block waits for the network's answers in full, not for the first.)
+    var cacheNamedHosts = false
     var concluded = false
   }
 
@@ -183,7 +196,7 @@ private final class Browse: Sendable {
     // Before the cache is read the answers come in a burst: merged once, at its end.
     let publish = state.withLock { state in
       state.services[service.name] = service
-      return state.cacheRead && !state.concluded
+      return state.cacheNamedHosts && !state.concluded
     }
     if publish { self.publish(.cacheRead) }
   }
@@ -193,11 +206,11 @@ private final class Browse: Sendable {
   }
 
   func cacheRead() {
-    let empty = state.withLock { state in
-      state.cacheRead = true
-      return state.services.isEmpty
+    let named = state.withLock { state in
+      state.cacheNamedHosts = !state.services.isEmpty
+      return state.cacheNamedHosts
     }
-    publish(empty ? .browsing : .cacheRead)
+    if named { publish(.cacheRead) }
   }
 
   /// Completes the inventory (once): with what was found, its claims recorded; with a

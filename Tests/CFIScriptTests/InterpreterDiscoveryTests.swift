@@ -133,4 +133,30 @@ struct InterpreterDiscoveryTests {
     #expect(started == [["pc01", "pc02", "pc03", "pc04"]])
     #expect(!outcome.log.events.contains { if case .hostsJoined = $0 { true } else { false } })
   }
+
+  @Test func anEmptyTargetWaitsForTheBrowseEvenWithTheCacheRead() async throws {
+    // No office host is known; the cache has been read; the network then names desk1.
+    let live = LiveInventory(initial: inventory(known), settled: bound)
+    live.update { $0.stage = .cacheRead }
+    let outcome = try await run(
+      #"on group office < run "x" >"#, inventory: live.view.inventory, discovery: live,
+      observe: { event in
+        if case .runStarted = event { Task { complete(live, adding: [("desk1", "office")]) } }
+      })
+    #expect(outcome.hostNames == ["desk1"])
+    #expect(outcome.result.unmatchedTargets == 0)
+  }
+
+  @Test func aGroupStatementTakesAGroupsMembersFromTheWholeBrowse() async throws {
+    // desk1 is known; desk2, an office host too, is found by the browse. A group made of
+    // @office must hold both, so that `except` leaves both out.
+    let live = LiveInventory(initial: inventory(known + [("desk1", "office")]), settled: bound.union(["desk1"]))
+    let outcome = try await run(
+      "group office_all = @office\non all except @office_all < run \"x\" >", inventory: live.view.inventory,
+      discovery: live,
+      observe: { event in
+        if case .runStarted = event { Task { complete(live, adding: [("desk2", "office")]) } }
+      })
+    #expect(outcome.touchedHosts == ["pc01", "pc02", "pc03"])
+  }
 }

@@ -231,7 +231,7 @@ extension Interpreter {
     var wholeList = settings.serial != nil
     if case .percent = settings.maxFail { wholeList = true }
     if wholeList, let discovery = options.discovery {
-      while let current = view, Self.mustWait(current, for: targets.hosts) {
+      while let current = view, Self.mustWait(current, for: targets.hosts), !Task.isCancelled {
         view = await discovery.view(after: current.version)
         adopt(view!, in: &frame)
         targets = try targetHosts(target, in: frame)
@@ -247,9 +247,25 @@ extension Interpreter {
   }
 
   /// Whether a block must go on waiting for the browse, with `hosts` in its target: avahi's
-  /// cache is not read yet (or named no host), or some of them the browse may still change.
+  /// cache is not read yet (or named no host), the target has no host yet (a cron run must
+  /// not end "matched no host" for a host the network is about to name), or some of them
+  /// the browse may still change.
   private static func mustWait(_ view: LiveInventory.View, for hosts: [Host]) -> Bool {
-    view.stage != .complete && (view.stage < .cacheRead || !hosts.allSatisfy { view.isSettled($0.name) })
+    view.stage != .complete
+      && (view.stage < .cacheRead || hosts.isEmpty || !hosts.allSatisfy { view.isSettled($0.name) })
+  }
+
+  /// Brings the frame's inventory up to the whole of the browse (waiting for its end) when a
+  /// `group` statement names a group's hosts (`group labs = @lab`): its members are taken
+  /// once, so they must all be known. Other `group` statements name hosts by name and wait
+  /// for nothing.
+  func completeInventory(before items: [PatternItem], in frame: inout Frame) async throws {
+    guard let discovery = options.discovery, discovery.view.stage != .complete,
+      try patterns(items, in: frame).contains(where: { $0.0.groupReference != nil })
+    else { return }
+    var view = discovery.view
+    while view.stage != .complete, !Task.isCancelled { view = await discovery.view(after: view.version) }
+    adopt(view, in: &frame)
   }
 
   /// Brings the frame's inventory up to `view`, with the runbook's own `group`s added again.
@@ -301,10 +317,12 @@ extension Interpreter {
     var next = 0
     var queued: Set<HostName> = []
     var mustWait = true
-    // Queues the hosts of the target that are settled in `view` and not yet in the block,
-    // and says so: the block's start, or hosts joining it.
-    func take(_ targets: (hosts: [Host], leftOut: [Host]), _ view: LiveInventory.View) {
-      let new = targets.hosts.filter { view.isSettled($0.name) && !queued.contains($0.name) }
+    var latest = targets
+    // Queues the hosts of the target that are settled in `view` (all of them with
+    // `unsettled`) and not yet in the block, and says so: the block's start, or hosts joining it.
+    func take(_ targets: (hosts: [Host], leftOut: [Host]), _ view: LiveInventory.View, unsettled: Bool = false) {
+      latest = targets
+      let new = targets.hosts.filter { (unsettled || view.isSettled($0.name)) && !queued.contains($0.name) }
       mustWait = Self.mustWait(view, for: targets.hosts)
       guard !new.isEmpty else { return }
       queued.formUnion(new.map(\.name))
@@ -357,7 +375,9 @@ extension Interpreter {
         }
       }
     }
-    if !block.hasStarted { block.started([], leftOut: targets.leftOut, sink: sink) }
+    // Interrupted: the hosts of the target that waited for the browse end as interrupted too.
+    if Task.isCancelled { take(latest, first, unsettled: true) }
+    if !block.hasStarted { block.started([], leftOut: latest.leftOut, sink: sink) }
     let order = { (a: HostOutcome, b: HostOutcome) in HostFolding.naturalLess(a.host.name, b.host.name) }
     return (outcomes + queue[next...].map { block.notStarted($0, sink: sink) }).sorted(by: order)
   }
@@ -384,8 +404,8 @@ extension Interpreter {
     let stopped = maxFail.map { block.failures.value > $0 } ?? false
     let interrupted = Task.isCancelled
     // Nothing ran here: said, and counted for the exit status (a cron run with no hosts must
-    // not look like a success).
-    if outcomes.isEmpty {
+    // not look like a success). An interrupted run says why it stopped instead.
+    if outcomes.isEmpty, !interrupted {
       frame.top!.unmatchedTargets += 1
       let target = options.limit.map { block.label + " with --limit " + $0.text } ?? block.label
       sink.emit(.noHosts(block: block.id, target: target, location: block.location))

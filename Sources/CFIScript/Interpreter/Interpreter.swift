@@ -239,6 +239,7 @@ public struct Interpreter: Sendable {
       do throws(GroupNameError) { group = try GroupName(parsing: name.name) } catch {
         throw RuntimeError(error.description, at: name.range)
       }
+      try await completeInventory(before: items, in: &frame)
       let names = try hostNames(items, in: frame)
       frame.top?.inventory.addToGroup(group, names: names)
       frame.top?.declaredGroups.append((group, names))

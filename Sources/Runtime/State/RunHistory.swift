@@ -84,7 +84,10 @@ public final class RunHistory: EventSink {
     case .blockStarted(let info):
       pending.withLock { $0.blocks[info.id] = info }
     case .hostsJoined(let block, let hosts):
-      pending.withLock { $0.blocks[block]?.hosts += hosts }
+      pending.withLock { state in
+        state.blocks[block]?.hosts += hosts
+        state.blocks[block]?.hosts.sort { HostFolding.naturalLess($0.name, $1.name) }
+      }
     case .stepFinished(let step, let host, let result):
       pending.withLock { state in
         state.sequence += 1
