@@ -18,6 +18,10 @@
 // used: a session authenticated before a key was revoked does not go on serving runs.
 
 import Crypto
+// (a release build needs it named for `timespec`'s fields, under MemberImportVisibility)
+#if canImport(SwiftOverlayShims)
+  import SwiftOverlayShims
+#endif
 import Foundation
 
 /// The parameters a master was opened with: a run reuses a master only if all are the same.
