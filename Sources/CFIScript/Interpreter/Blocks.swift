@@ -201,7 +201,9 @@ extension Interpreter {
         outcomes += batch.map { _ in nil }
         continue
       }
-      outcomes += await fanOut(batch, limit: settings.parallel, shouldStart: canStart) { host in
+      // Fewer at once when the process's file descriptors would not last (said once, on stderr).
+      let parallel = DescriptorLimit.fanOut(settings.parallel, hosts: batch.count)
+      outcomes += await fanOut(batch, limit: parallel, shouldStart: canStart) { host in
         var hostFrame = Frame(
           globals: globals, locals: [:], functions: functions, host: host, top: nil, settings: settings, block: blockID)
         let outcome = await self.runHost(body, in: &hostFrame)
