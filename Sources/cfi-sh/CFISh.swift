@@ -143,7 +143,7 @@ struct CFISh: AsyncParsableCommand {
   @Option(help: ArgumentHelp("The store: one directory of files per group (default /var/lib/cfi).", valueName: "dir"), completion: .directory)
   var store: String?
 
-  @Option(name: [.customShort("p"), .long], help: ArgumentHelp("Hosts worked on at once (default 64); overrides 'set parallel'.", valueName: "n"))
+  @Option(name: [.customShort("p"), .long], help: ArgumentHelp("Hosts worked on at once (default 64; fewer, said once, where file descriptors run short); overrides 'set parallel'.", valueName: "n"))
   var parallel: Int?
 
   @Option(help: ArgumentHelp("Limit per step on a host, e.g. 30s or 5m (default 1h; 'none' for no limit); overrides 'set timeout'.", valueName: "duration"))

@@ -4,10 +4,13 @@
 // as `./hosts`).
 
 import ArgumentParser
+import Runtime
 
 @main
 enum Main {
   static func main() async {
+    // A fan-out of hundreds of hosts needs more descriptors than the usual soft limit.
+    DescriptorLimit.raise()
     let arguments = Array(CommandLine.arguments.dropFirst())
     if arguments.first == "help" {
       // `cfi-sh help hosts accept`: what `cfi-sh hosts accept --help` says.

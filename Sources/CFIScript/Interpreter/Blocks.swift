@@ -294,7 +294,9 @@ extension Interpreter {
         outcomes += batch.map { _ in nil }
         continue
       }
-      outcomes += await fanOut(batch, limit: block.settings.parallel, shouldStart: canStart, body: run)
+      // Fewer at once when the process's file descriptors would not last (said once, on stderr).
+      let parallel = DescriptorLimit.fanOut(block.settings.parallel, hosts: batch.count)
+      outcomes += await fanOut(batch, limit: parallel, shouldStart: canStart, body: run)
     }
     return zip(hosts, outcomes).map { host, outcome in outcome ?? block.notStarted(host, sink: sink) }
   }
@@ -340,7 +342,8 @@ extension Interpreter {
         group.addTask { .changed(await discovery.view(after: version)) }
       }
       func launch() {
-        while running < block.settings.parallel, next < queue.count, !stopped {
+        let parallel = DescriptorLimit.fanOut(block.settings.parallel, hosts: queue.count)
+        while running < parallel, next < queue.count, !stopped {
           guard canStart(), !Task.isCancelled else {
             stopped = true
             return
