@@ -63,6 +63,11 @@ struct EventScript {
     if hosts.isEmpty { events.append(.noHosts(block: id, target: label, location: location)) }
   }
 
+  /// Hosts the browse found join a running block.
+  mutating func join(_ id: Int, _ hosts: [String]) {
+    events.append(.hostsJoined(block: id, hosts: hosts.map(EventScript.host)))
+  }
+
   /// One host's step, started and finished.
   mutating func step(
     _ block: Int, _ label: String, line: Int, tolerated: Bool = false, on host: String, _ result: StepResult
@@ -308,6 +313,18 @@ struct RendererGoldenTests {
       run.hostDone(1, "pc2", .interrupted, "interrupted before it started")
       run.blockDone(1)
       run.finish(interrupted: true)
+    },
+    // The run started while avahi was browsed: pc3, found by the browse, joins the block.
+    RendererScenario("discovery-joins") { run in
+      run.start()
+      run.block(1, "on group lab", line: 1, ["pc1", "pc2"])
+      run.join(1, ["pc3"])
+      for host in ["pc1", "pc2", "pc3"] {
+        run.step(1, #"run "true""#, line: 1, on: host, EventScript.result(.ok, exit: 0, ms: 200))
+        run.hostDone(1, host, .ok)
+      }
+      run.blockDone(1)
+      run.finish()
     },
     // A block with no hosts, then a runtime error on the server side.
     RendererScenario("no-hosts-and-error") { run in
