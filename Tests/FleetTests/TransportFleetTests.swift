@@ -13,10 +13,10 @@ struct TransportFleetTests {
     let lab = try Lab("conform", hosts: 1, groups: ["lab"])
     let (transport, host) = try Self.transport(on: lab)
     // ssh with `SessionType none` and `ForkAfterAuthentication yes` authenticates, forks and
-    // exits 0, running nothing, where it makes a connection of its own (riding a master, it
-    // runs the command): here it cannot ride one, as a directory holds the control socket's
-    // place (ssh would replace a stale file; the master disables multiplexing, the command's
-    // ssh connects by itself).
+    // exits 0, running nothing, where it makes a connection of its own: here the master cannot
+    // bind its control socket, as a directory holds its place (ssh would replace a stale
+    // file), so it disables multiplexing and goes on as such a connection, which serves no
+    // session: nothing answers on the socket, and the command must be reported as not run.
     let occupied = try TemporaryDirectory()
     try FileManager.default.createDirectory(atPath: occupied.path + "/" + host.name.rawValue, withIntermediateDirectories: false)
     let (silent, _) = try Self.transport(

@@ -236,6 +236,13 @@ import TestSupport
     #expect(pins.keys.sorted() == ["pc1", "pc10", "pc3"])
     #expect(pins["pc1"]?.hasPrefix("|1|") == true && pins["pc1"]?.hasSuffix(Self.keyLine) == true)
     #expect(pins["pc1"] != pins["pc10"])
+    // A name pinned by a hashed line and a plain one gets both, in the file's order (the
+    // digest a persistent master's record keeps depends on it).
+    let hashedLines = text.split(separator: "\n").map(String.init)
+    try (text + "pc1 \(Self.keyLine)\n").write(toFile: file, atomically: true, encoding: .utf8)
+    let both = KnownHostsFile(path: file).pins(for: ["pc1"] as [HostName])["pc1"]
+    let firstHashed = try #require(hashedLines.first { $0 == pins["pc1"] })
+    #expect(both == firstHashed + "\npc1 \(Self.keyLine)")
   }
 
   /// A reached host's key is recorded, an accepted one keeps it, `forget` drops it; its

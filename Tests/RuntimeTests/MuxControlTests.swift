@@ -67,14 +67,7 @@ final class FakeMaster: @unchecked Sendable {
   private(set) var received: [[UInt32]] = []
 
   init(path: String, behaviour: MuxControlTests.Behaviour) throws {
-    listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-    let bound = withUnsafePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
-    guard bound == 0, listen(listener, 1) == 0 else { throw POSIXError(.EADDRINUSE) }
+    listener = try Self.listen(on: path)
     Thread.detachNewThread { [self] in
       defer {
         close(listener)
@@ -103,6 +96,22 @@ final class FakeMaster: @unchecked Sendable {
   }
 
   func wait() { done.wait() }
+
+  /// A Unix stream socket listening on `path`, for one connection.
+  static func listen(on path: String) throws -> Int32 {
+    let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+    let bound = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard bound == 0, Foundation.listen(listener, 1) == 0 else {
+      close(listener)
+      throw POSIXError(.EADDRINUSE)
+    }
+    return listener
+  }
 
   // The framing is MuxControl's own (length, then big-endian words), used from the other end.
   private func readPacket(_ fd: Int32) -> [UInt32]? { MuxControl.receive(fd) }

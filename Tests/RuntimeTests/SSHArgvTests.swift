@@ -48,7 +48,8 @@ import TestSupport
       options: ["-rlptD", "--itemize-changes", "--protect-args"], connectTimeout: .seconds(5))
     let text = [
       Self.render("ssh, before anything runs on the host: opens the master", transport.masterArgv(target, connectTimeout: .seconds(5))),
-      Self.render("ssh, every command: rides the master", transport.sshArgv(command, on: target, tag: "cfi-step-1")),
+      "# every command: a session over the master's socket (mux new-session request, fields decoded)\n"
+        + MuxRequestDecoding.describe(MuxSession.request(command.wrapped(tag: "cfi-step-1"))),
       Self.render("rsync", transport.rsyncArgv(push, to: target)),
       Self.render("rsync of a checked store tree (\(checked.source.how ?? ""))", transport.rsyncArgv(checked, to: target)),
       Self.render("rsync from the host (fetch)", transport.rsyncArgv(pull, from: target)),
@@ -63,16 +64,15 @@ import TestSupport
     }
     #expect((try? String(contentsOfFile: path, encoding: .utf8)) == text, "argv differs from ssh-rsync.golden:\n\(text)")
     // The secret reaches the command on stdin only.
-    for argv in [transport.sshArgv(command, on: target, tag: "t"), transport.rsyncArgv(push, to: target)] {
-      #expect(!argv.contains { $0.contains("hunter2") })
-    }
+    #expect(!String(decoding: MuxSession.request(command.wrapped(tag: "t")), as: UTF8.self).contains("hunter2"))
+    #expect(!transport.rsyncArgv(push, to: target).contains { $0.contains("hunter2") })
   }
 
   @Test func everyDestinationFollowsDoubleDash() throws {
     let transport = Self.transport()
     let target = try SSHTarget(Self.host)
-    let ssh = transport.sshArgv(RemoteCommand(.argv(["true"])), on: target, tag: "t")
-    #expect(ssh[ssh.count - 3] == "--" && ssh[ssh.count - 2] == "fd00::1")
+    let ssh = transport.masterArgv(target, connectTimeout: .seconds(5))
+    #expect(Array(ssh.suffix(2)) == ["--", "fd00::1"])
     let rsync = transport.rsyncArgv(Push(source: "/a/", destination: "/b/", options: []), to: target)
     #expect(Array(rsync.suffix(3)) == ["--", "/a/", "[fd00::1]:/b/"])
     let pull = transport.rsyncArgv(Pull(source: "/a", destination: "/b/", options: []), from: target)
@@ -159,5 +159,32 @@ import TestSupport
       words.append(word)
     }
     return words
+  }
+}
+
+/// The fields of a mux "new session" request, one a line, read back by PROTOCOL.mux's layout.
+enum MuxRequestDecoding {
+  static func describe(_ packet: [UInt8]) -> String {
+    var offset = 0
+    func word() -> UInt32 {
+      defer { offset += 4 }
+      return packet[offset..<offset + 4].reduce(0) { $0 << 8 | UInt32($1) }
+    }
+    func string() -> String {
+      let length = Int(word())
+      defer { offset += length }
+      return String(decoding: packet[offset..<offset + length], as: UTF8.self)
+    }
+    let length = word()
+    var lines = ["length " + String(length) + (Int(length) == packet.count - 4 ? " (the rest of the packet)" : " (WRONG)")]
+    lines.append("type 0x" + String(word(), radix: 16))
+    lines.append("request id \(word())")
+    lines.append("reserved '\(string())'")
+    for field in ["tty", "x11 forwarding", "agent forwarding", "subsystem"] { lines.append("\(field) \(word())") }
+    lines.append("escape char 0x" + String(word(), radix: 16))
+    lines.append("terminal '\(string())'")
+    lines.append("command " + string())
+    lines.append(offset == packet.count ? "(no environment, end of packet)" : "(\(packet.count - offset) more bytes)")
+    return lines.joined(separator: "\n") + "\n"
   }
 }

@@ -15,12 +15,15 @@ public enum TransportConformance {
     let checks: [(String, @Sendable (any Transport, Runtime.Host) async -> String?)] = [
       ("exit codes", exitCodes), ("stdout and stderr", separateStreams), ("stdin secret", secretOnStdin),
       ("timeout kills the process group", timeoutKillsProcessGroup), ("invalid UTF-8", invalidUTF8),
-      ("10 MB of output", largeOutput), ("output over the limit stops the command", outputOverTheLimit),
+      ("10 MB of output", largeOutput), ("1 MiB of input", largeInput), ("output over the limit stops the command", outputOverTheLimit),
       ("an interrupt ends the command where it runs", interruptEndsTheCommand),
       ("stderr kept byte for byte", stderrKeptExactly), ("a command that closes its stderr", closedStderr),
       ("output after the command ended", outputAfterTheEnd), ("a signal ends the command", signalled),
       ("a pull copies a file and a tree into a private directory", pullCopies),
     ]
+    // As cfi-sh does from its start (StopSignals): a command that does not read its input
+    // closes the pipe it is written to, which must be EPIPE, not a signal ending the process.
+    signal(SIGPIPE, SIG_IGN)
     var failures: [String] = []
     for (name, check) in checks {
       if let failure = await check(transport, host) { failures.append("\(name): \(failure)") }
@@ -84,6 +87,21 @@ public enum TransportConformance {
     let result = await run(transport, host, "head -c \(size) /dev/zero | tr '\\0' x")
     return result.termination == .exited(0) && result.stdout.utf8.count == size && result.stdout.utf8.allSatisfy { $0 == UInt8(ascii: "x") }
       ? nil : "got \(result.termination) with \(result.stdout.utf8.count) bytes"
+  }
+
+  /// More input than a pipe holds reaches the command whole (a script or a secret travels
+  /// this way), and a command that does not read its input still ends.
+  static func largeInput(_ transport: any Transport, _ host: Runtime.Host) async -> String? {
+    let input = String(repeating: "0123456789abcdef", count: 1 << 16) + "end"
+    let read = await run(transport, host, "wc -c; exit 3", input: .text(input))
+    guard read.termination == .exited(3), read.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "\(input.utf8.count)" else {
+      return "reading it: \(read.termination), stdout \(read.stdout.debugDescription)"
+    }
+    let ignored = await run(transport, host, "echo ignored", input: .text(input))
+    guard ignored.termination == .exited(0), ignored.stdout == "ignored\n" else {
+      return "not reading it: \(ignored.termination), stdout \(ignored.stdout.debugDescription)"
+    }
+    return nil
   }
 
   /// A fresh marker for a command's processes, and the pattern that finds them but not itself.
@@ -227,11 +245,14 @@ public enum TransportConformance {
     return nil
   }
 
-  /// A transport whose local process exits 0 without the command having run reports that no
-  /// status came back, never an exit.
+  /// A transport whose local side ends without the command having run (a local process
+  /// exiting 0; over ssh, a "master" that serves no session) reports that nothing ran (for a
+  /// local process: that no status came back), never an exit.
   static func noStatusIsNotSuccess(_ transport: any Transport, _ host: Runtime.Host) async -> String? {
     let result = await run(transport, host, "exit 0")
-    guard case .notRun(let message) = result.termination, message.contains("no exit status came back") else {
+    guard case .notRun(let message) = result.termination,
+      message.contains("no exit status came back") || message.contains("nothing ran")
+    else {
       return "got \(result.termination)"
     }
     return nil

@@ -22,34 +22,53 @@ public struct KnownHostsFile: Sendable {
     return Self.pins(in: text, for: names)
   }
 
-  /// The lines of `text` that pin a key for each of `names`. Comments, `@revoked` and
-  /// `@cert-authority` lines pin nothing; a line's names are matched exactly (ssh writes the
-  /// alias it was given, never a pattern).
+  /// The lines of `text` that pin a key for each of `names` (`Index`).
   static func pins(in text: String, for names: some Sequence<HostName>) -> [HostName: String] {
     let wanted = Set(names)
     guard !wanted.isEmpty else { return [:] }
-    var found: [HostName: [String]] = [:]
-    for line in text.split(whereSeparator: \.isNewline) {
-      let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-      guard fields.count >= 3, let first = fields.first, !first.hasPrefix("#"), !first.hasPrefix("@") else { continue }
-      let pinned = String(line.drop(while: { $0 == " " || $0 == "\t" }))
-      if first.hasPrefix("|1|") {
-        guard let (salt, digest) = hashedField(first) else { continue }
-        let key = SymmetricKey(data: salt)
-        for name in wanted where Array(HMAC<Insecure.SHA1>.authenticationCode(for: Array(name.rawValue.utf8), using: key)) == digest {
-          found[name, default: []].append(pinned)
-        }
-      } else {
-        for pattern in first.split(separator: ",") {
-          if let name = HostName(String(pattern)), wanted.contains(name) { found[name, default: []].append(pinned) }
+    let index = Index(text)
+    return Dictionary(uniqueKeysWithValues: wanted.compactMap { name in index.pins(for: name).map { (name, $0) } })
+  }
+
+  /// A known_hosts text read once, for the pins of many names: a run asks for each of its
+  /// hosts, and reading the whole file for each would cost hosts × lines. Comments,
+  /// `@revoked` and `@cert-authority` lines pin nothing; a line's names are matched exactly
+  /// (ssh writes the alias it was given, never a pattern).
+  struct Index: Sendable {
+    /// Plain lines by name, with their position in the file.
+    private var plain: [HostName: [(position: Int, line: String)]] = [:]
+    /// Hashed lines: a name is found only by hashing it with each line's salt.
+    private var hashed: [(position: Int, salt: [UInt8], digest: [UInt8], line: String)] = []
+
+    init(_ text: String) {
+      for (position, line) in text.split(whereSeparator: \.isNewline).enumerated() {
+        let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        guard fields.count >= 3, let first = fields.first, !first.hasPrefix("#"), !first.hasPrefix("@") else { continue }
+        let pinned = String(line.drop(while: { $0 == " " || $0 == "\t" }))
+        if first.hasPrefix("|1|") {
+          if let (salt, digest) = KnownHostsFile.hashedField(first) { hashed.append((position, salt, digest, pinned)) }
+        } else {
+          for pattern in first.split(separator: ",") {
+            if let name = HostName(String(pattern)) { plain[name, default: []].append((position, pinned)) }
+          }
         }
       }
     }
-    return found.mapValues { $0.joined(separator: "\n") }
+
+    /// The lines pinning `name`, in the file's order, joined with a newline; nil for none.
+    func pins(for name: HostName) -> String? {
+      let bytes = Array(name.rawValue.utf8)
+      let found = (plain[name] ?? []) + hashed.compactMap { entry -> (position: Int, line: String)? in
+        let code = HMAC<Insecure.SHA1>.authenticationCode(for: bytes, using: SymmetricKey(data: entry.salt))
+        return Array(code) == entry.digest ? (entry.position, entry.line) : nil
+      }
+      guard !found.isEmpty else { return nil }
+      return found.sorted { $0.position < $1.position }.map(\.line).joined(separator: "\n")
+    }
   }
 
   /// The salt and digest of a hashed host field `|1|BASE64|BASE64`.
-  private static func hashedField(_ field: Substring) -> ([UInt8], [UInt8])? {
+  fileprivate static func hashedField(_ field: Substring) -> ([UInt8], [UInt8])? {
     let parts = field.dropFirst(3).split(separator: "|", omittingEmptySubsequences: false)
     guard parts.count == 2, let salt = Data(base64Encoded: String(parts[0])), let digest = Data(base64Encoded: String(parts[1]))
     else { return nil }

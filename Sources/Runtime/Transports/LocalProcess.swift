@@ -63,6 +63,6 @@ enum LocalProcess {
 
   /// Whether `error` says the program wrote more than the output limit (it was then stopped).
   static func isOutputLimit(_ error: any Error) -> Bool {
-    (error as? SubprocessError)?.code == .outputLimitExceeded
+    (error as? SubprocessError)?.code == .outputLimitExceeded || (error as? MuxSession.Failure) == .outputLimit
   }
 }

@@ -2,6 +2,8 @@
 // (the same wrapper: own session, tag, `timeout -k`), and pushes with a local rsync. For
 // tests that need commands really run without a lab, and for a host that is this machine.
 
+import Foundation
+
 /// Runs commands on this machine with `sh`, whatever host they are for.
 public final class LocalTransport: Transport {
   /// The shell that runs the wrapped command, as a host's login shell does (bash, dash).
@@ -16,7 +18,7 @@ public final class LocalTransport: Transport {
     let tag = RemoteCommand.newTag()
     let ending = await TaggedCommand.run(
       program: shell, tag: tag,
-      { try await LocalProcess.run(shell, ["-c", command.wrapped(tag: tag)], input: command.standardInput) },
+      { try await Self.run(shell, ["-c", command.wrapped(tag: tag)], input: command.standardInput) },
       reachable: { true },
       // The command's session outlives sh (setsid): end it as the remote kill does.
       kill: { (try? await LocalProcess.run("sh", ["-c", RemoteCommand.killScript(tag: tag)]))?.status == 0 })
@@ -29,6 +31,28 @@ public final class LocalTransport: Transport {
     case .finished(let output, let status?):
       return CommandResult.finished(status: status, stdout: output.stdout, stderr: output.stderr, timeout: command.timeout)
     }
+  }
+
+  /// Runs `executable` with `input` on its stdin from an unlinked temporary file rather than a
+  /// pipe: a command that does not read its input must not meet a writer whose pipe closed
+  /// (swift-subprocess stops the process on a write that fails that way).
+  private static func run(_ executable: String, _ arguments: [String], input: String?) async throws -> ProgramResult {
+    guard let input, !input.isEmpty else { return try await LocalProcess.run(executable, arguments) }
+    var template = Array((NSTemporaryDirectory() + "/cfi-input-XXXXXX").utf8CString)
+    let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+    guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+    defer { close(fd) }
+    template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+    _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+    let bytes = Array(input.utf8)
+    var written = 0
+    while written < bytes.count {
+      let count = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+      guard count > 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+      written += count
+    }
+    lseek(fd, 0, SEEK_SET)
+    return try await LocalProcess.run(executable, arguments, standardInput: fd)
   }
 
   public func push(_ push: Push, to host: Host) async -> CommandResult {

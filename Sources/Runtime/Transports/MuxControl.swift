@@ -8,12 +8,13 @@ import Foundation
 
 /// Requests to a ControlMaster through its socket.
 enum MuxControl {
-  private static let hello: UInt32 = 0x0000_0001
+  /// Both sides' first packet (type, protocol version): also `MuxSession`'s.
+  static let hello: UInt32 = 0x0000_0001
+  static let version: UInt32 = 4
   private static let terminate: UInt32 = 0x1000_0005
   private static let aliveCheck: UInt32 = 0x1000_0004
   private static let ok: UInt32 = 0x8000_0001
   private static let alive: UInt32 = 0x8000_0005
-  private static let version: UInt32 = 4
 
   /// Asks the master listening on `path` to exit, as `ssh -O exit` does; true if it said
   /// yes. Never blocks longer than `timeout` seconds.
@@ -68,29 +69,49 @@ enum MuxControl {
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
-    // A timeval as (seconds, microseconds): Swift attributes timeval's members to whichever C
-    // module included <sys/time.h> first (here CAvahi), so its fields are not used by name.
-    var limit: (Int, Int) = (timeout, 0)
-    guard MemoryLayout<timeval>.size == MemoryLayout.size(ofValue: limit) else { return nil }
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout.size(ofValue: limit)))
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout.size(ofValue: limit)))
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    let bytes = Array(path.utf8)
-    guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
-    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
-    let connected = withUnsafePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
-    if connected != 0 {
-      refused = [ENOENT, ECONNREFUSED].contains(errno)
+    switch connect(fd, path: path, timeout: timeout) {
+    case .connected: break
+    case .refused:
+      refused = true
       return nil
+    case .failed: return nil
     }
     // Both sides say hello (type, version); then the request (type, request id) and its answer.
     guard send(fd, packet([hello, version])), let theirs = receive(fd), theirs.first == hello else {
       return nil
     }
     return request(fd)
+  }
+
+  /// How connecting to a control socket went.
+  enum Connecting: Equatable {
+    case connected
+    /// No socket there, or nothing listens on it: what a master that exited leaves.
+    case refused
+    /// Any other failure (why).
+    case failed(String)
+  }
+
+  /// Connects `fd` (a Unix stream socket) to the control socket at `path`, with send and
+  /// receive timeouts of `timeout` seconds on it.
+  static func connect(_ fd: Int32, path: String, timeout: Int) -> Connecting {
+    // A timeval as (seconds, microseconds): Swift attributes timeval's members to whichever C
+    // module included <sys/time.h> first (here CAvahi), so its fields are not used by name.
+    var limit: (Int, Int) = (timeout, 0)
+    guard MemoryLayout<timeval>.size == MemoryLayout.size(ofValue: limit) else { return .failed("unexpected timeval layout") }
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout.size(ofValue: limit)))
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout.size(ofValue: limit)))
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return .failed("socket path too long: \(path)") }
+    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+    let connected = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Foundation.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    if connected == 0 { return .connected }
+    if [ENOENT, ECONNREFUSED].contains(errno) { return .refused }
+    return .failed(String(cString: strerror(errno)))
   }
 
   /// A mux packet: its length, then the words, all big-endian.

@@ -1,8 +1,8 @@
 // The OpenSSH transport: OpenSSH as an argv prefix (as ClusterShell's Ssh worker), with one
 // ControlMaster per host for the whole run (one handshake per host, however many steps),
-// commands multiplexed over it, rsync riding the same master. A host's master is opened on its
-// own (`ssh -f -N`) before anything runs there, so that connecting and running fail apart:
-// `UnreachableReason` says which. At the end the masters are told to exit over their sockets
+// commands multiplexed over it by cfi-sh itself (`MuxSession`: no ssh process per command),
+// rsync riding the same master. A host's master is opened on its own (`ssh -f -N`) before
+// anything runs there, so that connecting and running fail apart: `UnreachableReason` says which. At the end the masters are told to exit over their sockets
 // (MuxControl), not by an ssh each — except those that persist (`keepConnections(for:)`): they
 // live in the user's `PersistentMasters` directory, stay open for their window after the run,
 // and the next run reuses them after checking them (`MasterKey`, the host key pin, alive).
@@ -23,9 +23,9 @@ public final class SSHTransport: Transport {
   private let window = Mutex<Duration>(.zero)
   /// The directory of masters that persist, once looked for (nil inside: none usable).
   private let persistent = Mutex<PersistentMasters??>(nil)
-  /// Per run: the known_hosts text as the run found it, and what identifies the identity and
+  /// Per run: the known_hosts file as the run found it, and what identifies the identity and
   /// ssh_config files (`MasterKey`), read once.
-  private let runFacts = Mutex<(knownHosts: String?, identity: String?, config: String?)?>(nil)
+  private let runFacts = Mutex<(knownHosts: KnownHostsFile.Index?, identity: String?, config: String?)?>(nil)
 
   /// The state of a host's master connection.
   enum Connection {
@@ -95,11 +95,6 @@ public final class SSHTransport: Transport {
       + (command.map { [$0] } ?? [])
   }
 
-  /// The ssh argv that runs `command` on `target` under `tag`, over the host's master.
-  func sshArgv(_ command: RemoteCommand, on target: SSHTarget, tag: String) -> [String] {
-    sshArgv(target, connectTimeout: command.connectTimeout, ["-o", "ControlMaster=no"], command: command.wrapped(tag: tag))
-  }
-
   /// The ssh argv that opens the master of `target` on `socket` and returns once it is up
   /// (forking it into the background), or fails as ssh could not connect. A master that
   /// persists ends once idle for `persist`; one of a run alone is closed at the run's end, and
@@ -166,11 +161,11 @@ public final class SSHTransport: Transport {
     }
   }
 
-  private var facts: (knownHosts: String?, identity: String?, config: String?) {
+  private var facts: (knownHosts: KnownHostsFile.Index?, identity: String?, config: String?) {
     runFacts.withLock { facts in
       if let facts { return facts }
       let read = (
-        knownHosts: try? String(contentsOfFile: configuration.knownHostsFile, encoding: .utf8),
+        knownHosts: (try? String(contentsOfFile: configuration.knownHostsFile, encoding: .utf8)).map(KnownHostsFile.Index.init),
         identity: configuration.identityFile.map(MasterKey.fileIdentity), config: configuration.configFile.map(MasterKey.fileIdentity)
       )
       facts = read
@@ -189,7 +184,7 @@ public final class SSHTransport: Transport {
 
   /// The digest of the lines that pin `name`'s key, as the run found the known_hosts file.
   private func pin(_ name: HostName) -> String {
-    PersistentMasters.pinDigest(facts.knownHosts.flatMap { KnownHostsFile.pins(in: $0, for: [name])[name] })
+    PersistentMasters.pinDigest(facts.knownHosts?.pins(for: name))
   }
 
   /// What to do with the master on `socket` for `name` (`PersistentMaster.Reuse`): reused
@@ -218,12 +213,12 @@ public final class SSHTransport: Transport {
     case failed(CommandResult)
   }
 
+  /// Where the host stands. A master recorded open may have ended since (ControlPersist idle
+  /// seconds, a REPL waiting at its prompt; a persistent one closed by another run): the
+  /// session finds no one on its socket and the master is opened again (`session`).
   private func readiness(_ target: SSHTarget) -> Readiness {
     switch connections.withLock({ $0[target.name] }) {
-    // A persistent master's socket outlives it (it is a link to the name the master opened
-    // with, `PersistentMasters.install`): whether one listens is asked, not whether it exists.
-    case .open(let socket) where isPersistent(socket): MuxControl.probe(path: socket) == .gone ? .needsMaster : .open
-    case .open(let socket): FileManager.default.fileExists(atPath: socket) ? .open : .needsMaster
+    case .open: .open
     case .failed(let result): .failed(result)
     case nil: .needsMaster
     }
@@ -311,17 +306,19 @@ public final class SSHTransport: Transport {
     // reached: a failure to connect is then ssh's word on connecting, and a connection that
     // dies later (the master gone) is a command that may have run, never taken for one that
     // did not start.
+    let wasOpen = if case .open = readiness(target) { true } else { false }
     if let failure = await connect(target, connectTimeout: command.connectTimeout) { return failure }
     // The command runs in its own session on the host, tagged, so that a timeout (`timeout`
     // signals its whole process group) or an interrupt (killed by its tag over the master)
-    // ends everything it started: killing the local ssh alone would leave it running.
+    // ends everything it started: closing the session alone would leave it running.
     let tag = RemoteCommand.newTag()
-    let argv = sshArgv(command, on: target, tag: tag)
-    let kill = sshArgv(target, connectTimeout: .seconds(5), ["-o", "ControlMaster=no"], command: RemoteCommand.killScript(tag: tag))
+    let line = command.wrapped(tag: tag)
+    let kill = RemoteCommand.killScript(tag: tag)
     let ending = await TaggedCommand.run(
-      program: "ssh", tag: tag, { try await LocalProcess.run(argv[0], Array(argv.dropFirst()), input: command.standardInput) },
+      program: "ssh", tag: tag,
+      { try await self.session(target, line, input: command.standardInput, connectTimeout: command.connectTimeout, reopen: wasOpen) },
       reachable: { FileManager.default.fileExists(atPath: controlPath(target)) },
-      kill: { (try? await LocalProcess.run(kill[0], Array(kill.dropFirst())))?.status == 0 })
+      kill: { (try? await self.session(target, kill, input: nil, connectTimeout: .seconds(5), reopen: true))?.status == 0 })
     let output: ProgramResult
     let status: Int32?
     switch ending {
@@ -337,6 +334,35 @@ public final class SSHTransport: Transport {
         stdout: output.stdout, stderr: output.stderr)
     }
     return CommandResult.finished(status: status, stdout: output.stdout, stderr: output.stderr, timeout: command.timeout)
+  }
+
+  /// Runs `line` (for the host's login shell) in a new session over the host's master, with
+  /// `input` on its stdin. With `reopen`, a master found gone before the session opened
+  /// (nothing ran: it ended while idle, or another run closed it) is opened again, once; a
+  /// master opened just now that does not answer is not (ssh could not make a usable
+  /// socket: it went on with a connection of its own, which serves no session). Those
+  /// endings, and a session the master refused, are the command's result (`TaggedCommand.Stop`).
+  private func session(
+    _ target: SSHTarget, _ line: String, input: String?, connectTimeout: Duration, reopen: Bool
+  ) async throws -> ProgramResult {
+    var reopen = reopen
+    while true {
+      guard case .open(let socket) = connections.withLock({ $0[target.name] }) else {
+        throw TaggedCommand.Stop(CommandResult(.notRun("no connection to \(target.name)")))
+      }
+      do {
+        return try await MuxSession.run(socket: socket, command: line, input: input, outputLimit: LocalProcess.outputLimit)
+      } catch MuxSession.Failure.noMaster where reopen {
+        reopen = false
+        connections.withLock { $0[target.name] = nil }
+        if let failure = await connect(target, connectTimeout: connectTimeout) { throw TaggedCommand.Stop(failure) }
+      } catch MuxSession.Failure.noMaster {
+        throw TaggedCommand.Stop(
+          CommandResult(.notRun("ssh made no connection cfi-sh can use for \(target.name) (nothing answers on its control socket): nothing ran")))
+      } catch MuxSession.Failure.refused(let reason) {
+        throw TaggedCommand.Stop(CommandResult(.notRun("the connection to \(target.name) did not run the command: \(reason)")))
+      }
+    }
   }
 
   public func push(_ push: Push, to host: Host) async -> CommandResult {

@@ -1,12 +1,12 @@
-// A tagged command whose local process (ssh, or sh for LocalTransport) may stop before the
-// command does where it runs: an interrupt (Ctrl-C cancels the task, which kills the local
-// process) or output over the limit. The command runs in a session of its own there, so the
-// local process dying leaves it running: it is ended by its tag (`RemoteCommand.killScript`),
-// and the step reports only once that kill has finished, so a recap or the REPL's next
-// prompt never comes while the command still runs.
+// A tagged command whose local side (a session over ssh's master, `MuxSession`, or sh for
+// LocalTransport) may stop before the command does where it runs: an interrupt (Ctrl-C
+// cancels the task, which closes the session or kills sh) or output over the limit. The
+// command runs in a session of its own there, so the local side ending leaves it running: it
+// is ended by its tag (`RemoteCommand.killScript`), and the step reports only once that kill
+// has finished, so a recap or the REPL's next prompt never comes while the command still runs.
 // A command's exit status is the one the shell around it reports (`ExitReport`), never the
-// local process's: ssh exits 0 without running anything under some ssh_config settings
-// (`SessionType none`, `ForkAfterAuthentication yes` as it opens a master).
+// local side's: a local process or a master can end with 0 without running anything (ssh
+// did, under `SessionType none` or `ForkAfterAuthentication yes`).
 
 enum TaggedCommand {
   /// How a tagged command's local process ended.
@@ -17,6 +17,12 @@ enum TaggedCommand {
     case finished(ProgramResult, status: Int32?)
     /// It did not: the result to report (the command has been killed where it ran).
     case stopped(CommandResult)
+  }
+
+  /// What `local` throws when the command did not start, with the result to report.
+  struct Stop: Error {
+    var result: CommandResult
+    init(_ result: CommandResult) { self.result = result }
   }
 
   /// Runs `local`, the process carrying a command wrapped under `tag`. When it did not end on
@@ -40,6 +46,8 @@ enum TaggedCommand {
       }
     } catch where LocalProcess.isOutputLimit(error) && !Task.isCancelled {
       overflow = true
+    } catch let stop as Stop where !Task.isCancelled {
+      return .stopped(stop.result)
     } catch where !Task.isCancelled {
       return .stopped(CommandResult(.notRun("cannot run \(program): \(error)")))
     } catch {}
