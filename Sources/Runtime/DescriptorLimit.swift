@@ -1,5 +1,5 @@
 // DescriptorLimit: how many hosts can be worked on at once within the process's file
-// descriptors. Each host running holds a few (its ssh's pipes and process descriptor); a
+// descriptors. Each host running holds a few (its command's session, or the pipes of the ssh opening its master); a
 // fan-out of 1,000 needs several thousand, above the usual soft limit of 1,024. cfi-sh raises
 // the soft limit to the hard one at start (`raise()`); where even that is too low, the
 // fan-out is lowered and the hosts take turns, said once on stderr (`fanOut(_:hosts:)`), rather than
@@ -21,10 +21,12 @@ public struct DescriptorLimit: Hashable, Sendable {
   /// The most the soft limit may be raised to (`ulimit -Hn`); `Int.max`: unlimited.
   public var hard: Int
 
-  /// Descriptors one host holds while it is worked on: its ssh's stdin, stdout and stderr
-  /// pipes (both ends while it is being spawned) and its process descriptor; about six per
-  /// host were measured at a fan-out of 64, two more are a margin.
-  public static let perHost = 8
+  /// Descriptors one host holds while it is worked on: a command's session over the master
+  /// (`MuxSession`: the control socket, three socket pairs whose other ends go to the master
+  /// as it starts, a wake-up pair) takes nine at most, six once started; opening the master
+  /// (an ssh's pipes and process descriptor, about six) never happens at the same time.
+  /// One more is a margin.
+  public static let perHost = 10
   /// Descriptors kept for everything else: stdio, the store's lock, the audit log, the state
   /// database and its WAL, the avahi client's bus, the closing of masters over their sockets.
   public static let reserve = 64

@@ -10,8 +10,8 @@ import Testing
 struct DescriptorLimitFleetTests {
   @Test func aFanOutAboveTheDescriptorLimitTakesTurnsAndSaysSoOnce() throws {
     let lab = try Lab("fdlimit", hosts: 30, groups: ["lab"])
-    // 160 descriptors: 12 hosts at once; all 30 at once would need about 304 (≈ 6 each were
-    // measured: without the turns, some hosts fail to start their ssh).
+    // 160 descriptors: 9 hosts at once; all 30 at once would need about 364 (without the
+    // turns, some hosts would fail to start their ssh or their sessions).
     let descriptors = 160
     let result = try lab.cfi(
       ["--json", "-p", "64", "-c", #"on all < run "true" >; on all < run "true" >"#],
@@ -20,8 +20,8 @@ struct DescriptorLimitFleetTests {
     #expect(outcomes(result) == all(lab.hosts, "ok"), "\(result.stderr)")
     #expect(steps(result).count == 2 * lab.hosts.count)
     let notice =
-      "note: 30 hosts at once need about 304 file descriptors; this process may open \(descriptors) "
-      + "(ulimit -n; hard limit \(descriptors)): 12 hosts run at once, the others take turns."
+      "note: 30 hosts at once need about 364 file descriptors; this process may open \(descriptors) "
+      + "(ulimit -n; hard limit \(descriptors)): 9 hosts run at once, the others take turns."
     #expect(result.stderr.components(separatedBy: notice).count == 2, "said once: \(result.stderr)")
     #expect(!result.stderr.contains("Too many open files"), "\(result.stderr)")
   }

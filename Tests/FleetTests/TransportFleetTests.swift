@@ -55,6 +55,19 @@ struct TransportFleetTests {
     }
   }
 
+  /// A command gets the host's environment, not the server's: what ssh's `SendEnv` would
+  /// pass (the host's sshd accepts `LC_*`) is not sent over a session cfi-sh asks for.
+  @Test func theServersEnvironmentDoesNotReachTheCommand() throws {
+    let lab = try Lab("sendenv", hosts: 1)
+    let config = try lab.storeFile("ssh_config", "Host *\n  SendEnv LC_*\n")
+    let accepted = try lab.exec(lab.hosts[0], "sshd -T 2>/dev/null | grep -i '^acceptenv'").stdout
+    let result = try lab.cfi(
+      ["--ssh-config", config, "-c", #"on all < run 'echo LC_CFI_PROBE=${LC_CFI_PROBE-unset}' >"#],
+      environment: ["LC_CFI_PROBE": "from-the-server"])
+    #expect(result.status == 0, "\(result.stderr)")
+    #expect(result.stdout.contains("LC_CFI_PROBE=unset"), "sshd: \(accepted)\n\(result.stdout)")
+  }
+
   /// An SSHTransport with the lab's key, whose paths hold a quote, a space and a `%`; with an
   /// ssh_config file holding `sshConfig` if given.
   static func transport(on lab: Lab, sshConfig: String? = nil, controlDirectory: String? = nil) throws -> (

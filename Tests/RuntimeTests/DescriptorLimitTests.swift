@@ -12,21 +12,21 @@ import Testing
   }
 
   @Test func fewerHostsThanTheLimitWouldNeedAreNotLowered() {
-    // 1,024 descriptors: (1024 - 64) / 8 = 120 hosts at once.
+    // 1,024 descriptors: (1024 - 64) / 10 = 96 hosts at once.
     let limit = DescriptorLimit(soft: 1024, hard: 1024)
-    #expect(limit.hostsAtOnce == 120)
-    #expect(limit.fanOut(1000, hosts: 120) == (1000, nil))
+    #expect(limit.hostsAtOnce == 96)
+    #expect(limit.fanOut(1000, hosts: 96) == (1000, nil))
     #expect(limit.fanOut(64, hosts: 1000) == (64, nil))
   }
 
   @Test func aLimitTooLowLowersTheFanOutAndSaysSo() throws {
     let limit = DescriptorLimit(soft: 1024, hard: 1024)
     let (hosts, notice) = limit.fanOut(1000, hosts: 500)
-    #expect(hosts == 120)
+    #expect(hosts == 96)
     let text = try #require(notice)
     #expect(text.contains("500 hosts at once need about \(DescriptorLimit.needed(hosts: 500)) file descriptors"))
     #expect(text.contains("this process may open 1024 (ulimit -n; hard limit 1024)"))
-    #expect(text.contains("120 hosts run at once, the others take turns"))
+    #expect(text.contains("96 hosts run at once, the others take turns"))
   }
 
   @Test func aTinyLimitStillRunsOneHostAtATime() {

@@ -22,6 +22,8 @@ import Testing
     case hangs
     /// Opens the session and writes `bytes` to stdout.
     case floods(bytes: Int)
+    /// Opens the session, then sends what no master sends: a packet of a megabyte.
+    case garbles
   }
 
   static func path() -> String { "/tmp/cfi-mux-session-\(UUID().uuidString.prefix(8))" }
@@ -60,6 +62,17 @@ import Testing
       }
       await master.wait()
     }
+  }
+
+  /// Once the session opened, the command may have run: a failure then is not a refusal.
+  @Test func aFailureAfterTheSessionOpenedSaysItMayHaveRun() async throws {
+    let path = Self.path()
+    defer { unlink(path) }
+    let master = try SessionMaster(path: path, behaviour: .garbles)
+    await #expect(throws: MuxSession.Failure.lost("the master sent a packet of 1048576 bytes")) {
+      try await MuxSession.run(socket: path, command: "c", input: nil, outputLimit: 1 << 20)
+    }
+    await master.wait()
   }
 
   @Test func noSocketOrNoListenerIsNoMaster() async throws {
@@ -119,7 +132,9 @@ final class SessionMaster: @unchecked Sendable {
       let fd = accept(listener, nil, nil)
       guard fd >= 0 else { return }
       defer { close(fd) }
-      // The client's hello, then the request: read by their exact lengths, as the master does.
+      // Its hello at once, as the master sends it; the client's hello, then the request, read
+      // by their exact lengths, as the master reads them.
+      _ = MuxControl.send(fd, MuxControl.packet([0x1, 4]))
       guard MuxControl.receive(fd)?.first == 0x1, let request = Self.readBody(fd) else { return }
       command = Self.command(in: request)
       var fds: [Int32] = []
@@ -129,7 +144,6 @@ final class SessionMaster: @unchecked Sendable {
       }
       descriptors = fds.count
       defer { for received in fds { close(received) } }
-      _ = MuxControl.send(fd, MuxControl.packet([0x1, 4]))
       switch behaviour {
       case .refuses(let reason):
         _ = MuxControl.send(fd, Self.packet([0x8000_0003, 1], string: reason))
@@ -153,6 +167,8 @@ final class SessionMaster: @unchecked Sendable {
         if let status { _ = MuxControl.send(fd, MuxControl.packet([0x8000_0004, 9, status])) }
       case .floods(let bytes):
         Self.write(fds[1], String(repeating: "y", count: bytes))
+      case .garbles:
+        _ = MuxControl.send(fd, [0, 0x10, 0, 0])
       case .hangs:
         opened.signal()
         // Until the client closes the control connection.

@@ -48,6 +48,7 @@ public final class LocalTransport: Transport {
     var written = 0
     while written < bytes.count {
       let count = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+      if count < 0 && errno == EINTR { continue }
       guard count > 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
       written += count
     }

@@ -23,6 +23,9 @@ enum MuxSession {
     /// The master did not open the session (its reason: the host refused a channel, a master
     /// speaking another protocol, a socket error): nothing ran.
     case refused(String)
+    /// The session opened, then went wrong on our side or the master's (its reason): the
+    /// command may have run.
+    case lost(String)
     /// stdout or stderr grew past the limit: the session was closed.
     case outputLimit
   }
@@ -38,48 +41,11 @@ enum MuxSession {
   /// (255 when it reported none: the connection died, or the command ended by a signal) and
   /// the output, each stream at most `outputLimit` bytes (more: `Failure.outputLimit`).
   /// Throws `Failure`, or `CancellationError` when the task is cancelled (the session is
-  /// closed; the command may go on on the host: see `TaggedCommand`).
+  /// closed; the command may go on on the host: see `TaggedCommand`). Everything that may
+  /// block (connecting, sending, waiting) happens on the session's own thread.
   static func run(socket path: String, command: String, input: String?, outputLimit: Int) async throws -> ProgramResult {
-    let control = try connect(path)
-    var handedOver: [Int32] = []
-    var ours: [Int32] = [control]
-    defer { for fd in handedOver { close(fd) } }
-    do {
-      // Socket pairs rather than pipes: close-on-exec from the start, and writing the input
-      // to a master that stopped reading it is EPIPE (MSG_NOSIGNAL), never SIGPIPE.
-      let (outOurs, outTheirs) = try makePair()
-      ours.append(outOurs)
-      handedOver.append(outTheirs)
-      let (errOurs, errTheirs) = try makePair()
-      ours.append(errOurs)
-      handedOver.append(errTheirs)
-      var inOurs: Int32? = nil
-      let inTheirs: Int32
-      if let input, !input.isEmpty {
-        let pair = try makePair()
-        (inOurs, inTheirs) = pair
-        ours.append(pair.ours)
-      } else {
-        inTheirs = open("/dev/null", O_RDONLY | O_CLOEXEC)
-        guard inTheirs >= 0 else { throw Failure.refused("cannot open /dev/null: \(String(cString: strerror(errno)))") }
-      }
-      handedOver.append(inTheirs)
-      // The request, then the three descriptors, each with one byte: the master reads the
-      // request's exact length first, so that nothing of the descriptors' messages is read
-      // as part of it (OpenSSH's own client sends them the same way, without waiting).
-      guard MuxControl.send(control, MuxControl.packet([MuxControl.hello, MuxControl.version])), MuxControl.send(control, request(command)),
-        sendDescriptor(inTheirs, over: control), sendDescriptor(outTheirs, over: control), sendDescriptor(errTheirs, over: control)
-      else { throw Failure.refused("the master did not take the request: \(String(cString: strerror(errno)))") }
-      for fd in handedOver { close(fd) }
-      handedOver = []
-      let session = try Conversation(
-        control: control, stdout: outOurs, stderr: errOurs, stdin: inOurs, input: Array((input ?? "").utf8), outputLimit: outputLimit)
-      ours = []
-      return try await session.run()
-    } catch {
-      for fd in ours { close(fd) }
-      throw error
-    }
+    let session = try Conversation(path: path, command: command, input: Array((input ?? "").utf8), outputLimit: outputLimit)
+    return try await session.run()
   }
 
   /// The "new session" request for `command`: no tty, no forwarding, no escape character,
@@ -99,22 +65,8 @@ enum MuxSession {
     }
   }
 
-  /// A socket connected to the master on `path`, blocking, with send and receive timeouts.
-  private static func connect(_ path: String) throws -> Int32 {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { throw Failure.refused("cannot make a socket: \(String(cString: strerror(errno)))") }
-    switch MuxControl.connect(fd, path: path, timeout: 5) {
-    case .connected: return fd
-    case .refused:
-      close(fd)
-      throw Failure.noMaster
-    case .failed(let reason):
-      close(fd)
-      throw Failure.refused("cannot reach the connection's master: \(reason)")
-    }
-  }
-
-  /// A connected pair of Unix stream sockets, close-on-exec: ours, and the master's.
+  /// A connected pair of Unix stream sockets, close-on-exec: one end ours, the other the
+  /// master's (or the wake-up's).
   private static func makePair() throws -> (ours: Int32, theirs: Int32) {
     var ends: [Int32] = [-1, -1]
     guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0 else {
@@ -222,13 +174,13 @@ enum MuxSession {
     }
   }
 
-  /// One session once its request is sent, on a thread of its own: the control socket and
-  /// the output read as they come, the input written as the master takes it, until the
-  /// master has closed all three (or the task is cancelled: a byte on `wake` ends it).
+  /// One session on a thread of its own: connecting to the master and sending the request
+  /// and the descriptors, then the control socket and the output read as they come and the
+  /// input written as the master takes it, until the master has closed all three (or the task
+  /// is cancelled: a byte on the wake socket ends it).
   private final class Conversation: @unchecked Sendable {
-    private let control: Int32
-    private let outputs: [Int32]
-    private var stdin: Int32?
+    private let path: String
+    private let command: String
     private let input: [UInt8]
     private let outputLimit: Int
     private let wakeRead: Int32
@@ -236,22 +188,21 @@ enum MuxSession {
     /// descriptor closed: a late cancellation must not write to its number).
     private let wakeWrite: Mutex<Int32?>
 
-    init(control: Int32, stdout: Int32, stderr: Int32, stdin: Int32?, input: [UInt8], outputLimit: Int) throws {
+    init(path: String, command: String, input: [UInt8], outputLimit: Int) throws {
       let wake = try MuxSession.makePair()
-      (self.control, outputs, self.stdin, self.input, self.outputLimit) = (control, [stdout, stderr], stdin, input, outputLimit)
+      (self.path, self.command, self.input, self.outputLimit) = (path, command, input, outputLimit)
       wakeRead = wake.ours
       wakeWrite = Mutex(wake.theirs)
-      for fd in [control, stdout, stderr] + (stdin.map { [$0] } ?? []) {
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-      }
     }
 
     func run() async throws -> ProgramResult {
       try await withTaskCancellationHandler {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ProgramResult, any Error>) in
-          let thread = Thread { continuation.resume(with: self.converse()) }
-          thread.stackSize = 1 << 18
-          thread.start()
+          let started = SessionThread.start { continuation.resume(with: self.converse()) }
+          if let problem = started {
+            closeWake()
+            continuation.resume(throwing: Failure.refused("cannot start a thread for the session: \(problem)"))
+          }
         }
       } onCancel: {
         wakeWrite.withLock { fd in
@@ -262,20 +213,82 @@ enum MuxSession {
       }
     }
 
-    /// The session's loop, on its thread; every descriptor is closed when it returns.
+    private func closeWake() {
+      close(wakeRead)
+      wakeWrite.withLock { fd in
+        if let fd { close(fd) }
+        fd = nil
+      }
+    }
+
+    /// The whole session, on its thread; every descriptor is closed when it returns.
     private func converse() -> Result<ProgramResult, any Error> {
+      var owned: [Int32] = []
+      defer {
+        for fd in owned { close(fd) }
+        closeWake()
+      }
+      do {
+        let (control, outputs, stdin) = try start(&owned)
+        return exchange(control: control, outputs: outputs, stdin: stdin, owned: &owned)
+      } catch {
+        return .failure(error)
+      }
+    }
+
+    /// Connects, sends the request, then the three descriptors, each with one byte: the
+    /// master reads the request's exact length first, so that nothing of the descriptors'
+    /// messages is read as part of it (OpenSSH's own client sends them the same way, without
+    /// waiting). Socket pairs rather than pipes: close-on-exec from the start, and writing the
+    /// input to a master that stopped reading it is EPIPE (MSG_NOSIGNAL), never SIGPIPE.
+    /// Nothing has run when this throws. Returns our ends (all non-blocking).
+    private func start(_ owned: inout [Int32]) throws -> (control: Int32, outputs: [Int32], stdin: Int32?) {
+      let control = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+      guard control >= 0 else { throw Failure.refused("cannot make a socket: \(String(cString: strerror(errno)))") }
+      owned.append(control)
+      switch MuxControl.connect(control, path: path, timeout: 5) {
+      case .connected: break
+      case .refused: throw Failure.noMaster
+      case .failed(let reason): throw Failure.refused("cannot reach the connection's master: \(reason)")
+      }
+      var theirs: [Int32] = []
+      defer { for fd in theirs { close(fd) } }
+      var ours: [Int32] = []
+      for _ in 0..<3 {
+        let pair = try MuxSession.makePair()
+        owned.append(pair.ours)
+        ours.append(pair.ours)
+        theirs.append(pair.theirs)
+      }
+      // No input: the master reads /dev/null, as `ssh -n` gives it.
+      var stdin: Int32? = ours[0]
+      if input.isEmpty {
+        let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        guard null >= 0 else { throw Failure.refused("cannot open /dev/null: \(String(cString: strerror(errno)))") }
+        close(theirs[0])
+        theirs[0] = null
+        stdin = nil
+      }
+      guard MuxControl.send(control, MuxControl.packet([MuxControl.hello, MuxControl.version])),
+        MuxControl.send(control, MuxSession.request(command)), theirs.allSatisfy({ sendDescriptor($0, over: control) })
+      else { throw Failure.refused("the master did not take the request: \(String(cString: strerror(errno)))") }
+      for fd in [control] + ours { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+      return (control, Array(ours[1...]), stdin)
+    }
+
+    /// The session once its request is sent: replies, output and input until the master has
+    /// closed the control connection, stdout and stderr.
+    private func exchange(control: Int32, outputs: [Int32], stdin: Int32?, owned: inout [Int32]) -> Result<ProgramResult, any Error> {
       var replies = Replies()
       var output: [[UInt8]] = [[], []]
       var open = [true, true, true]  // control, stdout, stderr
+      var stdin = stdin
       var written = 0
-      defer {
-        for fd in [control, wakeRead] + outputs + (stdin.map { [$0] } ?? []) { close(fd) }
-        wakeWrite.withLock { fd in
-          if let fd { close(fd) }
-          fd = nil
-        }
-      }
       var chunk = [UInt8](repeating: 0, count: 65536)
+      /// What went wrong after the request was sent: the command may have run.
+      func lost(_ reason: String) -> Result<ProgramResult, any Error> {
+        .failure(replies.opened ? Failure.lost(reason) : Failure.refused(reason))
+      }
       while open.contains(true) {
         var watched = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
         for (index, fd) in ([control] + outputs).enumerated() where open[index] {
@@ -283,16 +296,18 @@ enum MuxSession {
         }
         if let stdin { watched.append(pollfd(fd: stdin, events: Int16(POLLOUT), revents: 0)) }
         guard poll(&watched, nfds_t(watched.count), -1) >= 0 || errno == EINTR else {
-          return .failure(Failure.refused("poll: \(String(cString: strerror(errno)))"))
+          return lost("poll: \(String(cString: strerror(errno)))")
         }
         for entry in watched where entry.revents != 0 {
           if entry.fd == wakeRead { return .failure(CancellationError()) }
           if entry.fd == stdin {
             let sent = input[written...].withUnsafeBytes { Foundation.send(entry.fd, $0.baseAddress, min($0.count, 65536), Int32(MSG_NOSIGNAL)) }
             if sent > 0 { written += sent }
-            // All of it sent, or the master stopped reading it (the command did not want it).
+            // All of it sent (the end of our socket is the command's end of file), or the
+            // master stopped reading it (the command did not want it).
             if written == input.count || (sent < 0 && errno != EAGAIN && errno != EINTR) {
               close(entry.fd)
+              owned.removeAll { $0 == entry.fd }
               stdin = nil
             }
             continue
@@ -311,7 +326,7 @@ enum MuxSession {
             }
             if index == 0 {
               replies.take(chunk[..<got])
-              if let refusal = replies.refusal { return .failure(Failure.refused(refusal)) }
+              if let refusal = replies.refusal { return lost(refusal) }
             } else {
               guard output[index - 1].count + got <= outputLimit else { return .failure(Failure.outputLimit) }
               output[index - 1] += chunk[..<got]
@@ -324,5 +339,32 @@ enum MuxSession {
           status: replies.exitStatus ?? 255, stdout: String(decoding: output[0], as: UTF8.self),
           stderr: String(decoding: output[1], as: UTF8.self)))
     }
+  }
+}
+
+/// A detached thread with a small stack (the session's buffers are on the heap), started with
+/// pthread_create itself: Foundation's Thread does not say when a thread could not be made.
+enum SessionThread {
+  private final class Body {
+    let run: () -> Void
+    init(_ run: @escaping () -> Void) { self.run = run }
+  }
+
+  /// Starts `body` on a new thread; what went wrong when none could be started.
+  static func start(_ body: @escaping () -> Void) -> String? {
+    var attributes = pthread_attr_t()
+    pthread_attr_init(&attributes)
+    defer { pthread_attr_destroy(&attributes) }
+    pthread_attr_setstacksize(&attributes, 1 << 18)
+    pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+    let context = Unmanaged.passRetained(Body(body)).toOpaque()
+    var thread = pthread_t()
+    let status = pthread_create(&thread, &attributes, { context in
+      Unmanaged<Body>.fromOpaque(context!).takeRetainedValue().run()
+      return nil
+    }, context)
+    guard status != 0 else { return nil }
+    Unmanaged<Body>.fromOpaque(context).release()
+    return String(cString: strerror(status))
   }
 }

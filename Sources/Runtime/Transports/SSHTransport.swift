@@ -194,34 +194,22 @@ public final class SSHTransport: Transport {
     PersistentMaster.reuse(MuxControl.probe(path: socket), record: masters.record(of: socket), pin: pin(name), now: Date())
   }
 
-  /// Whether `socket` is one of the persistent masters' (not of this run's own directory).
-  private func isPersistent(_ socket: String) -> Bool {
-    guard let masters = persistent.withLock({ $0 ?? nil }) else { return false }
-    return socket.hasPrefix(masters.directory + "/")
-  }
-
   // MARK: - Connections
 
-  /// Where a host stands before a command.
-  private enum Readiness {
-    /// Its master is open: commands ride it.
-    case open
-    /// No master yet (or it ended after ControlPersist idle seconds, a REPL waiting at its
-    /// prompt): one is opened before the command.
-    case needsMaster
-    /// Connecting failed earlier in this run: every later command ends the same way.
+  /// How connecting went (`connect`).
+  private enum Connecting {
+    /// A master was there: opened earlier in the run, or one kept from an earlier run and
+    /// reused. It may have ended since (ControlPersist idle seconds, a REPL waiting at its
+    /// prompt; a kept one closed by another run): its session finds no one on its socket and
+    /// it is opened again (`session`).
+    case found
+    /// ssh opened one just now.
+    case opened
+    /// Connecting failed, now or earlier in this run (every later command ends the same way):
+    /// what to report.
     case failed(CommandResult)
-  }
 
-  /// Where the host stands. A master recorded open may have ended since (ControlPersist idle
-  /// seconds, a REPL waiting at its prompt; a persistent one closed by another run): the
-  /// session finds no one on its socket and the master is opened again (`session`).
-  private func readiness(_ target: SSHTarget) -> Readiness {
-    switch connections.withLock({ $0[target.name] }) {
-    case .open: .open
-    case .failed(let result): .failed(result)
-    case nil: .needsMaster
-    }
+    init(_ failure: CommandResult?, else success: Connecting) { self = failure.map(Connecting.failed) ?? success }
   }
 
   /// Before a master is opened: ssh writes the known_hosts file, whose directory may not exist yet.
@@ -244,13 +232,12 @@ public final class SSHTransport: Transport {
     return failure
   }
 
-  /// Opens the host's master on its own, unless it is open; returns what to report if that
-  /// failed.
-  private func connect(_ target: SSHTarget, connectTimeout: Duration) async -> CommandResult? {
-    switch readiness(target) {
-    case .open: return nil
-    case .failed(let result): return result
-    case .needsMaster: break
+  /// Opens the host's master on its own, unless it is open.
+  private func connect(_ target: SSHTarget, connectTimeout: Duration) async -> Connecting {
+    switch connections.withLock({ $0[target.name] }) {
+    case .open: return .found
+    case .failed(let result): return .failed(result)
+    case nil: break
     }
     let window = window.withLock { $0 }
     var masters = window > .zero ? persistentMasters : nil
@@ -260,7 +247,7 @@ public final class SSHTransport: Transport {
       switch reuse(socket, for: target.name, in: found) {
       case .reuse:
         found.touch(socket)
-        return recordConnect(target, socket: socket, failure: nil)
+        return Connecting(recordConnect(target, socket: socket, failure: nil), else: .found)
       case .open: break
       case .retire: found.close(socket)
       case .ownConnection:
@@ -280,7 +267,7 @@ public final class SSHTransport: Transport {
     } catch {
       failure = CommandResult(.notRun("cannot start ssh: \(error)"))
     }
-    guard failure == nil, let masters else { return recordConnect(target, socket: socket, failure: failure) }
+    guard failure == nil, let masters else { return Connecting(recordConnect(target, socket: socket, failure: failure), else: .opened) }
     let (installed, ours) = masters.install(opening, as: socket)
     if ours {
       // The pin it was opened under: the one ssh checked the host's key against, or none
@@ -292,7 +279,7 @@ public final class SSHTransport: Transport {
           window: Int(window.components.seconds), opened: Date(), pin: pin.isEmpty ? nil : pin),
         of: installed)
     }
-    return recordConnect(target, socket: installed, failure: nil)
+    return Connecting(recordConnect(target, socket: installed, failure: nil), else: ours ? .opened : .found)
   }
 
   // MARK: - Transport
@@ -306,8 +293,12 @@ public final class SSHTransport: Transport {
     // reached: a failure to connect is then ssh's word on connecting, and a connection that
     // dies later (the master gone) is a command that may have run, never taken for one that
     // did not start.
-    let wasOpen = if case .open = readiness(target) { true } else { false }
-    if let failure = await connect(target, connectTimeout: command.connectTimeout) { return failure }
+    let reopen: Bool
+    switch await connect(target, connectTimeout: command.connectTimeout) {
+    case .failed(let failure): return failure
+    case .found: reopen = true
+    case .opened: reopen = false
+    }
     // The command runs in its own session on the host, tagged, so that a timeout (`timeout`
     // signals its whole process group) or an interrupt (killed by its tag over the master)
     // ends everything it started: closing the session alone would leave it running.
@@ -316,7 +307,7 @@ public final class SSHTransport: Transport {
     let kill = RemoteCommand.killScript(tag: tag)
     let ending = await TaggedCommand.run(
       program: "ssh", tag: tag,
-      { try await self.session(target, line, input: command.standardInput, connectTimeout: command.connectTimeout, reopen: wasOpen) },
+      { try await self.session(target, line, input: command.standardInput, connectTimeout: command.connectTimeout, reopen: reopen) },
       reachable: { FileManager.default.fileExists(atPath: controlPath(target)) },
       kill: { (try? await self.session(target, kill, input: nil, connectTimeout: .seconds(5), reopen: true))?.status == 0 })
     let output: ProgramResult
@@ -330,7 +321,7 @@ public final class SSHTransport: Transport {
     }
     guard let status else {
       return CommandResult(
-        .notRun("no exit status came back from \(host.name): the command may not have run (ssh exited \(output.status))"),
+        .notRun("no exit status came back from \(host.name): the command may not have run (its session ended with \(output.status))"),
         stdout: output.stdout, stderr: output.stderr)
     }
     return CommandResult.finished(status: status, stdout: output.stdout, stderr: output.stderr, timeout: command.timeout)
@@ -355,12 +346,15 @@ public final class SSHTransport: Transport {
       } catch MuxSession.Failure.noMaster where reopen {
         reopen = false
         connections.withLock { $0[target.name] = nil }
-        if let failure = await connect(target, connectTimeout: connectTimeout) { throw TaggedCommand.Stop(failure) }
+        if case .failed(let failure) = await connect(target, connectTimeout: connectTimeout) { throw TaggedCommand.Stop(failure) }
       } catch MuxSession.Failure.noMaster {
         throw TaggedCommand.Stop(
           CommandResult(.notRun("ssh made no connection cfi-sh can use for \(target.name) (nothing answers on its control socket): nothing ran")))
       } catch MuxSession.Failure.refused(let reason) {
         throw TaggedCommand.Stop(CommandResult(.notRun("the connection to \(target.name) did not run the command: \(reason)")))
+      } catch MuxSession.Failure.lost(let reason) {
+        throw TaggedCommand.Stop(
+          CommandResult(.unreachable(Unreachable(.connectionLost, "the command's session was lost (it may have run): \(reason)"))))
       }
     }
   }
@@ -379,7 +373,12 @@ public final class SSHTransport: Transport {
   ) async -> CommandResult {
     let target: SSHTarget
     do throws(SSHTarget.Invalid) { target = try SSHTarget(host) } catch { return CommandResult(.notRun(error.message)) }
-    if let failure = await connect(target, connectTimeout: connectTimeout) { return failure }
+    // rsync's ssh would connect on its own where the master has gone (ended while idle,
+    // closed by another run), not as the run's connections are made: make sure one answers.
+    if case .open(let socket) = connections.withLock({ $0[target.name] }), MuxControl.probe(path: socket) == .gone {
+      connections.withLock { $0[target.name] = nil }
+    }
+    if case .failed(let failure) = await connect(target, connectTimeout: connectTimeout) { return failure }
     let result = await transfer(target)
     // rsync tells a dropped link in several ways (12, 30, 255); the master gone tells it plainly.
     if case .exited(let status) = result.termination, status != 0,
