@@ -12,6 +12,9 @@
 // thread of its own, blocked in poll(2) on its descriptors: a fan-out's worth of small
 // threads, and no descriptor ever closed while another part of the process watches it.
 
+// pollfd's members: Swift attributes them to whichever C module included <poll.h> first,
+// here CAvahi (avahi-common's watch.h); a release build (MemberImportVisibility) needs it named.
+internal import CAvahi
 import Foundation
 import Synchronization
 
