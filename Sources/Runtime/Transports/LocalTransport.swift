@@ -20,7 +20,7 @@ public final class LocalTransport: Transport {
       program: shell, tag: tag,
       { try await Self.run(shell, ["-c", command.wrapped(tag: tag)], input: command.standardInput) },
       reachable: { true },
-      // The command's session outlives sh (setsid): end it as the remote kill does.
+      // What the command started outlives sh: end it as the remote kill does.
       kill: { (try? await LocalProcess.run("sh", ["-c", RemoteCommand.killScript(tag: tag)]))?.status == 0 })
     switch ending {
     case .stopped(let result): return result

@@ -62,9 +62,12 @@ public struct RemoteCommand: Hashable, Sendable, CustomStringConvertible {
     }
   }
 
-  /// The command as the host's login shell receives it: in a session of its own, tagged with
-  /// `tag` (so that an interrupt can find and kill everything it started, see `killScript`),
-  /// under `timeout -k` when it has a timeout (which signals its whole process group). It
+  /// The command as the host's login shell receives it: tagged with `tag` (so that an
+  /// interrupt can find and kill everything it started, see `killScript`), in the login
+  /// shell's process group, which is the command's own (sshd starts each session's shell as
+  /// a session leader; a local `sh` is started in a group of its own), under `timeout -k`
+  /// when it has a timeout (which signals its whole process group). No `setsid`: it would be
+  /// one more program started for every command (about 2 ms of a host's CPU). It
   /// does not start when its kill came first (the kill's stop mark exists). The login shell
   /// stays to report the command's exit status as the last line of stderr (`ExitReport`):
   /// the status of ssh or of a local shell alone cannot tell a command that exited 0 from
@@ -78,7 +81,7 @@ public struct RemoteCommand: Hashable, Sendable, CustomStringConvertible {
     var inner = "\(runs) \(tag)"
     if let timeout { inner = "timeout -k 5 \(Self.wholeSeconds(timeout)) " + inner }
     let stop = Self.stopMark(tag)
-    return "if [ -e \(stop) ]; then rm -f \(stop); exit 130; fi; setsid -w " + inner
+    return "if [ -e \(stop) ]; then rm -f \(stop); exit 130; fi; " + inner
       + "; s=$?; printf '\\n\(ExitReport.marker(tag)) %d\\n' $s >&2; exit $s"
   }
 
@@ -117,14 +120,18 @@ public struct RemoteCommand: Hashable, Sendable, CustomStringConvertible {
     "cfi-step-" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
   }
 
-  /// A script ending the session of the command tagged `tag` (TERM, then KILL), or keeping
-  /// it from starting (the stop mark); it exits 0 once nothing of the command runs.
+  /// A script ending the command tagged `tag` (TERM, then KILL): the process group of every
+  /// process whose command line holds the tag (the login shell, `timeout`, the command's
+  /// `sh`), whether or not that process leads it (a group outlives its leader); or keeping it
+  /// from starting (the stop mark). It exits 0 once nothing of the command runs.
   public static func killScript(tag: String) -> String {
     // `[s]`: the pattern must not match this killer's own command line. `kill -s SIG -- -PGID`:
-    // the one form of a group kill that dash's kill takes as well as bash's.
+    // the one form of a group kill that dash's kill takes as well as bash's; `for g in`: ps
+    // pads the group id with spaces, which the word splitting drops.
     let pattern = ShellQuote.quote(tag.replacingOccurrences(of: "cfi-step-", with: "cfi-[s]tep-"))
     return """
-      : >\(stopMark(tag)); for s in TERM KILL; do for p in $(pgrep -f -- \(pattern)); do kill -s $s -- -"$p" 2>/dev/null; done; \
+      : >\(stopMark(tag)); for s in TERM KILL; do for p in $(pgrep -f -- \(pattern)); do \
+      for g in $(ps -o pgid= -p "$p"); do kill -s $s -- -"$g" 2>/dev/null; done; done; \
       pgrep -f -- \(pattern) >/dev/null || exit 0; sleep 1; done; exit 1
       """
   }
