@@ -27,6 +27,18 @@ import Testing
     if expected { #expect(server.received == [[0x1, 4], [0x1000_0005, 0]]) }
   }
 
+  /// Several masters at once (the end of a run): each answered as it says; nothing
+  /// listening is no.
+  @Test func terminatesSeveralAtOnce() throws {
+    let behaviours: [Behaviour] = [.answersOK, .exitsBeforeAnswering, .answersFailure, .wrongHello, .silent]
+    let paths = behaviours.map { _ in "/tmp/cfi-mux-\(UUID().uuidString.prefix(8))" }
+    defer { for path in paths { unlink(path) } }
+    let servers = try zip(paths, behaviours).map { try FakeMaster(path: $0, behaviour: $1) }
+    let said = MuxControl.terminate(paths: paths + ["/tmp/cfi-mux-nothing-\(UUID().uuidString.prefix(8))"], timeout: 1)
+    #expect(said == [paths[0], paths[1]])
+    for server in servers { server.wait() }
+  }
+
   @Test func noMasterListening() {
     #expect(!MuxControl.terminate(path: "/tmp/cfi-mux-nothing-\(UUID().uuidString.prefix(8))", timeout: 1))
     #expect(MuxControl.check(path: "/tmp/cfi-mux-nothing-\(UUID().uuidString.prefix(8))", timeout: 1) == nil)

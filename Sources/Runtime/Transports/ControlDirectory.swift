@@ -93,9 +93,7 @@ struct ControlDirectory: Equatable, Sendable {
       }
       // A master outlives its run (ControlPersist); left running, it would keep a connection
       // open that nothing can reach once its socket is gone.
-      for socket in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] {
-        _ = MuxControl.terminate(path: path + "/" + socket)
-      }
+      _ = MuxControl.terminate(paths: ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).map { path + "/" + $0 })
       if Self.remove(path) { removed.append(path) }
     }
     return removed

@@ -4,6 +4,9 @@
 // outlived an earlier one — without starting an `ssh -O exit` or `ssh -O check` per host.
 // Why: at the end of a run on 200 hosts, 200 ssh processes cost about a second of the two cores.
 
+// pollfd's members: Swift attributes them to whichever C module included <poll.h> first,
+// here CAvahi (avahi-common's watch.h); a release build (MemberImportVisibility) needs it named.
+internal import CAvahi
 import Foundation
 
 /// Requests to a ControlMaster through its socket.
@@ -19,14 +22,77 @@ enum MuxControl {
   /// Asks the master listening on `path` to exit, as `ssh -O exit` does; true if it said
   /// yes. Never blocks longer than `timeout` seconds.
   static func terminate(path: String, timeout: Int = 2) -> Bool {
-    var refused = false
-    return session(path: path, timeout: timeout, refused: &refused) { fd in
-      guard send(fd, packet([terminate, 0])) else { return false }
-      // The master answers OK, or (OpenSSH 9.x) exits before its answer leaves: end of file.
-      var first: UInt8 = 0
-      if recv(fd, &first, 1, Int32(MSG_PEEK)) == 0 { return true }
-      return receive(fd)?.first == ok
-    } ?? false
+    terminate(paths: [path], timeout: timeout).contains(path)
+  }
+
+  /// Asks the master on each of `paths` to exit, all at once: every request is sent first
+  /// (hello and "terminate" together: the master reads one packet after the other), then the
+  /// answers are awaited together, `timeout` seconds at most in all. Returns the paths whose
+  /// master said yes: it answered OK, or (OpenSSH 9.x) exited before its answer left (end of
+  /// file after its hello). Why all at once: at the end of a run, one after the other, each
+  /// waiting for its master to be scheduled, 50 masters took 80 ms of a 3 s run.
+  static func terminate(paths: [String], timeout: Int = 2) -> Set<String> {
+    var waiting: [(path: String, fd: Int32, read: [UInt8])] = []
+    defer { for entry in waiting { close(entry.fd) } }
+    for path in paths {
+      let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+      guard fd >= 0 else { continue }
+      guard connect(fd, path: path, timeout: timeout) == .connected, send(fd, packet([hello, version]) + packet([terminate, 0]))
+      else {
+        close(fd)
+        continue
+      }
+      _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+      waiting.append((path, fd, []))
+    }
+    var said: Set<String> = []
+    let deadline = ContinuousClock.now + .seconds(timeout)
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while !waiting.isEmpty, ContinuousClock.now < deadline {
+      var watched = waiting.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+      let left = deadline - ContinuousClock.now
+      let milliseconds = Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
+      guard poll(&watched, nfds_t(watched.count), milliseconds) >= 0 || errno == EINTR else { break }
+      var finished: Set<Int> = []
+      for (index, entry) in watched.enumerated() where entry.revents != 0 {
+        var ended = false
+        while true {
+          let got = chunk.withUnsafeMutableBytes { Foundation.read(entry.fd, $0.baseAddress, $0.count) }
+          if got < 0 && (errno == EAGAIN || errno == EINTR) { break }
+          if got <= 0 {
+            ended = true
+            break
+          }
+          waiting[index].read += chunk[..<got]
+        }
+        // Its hello first; then OK, another answer (no), or the end of the connection (yes
+        // after its hello, no before).
+        let answers = packets(in: waiting[index].read)
+        let yes: Bool? =
+          if let first = answers.first, first.first != hello { false }
+          else if answers.count >= 2 { answers[1].first == ok }
+          else if ended { answers.count == 1 }
+          else { nil }
+        guard let yes else { continue }
+        if yes { said.insert(waiting[index].path) }
+        finished.insert(index)
+      }
+      for index in finished.sorted(by: >) { close(waiting.remove(at: index).fd) }
+    }
+    return said
+  }
+
+  /// The whole packets at the start of `bytes`: each one's leading words.
+  private static func packets(in bytes: [UInt8]) -> [[UInt32]] {
+    var found: [[UInt32]] = []
+    var offset = 0
+    while bytes.count - offset >= 4 {
+      let length = Int(word(bytes, offset))
+      guard length >= 4, bytes.count - offset - 4 >= length else { break }
+      found.append(stride(from: offset + 4, to: offset + 4 + length - 3, by: 4).map { word(bytes, $0) })
+      offset += 4 + length
+    }
+    return found
   }
 
   /// What answers on a control socket.

@@ -240,9 +240,18 @@ public struct PersistentMasters: Sendable {
   /// and its record; true if a master said yes.
   @discardableResult
   func close(_ socket: String) -> Bool {
-    let found = Self.inode(socket)
-    let closed = MuxControl.terminate(path: socket)
-    if let found { remove(socket, inode: found) }
+    close([socket]).contains(socket)
+  }
+
+  /// `close(_:)` for several sockets at once (`MuxControl.terminate(paths:)`); the sockets
+  /// whose master said yes.
+  @discardableResult
+  func close(_ sockets: [String]) -> Set<String> {
+    let found = sockets.map(Self.inode)
+    let closed = MuxControl.terminate(paths: sockets)
+    for (socket, inode) in zip(sockets, found) {
+      if let inode { remove(socket, inode: inode) }
+    }
     return closed
   }
 

@@ -2,8 +2,9 @@
 // ControlMaster per host for the whole run (one handshake per host, however many steps),
 // commands multiplexed over it by cfi-sh itself (`MuxSession`: no ssh process per command),
 // rsync riding the same master. A host's master is opened on its own (`ssh -f -N`) before
-// anything runs there, so that connecting and running fail apart: `UnreachableReason` says which. At the end the masters are told to exit over their sockets
-// (MuxControl), not by an ssh each — except those that persist (`keepConnections(for:)`): they
+// anything runs there, so that connecting and running fail apart: `UnreachableReason` says
+// which. At the end the masters are told to exit over their sockets (MuxControl), not by an
+// ssh each — except those that persist (`keepConnections(for:)`): they
 // live in the user's `PersistentMasters` directory, stay open for their window after the run,
 // and the next run reuses them after checking them (`MasterKey`, the host key pin, alive).
 // Host keys are pinned in the server's own known_hosts on first contact; a changed key fails
@@ -299,9 +300,9 @@ public final class SSHTransport: Transport {
     case .found: reopen = true
     case .opened: reopen = false
     }
-    // The command runs in its own session on the host, tagged, so that a timeout (`timeout`
-    // signals its whole process group) or an interrupt (killed by its tag over the master)
-    // ends everything it started: closing the session alone would leave it running.
+    // The command runs in a process group of its own on the host, tagged, so that a timeout
+    // (`timeout` signals its whole process group) or an interrupt (killed by its tag over the
+    // master) ends everything it started: closing the session alone would leave it running.
     let tag = RemoteCommand.newTag()
     let line = command.wrapped(tag: tag)
     let kill = RemoteCommand.killScript(tag: tag)
@@ -434,19 +435,15 @@ public final class SSHTransport: Transport {
       if persisting {
         recordPins(of: used, in: masters)
       } else {
-        await withTaskGroup(of: Void.self) { group in
-          for socket in used { group.addTask { masters.close(socket) } }
-        }
+        masters.close(used)
       }
     }
     // Nothing else to close where no directory was made (the run never connected there).
     guard let directory = controlDirectoryIfMade else { return }
     // Every socket in the directory, not only the masters recorded open: a first command
     // interrupted just as its master came up leaves one that was never recorded.
-    let sockets = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-    await withTaskGroup(of: Void.self) { group in
-      for name in sockets { group.addTask { await self.closeMaster(socket: directory + "/" + name) } }
-    }
+    let sockets = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).map { directory + "/" + $0 }
+    await closeMasters(sockets: sockets)
     ControlDirectory.remove(directory)
   }
 
@@ -495,20 +492,24 @@ public final class SSHTransport: Transport {
     }
     // No directory made: nothing was ever opened (and none is made for this).
     guard let directory = controlDirectoryIfMade else { return }
-    await closeMaster(socket: socket ?? directory + "/" + host.name.rawValue)
+    await closeMasters(sockets: [socket ?? directory + "/" + host.name.rawValue])
   }
 
   public var runsOnThisMachine: Bool { false }
 
-  /// Tells the master behind the control socket `path` (of the run's directory, named after
-  /// its host) to exit, over its socket, in-process; `ssh -O exit` only where that fails (an
-  /// OpenSSH speaking another mux version). Nothing where there is no socket.
-  private func closeMaster(socket path: String) async {
-    guard FileManager.default.fileExists(atPath: path), !MuxControl.terminate(path: path),
-      let target = SSHTarget(controlSocket: (path as NSString).lastPathComponent)
-    else { return }
-    let argv = ["ssh"] + sshOptions(for: target, connectTimeout: .seconds(5), socket: path) + ["-O", "exit", "--", target.address.rawValue]
-    _ = try? await LocalProcess.run(argv[0], Array(argv.dropFirst()))
+  /// Tells the masters behind the control sockets `paths` (of the run's directory, each named
+  /// after its host) to exit, over their sockets, in-process and all at once; `ssh -O exit`
+  /// only where that fails (an OpenSSH speaking another mux version). Nothing where there is
+  /// no socket.
+  private func closeMasters(sockets paths: [String]) async {
+    let closed = MuxControl.terminate(paths: paths)
+    await withTaskGroup(of: Void.self) { group in
+      for path in paths where !closed.contains(path) && FileManager.default.fileExists(atPath: path) {
+        guard let target = SSHTarget(controlSocket: (path as NSString).lastPathComponent) else { continue }
+        let argv = ["ssh"] + sshOptions(for: target, connectTimeout: .seconds(5), socket: path) + ["-O", "exit", "--", target.address.rawValue]
+        group.addTask { _ = try? await LocalProcess.run(argv[0], Array(argv.dropFirst())) }
+      }
+    }
   }
 }
 
