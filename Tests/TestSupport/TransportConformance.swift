@@ -61,15 +61,14 @@ public enum TransportConformance {
     return result.stdout == "\(secret)\n0\n" ? nil : "got \(result.termination), stdout \(result.stdout.debugDescription)"
   }
 
-  /// A timeout ends the command and everything it started in the background.
+  /// A timeout ends the command and everything it started in the background: `timeout`'s
+  /// TERM to the whole group was enough (124, not 137: its KILL 5 s later was not needed),
+  /// and nothing of it is left. Not a bound on the wall time (a loaded test machine takes
+  /// seconds to start a session): the status says which signal ended it.
   static func timeoutKillsProcessGroup(_ transport: any Transport, _ host: Runtime.Host) async -> String? {
     let (marker, pattern) = marker()
-    let start = ContinuousClock.now
     let result = await run(transport, host, "sh -c 'sleep 60; :' \(marker) & sh -c 'sleep 60; :' \(marker); wait", timeout: .seconds(1))
-    let elapsed = ContinuousClock.now - start
-    guard case .timedOut = result.termination, elapsed < .seconds(8) else {
-      return "ended \(result.termination) after \(elapsed)"
-    }
+    guard result.termination == .timedOut(124) else { return "ended \(result.termination)" }
     return await gone(transport, host, pattern)
   }
 
