@@ -208,7 +208,8 @@ enum MuxControl {
     return bytes
   }
 
-  private static func word(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
+  /// The big-endian word at `offset` of `bytes`.
+  static func word(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
     bytes[offset..<offset + 4].reduce(0) { $0 << 8 | UInt32($1) }
   }
 }

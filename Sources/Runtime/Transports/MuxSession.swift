@@ -139,7 +139,7 @@ enum MuxSession {
     mutating func take(_ bytes: some Sequence<UInt8>) {
       buffer += bytes
       while buffer.count >= 4 {
-        let length = Int(Self.word(buffer, 0))
+        let length = Int(MuxControl.word(buffer, 0))
         guard length <= 1 << 16 else {
           refusal = "the master sent a packet of \(length) bytes"
           buffer = []
@@ -153,25 +153,21 @@ enum MuxSession {
 
     private mutating func handle(_ body: [UInt8]) {
       guard body.count >= 4 else { return }
-      switch Self.word(body, 0) {
+      switch MuxControl.word(body, 0) {
       case MuxSession.sessionOpened: opened = true
       case MuxSession.permissionDenied, MuxSession.failure:
         // type, request id, reason
-        let reason = body.count >= 12 ? Self.string(body, 8) : nil
-        refusal = reason.map { $0.isEmpty ? "the master refused the session" : $0 } ?? "the master refused the session"
+        let reason = body.count >= 12 ? Self.string(body, 8) ?? "" : ""
+        refusal = reason.isEmpty ? "the master refused the session" : reason
       case MuxSession.exitMessage where body.count >= 12:
         // type, session id, exit value
-        exitStatus = Int32(truncatingIfNeeded: Self.word(body, 8))
+        exitStatus = Int32(truncatingIfNeeded: MuxControl.word(body, 8))
       default: break  // its hello; a tty allocation failure (none is asked for)
       }
     }
 
-    private static func word(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
-      bytes[offset..<offset + 4].reduce(0) { $0 << 8 | UInt32($1) }
-    }
-
     private static func string(_ bytes: [UInt8], _ offset: Int) -> String? {
-      let length = Int(word(bytes, offset))
+      let length = Int(MuxControl.word(bytes, offset))
       guard bytes.count >= offset + 4 + length else { return nil }
       return String(decoding: bytes[(offset + 4)..<(offset + 4 + length)], as: UTF8.self)
     }
