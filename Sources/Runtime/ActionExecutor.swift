@@ -15,6 +15,9 @@ public protocol StepExecutor: Sendable {
   /// Keeps the connections opened from now on open for `window` after the run (`set
   /// persist`); zero: closed at its end.
   func keepConnections(for window: Duration) async
+  /// The run sends nothing more to `host`: what it holds for the host alone, and would
+  /// otherwise release at the end, may go now (`Transport.release`).
+  func release(_ host: Host) async
   /// Releases everything held for the run. Called once at the end.
   func shutdown() async
 }
@@ -22,6 +25,7 @@ public protocol StepExecutor: Sendable {
 extension StepExecutor {
   /// An executor without connections of its own keeps none.
   public func keepConnections(for window: Duration) async {}
+  public func release(_ host: Host) async {}
 }
 
 /// Performs actions with the operations of Operations/ over a transport, reading the store
@@ -159,6 +163,8 @@ public final class ActionExecutor: StepExecutor {
   }
 
   public func keepConnections(for window: Duration) async { await transport.keepConnections(for: window) }
+
+  public func release(_ host: Host) async { await transport.release(host) }
 
   public func shutdown() async { await transport.shutdown() }
 }

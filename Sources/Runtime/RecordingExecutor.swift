@@ -26,6 +26,7 @@ public final class RecordingExecutor: StepExecutor {
     var peakRunning = 0
     var shutdowns = 0
     var windows: [Duration] = []
+    var releases: [(host: String, afterCalls: Int)] = []
   }
 
   /// Creates an executor answering with `responder` (default: `ok`, with `run` echoing nothing).
@@ -46,6 +47,12 @@ public final class RecordingExecutor: StepExecutor {
 
   public func shutdown() async { state.withLock { $0.shutdowns += 1 } }
 
+  public func release(_ host: Host) async {
+    state.withLock { state in
+      state.releases.append((host.name.rawValue, state.calls.filter { $0.host == host.name.rawValue }.count))
+    }
+  }
+
   public func keepConnections(for window: Duration) async { state.withLock { $0.windows.append(window) } }
 
   /// Nothing is kept from run to run here.
@@ -59,6 +66,9 @@ public final class RecordingExecutor: StepExecutor {
   public var peakConcurrency: Int { state.withLock { $0.peakRunning } }
   /// The windows `keepConnections(for:)` was given, in order.
   public var keptWindows: [Duration] { state.withLock { $0.windows } }
+  /// The hosts `release(_:)` was given, in order, each with how many calls had been made on
+  /// it by then.
+  public var releases: [(host: String, afterCalls: Int)] { state.withLock { $0.releases } }
   /// How many times `shutdown()` was called.
   public var shutdownCount: Int { state.withLock { $0.shutdowns } }
 }

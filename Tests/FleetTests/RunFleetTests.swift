@@ -177,6 +177,38 @@ struct RunFleetTests {
     #expect(try FileManager.default.contentsOfDirectory(atPath: temporary.path) == [], "control sockets left behind")
   }
 
+  /// In a runbook's last block, a host's master is closed as soon as the host is done with
+  /// it, not when the last host is: a run over hundreds of hosts does not hold a connection
+  /// to every host it is done with. The other host goes on over its own master.
+  @Test func aHostsConnectionClosesOnceTheRunIsDoneWithIt() throws {
+    let lab = try Lab("release", hosts: 2)
+    let (done, held) = (lab.hosts[0], lab.hosts[1])
+    let temporary = try TemporaryDirectory()
+    // The held host's command waits for /root/hold to go (a minute at most); the other's does not.
+    _ = try lab.exec(held, "touch /root/hold")
+    let running = try lab.start(
+      "on all < run 'i=0; while [ -e /root/hold ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo released' >",
+      ["--json", "--persist", "0"], environment: ["CFI_RUNTIME_DIR": temporary.path])
+    func master(_ host: String) throws -> String {
+      try shell(["/bin/sh", "-c", "pgrep -af '^[^ ]*ssh[: ].*ControlPath=\(temporary.path)/[^ ]*/\(host) ' || true"]).stdout
+    }
+    // Waited for as conditions, with a watchdog each: the held host runs its command...
+    let deadline = ContinuousClock.now + .seconds(30)
+    while try lab.read(held, "pgrep -f '[r]oot/hold' || true").isEmpty, ContinuousClock.now < deadline {
+      Thread.sleep(forTimeInterval: 0.1)
+    }
+    #expect(try !master(held).isEmpty, "the held host's master must run while its command does")
+    // ... and the other host's master goes while it still does.
+    while try !master(done).isEmpty, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.1) }
+    #expect(try master(done).isEmpty, "\(done)'s master must be closed once the run is done with it")
+    #expect(running.isRunning, "the run must still wait for \(held)")
+    _ = try lab.exec(held, "rm -f /root/hold")
+    let result = running.finish()
+    #expect(result.status == 0, "\(result.stderr)")
+    #expect(outcomes(result) == all(lab.hosts, "ok"))
+    #expect(try FileManager.default.contentsOfDirectory(atPath: temporary.path) == [], "control sockets left behind")
+  }
+
   @Test func auditLogHasOneRecordPerRunAndPerHost() throws {
     let lab = try Lab("audit", hosts: 5)
     #expect(try lab.run(#"on all < run "true" >"#, []).status == 0)

@@ -11,6 +11,9 @@ import Testing
   enum Behaviour: Sendable {
     case answersOK, exitsBeforeAnswering, answersFailure, wrongHello, silent
     case answersAlive(pid: UInt32)
+    /// As OpenSSH's master: its hello is sent (late here) before the request is read, and a
+    /// client gone by then loses its request.
+    case dropsAClientThatLeft
   }
 
   @Test(arguments: [
@@ -37,6 +40,22 @@ import Testing
     let said = MuxControl.terminate(paths: paths + ["/tmp/cfi-mux-nothing-\(UUID().uuidString.prefix(8))"], timeout: 1)
     #expect(said == [paths[0], paths[1]])
     for server in servers { server.wait() }
+  }
+
+  /// A master asked to exit while the run goes on (`MasterExitRequests`): the request's
+  /// connection stays open while the master answers, so that one which drops a client gone
+  /// before its hello is sent still reads the request.
+  @Test func anExitRequestNotWaitedForStillReachesTheMaster() throws {
+    let path = "/tmp/cfi-mux-\(UUID().uuidString.prefix(8))"
+    defer { unlink(path) }
+    let server = try FakeMaster(path: path, behaviour: .dropsAClientThatLeft)
+    let requests = MasterExitRequests()
+    requests.request(path: path)
+    server.wait()
+    #expect(server.received == [[0x1, 4], [0x1000_0005, 0]])
+    requests.closeAll()
+    // Nothing listening: nothing sent, nothing kept.
+    requests.request(path: "/tmp/cfi-mux-nothing-\(UUID().uuidString.prefix(8))")
   }
 
   @Test func noMasterListening() {
@@ -94,7 +113,12 @@ final class FakeMaster: @unchecked Sendable {
         writePacket(fd, [0x7, 4])
         return
       }
-      writePacket(fd, [0x1, 4])
+      if case .dropsAClientThatLeft = behaviour {
+        Thread.sleep(forTimeInterval: 0.2)
+        guard MuxControl.send(fd, MuxControl.packet([0x1, 4])) else { return }
+      } else {
+        writePacket(fd, [0x1, 4])
+      }
       guard let request = readPacket(fd) else { return }
       received.append(request)
       switch behaviour {
@@ -102,7 +126,7 @@ final class FakeMaster: @unchecked Sendable {
       case .answersFailure: writePacket(fd, [0x8000_0003, request.count > 1 ? request[1] : 0])
       case .answersAlive(let pid): writePacket(fd, [0x8000_0005, request.count > 1 ? request[1] : 0, pid])
       case .silent: Thread.sleep(forTimeInterval: 2)
-      case .exitsBeforeAnswering, .wrongHello: break
+      case .exitsBeforeAnswering, .wrongHello, .dropsAClientThatLeft: break
       }
     }
   }

@@ -19,14 +19,17 @@ private final class BlockRun: Sendable {
   let label: String
   let location: String
   let settings: RunSettings
+  /// The runbook sends nothing more to a host once done with this block (`Interpreter.finalBlock(in:)`).
+  let isFinal: Bool
   let failures = FailureCounter()
   private let begun = Mutex(false)
 
-  init(id: Int, label: String, location: String, settings: RunSettings) {
+  init(id: Int, label: String, location: String, settings: RunSettings, isFinal: Bool) {
     self.id = id
     self.label = label
     self.location = location
     self.settings = settings
+    self.isFinal = isFinal
   }
 
   var hasStarted: Bool { begun.withLock { $0 } }
@@ -227,7 +230,7 @@ extension Interpreter {
     let settings = frame.settings
     let block = BlockRun(
       id: frame.top!.blockCount, label: "on " + ScriptPrinter.target(target), location: location(statement.range),
-      settings: settings)
+      settings: settings, isFinal: frame.top!.finalBlock == statement.range)
     var wholeList = settings.serial != nil
     if case .percent = settings.maxFail { wholeList = true }
     if wholeList, let discovery = options.discovery {
@@ -395,6 +398,7 @@ extension Interpreter {
       var hostFrame = Frame(
         globals: globals, locals: [:], functions: functions, host: host, top: nil, settings: settings, block: block.id)
       let outcome = await self.runHost(body, in: &hostFrame)
+      if block.isFinal { await self.executor.release(host) }
       if outcome.status == .failed || outcome.status == .unreachable { block.failures.increment() }
       self.sink.emit(.hostFinished(block: block.id, outcome))
       return outcome

@@ -100,6 +100,8 @@ struct TopLevelState {
   var unmatchedTargets = 0
   /// `set deliver`: a setting of the whole run, not of the blocks after it.
   var deliver = false
+  /// The block after which a runbook run sends nothing more to any host (`finalBlock(in:)`).
+  var finalBlock: SourceRange?
 }
 
 /// One thread of execution: the server's (with `top`) or a host's (with `host`).
@@ -166,6 +168,8 @@ public struct Interpreter: Sendable {
     frame.top!.stoppedByMaxFail = false
     frame.top!.unmatchedTargets = 0
     declareFunctions(program.statements, in: &frame)
+    // A session's entry is followed by the next one: only a runbook run ends with its program.
+    frame.top!.finalBlock = shutdown ? Self.finalBlock(in: program.statements) : nil
     await executor.keepConnections(for: frame.settings.persist)
     var error: Diagnostic?
     var interrupted = false
@@ -185,6 +189,23 @@ public struct Interpreter: Sendable {
     return RunResult(
       outcomes: outcomes, error: error, interrupted: interrupted, stoppedByMaxFail: top.stoppedByMaxFail,
       unmatchedTargets: top.unmatchedTargets, deliver: top.deliver)
+  }
+
+  /// The `on` statement after which a runbook sends nothing more to any host: its last
+  /// top-level one, followed only by statements that run on the server alone (`let` of an
+  /// expression, `print`, `fail`, `def`). Each of its hosts is released (`StepExecutor.release`)
+  /// once done with it, so that a run over hundreds of hosts does not keep a connection to
+  /// each until the last one is done. Nil when there is none; a last block inside `if`,
+  /// `for`, a def or an include is not looked for (its hosts are released at the run's end).
+  static func finalBlock(in statements: [Statement]) -> SourceRange? {
+    for statement in statements.reversed() {
+      switch statement.kind {
+      case .on: return statement.range
+      case .let, .print, .fail, .def: continue
+      default: return nil
+      }
+    }
+    return nil
   }
 
   /// The server thread's frame at the start of a run.

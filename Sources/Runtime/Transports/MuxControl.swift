@@ -37,7 +37,7 @@ enum MuxControl {
     for path in paths {
       let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
       guard fd >= 0 else { continue }
-      guard connect(fd, path: path, timeout: timeout) == .connected, send(fd, packet([hello, version]) + packet([terminate, 0]))
+      guard connect(fd, path: path, timeout: timeout) == .connected, send(fd, exitRequest)
       else {
         close(fd)
         continue
@@ -81,6 +81,10 @@ enum MuxControl {
     }
     return said
   }
+
+  /// What asks a master to exit: hello and "terminate" together (the master reads one packet
+  /// after the other).
+  static let exitRequest = packet([hello, version]) + packet([terminate, 0])
 
   /// The whole packets at the start of `bytes`: each one's leading words.
   private static func packets(in bytes: [UInt8]) -> [[UInt32]] {

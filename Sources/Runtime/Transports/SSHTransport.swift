@@ -26,6 +26,8 @@ public final class SSHTransport: Transport {
   private let persistent = Mutex<PersistentMasters??>(nil)
   /// Per run: the known_hosts file as the run found it, and what identifies the identity and
   /// ssh_config files (`MasterKey`), read once.
+  /// Masters of hosts the run is done with, asked to exit while it goes on (`release`).
+  private let exitRequests = MasterExitRequests()
   private let runFacts = Mutex<(knownHosts: KnownHostsFile.Index?, identity: String?, config: String?)?>(nil)
 
   /// The state of a host's master connection.
@@ -444,6 +446,7 @@ public final class SSHTransport: Transport {
     // interrupted just as its master came up leaves one that was never recorded.
     let sockets = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).map { directory + "/" + $0 }
     await closeMasters(sockets: sockets)
+    exitRequests.closeAll()
     ControlDirectory.remove(directory)
   }
 
@@ -493,6 +496,21 @@ public final class SSHTransport: Transport {
     // No directory made: nothing was ever opened (and none is made for this).
     guard let directory = controlDirectoryIfMade else { return }
     await closeMasters(sockets: [socket ?? directory + "/" + host.name.rawValue])
+  }
+
+  /// A master of the run's own (no window keeps it) is told to exit as soon as the run is
+  /// done with its host, without waiting for the answer, rather than with all the others at
+  /// the end: a run over hundreds of hosts then does not hold an ssh process here, an sshd
+  /// session there and their keep-alives for every host it is done with. Whatever still
+  /// listens at the end is closed then (`shutdown` closes every socket of the directory).
+  public func release(_ host: Host) async {
+    guard window.withLock({ $0 }) == .zero, let directory = controlDirectoryIfMade else { return }
+    let socket = connections.withLock { connections -> String? in
+      guard case .open(let socket) = connections[host.name], socket.hasPrefix(directory + "/") else { return nil }
+      connections[host.name] = nil
+      return socket
+    }
+    if let socket { exitRequests.request(path: socket) }
   }
 
   public var runsOnThisMachine: Bool { false }

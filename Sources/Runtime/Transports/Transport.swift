@@ -23,6 +23,9 @@ public protocol Transport: Sendable {
   /// Keeps the connections opened from now on open for `window` after the run, for a later
   /// run to reuse; zero (the default): `shutdown` closes them.
   func keepConnections(for window: Duration) async
+  /// The run sends nothing more to `host`: its connection, unless kept for a window, may
+  /// close now rather than at `shutdown`. A later command would connect afresh.
+  func release(_ host: Host) async
   /// Releases everything held for the run (connections, control sockets), but connections
   /// kept for a window. Called once at the end.
   func shutdown() async
@@ -37,4 +40,6 @@ public protocol Transport: Sendable {
 extension Transport {
   /// Connections that outlive a run are SSHTransport's; other transports hold none.
   public func keepConnections(for window: Duration) async {}
+  /// Nothing to release before the end where no connection is held per host.
+  public func release(_ host: Host) async {}
 }
