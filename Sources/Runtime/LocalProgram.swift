@@ -22,11 +22,8 @@ public struct LocalProgram: Hashable, Sendable, CustomStringConvertible {
   /// directories are often missing from PATH, the others when PATH is unset).
   public static func find(_ name: String) -> LocalProgram? {
     let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
-    for directory in path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
-      let candidate = directory + "/" + name
-      if FileManager.default.isExecutableFile(atPath: candidate) { return LocalProgram(path: candidate) }
-    }
-    return nil
+    let directories = path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+    return LocalProcess.search(name, in: directories).map(LocalProgram.init(path:))
   }
 
   /// `name` where `find` sees it, else at `fallback` (so a missing tool fails when it is

@@ -184,10 +184,11 @@ struct RunFleetTests {
     let lab = try Lab("release", hosts: 2)
     let (done, held) = (lab.hosts[0], lab.hosts[1])
     let temporary = try TemporaryDirectory()
-    // The held host's command waits for /root/hold to go (a minute at most); the other's does not.
+    // The held host's command waits for /root/hold to go (a minute at most); the other's does
+    // not. Each says it ran (/root/ran), so that a master is known to have been opened.
     _ = try lab.exec(held, "touch /root/hold")
     let running = try lab.start(
-      "on all < run 'i=0; while [ -e /root/hold ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo released' >",
+      "on all < run 'touch /root/ran; i=0; while [ -e /root/hold ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo released' >",
       ["--json", "--persist", "0"], environment: ["CFI_RUNTIME_DIR": temporary.path])
     func master(_ host: String) throws -> String {
       try shell(["/bin/sh", "-c", "pgrep -af '^[^ ]*ssh[: ].*ControlPath=\(temporary.path)/[^ ]*/\(host) ' || true"]).stdout
@@ -198,7 +199,12 @@ struct RunFleetTests {
       Thread.sleep(forTimeInterval: 0.1)
     }
     #expect(try !master(held).isEmpty, "the held host's master must run while its command does")
-    // ... and the other host's master goes while it still does.
+    // ... the other host's command has run over its master ...
+    while try lab.exec(done, "test -e /root/ran").status != 0, ContinuousClock.now < deadline {
+      Thread.sleep(forTimeInterval: 0.1)
+    }
+    #expect(try lab.exec(done, "test -e /root/ran").status == 0, "\(done) must have run its command")
+    // ... and its master goes while the held host's command still runs.
     while try !master(done).isEmpty, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.1) }
     #expect(try master(done).isEmpty, "\(done)'s master must be closed once the run is done with it")
     #expect(running.isRunning, "the run must still wait for \(held)")

@@ -48,16 +48,24 @@ enum LocalProcess {
     let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
     let key = path + "\0" + name
     if let known = found.withLock({ $0[key] }) { return .path(FilePath(known)) }
-    for directory in path.split(separator: ":", omittingEmptySubsequences: false) {
-      let candidate = (directory.isEmpty ? "." : String(directory)) + "/" + name
+    let directories = path.split(separator: ":", omittingEmptySubsequences: false).map { $0.isEmpty ? "." : String($0) }
+    guard let candidate = search(name, in: directories) else { return .name(name) }
+    found.withLock { $0[key] = candidate }
+    return .path(FilePath(candidate))
+  }
+
+  /// The first executable file (not a directory) named `name` in `directories`.
+  static func search(_ name: String, in directories: [String]) -> String? {
+    for directory in directories {
+      let candidate = directory + "/" + name
       var isDirectory: ObjCBool = false
-      guard FileManager.default.fileExists(atPath: candidate, isDirectory: &isDirectory), !isDirectory.boolValue,
+      if FileManager.default.fileExists(atPath: candidate, isDirectory: &isDirectory), !isDirectory.boolValue,
         FileManager.default.isExecutableFile(atPath: candidate)
-      else { continue }
-      found.withLock { $0[key] = candidate }
-      return .path(FilePath(candidate))
+      {
+        return candidate
+      }
     }
-    return .name(name)
+    return nil
   }
 
   /// Runs `executable` with `input` on its stdin (none: an empty stdin), returning its exit

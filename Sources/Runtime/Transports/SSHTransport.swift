@@ -24,10 +24,10 @@ public final class SSHTransport: Transport {
   private let window = Mutex<Duration>(.zero)
   /// The directory of masters that persist, once looked for (nil inside: none usable).
   private let persistent = Mutex<PersistentMasters??>(nil)
-  /// Per run: the known_hosts file as the run found it, and what identifies the identity and
-  /// ssh_config files (`MasterKey`), read once.
   /// Masters of hosts the run is done with, asked to exit while it goes on (`release`).
   private let exitRequests = MasterExitRequests()
+  /// Per run: the known_hosts file as the run found it, and what identifies the identity and
+  /// ssh_config files (`MasterKey`), read once.
   private let runFacts = Mutex<(knownHosts: KnownHostsFile.Index?, identity: String?, config: String?)?>(nil)
 
   /// The state of a host's master connection.
