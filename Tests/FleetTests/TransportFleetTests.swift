@@ -36,6 +36,45 @@ struct TransportFleetTests {
     #expect(try lab.read(host.name.rawValue, "cat \"/etc/it's odd/motd\"") == "hello")
   }
 
+  /// A master that is gone as soon as ssh has made it (the host closed the connection right
+  /// after letting us in, or the master was stopped) has run nothing: it is opened again,
+  /// once. Here ssh's LocalCommand, which runs once the master listens and before ssh goes to
+  /// the background, takes the master's socket away, as its end would: the first time only,
+  /// then every time. ssh that says it could not make the socket is not asked again.
+  @Test func aMasterGoneAsSoonAsItWasMadeIsOpenedAgainOnce() async throws {
+    let lab = try Lab("gonemast", hosts: 1, groups: ["lab"])
+    for firstOnly in [true, false] {
+      let sockets = try TemporaryDirectory()
+      let scratch = try TemporaryDirectory()
+      let opens = scratch.path + "/opens"
+      let takeAway = (firstOnly ? "test \"$(wc -l < \(opens))\" -gt 1 || " : "") + "rm -f \(sockets.path)/pc01"
+      let (transport, host) = try Self.transport(
+        on: lab, sshConfig: "Host *\n  PermitLocalCommand yes\n  LocalCommand echo >> \(opens); \(takeAway)\n",
+        controlDirectory: sockets.path)
+      let result = await TransportConformance.run(transport, host, "echo ran")
+      await transport.shutdown()
+      endMasters(under: sockets.path)  // the first master, whose socket was taken away
+      let opened = (try? String(contentsOfFile: opens, encoding: .utf8))?.filter { $0 == "\n" }.count
+      #expect(opened == 2, "first only: \(firstOnly): ssh opened a master \(opened ?? 0) times")
+      if firstOnly {
+        #expect(result.termination == .exited(0) && result.stdout == "ran\n", "\(result)")
+      } else {
+        #expect(
+          result.termination == .unreachable(Unreachable(.connectionLost, "connection lost as soon as it was made, twice (nothing ran)")),
+          "\(result)")
+      }
+    }
+    // The socket's place is taken (a directory): ssh says so, goes on without it, and is not asked again.
+    let occupied = try TemporaryDirectory()
+    try FileManager.default.createDirectory(atPath: occupied.path + "/pc01", withIntermediateDirectories: false)
+    let (transport, host) = try Self.transport(on: lab, controlDirectory: occupied.path)
+    let result = await TransportConformance.run(transport, host, "echo ran")
+    await transport.shutdown()
+    endMasters(under: occupied.path)
+    guard case .notRun(let message) = result.termination else { Issue.record("\(result)"); return }
+    #expect(message.hasPrefix("ssh could not make a control socket for pc01 (ControlSocket ") && message.hasSuffix("disabling multiplexing): nothing ran"), "\(message)")
+  }
+
   /// ssh_config options that make an ssh opening its own connection exit 0 without running
   /// the command. The master is opened on its own (`-N`), and commands ride it, where these
   /// options do not apply: the command runs, and is ok exactly where it ran.

@@ -63,4 +63,14 @@ struct SSHFailureTests {
     })
     #expect(reached == Set(UnreachableReason.allCases).subtracting([.connectionLost, .rebootTimeout]))
   }
+
+  /// The line an ssh that opened a master says when it could not make the control socket
+  /// (as OpenSSH 9.2 says it, over "\r\n" endings), and nothing for what else it may say.
+  @Test func anSSHThatCouldNotMakeItsControlSocketIsToldApart() {
+    let said = "ControlSocket /run/cfi/ssh-1-abcdef/pc01 already exists, disabling multiplexing\r\n"
+    #expect(SSHFailure.noControlSocket(said) == "ControlSocket /run/cfi/ssh-1-abcdef/pc01 already exists, disabling multiplexing")
+    #expect(SSHFailure.noControlSocket("Warning: Permanently added 'pc01' (ED25519) to the list of known hosts.\r\n" + said) != nil)
+    #expect(SSHFailure.noControlSocket("") == nil)
+    #expect(SSHFailure.noControlSocket("Warning: Permanently added 'pc01' (ED25519) to the list of known hosts.\r\n") == nil)
+  }
 }

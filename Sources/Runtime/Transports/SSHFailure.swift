@@ -29,6 +29,15 @@ enum SSHFailure {
     return CommandResult(.unreachable(unreachable(text, connectTimeout: connectTimeout, liveness: liveness)), stderr: text)
   }
 
+  /// ssh's line saying that it could not make a master's control socket, if `stderr` (of an
+  /// ssh that opened the master) holds one: it then goes on with a connection of its own,
+  /// exits 0 all the same, and nothing answers on the socket ("ControlSocket … already
+  /// exists, disabling multiplexing", also said for a path it cannot bind).
+  static func noControlSocket(_ stderr: String) -> String? {
+    stderr.split(whereSeparator: \.isNewline).first { $0.contains("disabling multiplexing") }
+      .map { $0.trimmingCharacters(in: .whitespaces) }
+  }
+
   /// The reason in `text` (ssh's stderr, trimmed). Order matters: the handshake's timeouts
   /// before the connect's, as all of them say "timed out".
   static func unreachable(_ text: String, connectTimeout: Duration, liveness: Duration) -> Unreachable {

@@ -206,8 +206,9 @@ public final class SSHTransport: Transport {
     /// prompt; a kept one closed by another run): its session finds no one on its socket and
     /// it is opened again (`session`).
     case found
-    /// ssh opened one just now.
-    case opened
+    /// ssh opened one just now, saying `said` on stderr (nothing, unless it could not make
+    /// its control socket).
+    case opened(said: String)
     /// Connecting failed, now or earlier in this run (every later command ends the same way):
     /// what to report.
     case failed(CommandResult)
@@ -262,15 +263,17 @@ public final class SSHTransport: Transport {
     let opening = masters?.opening(for: socket) ?? socket
     let argv = masterArgv(target, socket: opening, connectTimeout: connectTimeout, persist: masters == nil ? nil : window)
     let failure: CommandResult?
+    var said = ""
     do {
       let output = try await LocalProcess.run(argv[0], Array(argv.dropFirst()))
+      said = output.stderr
       failure = output.status == 0
         ? nil
         : SSHFailure.classify(target.name, stderr: output.stderr, connectTimeout: connectTimeout, liveness: configuration.liveness)
     } catch {
       failure = CommandResult(.notRun("cannot start ssh: \(error)"))
     }
-    guard failure == nil, let masters else { return Connecting(recordConnect(target, socket: socket, failure: failure), else: .opened) }
+    guard failure == nil, let masters else { return Connecting(recordConnect(target, socket: socket, failure: failure), else: .opened(said: said)) }
     let (installed, ours) = masters.install(opening, as: socket)
     if ours {
       // The pin it was opened under: the one ssh checked the host's key against, or none
@@ -282,7 +285,7 @@ public final class SSHTransport: Transport {
           window: Int(window.components.seconds), opened: Date(), pin: pin.isEmpty ? nil : pin),
         of: installed)
     }
-    return Connecting(recordConnect(target, socket: installed, failure: nil), else: ours ? .opened : .found)
+    return Connecting(recordConnect(target, socket: installed, failure: nil), else: ours ? .opened(said: said) : .found)
   }
 
   // MARK: - Transport
@@ -296,11 +299,11 @@ public final class SSHTransport: Transport {
     // reached: a failure to connect is then ssh's word on connecting, and a connection that
     // dies later (the master gone) is a command that may have run, never taken for one that
     // did not start.
-    let reopen: Bool
+    let opened: String?
     switch await connect(target, connectTimeout: command.connectTimeout) {
     case .failed(let failure): return failure
-    case .found: reopen = true
-    case .opened: reopen = false
+    case .found: opened = nil
+    case .opened(let said): opened = said
     }
     // The command runs in a process group of its own on the host, tagged, so that a timeout
     // (`timeout` signals its whole process group) or an interrupt (killed by its tag over the
@@ -310,9 +313,9 @@ public final class SSHTransport: Transport {
     let kill = RemoteCommand.killScript(tag: tag)
     let ending = await TaggedCommand.run(
       program: "ssh", tag: tag,
-      { try await self.session(target, line, input: command.standardInput, connectTimeout: command.connectTimeout, reopen: reopen) },
+      { try await self.session(target, line, input: command.standardInput, connectTimeout: command.connectTimeout, opened: opened) },
       reachable: { FileManager.default.fileExists(atPath: controlPath(target)) },
-      kill: { (try? await self.session(target, kill, input: nil, connectTimeout: .seconds(5), reopen: true))?.status == 0 })
+      kill: { (try? await self.session(target, kill, input: nil, connectTimeout: .seconds(5), opened: nil))?.status == 0 })
     let output: ProgramResult
     let status: Int32?
     switch ending {
@@ -331,28 +334,40 @@ public final class SSHTransport: Transport {
   }
 
   /// Runs `line` (for the host's login shell) in a new session over the host's master, with
-  /// `input` on its stdin. With `reopen`, a master found gone before the session opened
-  /// (nothing ran: it ended while idle, or another run closed it) is opened again, once; a
-  /// master opened just now that does not answer is not (ssh could not make a usable
-  /// socket: it went on with a connection of its own, which serves no session). Those
-  /// endings, and a session the master refused, are the command's result (`TaggedCommand.Stop`).
+  /// `input` on its stdin. A master that does not answer has run nothing, and is opened again,
+  /// once: one found (`opened` nil) that ended while idle or was closed by another run, or
+  /// one opened just now that ended at once (the host closed the connection right after
+  /// letting us in, or the master was stopped). Not where ssh, opening it, said that it could
+  /// not make its control socket (`opened` holds what it said): it went on with a connection
+  /// of its own, which serves no session, and would again. Those endings, and a session the
+  /// master refused, are the command's result (`TaggedCommand.Stop`).
   private func session(
-    _ target: SSHTarget, _ line: String, input: String?, connectTimeout: Duration, reopen: Bool
+    _ target: SSHTarget, _ line: String, input: String?, connectTimeout: Duration, opened: String?
   ) async throws -> ProgramResult {
-    var reopen = reopen
+    var opened = opened
+    var reopened = false
     while true {
       guard case .open(let socket) = connections.withLock({ $0[target.name] }) else {
         throw TaggedCommand.Stop(CommandResult(.notRun("no connection to \(target.name)")))
       }
       do {
         return try await MuxSession.run(socket: socket, command: line, input: input, outputLimit: LocalProcess.outputLimit)
-      } catch MuxSession.Failure.noMaster where reopen {
-        reopen = false
-        connections.withLock { $0[target.name] = nil }
-        if case .failed(let failure) = await connect(target, connectTimeout: connectTimeout) { throw TaggedCommand.Stop(failure) }
       } catch MuxSession.Failure.noMaster {
-        throw TaggedCommand.Stop(
-          CommandResult(.notRun("ssh made no connection cfi-sh can use for \(target.name) (nothing answers on its control socket): nothing ran")))
+        if let said = opened.flatMap(SSHFailure.noControlSocket) {
+          throw TaggedCommand.Stop(
+            CommandResult(.notRun("ssh could not make a control socket for \(target.name) (\(said)): nothing ran")))
+        }
+        guard !reopened else {
+          throw TaggedCommand.Stop(
+            CommandResult(.unreachable(Unreachable(.connectionLost, "connection lost as soon as it was made, twice (nothing ran)"))))
+        }
+        reopened = true
+        connections.withLock { $0[target.name] = nil }
+        switch await connect(target, connectTimeout: connectTimeout) {
+        case .failed(let failure): throw TaggedCommand.Stop(failure)
+        case .found: opened = nil
+        case .opened(let said): opened = said
+        }
       } catch MuxSession.Failure.refused(let reason) {
         throw TaggedCommand.Stop(CommandResult(.notRun("the connection to \(target.name) did not run the command: \(reason)")))
       } catch MuxSession.Failure.lost(let reason) {
