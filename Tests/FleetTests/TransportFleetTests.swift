@@ -1,6 +1,9 @@
 // SSHTransport on a lab host against the conformance suite every transport passes (the unit
 // tests run it against LocalTransport), a push with rsync over the host's master, and a run
 // whose ssh exits 0 without running the command, which must not report it ok.
+// `make test` runs this suite on its own, after the other fleet tests: they block the
+// cooperative pool's threads, behind which an in-process transport would wait for minutes
+// (see the Makefile).
 
 import Foundation
 import Runtime
@@ -23,6 +26,7 @@ struct TransportFleetTests {
       on: lab, sshConfig: "Host *\n  SessionType none\n  ForkAfterAuthentication yes\n", controlDirectory: occupied.path)
     let failures = await TransportConformance.failures(of: transport, on: host, silent: silent)
     await silent.shutdown()
+    endMasters(under: occupied.path)  // its ssh, which went on as a connection of its own
     // ssh waits for the end of the remote stderr: what comes after the status report is kept.
     let late = await TransportConformance.run(transport, host, TransportConformance.lateOutputScript)
     let store = Store(root: lab.store.path)

@@ -133,18 +133,20 @@ public enum TransportConformance {
   /// Cancelling the task that runs a command ends it where it runs before `run` returns.
   static func interruptEndsTheCommand(_ transport: any Transport, _ host: Runtime.Host) async -> String? {
     let (marker, pattern) = marker()
-    let task = Task { await run(transport, host, "sh -c 'sleep 60; :' \(marker)") }
-    var started = false
-    for _ in 0..<100 where !started {
-      started = !(await run(transport, host, "pgrep -f -- '\(pattern)' || true")).stdout.isEmpty
-      if !started { try? await Task.sleep(for: .milliseconds(100)) }
+    // A child task, not `Task {}`: structured, it is cancelled and awaited with the check.
+    return await withTaskGroup(of: CommandResult.self) { group -> String? in
+      group.addTask { await run(transport, host, "sh -c 'sleep 60; :' \(marker)") }
+      var started = false
+      for _ in 0..<100 where !started {
+        started = !(await run(transport, host, "pgrep -f -- '\(pattern)' || true")).stdout.isEmpty
+        if !started { try? await Task.sleep(for: .milliseconds(100)) }
+      }
+      group.cancelAll()
+      guard let result = await group.next(), started else { return "the command never started" }
+      guard case .interrupted(nil) = result.termination else { return "ended \(result.termination)" }
+      let left = await run(transport, host, "pgrep -f -- '\(pattern)' || true")
+      return left.stdout.isEmpty ? nil : "the command still ran when run returned"
     }
-    guard started else { return "the command never started" }
-    task.cancel()
-    let result = await task.value
-    guard case .interrupted(nil) = result.termination else { return "ended \(result.termination)" }
-    let left = await run(transport, host, "pgrep -f -- '\(pattern)' || true")
-    return left.stdout.isEmpty ? nil : "the command still ran when run returned"
   }
 
   /// The command's stderr reaches the result as it was written: no final newline, a final
