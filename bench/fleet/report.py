@@ -34,7 +34,7 @@ for line in open(samples_file):
     if own not in ("", "-"):
         mems.setdefault(key, []).append((float(own), float(ssh), int(most)))
 med = {key: statistics.median(v) for key, v in walls.items()}
-ORDER = ["pdsh", "clush", "pssh", "ansible", "sshloop", "cfish", "cfish-nohist", "cfish-path1", "cfish-as-bash", "cmloop",
+ORDER = ["pdsh", "clush", "pssh", "ansible", "sshloop", "cfish", "cfish-nohist", "cfish-path1", "cfish-as-bash", "pdsh-wrapped", "pssh-wrapped", "cmloop",
          "cfish-ten", "cfish-tenblocks", "cfish-first-push", "cfish-copy", "rsync-masters", "rsync-cold",
          "cfish-first", "cfish-second", "cfish-nodisc", "cfish-disc", "cfish-repl1", "cfish-repl2"]
 CASE_ORDER = ["a", "m", "b", "f", "h", "g", "c", "d", "e-all", "e-deadonly"]
@@ -97,6 +97,8 @@ NAMES = {
     "cfish-nohist": "cfi-sh `--no-history` (no run history written)",
     "cfish-path1": "cfi-sh with PATH=/usr/bin:/bin (ssh found on the first try)",
     "cfish-as-bash": "cfi-sh's ssh calls done by bash (`ssh -f -N` master, command over it, `-O exit`)",
+    "pdsh-wrapped": "pdsh sending cfi-sh's remote line for `run \"true\"` (timeout, sh, exit report)",
+    "pssh-wrapped": "parallel-ssh sending cfi-sh's remote line for `run \"true\"`",
     "cmloop": "`ssh` loop over open ControlMasters",
     "cfish-ten": "**cfi-sh**, 10 × `run \"true\"` in one `on all` block (`--json`)",
     "cfish-tenblocks": "**cfi-sh**, 10 blocks `on all < run \"true\" >` (`--json`)",
@@ -159,6 +161,8 @@ for case, tool, median, lo, hi, runs, load, note, cpu in rows:
         ratio = "cfi-sh with history: %.3f× this (client CPU %s×)" % (
             g("a", "cfish") / float(median),
             "%.3f" % (statistics.median(cpus[("a", "cfish")]) / float(cpu)) if cpu and ("a", "cfish") in cpus and float(cpu) else "–")
+    elif case == "a" and tool.endswith("-wrapped") and g("a", "cfish"):
+        ratio = "cfi-sh: %.3f× this" % (g("a", "cfish") / float(median))
     elif case in ("a", "e-all", "e-deadonly") and base:
         ratio = "%.2f× fastest peer (%s)" % (float(median) / base, base_tool)
     elif case == "c" and tool.startswith("cfish") and fa:
