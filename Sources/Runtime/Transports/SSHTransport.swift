@@ -359,7 +359,7 @@ public final class SSHTransport: Transport {
         }
         guard !reopened else {
           throw TaggedCommand.Stop(
-            CommandResult(.unreachable(Unreachable(.connectionLost, "connection lost as soon as it was made, twice (nothing ran)"))))
+            CommandResult(.unreachable(Unreachable(.connectionLost, "connection lost as soon as it was made (nothing ran)"))))
         }
         reopened = true
         connections.withLock { $0[target.name] = nil }
