@@ -194,19 +194,13 @@ struct RunFleetTests {
       try shell(["/bin/sh", "-c", "pgrep -af '^[^ ]*ssh[: ].*ControlPath=\(temporary.path)/[^ ]*/\(host) ' || true"]).stdout
     }
     // Waited for as conditions, with a watchdog each: the held host runs its command...
-    let deadline = ContinuousClock.now + .seconds(30)
-    while try lab.read(held, "pgrep -f '[r]oot/hold' || true").isEmpty, ContinuousClock.now < deadline {
-      Thread.sleep(forTimeInterval: 0.1)
-    }
+    #expect(waitUntil(seconds: 30) { (try? lab.read(held, "pgrep -f '[r]oot/hold' || true"))?.isEmpty == false })
     #expect(try !master(held).isEmpty, "the held host's master must run while its command does")
     // ... the other host's command has run over its master ...
-    while try lab.exec(done, "test -e /root/ran").status != 0, ContinuousClock.now < deadline {
-      Thread.sleep(forTimeInterval: 0.1)
-    }
-    #expect(try lab.exec(done, "test -e /root/ran").status == 0, "\(done) must have run its command")
+    #expect(waitUntil(seconds: 30) { (try? lab.exec(done, "test -e /root/ran"))?.status == 0 }, "\(done) must have run its command")
     // ... and its master goes while the held host's command still runs.
-    while try !master(done).isEmpty, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.1) }
-    #expect(try master(done).isEmpty, "\(done)'s master must be closed once the run is done with it")
+    #expect(
+      waitUntil(seconds: 30) { (try? master(done))?.isEmpty == true }, "\(done)'s master must be closed once the run is done with it")
     #expect(running.isRunning, "the run must still wait for \(held)")
     _ = try lab.exec(held, "rm -f /root/hold")
     let result = running.finish()
