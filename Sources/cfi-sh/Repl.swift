@@ -21,7 +21,15 @@ final class Repl {
   let sink: TextRenderer
   let style: Style
   let vocabulary: SharedVocabulary
-  var entries: [InventoryEntry]
+  /// The inventory of the session's start: the hosts known at once, and what the browse
+  /// (going on in the background: the prompt does not wait for it) adds as it comes.
+  let live: LiveInventory
+  /// What `:discover` found last; nil: none yet (the start's browse says).
+  var discovered: [InventoryEntry]?
+  /// Whether the session's inventory has taken the start's browse whole (`followBrowse`).
+  var browseFollowed = false
+  /// Notices, held while the prompt is up.
+  let notices: HeldNotices
   /// Where bare actions run (`:target`); nil: nowhere, they need an `on` block.
   var target: Session.DefaultTarget?
   var check: Bool
@@ -47,13 +55,21 @@ final class Repl {
 
   init(options: CFISh) async throws {
     self.options = options
-    fleet = options.makeFleetRun(audit: options.auditPolicy(required: false)) { Stream.standardError.write("cfi-sh: \($0)\n") }
+    let notices = HeldNotices()
+    self.notices = notices
+    fleet = options.makeFleetRun(audit: options.auditPolicy(required: false)) { notices.say($0) }
     style = Style.forStream(.standardOutput)
     check = options.check
     diff = options.diff
-    let snapshot: InventorySnapshot
-    do { snapshot = try await fleet.loadInventory() } catch { throw CommandFailure(error) }
-    entries = snapshot.entries
+    // As a runbook: the entries start on the hosts known while avahi is still browsed, and
+    // the hosts it finds join them; a `--limit` naming a group needs the whole inventory first.
+    do {
+      live = RunLimit.namesAGroup(options.limit)
+        ? LiveInventory(complete: try await fleet.loadInventory()) : try await fleet.liveInventory()
+    } catch {
+      throw CommandFailure(error)
+    }
+    let snapshot = live.view.snapshot
     let (settings, locked) = try options.commandLineSettings()
     sink = TextRenderer(
       verbosity: options.quiet ? .quiet : options.verbose ? .verbose : .normal, style: style,
@@ -62,7 +78,7 @@ final class Repl {
       executor: fleet.executor, sink: sink,
       options: RunOptions(
         store: fleet.store, inventory: snapshot.inventory, settings: settings, lockedSettings: locked, check: check,
-        limit: try options.runLimit(inventory: snapshot.inventory, runbook: "<input>")))
+        limit: try options.runLimit(inventory: snapshot.inventory, runbook: "<input>"), discovery: live))
     let vocabulary = SharedVocabulary(Vocabulary(storeRoot: fleet.store.root))
     self.vocabulary = vocabulary
     editor = LineEditor(historyFile: Repl.historyFile, historyLimit: Repl.historyLimit) { line, start, _, word in
@@ -80,8 +96,12 @@ final class Repl {
       "cfi-sh \(CFISh.version): \(entries.count) host\(entries.count == 1 ? "" : "s") known. :help lists the commands, Ctrl-D quits.\n")
     var buffer = ""
     loop: while signals.ending == nil {
+      await followBrowse()
       let prompt = buffer.isEmpty ? self.prompt : String(repeating: " ", count: max(0, self.prompt.count - 4)) + "... "
-      switch await editor.read(prompt: prompt) {
+      notices.hold()
+      let input = await editor.read(prompt: prompt)
+      notices.release()
+      switch input {
       case .endOfInput:
         if !buffer.isEmpty { fail("the unfinished entry was dropped") }
         break loop
@@ -104,9 +124,24 @@ final class Repl {
       }
     }
     signals.finishing()
+    live.stop()
     await fleet.shutdown()
     editor.close()
     return signals.ending?.exitStatus ?? ExitStatus.success
+  }
+
+  /// The hosts `:hosts` lists: as `:discover` found them last, else as the start's browse
+  /// has so far.
+  var entries: [InventoryEntry] { discovered ?? live.view.snapshot.entries }
+
+  /// Once the start's browse is over, the session's inventory takes it whole, for what the
+  /// meta-commands and completion show (an entry's blocks take what it found as they start,
+  /// `RunOptions.discovery`); `:discover` replaces it later.
+  private func followBrowse() async {
+    guard !browseFollowed, live.view.stage == .complete else { return }
+    browseFollowed = true
+    await session.replaceInventory(live.view.inventory)
+    await refreshVocabulary()
   }
 
   /// `cfi>`, `cfi lab>` with a default target, `cfi lab (check)>` in check mode, `(diff)` with :diff on.

@@ -118,8 +118,9 @@ extension Repl {
     do {
       let before = Set(entries.map(\.host.name))
       let snapshot = try await fleet.discover()
-      entries = snapshot.entries
-      let found = entries.filter(\.online).map(\.host)
+      discovered = snapshot.entries
+      browseFollowed = true
+      let found = snapshot.entries.filter(\.online).map(\.host)
       await session.replaceInventory(snapshot.inventory)
       let new = found.map(\.name).filter { !before.contains($0) }
       var text = "\(found.count) host\(found.count == 1 ? "" : "s") announcing"

@@ -146,6 +146,33 @@ import TestSupport
     #expect(commands("desk3") == ["uptime"])
   }
 
+  /// The shell's session takes what the browse of its start finds (`RunOptions.discovery`)
+  /// until its inventory is replaced (`:discover`, or the shell taking the finished browse):
+  /// then the browse changes it no more.
+  @Test func anInventoryReplacedIsNotTakenBackByTheStartsBrowse() async throws {
+    func snapshot(_ names: [String]) -> InventorySnapshot {
+      InventorySnapshot(inventory: Inventory(hosts: names.map { Runtime.Host(name: HostName($0)!, group: "lab") }), entries: [])
+    }
+    let live = LiveInventory(initial: snapshot(["pc01"]), settled: ["pc01"])
+    let session = Session(
+      executor: executor, sink: log, options: RunOptions(inventory: live.view.inventory, environment: [:], discovery: live))
+    live.update { view in
+      view.snapshot = snapshot(["pc01", "pc02"])
+      view.settled.insert("pc02")
+      view.stage = .cacheRead
+    }
+    let (first, _) = try await enter(#"on all < run "a" >"#, in: session)
+    #expect(first.outcomes.map(\.host.name) == ["pc01", "pc02"])
+
+    await session.replaceInventory(snapshot(["pc01", "pc03"]).inventory)
+    live.update { view in
+      view.snapshot = snapshot(["pc01", "pc02", "pc04"])
+      view.stage = .complete
+    }
+    let (second, _) = try await enter(#"on all < run "b" >"#, in: session)
+    #expect(second.outcomes.map(\.host.name) == ["pc01", "pc03"])
+  }
+
   @Test func aTrailingBackslashContinuesButABrokenIncludeDoesNot() async throws {
     let directory = try TemporaryDirectory()
     defer { directory.remove() }

@@ -60,6 +60,38 @@ struct LiveDiscoveryFleetTests {
     #expect(boundSaid != nil && firstHostDone != nil && firstHostDone! < boundSaid!, "\(run.stdout)")
   }
 
+  /// The shell waits for the browse no more than a runbook: with avahi-daemon hung, its
+  /// prompt comes at once and an entry runs on the hosts the client list names. What the
+  /// browse says when it gives up is held while a line is typed and said after it, on a line
+  /// of its own.
+  @Test func theShellPromptsAndRunsWhileAvahiDaemonHangs() throws {
+    let lab = try Lab("livehangrepl", hosts: 3)
+    let avahi = try serverAvahi(lab)
+    kill(avahi, SIGSTOP)
+    defer { kill(avahi, SIGCONT) }
+    let repl = try lab.repl(history: lab.store.path + "/history", arguments: [], environment: ["DBUS_SYSTEM_BUS_ADDRESS": lab.dbus])
+    defer { repl.terminate() }
+    let gaveUp = "avahi-daemon had not answered in full"
+    // Before, the shell browsed to the end (the 3 s bound) first and said so before its banner.
+    let start = try repl.expect("cfi> ")
+    #expect(start.contains("3 hosts known"), "\(start)")
+    #expect(!start.contains(gaveUp), "\(start)")
+    repl.sendLine(#"on all < run "true" >"#)
+    try repl.expect("ok: pc[01-03] (3)")
+    try repl.expect("cfi> ")
+    // The bound passes (3 s after the start); each line typed says what was held meanwhile.
+    try waitUntil("the shell says the browse gave up", within: .seconds(30)) {
+      repl.sendLine(":groups")
+      try repl.expect("cfi> ")
+      return repl.transcript.contains(gaveUp)
+    }
+    for line in repl.transcript.split(separator: "\n") where line.contains(gaveUp) {
+      #expect(line.hasPrefix("cfi-sh: discovery: "), "said into a line: \(line)")
+    }
+    repl.sendLine(":quit")
+    #expect(try repl.waitForExit() == 0)
+  }
+
   @Test func aHostOnlyTheBrowseFindsTakesPartInTheRun() throws {
     let lab = try Lab("livejoin", hosts: 4)
     let environment = try environment(lab)

@@ -150,7 +150,8 @@ public actor Session {
   /// Defs so far: name and parameter names.
   public var functions: [String: [String]] { frame.functions.mapValues { $0.parameters.map(\.name) } }
 
-  /// Takes a fresh inventory (after discovery), keeping the groups the session defined.
+  /// Takes a fresh inventory (after discovery), keeping the groups the session defined. A
+  /// browse that fed the session (`RunOptions.discovery`) feeds it no more.
   public func replaceInventory(_ inventory: Inventory) {
     var merged = inventory
     let current = frame.top!.inventory
@@ -159,6 +160,7 @@ public actor Session {
     }
     frame.top!.inventory = merged
     options.inventory = merged
+    options.discovery = nil
     context.knownGroups.formUnion(merged.groupNames.map(\.rawValue))
   }
 }
