@@ -37,7 +37,7 @@ med = {key: statistics.median(v) for key, v in walls.items()}
 ORDER = ["pdsh", "clush", "pssh", "ansible", "sshloop", "cfish", "cfish-nohist", "cfish-path1", "cfish-as-bash", "pdsh-wrapped", "pssh-wrapped", "cmloop",
          "cfish-ten", "cfish-tenblocks", "cfish-first-push", "cfish-copy", "rsync-masters", "rsync-cold",
          "cfish-first", "cfish-second", "cfish-nodisc", "cfish-disc", "cfish-repl1", "cfish-repl2"]
-CASE_ORDER = ["a", "m", "b", "f", "h", "g", "c", "d", "e-all", "e-deadonly"]
+CASE_ORDER = ["a", "k", "m", "b", "f", "h", "g", "c", "d", "e-all", "e-deadonly"]
 rows = []
 for key in sorted(walls, key=lambda k: (CASE_ORDER.index(k[0]) if k[0] in CASE_ORDER else 99,
                                         ORDER.index(k[1]) if k[1] in ORDER else 99)):
@@ -117,6 +117,7 @@ MEMORY_NAMES = {"cfish": "**cfi-sh** under `procmem.py` (wall time includes the 
 PEERS = ["pdsh", "clush", "pssh", "ansible"]
 CASES = {
     "a": "a. one command, cold",
+    "k": "k. one command, cold, curve25519 for every tool",
     "b": "b. one command over open masters",
     "c": "c. ten steps",
     "d": "d. no-change push, 10 MiB",
@@ -161,10 +162,12 @@ for case, tool, median, lo, hi, runs, load, note, cpu in rows:
         ratio = "cfi-sh with history: %.3f× this (client CPU %s×)" % (
             g("a", "cfish") / float(median),
             "%.3f" % (statistics.median(cpus[("a", "cfish")]) / float(cpu)) if cpu and ("a", "cfish") in cpus and float(cpu) else "–")
-    elif case == "a" and tool.endswith("-wrapped") and g("a", "cfish"):
-        ratio = "cfi-sh: %.3f× this" % (g("a", "cfish") / float(median))
-    elif case in ("a", "e-all", "e-deadonly") and base:
+    elif case in ("a", "k") and tool.endswith("-wrapped") and g(case, "cfish"):
+        ratio = "cfi-sh: %.3f× this" % (g(case, "cfish") / float(median))
+    elif case in ("a", "k", "e-all", "e-deadonly") and base:
         ratio = "%.2f× fastest peer (%s)" % (float(median) / base, base_tool)
+        if case in ("a", "k") and tool == "cfish" and cpu and (case, base_tool) in cpus:
+            ratio += "; client CPU %.2f× its" % (float(cpu) / statistics.median(cpus[(case, base_tool)]))
     elif case == "c" and tool.startswith("cfish") and fa:
         ratio = "%.1f× faster than %s run 10× (10 × %.2f = %.1f s)" % (10 * fa / float(median), ft, fa, 10 * fa)
     elif case == "d" and tool in ("cfish-copy", "rsync-cold") and rm:
@@ -236,6 +239,10 @@ if one and fa:
     out.append("- one command, cold, no slower than the fastest tool: **%s** — cfi-sh %.2f s vs %s %.2f s (%.2f×)%s."
                % ("met" if one <= fa else "not met", one, ft, fa, one / fa,
                   "; plain ssh loop %.2f s (%.2f×)" % (loop, one / loop) if loop else ""))
+kx, fk = g("k", "cfish"), fastest("k")
+if kx and fk[0]:
+    out.append("- (diagnostic) the same with curve25519 for every tool, where the key exchange costs the client far less: "
+               "cfi-sh %.2f s vs %s %.2f s (%.2f×)." % (kx, fk[1], fk[0], kx / fk[0]))
 later = tl_median("ten-blocks", later_blocks)
 inc = tl_median("ten-steps", lambda r: r.get("step_increment_median")) if steps_comparable else None
 if cm and later:
