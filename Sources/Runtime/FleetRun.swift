@@ -185,13 +185,18 @@ public final class FleetRun: Sendable {
 
   /// The inventory of a run that starts before the browse ends: the hosts every other source
   /// names at once, and what avahi says merged in as it comes (`LiveInventory`); complete from
-  /// the start when there is no browse (`discovery: false`, or sources without one).
-  /// `finished` hears the whole inventory once the browse is over.
-  public func liveInventory(discovery: Bool = true, finished: @escaping @Sendable (InventorySnapshot) -> Void = { _ in })
-    async throws(InventorySourceError) -> LiveInventory
-  {
-    guard sources.discovery && discovery else {
-      return LiveInventory(complete: try await loadInventory(discovery: false))
+  /// the start when there is no browse (`discovery: false`, or sources without one), or with
+  /// `whole`: the browse waited for first (`-n`, a `--limit` that names a group: a group's
+  /// members must all be known before anything can be left out).
+  /// `finished` hears the whole inventory once a browse is over; with `whole`, before this
+  /// returns (browse or not).
+  public func liveInventory(
+    discovery: Bool = true, whole: Bool = false, finished: @escaping @Sendable (InventorySnapshot) -> Void = { _ in }
+  ) async throws(InventorySourceError) -> LiveInventory {
+    guard sources.discovery && discovery, !whole else {
+      let snapshot = try await loadInventory(discovery: discovery)
+      if whole { finished(snapshot) }
+      return LiveInventory(complete: snapshot)
     }
     let base = try sources.base(state: inventoryState, warning: notice)
     return LiveInventory(base: base, sources: sources, warning: notice) { [self] snapshot in

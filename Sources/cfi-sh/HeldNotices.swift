@@ -12,11 +12,11 @@ final class HeldNotices: Sendable {
 
   /// Says `message` on stderr, or holds it while the prompt is up.
   func say(_ message: String) {
-    let now = state.withLock { state -> Bool in
+    let held = state.withLock { state -> Bool in
       if state.holding { state.held.append(message) }
-      return !state.holding
+      return state.holding
     }
-    if now { Self.write(message) }
+    if !held { Self.write(message) }
   }
 
   /// Holds what comes from now on, until `release`.

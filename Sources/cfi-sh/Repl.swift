@@ -64,8 +64,7 @@ final class Repl {
     // As a runbook: the entries start on the hosts known while avahi is still browsed, and
     // the hosts it finds join them; a `--limit` naming a group needs the whole inventory first.
     do {
-      live = RunLimit.namesAGroup(options.limit)
-        ? LiveInventory(complete: try await fleet.loadInventory()) : try await fleet.liveInventory()
+      live = try await fleet.liveInventory(whole: RunLimit.namesAGroup(options.limit))
     } catch {
       throw CommandFailure(error)
     }

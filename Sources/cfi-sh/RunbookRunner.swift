@@ -61,13 +61,10 @@ struct RunbookRunner {
     let live: LiveInventory
     let verbose = options.verbose
     do {
-      if options.syntaxCheck || RunLimit.namesAGroup(options.limit) {
-        live = LiveInventory(complete: try await fleet.loadInventory(discovery: !runbook.program.turnsDiscoveryOff))
-        if !verbose { Self.tellDiscovery(live.view.snapshot) }
-      } else {
-        live = try await fleet.liveInventory(discovery: !runbook.program.turnsDiscoveryOff) { snapshot in
-          if !verbose { Self.tellDiscovery(snapshot) }
-        }
+      live = try await fleet.liveInventory(
+        discovery: !runbook.program.turnsDiscoveryOff, whole: options.syntaxCheck || RunLimit.namesAGroup(options.limit)
+      ) { snapshot in
+        if !verbose { Self.tellDiscovery(snapshot) }
       }
     } catch {
       throw CommandFailure(error)
